@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the build and test dependencies of ditrun from Debian 12 packages.
+# Usage: scripts/install_deps.sh            (as root, or with sudo available)
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config
+  libopenblas-dev            # CPU GEMMs
+  libsentencepiece-dev       # T5 tokenizer
+  libcli11-dev               # command line
+  catch2                     # tests (v2, single header)
+  libstb-dev                 # PNG writing
+  nlohmann-json3-dev         # safetensors headers, configs
+  clang libclang-rt-14-dev   # libFuzzer target for the safetensors header parser
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then echo "install_deps: all packages present"; exit 0; fi
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
