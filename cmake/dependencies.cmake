@@ -31,3 +31,16 @@ if(DITRUN_CUDA)
   find_package(CUDAToolkit REQUIRED)
 endif()
 message(STATUS "ditrun: CUDA backend ${DITRUN_CUDA}")
+
+# ditrun_library(<target> <glob>...): a static library of the globbed sources. A folder whose code has
+# not landed yet still yields a (empty) library so the targets that link it configure.
+function(ditrun_library target)
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${ARGN})
+  if(NOT srcs)
+    set(stub ${CMAKE_CURRENT_BINARY_DIR}/${target}_empty.cpp)
+    file(WRITE ${stub} "// no sources yet\n")
+    set(srcs ${stub})
+  endif()
+  add_library(${target} STATIC ${srcs})
+  target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR})
+endfunction()

@@ -11,9 +11,9 @@ Context::Context(ContextOptions opts) : opts_(opts) {
   threads_ = opts_.num_threads > 0 ? opts_.num_threads : hw;
 }
 
-void Context::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& f) const {
+void Context::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& f, int64_t grain) const {
   if (n <= 0) return;
-  const int64_t workers = std::min<int64_t>(threads_, n);
+  const int64_t workers = std::min<int64_t>(threads_, std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
   if (workers <= 1) {
     f(0, n);
     return;

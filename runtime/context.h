@@ -25,7 +25,8 @@ class Context {
 
   // Runs f(begin, end) over [0, n) split into contiguous chunks across the context's threads.
   // Chunks never overlap, so f may write disjoint outputs without locking.
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& f) const;
+  // `grain` is the least number of items worth a thread of its own (small jobs stay serial).
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& f, int64_t grain = 1) const;
 
  private:
   ContextOptions opts_;

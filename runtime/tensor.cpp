@@ -198,6 +198,19 @@ Tensor Tensor::unsqueeze(int64_t d) const {
   return t;
 }
 
+Tensor Tensor::expand(const Shape& shape) const {
+  CHECK(int64_t(shape.size()) >= dim(), "expand(): ", str(), " to ", shape_str(shape));
+  Tensor t = *this;
+  while (t.dim() < int64_t(shape.size())) t = t.unsqueeze(0);
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (t.shape_[d] == shape[d]) continue;
+    CHECK(t.shape_[d] == 1, "expand(): ", str(), " cannot broadcast to ", shape_str(shape));
+    t.shape_[d] = shape[d];
+    t.strides_[d] = 0;
+  }
+  return t;
+}
+
 // Visits every element of `t` in row-major order, calling f(linear_index, element_offset).
 template <typename F>
 static void for_each_offset(const Tensor& t, F&& f) {
@@ -284,14 +297,14 @@ float Tensor::at(const std::vector<int64_t>& index) const {
 
 std::vector<float> Tensor::to_vector() const {
   CHECK(device().is_cpu(), "to_vector() needs a CPU tensor");
-  std::vector<float> v(size_t(numel()));
+  std::vector<float> v(static_cast<size_t>(numel()));
   for_each_offset(*this, [&](int64_t i, int64_t off) { v[size_t(i)] = load_as_float(storage_->data, dtype_, off); });
   return v;
 }
 
 std::vector<int64_t> Tensor::to_vector_i64() const {
   CHECK(dtype_ == DType::I64, "to_vector_i64() on ", str());
-  std::vector<int64_t> v(size_t(numel()));
+  std::vector<int64_t> v(static_cast<size_t>(numel()));
   const int64_t* p = static_cast<const int64_t*>(storage_->data);
   for_each_offset(*this, [&](int64_t i, int64_t off) { v[size_t(i)] = p[off]; });
   return v;

@@ -1,0 +1,115 @@
+// Name maps: from a checkpoint layout's tensor names to the canonical names model code asks for,
+// with the load-time transforms layouts need (row concatenation of split q/k/v, swapped halves,
+// reshapes such as a 1x1 conv weight [C, C, 1, 1] <-> a linear weight [C, C]).
+//
+// Patterns are literal names in which "{i}", "{j}", "{k}" stand for non-negative integers; the
+// values captured in `from` are substituted into `to`. Index arithmetic (e.g. the VAE's reversed
+// up-block order) is done by generating literal rules in a loop in the model's names.cpp.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store.h"
+
+namespace weights {
+
+enum class Transform {
+  None,        // one source, renamed
+  ConcatRows,  // several sources concatenated along dim 0, in the order given
+  SwapHalves,  // one source; its two halves along dim 0 exchanged
+  Reshape,     // one source; reshaped to `shape` (same numel)
+};
+
+struct Rule {
+  std::vector<std::string> from;
+  std::string to;
+  Transform transform = Transform::None;
+  rt::Shape shape;  // Reshape only
+};
+
+class NameMap {
+ public:
+  // A prefix removed from every source name that carries it (e.g. "model.diffusion_model.").
+  NameMap& strip_prefix(std::string prefix);
+  NameMap& rename(std::string from, std::string to);
+  NameMap& concat_rows(std::vector<std::string> from, std::string to);
+  NameMap& swap_halves(std::string from, std::string to);
+  NameMap& reshape(std::string from, std::string to, rt::Shape shape);
+  // Source names matching this pattern are known and deliberately unused (e.g. "text_projection.weight").
+  NameMap& ignore(std::string pattern);
+  // Any source name no rule matches maps to itself (for layouts that already use canonical names).
+  NameMap& identity_fallback(bool on = true);
+
+  const std::vector<Rule>& rules() const { return rules_; }
+  const std::vector<std::string>& prefixes() const { return prefixes_; }
+  const std::vector<std::string>& ignored() const { return ignored_; }
+  bool has_identity_fallback() const { return identity_; }
+
+ private:
+  std::vector<Rule> rules_;
+  std::vector<std::string> prefixes_;
+  std::vector<std::string> ignored_;
+  bool identity_ = false;
+};
+
+// True when `name` matches `pattern`; captured integers go to *captures ({i}, {j}, {k} order of appearance).
+bool match_pattern(const std::string& pattern, const std::string& name, std::vector<std::string>* captures);
+
+// A store seen through a name map: canonical name -> how to build it from source tensors.
+class MappedStore {
+ public:
+  // Fails when two rules produce the same canonical name or a multi-source rule has only some of
+  // its sources present (names the rule and what is missing).
+  static rt::Result<std::shared_ptr<MappedStore>> create(TensorStore store, const NameMap& map);
+
+  std::vector<std::string> names() const;  // canonical, sorted
+  bool has(const std::string& canonical) const;
+  rt::Shape shape(const std::string& canonical) const;  // after the transform
+  rt::DType stored_dtype(const std::string& canonical) const;
+  rt::Tensor load_f32(const std::string& canonical) const;
+  // Source names no rule matched and no ignore pattern covers: "unexpected" tensors.
+  const std::vector<std::string>& unmatched_sources() const { return unmatched_; }
+  const TensorStore& source() const { return store_; }
+
+ private:
+  struct Recipe {
+    std::vector<std::string> sources;
+    Transform transform = Transform::None;
+    rt::Shape shape;
+  };
+  TensorStore store_;
+  std::map<std::string, Recipe> recipes_;
+  std::vector<std::string> unmatched_;
+};
+
+// Strict, scoped weight accessor (candle's VarBuilder idea). Models ask for canonical names with the
+// shape they expect; everything wrong is collected and reported once by finish(), never as warnings.
+class WeightLoader {
+ public:
+  explicit WeightLoader(std::shared_ptr<const MappedStore> store, std::string component = "model");
+  // A loader whose names are prefixed with `segment` + "." (nested calls accumulate).
+  WeightLoader pp(const std::string& segment) const;
+  WeightLoader pp(const std::string& segment, int index) const;  // "segment.index"
+
+  // float32 tensor of exactly `shape`. When missing or of another shape the problem is recorded and
+  // a zero tensor of `shape` is returned so construction can continue and report everything.
+  rt::Tensor get(const std::string& name, const rt::Shape& shape) const;
+  // Undefined tensor when absent (for tensors a model declares optional, e.g. biases of some layouts).
+  rt::Tensor get_optional(const std::string& name, const rt::Shape& shape) const;
+  bool has(const std::string& name) const;
+  // Shape of a present tensor (for inferring dimensions), or an empty shape when absent.
+  rt::Shape shape_of(const std::string& name) const;
+
+  // Error listing counts and the first few names of: missing, wrong-shaped (expected vs got), and
+  // unexpected tensors (present in the checkpoint, never asked for). Adds a hint when the names look
+  // like another layout or carry an unknown prefix.
+  rt::Status finish() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+  std::string prefix_;
+};
+
+}  // namespace weights
