@@ -123,17 +123,20 @@ def make_corpus():
 # ------------------------------------------------------------------------------------------------- T5
 def train_spm(corpus, out_dir):
     os.makedirs(out_dir, exist_ok=True)
+    # Relative paths inside a temp dir: the trainer records them in the model, which must stay byte-stable.
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "corpus.txt")
-        with open(path, "w", encoding="utf-8") as f:
+        os.chdir(tmp)
+        with open("corpus.txt", "w", encoding="utf-8") as f:
             f.write("\n".join(corpus) + "\n")
         spm.SentencePieceTrainer.train(
-            input=path, model_prefix=os.path.join(tmp, "spiece"), model_type="unigram", vocab_size=512,
+            input="corpus.txt", model_prefix="spiece", model_type="unigram", vocab_size=512,
             pad_id=0, eos_id=1, unk_id=2, bos_id=-1, normalization_rule_name="nmt_nfkc",
             character_coverage=1.0, num_threads=1, shuffle_input_sentence=False, seed_sentencepiece_size=100000,
             minloglevel=2)
-        with open(os.path.join(tmp, "spiece.model"), "rb") as f:
+        with open("spiece.model", "rb") as f:
             data = f.read()
+        os.chdir(cwd)
     with open(os.path.join(out_dir, "spiece.model"), "wb") as f:
         f.write(data)
     return os.path.join(out_dir, "spiece.model")
@@ -264,6 +267,8 @@ TEXTS = [
     "non-breaking\u00a0space and\u2003em space and\u200bzero width",
     "control\u0007char and soft\u00adhyphen",
     "a<|endoftext|>b <|startoftext|> c",
+    "<|STARTOFTEXT|>! upper-case special text is not special: A<|EndOfText|>.",
+    "quotes ''s and 'S, rock'n'roll, o'clock, ’curly’ apostrophes’s",
     "don't stop-believing, it's 'quoted' stuff",
     "the über modern building in the top left corner",
     LONG,
@@ -277,7 +282,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "tokenizers"))
     args = ap.parse_args()
-    out = os.path.normpath(args.out)
+    out = os.path.abspath(args.out)
     corpus = make_corpus()
 
     t5_path = train_spm(corpus, os.path.join(out, "t5"))
