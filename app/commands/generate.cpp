@@ -1,0 +1,150 @@
+// `ditrun generate`: prompt to PNG. Everything the user can get wrong is checked before the model
+// loads, so a typo does not cost a minute of loading.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <unistd.h>
+
+#include "app/commands/commands.h"
+#include "app/commands/exit_codes.h"
+#include "app/io/png_writer.h"
+#include "app/pipeline/flux_pipeline.h"
+
+namespace app {
+
+namespace {
+
+struct GenerateOptions {
+  ModelPathArgs paths;
+  GenerateParams params;
+  std::string out = "ditrun.png";
+  bool overwrite = false;
+  bool quiet = false;
+  int threads = 0;
+  std::string device = "cpu";
+};
+
+std::string size_hint(const char* what, int64_t v) {
+  const int64_t lo = std::max<int64_t>(16, (v / 16) * 16), hi = lo + 16;
+  std::ostringstream os;
+  os << "--" << what << " " << v << " is not a multiple of 16 (Flux packs 2x2 latent patches of an 8x downsampled image); "
+     << "nearest valid " << what << "s: " << (lo == v ? hi : lo);
+  if (lo != v && v > 16) os << " or " << hi;
+  return os.str();
+}
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "ditrun generate: %s\n", msg.c_str());
+  return kExitUsage;
+}
+
+int validate(const GenerateOptions& o) {
+  const auto& p = o.params;
+  if (p.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
+    return usage_error("--prompt is empty; describe the image, e.g. --prompt \"a red fox in snow\"");
+  for (auto [name, v] : {std::pair{"width", p.width}, std::pair{"height", p.height}}) {
+    if (v < 16 || v > 8192) return usage_error(std::string("--") + name + " " + std::to_string(v) + " is out of range; use 16..8192 in steps of 16");
+    if (v % 16 != 0) return usage_error(size_hint(name, v));
+  }
+  if (p.steps < 0 || p.steps > 1000) return usage_error("--steps " + std::to_string(p.steps) + " is out of range; use 1..1000");
+  if (!(p.guidance >= 0.f && std::isfinite(p.guidance))) return usage_error("--guidance must be a finite number >= 0");
+  if (!(p.true_cfg >= 1.f && std::isfinite(p.true_cfg))) return usage_error("--true-cfg must be >= 1 (1 disables true CFG)");
+  if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
+    return usage_error("--max-sequence-length " + std::to_string(p.max_sequence_length) + " is out of range; use 1..512 (T5 in Flux)");
+  if (o.device != "cpu")
+    return usage_error("--device " + o.device + " is not available in this build; use --device cpu");
+  return kExitOk;
+}
+
+int run_generate(GenerateOptions o) {
+  if (int rc = validate(o); rc != kExitOk) return rc;
+  if (auto st = check_output_path(o.out, o.overwrite); !st) {
+    std::fprintf(stderr, "ditrun generate: %s\n", st.message().c_str());
+    return kExitOutput;
+  }
+  auto paths = resolve_model_paths(o.paths);
+  if (!paths) {
+    std::fprintf(stderr, "ditrun generate: %s\n", paths.status().message().c_str());
+    return kExitModel;
+  }
+  rt::Context ctx(rt::ContextOptions{.num_threads = o.threads, .log_level = o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto pipe = FluxPipeline::load(ctx, paths.value());
+  if (!pipe) {
+    std::fprintf(stderr, "ditrun generate: %s\n", pipe.status().message().c_str());
+    return kExitModel;
+  }
+  GenerateParams p = o.params;
+  if (p.steps == 0) p.steps = (*pipe)->default_steps();
+  if (p.max_sequence_length == 0) p.max_sequence_length = (*pipe)->default_max_sequence_length();
+  if (p.true_cfg > 1.f && p.negative_prompt.empty())
+    std::fprintf(stderr, "ditrun generate: note: --true-cfg %.2f has no effect without --negative-prompt\n", p.true_cfg);
+  if (!o.quiet)
+    std::fprintf(stderr, "ditrun: %s; loaded in %.1fs\nditrun: %lldx%lld, %d steps, guidance %.2f, seed %llu\n",
+                 (*pipe)->describe().c_str(), seconds(), (long long)p.width, (long long)p.height, p.steps, p.guidance,
+                 (unsigned long long)p.seed);
+  const bool tty = isatty(fileno(stderr));
+  double denoise_start = 0;
+  ProgressFn progress = [&](const char* stage, int i, int n) {
+    if (o.quiet) return;
+    const std::string s(stage);
+    if (s == "denoise") {
+      if (i == 0) denoise_start = seconds();
+      const double el = seconds() - denoise_start;
+      const double eta = i > 0 ? el / i * (n - i) : 0;
+      std::fprintf(stderr, "%sstep %d/%d  elapsed %.1fs  eta %.1fs%s", tty ? "\r" : "", i, n, el, eta,
+                   tty && i < n ? "" : "\n");
+    } else if (i == 0) {
+      std::fprintf(stderr, "ditrun: %s...\n", stage);
+    }
+  };
+  auto image = (*pipe)->generate(ctx, p, progress);
+  if (!image) {
+    std::fprintf(stderr, "ditrun generate: %s\n", image.status().message().c_str());
+    return kExitFailure;
+  }
+  std::ostringstream params;
+  params << "prompt: " << p.prompt << "\nnegative_prompt: " << p.negative_prompt << "\nwidth: " << p.width
+         << "\nheight: " << p.height << "\nsteps: " << p.steps << "\nguidance: " << p.guidance
+         << "\ntrue_cfg: " << p.true_cfg << "\nseed: " << p.seed << "\nmax_sequence_length: " << p.max_sequence_length
+         << "\nmodel: " << (o.paths.model.empty() ? o.paths.transformer : o.paths.model);
+  if (auto st = write_png(o.out, image.value(), {{"parameters", params.str()}, {"Software", "ditrun 0.1.0"}}, o.overwrite); !st) {
+    std::fprintf(stderr, "ditrun generate: %s\n", st.message().c_str());
+    return kExitOutput;
+  }
+  if (!o.quiet) std::fprintf(stderr, "ditrun: wrote %s in %.1fs\n", o.out.c_str(), seconds());
+  std::printf("%s\n", o.out.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_generate_command(CLI::App& root) {
+  auto o = std::make_shared<GenerateOptions>();
+  CLI::App* c = root.add_subcommand("generate", "Generate an image from a prompt");
+  c->add_option("--model", o->paths.model, "diffusers Flux folder (model_index.json, transformer/, vae/, ...)");
+  c->add_option("--transformer", o->paths.transformer, "Flux transformer weights (BFL single file or diffusers folder); overrides --model's");
+  c->add_option("--vae", o->paths.vae, "Flux AE weights (ae.safetensors or a diffusers vae folder)");
+  c->add_option("--t5", o->paths.t5, "T5 encoder folder (weights and spiece.model)");
+  c->add_option("--clip", o->paths.clip, "CLIP text encoder folder (weights and vocab.json + merges.txt or tokenizer.json)");
+  c->add_option("-p,--prompt", o->params.prompt, "What the image shows")->required();
+  c->add_option("-n,--negative-prompt", o->params.negative_prompt, "What to steer away from (with --true-cfg > 1)");
+  c->add_option("--true-cfg", o->params.true_cfg, "True classifier-free guidance scale (1 = off; doubles the cost)")->capture_default_str();
+  c->add_option("-W,--width", o->params.width, "Image width in pixels, multiple of 16")->capture_default_str();
+  c->add_option("-H,--height", o->params.height, "Image height in pixels, multiple of 16")->capture_default_str();
+  c->add_option("--steps", o->params.steps, "Denoising steps (default 28 for dev, 4 for schnell)");
+  c->add_option("-g,--guidance", o->params.guidance, "Embedded guidance scale (dev)")->capture_default_str();
+  c->add_option("-s,--seed", o->params.seed, "Seed of the initial noise (torch.randn on a CPU generator)")->capture_default_str();
+  c->add_option("--max-sequence-length", o->params.max_sequence_length, "T5 tokens (default 512 dev, 256 schnell)");
+  c->add_option("-o,--out", o->out, "Output PNG path")->capture_default_str();
+  c->add_flag("--overwrite", o->overwrite, "Replace --out if it exists");
+  c->add_flag("-q,--quiet", o->quiet, "No progress on stderr");
+  c->add_option("--threads", o->threads, "CPU threads (0 = all)");
+  c->add_option("--device", o->device, "cpu")->capture_default_str();
+  return {c, [o] { return run_generate(*o); }};
+}
+
+}  // namespace app

@@ -1,0 +1,46 @@
+// The Flux text-to-image pipeline as diffusers' FluxPipeline runs it: tokenize, encode (CLIP pooled
+// + T5 sequence), initial noise from the seed, flow-matching loop, unpack, unscale, VAE decode.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "app/pipeline/model_paths.h"
+#include "context.h"
+
+namespace app {
+
+struct GenerateParams {
+  std::string prompt;
+  std::string negative_prompt;  // used with true_cfg > 1
+  float true_cfg = 1.f;
+  int64_t width = 1024, height = 1024;
+  int steps = 0;                // 0: the model's default (28 with guidance embedding, 4 without)
+  float guidance = 3.5f;        // embedded guidance (ignored by models without guidance_in)
+  uint64_t seed = 42;
+  int max_sequence_length = 0;  // 0: 512 with guidance embedding (dev), 256 without (schnell)
+};
+
+// stage is "encode", "denoise" or "decode"; i of n done.
+using ProgressFn = std::function<void(const char* stage, int i, int n)>;
+
+class FluxPipeline {
+ public:
+  static rt::Result<std::shared_ptr<FluxPipeline>> load(const rt::Context& ctx, const ComponentPaths& paths);
+  ~FluxPipeline();
+
+  bool has_guidance() const;
+  int default_steps() const { return has_guidance() ? 28 : 4; }
+  int default_max_sequence_length() const { return has_guidance() ? 512 : 256; }
+  std::string describe() const;  // one line: variant and dimensions
+
+  // The decoded image [3, H, W] in the decoder's range (about [-1, 1]).
+  rt::Result<rt::Tensor> generate(const rt::Context& ctx, const GenerateParams& p, const ProgressFn& progress) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  FluxPipeline();
+};
+
+}  // namespace app
