@@ -54,11 +54,13 @@ Tensor conv2d(const Context& ctx, const Tensor& x_in, const Tensor& w_in, const 
 
 Tensor upsample_nearest2d(const Context& ctx, const Tensor& x_in, int64_t f) {
   const Tensor x = x_in.contiguous();
-  const int64_t planes = x.numel() / (x.size(-2) * x.size(-1)), h = x.size(-2), w = x.size(-1);
+  const int64_t h = x.size(-2), w = x.size(-1);
   Shape s = x.shape();
   s[s.size() - 2] = h * f;
   s[s.size() - 1] = w * f;
   Tensor out = Tensor::empty(s);
+  if (out.numel() == 0) return out;
+  const int64_t planes = x.numel() / (h * w);
   const float* p = x.data<float>();
   float* o = out.data<float>();
   ctx.parallel_for(planes, [&](int64_t p0, int64_t p1) {

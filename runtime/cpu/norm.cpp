@@ -8,8 +8,9 @@ namespace rt::cpu {
 
 Tensor layer_norm(const Context& ctx, const Tensor& x_in, const Tensor& weight, const Tensor& bias, float eps) {
   const Tensor x = x_in.contiguous();
-  const int64_t c = x.size(-1), rows = x.numel() / c;
   Tensor out = Tensor::empty(x.shape());
+  if (out.numel() == 0) return out;
+  const int64_t c = x.size(-1), rows = x.numel() / c;
   const float* w = weight.defined() ? weight.data<float>() : nullptr;
   const float* b = bias.defined() ? bias.data<float>() : nullptr;
   const float* p = x.data<float>();
@@ -37,8 +38,9 @@ Tensor layer_norm(const Context& ctx, const Tensor& x_in, const Tensor& weight, 
 
 Tensor rms_norm(const Context& ctx, const Tensor& x_in, const Tensor& weight, float eps) {
   const Tensor x = x_in.contiguous();
-  const int64_t c = x.size(-1), rows = x.numel() / c;
   Tensor out = Tensor::empty(x.shape());
+  if (out.numel() == 0) return out;
+  const int64_t c = x.size(-1), rows = x.numel() / c;
   const float* w = weight.defined() ? weight.data<float>() : nullptr;
   const float* p = x.data<float>();
   float* o = out.data<float>();
@@ -58,8 +60,9 @@ Tensor rms_norm(const Context& ctx, const Tensor& x_in, const Tensor& weight, fl
 Tensor group_norm(const Context& ctx, const Tensor& x_in, int64_t groups, const Tensor& weight, const Tensor& bias,
                   float eps) {
   const Tensor x = x_in.contiguous();
-  const int64_t n = x.size(0), c = x.size(1), spatial = x.numel() / (n * c), cg = c / groups;
   Tensor out = Tensor::empty(x.shape());
+  if (out.numel() == 0) return out;
+  const int64_t n = x.size(0), c = x.size(1), spatial = x.numel() / (n * c), cg = c / groups;
   const float* w = weight.defined() ? weight.data<float>() : nullptr;
   const float* b = bias.defined() ? bias.data<float>() : nullptr;
   const float* p = x.data<float>();
@@ -89,8 +92,9 @@ Tensor group_norm(const Context& ctx, const Tensor& x_in, int64_t groups, const 
 
 Tensor softmax(const Context& ctx, const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
-  const int64_t c = x.size(-1), rows = x.numel() / c;
   Tensor out = Tensor::empty(x.shape());
+  if (out.numel() == 0) return out;
+  const int64_t c = x.size(-1), rows = x.numel() / c;
   const float* p = x.data<float>();
   float* o = out.data<float>();
   ctx.parallel_for(rows, [&](int64_t r0, int64_t r1) {

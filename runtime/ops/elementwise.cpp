@@ -15,7 +15,7 @@ static Tensor binary_op(const Context& ctx, cpu::BinaryOp op, const char* name, 
     const int64_t da = i < a.dim() ? a.size(a.dim() - 1 - i) : 1;
     const int64_t db = i < b.dim() ? b.size(b.dim() - 1 - i) : 1;
     CHECK(da == db || da == 1 || db == 1, name, ": shapes do not broadcast: ", a.str(), " and ", b.str());
-    shape[size_t(rank - 1 - i)] = std::max(da, db);
+    shape[size_t(rank - 1 - i)] = da == 1 ? db : da;  // numpy: 1 stretches to the other size, even 0
   }
   return cpu::binary(ctx, op, a.expand(shape), b.expand(shape));
 }

@@ -46,8 +46,8 @@ std::vector<double> reference(const Problem& p) {
                    p.k[size_t(naive::lin({p.b, p.lk, p.h, p.d}, {b, j, h, c}))];
           s[size_t(j)] = scale * dot;
           if (!p.bias.empty())
-            s[size_t(j)] += p.bias[size_t(naive::lin({p.bias_batched ? p.b : 1, p.h, p.lq, p.lk},
-                                                     {p.bias_batched ? b : 0, h, i, j}))];
+            s[size_t(j)] += p.bias[size_t(
+                naive::lin({p.bias_batched ? p.b : 1, p.h, p.lq, p.lk}, {p.bias_batched ? b : 0, h, i, j}))];
           if (p.causal && j > i) s[size_t(j)] = -INFINITY;
           mx = std::fmax(mx, s[size_t(j)]);
         }
@@ -55,7 +55,8 @@ std::vector<double> reference(const Problem& p) {
         for (int64_t j = 0; j < p.lk; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
         for (int64_t c = 0; c < p.dv; ++c) {
           double acc = 0;
-          for (int64_t j = 0; j < p.lk; ++j) acc += s[size_t(j)] * p.v[size_t(naive::lin({p.b, p.lk, p.h, p.dv}, {b, j, h, c}))];
+          for (int64_t j = 0; j < p.lk; ++j)
+            acc += s[size_t(j)] * p.v[size_t(naive::lin({p.b, p.lk, p.h, p.dv}, {b, j, h, c}))];
           out[size_t(naive::lin({p.b, p.lq, p.h, p.dv}, {b, i, h, c}))] = acc / sum;
         }
       }

@@ -120,7 +120,9 @@ struct Activation {
 const Activation kActivations[] = {
     {"silu", rt::silu, [](double x) { return x / (1.0 + std::exp(-x)); }},
     {"gelu_tanh", rt::gelu_tanh,
-     [](double x) { return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::acos(-1.0)) * (x + 0.044715 * x * x * x))); }},
+     [](double x) {
+       return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::acos(-1.0)) * (x + 0.044715 * x * x * x)));
+     }},
     {"gelu_erf", rt::gelu_erf, [](double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }},
     {"quick_gelu", rt::quick_gelu, [](double x) { return x / (1.0 + std::exp(-1.702 * x)); }},
 };
@@ -167,4 +169,36 @@ TEST_CASE("elementwise.activations on strided input", "[elementwise]") {
         for (int64_t k = 0; k < 7; ++k) want[size_t((i * 3 + j) * 7 + k)] = a.ref(base[size_t((j * 7 + k) * 2 + i)]);
     CHECK(naive::rel_l2(y, want) <= kElementwiseTol);
   }
+}
+
+TEST_CASE("elementwise.parallel chunks cover every element", "[elementwise]") {
+  // Sizes past the kernels' grain so parallel_for really splits, with a thread count that does not
+  // divide the work evenly.
+  const rt::Context ctx3(rt::ContextOptions{rt::Device::cpu(), 3});
+  const int64_t n = 200003;
+  const auto x = naive::uniform(n, 23, -4, 4);
+  const Tensor tx = naive::tensor(x, {n});
+  std::vector<double> want(static_cast<size_t>(n));
+  for (size_t i = 0; i < want.size(); ++i) want[i] = x[i] / (1.0 + std::exp(-x[i]));
+  CHECK(naive::rel_l2(rt::silu(ctx3, tx), want) <= kElementwiseTol);
+  // Many short rows broadcast against a row vector, and a few long rows against a column.
+  const int64_t rows = 100003;
+  const auto r = naive::uniform(3, 24);
+  const Tensor tcol = naive::tensor(x, {n}).slice(0, 0, rows).unsqueeze(1);  // [rows, 1]
+  std::vector<double> xs(x.begin(), x.begin() + rows);
+  const Shape sa{rows, 1}, sb{1, 3};
+  const Tensor s = rt::add(ctx3, tcol, naive::tensor(r, sb));
+  CHECK(naive::rel_l2(s, binary_ref(xs, sa, r, sb, {rows, 3}, [](double p, double q) { return p + q; })) <=
+        kElementwiseTol);
+  const Tensor m = rt::mul(ctx3, naive::tensor(r, {3, 1}), tx.slice(0, 0, 3 * 66667).view({3, 66667}));
+  const std::vector<double> xm(x.begin(), x.begin() + 3 * 66667);
+  CHECK(naive::rel_l2(m, binary_ref(r, {3, 1}, xm, {3, 66667}, {3, 66667}, [](double p, double q) { return p * q; })) <=
+        kElementwiseTol);
+}
+
+TEST_CASE("elementwise.empty tensors broadcast to size 0", "[elementwise]") {
+  // numpy: a size-1 dim stretches to the other operand's size, including 0.
+  CHECK(rt::add(ctx(), Tensor::zeros({3, 0}), Tensor::zeros({1})).shape() == Shape{3, 0});
+  CHECK(rt::mul(ctx(), Tensor::zeros({1, 4}), Tensor::zeros({0, 1})).shape() == Shape{0, 4});
+  CHECK(rt::silu(ctx(), Tensor::zeros({0, 5})).shape() == Shape{0, 5});
 }

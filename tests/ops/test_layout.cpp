@@ -77,7 +77,8 @@ TEST_CASE("layout.concat sliced views and empty parts", "[layout]") {
   // Two windows of one [6, 8] base (offsets, row stride 8) and an empty slice, along the last dim.
   const auto base = naive::uniform(48, 50);
   const Tensor t = naive::tensor(base, {6, 8});
-  const Tensor a = t.slice(0, 1, 4).slice(1, 0, 3), b = t.slice(0, 2, 5).slice(1, 5, 8), e = t.slice(0, 0, 3).slice(1, 2, 2);
+  const Tensor a = t.slice(0, 1, 4).slice(1, 0, 3), b = t.slice(0, 2, 5).slice(1, 5, 8),
+               e = t.slice(0, 0, 3).slice(1, 2, 2);
   const Tensor y = rt::concat(ctx(), {a, e, b}, 1);
   REQUIRE(y.shape() == Shape{3, 6});
   std::vector<double> want(18);
@@ -115,32 +116,40 @@ TEST_CASE("layout.embedding", "[layout]") {
 }
 
 TEST_CASE("layout.rope vs the formula", "[layout]") {
-  const int64_t b = 2, l = 5, h = 3, dh = 6, half = dh / 2;
-  // x [B, L, H, D] as the transpose(1, 2) of a [B, H, L, D] tensor (the layout after a head split).
-  const auto xb = naive::uniform(b * h * l * dh, 52, -2, 2);
-  const Tensor tx = naive::tensor(xb, {b, h, l, dh}).transpose(1, 2);
-  std::vector<double> cs(size_t(l * half)), sn(size_t(l * half));
-  for (int64_t p = 0; p < l; ++p)
-    for (int64_t q = 0; q < half; ++q) {
-      const double ang = double(float(p * std::pow(10000.0, -2.0 * q / dh)));
-      cs[size_t(p * half + q)] = double(float(std::cos(ang)));
-      sn[size_t(p * half + q)] = double(float(std::sin(ang)));
-    }
-  const Tensor y = rt::rope(ctx(), tx, naive::tensor(cs, {l, half}), naive::tensor(sn, {l, half}));
-  REQUIRE(y.shape() == Shape{b, l, h, dh});
-  std::vector<double> want(size_t(b * l * h * dh));
-  for (int64_t bi = 0; bi < b; ++bi)
+  // L = 131 puts B·L past the kernel's parallel grain; cos is also passed as a transposed view.
+  for (int64_t l : {5, 131}) {
+    INFO("L " << l);
+    const int64_t b = 2, h = 3, dh = 6, half = dh / 2;
+    // x [B, L, H, D] as the transpose(1, 2) of a [B, H, L, D] tensor (the layout after a head split).
+    const auto xb = naive::uniform(b * h * l * dh, 52, -2, 2);
+    const Tensor tx = naive::tensor(xb, {b, h, l, dh}).transpose(1, 2);
+    std::vector<double> cs(size_t(l * half)), sn(size_t(l * half));
     for (int64_t p = 0; p < l; ++p)
-      for (int64_t hi = 0; hi < h; ++hi)
-        for (int64_t q = 0; q < half; ++q) {
-          const double x0 = xb[size_t(naive::lin({b, h, l, dh}, {bi, hi, p, 2 * q}))];
-          const double x1 = xb[size_t(naive::lin({b, h, l, dh}, {bi, hi, p, 2 * q + 1}))];
-          const double c = cs[size_t(p * half + q)], s = sn[size_t(p * half + q)];
-          want[size_t(naive::lin({b, l, h, dh}, {bi, p, hi, 2 * q}))] = x0 * c - x1 * s;
-          want[size_t(naive::lin({b, l, h, dh}, {bi, p, hi, 2 * q + 1}))] = x0 * s + x1 * c;
-        }
-  CHECK(naive::rel_l2(y, want) <= 1e-6);
-  // Position 0 has angle 0: identity.
-  for (int64_t hi = 0; hi < h; ++hi)
-    for (int64_t j = 0; j < dh; ++j) CHECK(y.at({1, 0, hi, j}) == tx.at({1, 0, hi, j}));
+      for (int64_t q = 0; q < half; ++q) {
+        const double ang = double(float(p * std::pow(10000.0, -2.0 * q / dh)));
+        cs[size_t(p * half + q)] = double(float(std::cos(ang)));
+        sn[size_t(p * half + q)] = double(float(std::sin(ang)));
+      }
+    std::vector<double> cs_t(cs.size());
+    for (int64_t p = 0; p < l; ++p)
+      for (int64_t q = 0; q < half; ++q) cs_t[size_t(q * l + p)] = cs[size_t(p * half + q)];
+    const Tensor tcos = naive::tensor(cs_t, {half, l}).transpose(0, 1);
+    const Tensor y = rt::rope(ctx(), tx, tcos, naive::tensor(sn, {l, half}));
+    REQUIRE(y.shape() == Shape{b, l, h, dh});
+    std::vector<double> want(size_t(b * l * h * dh));
+    for (int64_t bi = 0; bi < b; ++bi)
+      for (int64_t p = 0; p < l; ++p)
+        for (int64_t hi = 0; hi < h; ++hi)
+          for (int64_t q = 0; q < half; ++q) {
+            const double x0 = xb[size_t(naive::lin({b, h, l, dh}, {bi, hi, p, 2 * q}))];
+            const double x1 = xb[size_t(naive::lin({b, h, l, dh}, {bi, hi, p, 2 * q + 1}))];
+            const double c = cs[size_t(p * half + q)], s = sn[size_t(p * half + q)];
+            want[size_t(naive::lin({b, l, h, dh}, {bi, p, hi, 2 * q}))] = x0 * c - x1 * s;
+            want[size_t(naive::lin({b, l, h, dh}, {bi, p, hi, 2 * q + 1}))] = x0 * s + x1 * c;
+          }
+    CHECK(naive::rel_l2(y, want) <= 1e-6);
+    // Position 0 has angle 0: identity.
+    for (int64_t hi = 0; hi < h; ++hi)
+      for (int64_t j = 0; j < dh; ++j) CHECK(y.at({1, 0, hi, j}) == tx.at({1, 0, hi, j}));
+  }
 }

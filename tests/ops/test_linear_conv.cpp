@@ -129,8 +129,8 @@ TEST_CASE("linear_conv.conv2d vs direct loops", "[conv]") {
     xcl[size_t(naive::lin({n, h, wd, c}, {idx[0], idx[2], idx[3], idx[1]}))] = x[size_t(i)];
   }
   const Tensor txcl = naive::tensor(xcl, {n, h, wd, c}).permute({0, 3, 1, 2});
-  const ConvCase cases[] = {{3, 3, 1, 1}, {1, 1, 1, 0}, {3, 3, 2, 0}, {3, 3, 2, 1}, {3, 2, 1, 1}, {5, 5, 1, 2},
-                            {3, 3, 3, 1}, {7, 5, 1, 0}, {2, 2, 2, 0}};
+  const ConvCase cases[] = {{3, 3, 1, 1}, {1, 1, 1, 0}, {3, 3, 2, 0}, {3, 3, 2, 1}, {3, 2, 1, 1},
+                            {5, 5, 1, 2}, {3, 3, 3, 1}, {7, 5, 1, 0}, {2, 2, 2, 0}};
   for (const ConvCase& cc : cases) {
     INFO("kernel " << cc.kh << "x" << cc.kw << " stride " << cc.stride << " pad " << cc.pad);
     const Shape ws{o, c, cc.kh, cc.kw};
@@ -168,4 +168,21 @@ TEST_CASE("linear_conv.upsample_nearest2d", "[conv]") {
       }
       CHECK(naive::max_abs(y, want) == 0.0);  // a pure copy: exact
     }
+}
+
+TEST_CASE("linear_conv.empty operands", "[linear]") {
+  // An empty reduction (K = 0) sums nothing: linear gives the bias, matmul gives zeros (as torch).
+  const Tensor y = rt::linear(ctx(), Tensor::zeros({3, 0}), Tensor::zeros({4, 0}), Tensor::full({4}, 2.f));
+  REQUIRE(y.shape() == Shape{3, 4});
+  CHECK(naive::max_abs(y, std::vector<double>(12, 2.0)) == 0.0);
+  const Tensor y0 = rt::linear(ctx(), Tensor::zeros({2, 0}), Tensor::zeros({3, 0}));
+  CHECK(naive::max_abs(y0, std::vector<double>(6, 0.0)) == 0.0);
+  CHECK(rt::linear(ctx(), Tensor::zeros({0, 5}), Tensor::zeros({4, 5}), Tensor::full({4}, 1.f)).shape() == Shape{0, 4});
+  CHECK(rt::linear(ctx(), Tensor::zeros({2, 5}), Tensor::zeros({0, 5})).shape() == Shape{2, 0});
+  const Tensor m = rt::matmul(ctx(), Tensor::full({2, 3, 0}, 1.f), Tensor::full({2, 0, 4}, 1.f));
+  REQUIRE(m.shape() == Shape{2, 3, 4});
+  CHECK(naive::max_abs(m, std::vector<double>(24, 0.0)) == 0.0);
+  CHECK(rt::matmul(ctx(), Tensor::zeros({2, 0, 3}), Tensor::zeros({2, 3, 4})).shape() == Shape{2, 0, 4});
+  CHECK(rt::matmul(ctx(), Tensor::zeros({0, 2, 3}), Tensor::zeros({0, 3, 4})).shape() == Shape{0, 2, 4});
+  CHECK(rt::upsample_nearest2d(ctx(), Tensor::zeros({1, 2, 0, 3}), 2).shape() == Shape{1, 2, 0, 6});
 }

@@ -83,7 +83,8 @@ TEST_CASE("norm.rms_norm", "[norm]") {
       for (int64_t j = 0; j < c; ++j) ms += xv[r * size_t(c) + size_t(j)] * xv[r * size_t(c) + size_t(j)];
       ms /= double(c);
       for (int64_t j = 0; j < c; ++j)
-        y[r * size_t(c) + size_t(j)] = xv[r * size_t(c) + size_t(j)] / std::sqrt(ms + eps) * (weighted ? w[size_t(j)] : 1.0);
+        y[r * size_t(c) + size_t(j)] =
+            xv[r * size_t(c) + size_t(j)] / std::sqrt(ms + eps) * (weighted ? w[size_t(j)] : 1.0);
     }
     return y;
   };
@@ -135,14 +136,15 @@ TEST_CASE("norm.group_norm N=2 C=6 groups=3 spatial 5x3", "[norm]") {
   std::vector<double> xcl(x.size());
   for (int64_t bi = 0; bi < n; ++bi)
     for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t s = 0; s < h * wd; ++s) xcl[size_t((bi * c + ch) * h * wd + s)] = x[size_t((bi * h * wd + s) * c + ch)];
+      for (int64_t s = 0; s < h * wd; ++s)
+        xcl[size_t((bi * c + ch) * h * wd + s)] = x[size_t((bi * h * wd + s) * c + ch)];
   CHECK(naive::rel_l2(rt::group_norm(ctx(), tcl, g, naive::tensor(w, {c}), naive::tensor(b, {c}), 1e-6f),
                       ref(xcl, true, 1e-6)) <= kReductionTol);
   // groups == 1 and groups == C are the layer-norm-like and instance-norm-like extremes.
   CHECK(naive::rel_l2(rt::group_norm(ctx(), tx, 1, {}, {}, 1e-6f),
                       layer_norm_ref(x, c * h * wd, nullptr, nullptr, 1e-6)) <= kReductionTol);
-  CHECK(naive::rel_l2(rt::group_norm(ctx(), tx, c, {}, {}, 1e-6f),
-                      layer_norm_ref(x, h * wd, nullptr, nullptr, 1e-6)) <= kReductionTol);
+  CHECK(naive::rel_l2(rt::group_norm(ctx(), tx, c, {}, {}, 1e-6f), layer_norm_ref(x, h * wd, nullptr, nullptr, 1e-6)) <=
+        kReductionTol);
 }
 
 namespace {
@@ -200,4 +202,26 @@ TEST_CASE("norm.softmax strided and masked", "[norm]") {
   CHECK(got[1] == 0.0);
   CHECK(got[3] == 0.0);
   CHECK(naive::rel_l2(ym, softmax_ref(m, 5)) <= kReductionTol);
+}
+
+TEST_CASE("norm.parallel rows", "[norm]") {
+  // More rows than the kernels' grain (64) on 3 threads, so row ranges are split unevenly.
+  const rt::Context ctx3(rt::ContextOptions{rt::Device::cpu(), 3});
+  const int64_t rows = 1001, c = 17;
+  const auto x = naive::uniform(rows * c, 25, -3, 3);
+  const Tensor tx = naive::tensor(x, {rows, c});
+  CHECK(naive::rel_l2(rt::layer_norm(ctx3, tx, {}, {}, 1e-6f), layer_norm_ref(x, c, nullptr, nullptr, 1e-6)) <=
+        kReductionTol);
+  CHECK(naive::rel_l2(rt::softmax(ctx3, tx), softmax_ref(x, c)) <= kReductionTol);
+  CHECK(naive::rel_l2(rt::group_norm(ctx3, tx.view({7, 11, 13, 17}), 11, {}, {}, 1e-6f),
+                      layer_norm_ref(x, 13 * 17, nullptr, nullptr, 1e-6)) <= kReductionTol);
+}
+
+TEST_CASE("norm.empty tensors", "[norm]") {
+  CHECK(rt::softmax(ctx(), Tensor::zeros({3, 0})).shape() == Shape{3, 0});
+  CHECK(rt::softmax(ctx(), Tensor::zeros({0, 4})).shape() == Shape{0, 4});
+  CHECK(rt::layer_norm(ctx(), Tensor::zeros({3, 0}), {}, {}, 1e-6f).shape() == Shape{3, 0});
+  CHECK(rt::rms_norm(ctx(), Tensor::zeros({0, 8}), Tensor::full({8}, 1.f), 1e-6f).shape() == Shape{0, 8});
+  CHECK(rt::group_norm(ctx(), Tensor::zeros({0, 6, 2, 2}), 3, {}, {}, 1e-6f).shape() == Shape{0, 6, 2, 2});
+  CHECK(rt::group_norm(ctx(), Tensor::zeros({2, 6, 0}), 3, {}, {}, 1e-6f).shape() == Shape{2, 6, 0});
 }

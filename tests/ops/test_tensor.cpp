@@ -143,7 +143,8 @@ TEST_CASE("tensor.contiguous of permuted and sliced view", "[tensor]") {
 
 TEST_CASE("tensor.to bf16 round-half-even and NaN", "[tensor][dtype]") {
   // Exactly representable values survive the round trip.
-  const std::vector<float> exact{0.f, -0.f, 1.f, -2.5f, 3.140625f, std::numeric_limits<float>::min(), 65280.f, -0.0078125f};
+  const std::vector<float> exact{0.f,     -0.f,       1.f, -2.5f, 3.140625f, std::numeric_limits<float>::min(),
+                                 65280.f, -0.0078125f};
   const Tensor x = Tensor::from_vector(exact, {int64_t(exact.size())});
   const Tensor b = x.to(DType::BF16);
   CHECK(b.dtype() == DType::BF16);
@@ -193,11 +194,11 @@ TEST_CASE("tensor.to f16 subnormals overflow ties", "[tensor][dtype]") {
   CHECK(f32_to_f16(2.f - std::ldexp(1.f, -11)) == 0x4000);
   // Subnormals are multiples of 2^-24.
   CHECK(f32_to_f16(std::ldexp(1.f, -24)) == 0x0001);
-  CHECK(f32_to_f16(std::ldexp(1.f, -25)) == 0x0000);       // tie between 0 and 2^-24 -> 0
-  CHECK(f32_to_f16(std::ldexp(3.f, -25)) == 0x0002);       // tie between 1 and 2 units -> 2
+  CHECK(f32_to_f16(std::ldexp(1.f, -25)) == 0x0000);  // tie between 0 and 2^-24 -> 0
+  CHECK(f32_to_f16(std::ldexp(3.f, -25)) == 0x0002);  // tie between 1 and 2 units -> 2
   CHECK(f32_to_f16(std::ldexp(1.f, -26)) == 0x0000);
   CHECK(f32_to_f16(-std::ldexp(5.f, -24)) == 0x8005);
-  CHECK(f32_to_f16(std::ldexp(2047.f, -25)) == 0x0400);    // 1023.5 units rounds up to the smallest normal
+  CHECK(f32_to_f16(std::ldexp(2047.f, -25)) == 0x0400);  // 1023.5 units rounds up to the smallest normal
   CHECK(f32_to_f16(std::ldexp(1.f, -14)) == 0x0400);
   CHECK(f16_to_f32(0x0001) == std::ldexp(1.f, -24));
   CHECK(f16_to_f32(0x03ff) == std::ldexp(1023.f, -24));
@@ -225,14 +226,14 @@ TEST_CASE("tensor.f8e4m3 decode", "[tensor][dtype]") {
   CHECK(f8e4m3_to_f32(0x38) == 1.f);
   CHECK(f8e4m3_to_f32(0x3c) == 1.5f);
   CHECK(f8e4m3_to_f32(0xc0) == -2.f);
-  CHECK(f8e4m3_to_f32(0x7e) == 448.f);    // largest finite (FN variant)
+  CHECK(f8e4m3_to_f32(0x7e) == 448.f);  // largest finite (FN variant)
   CHECK(f8e4m3_to_f32(0xfe) == -448.f);
-  CHECK(f8e4m3_to_f32(0x78) == 256.f);    // exponent 15 is finite in FN
+  CHECK(f8e4m3_to_f32(0x78) == 256.f);  // exponent 15 is finite in FN
   CHECK(std::isnan(f8e4m3_to_f32(0x7f)));
   CHECK(std::isnan(f8e4m3_to_f32(0xff)));
-  CHECK(f8e4m3_to_f32(0x01) == std::ldexp(1.f, -9));   // smallest subnormal
+  CHECK(f8e4m3_to_f32(0x01) == std::ldexp(1.f, -9));  // smallest subnormal
   CHECK(f8e4m3_to_f32(0x07) == std::ldexp(7.f, -9));
-  CHECK(f8e4m3_to_f32(0x08) == std::ldexp(1.f, -6));   // smallest normal
+  CHECK(f8e4m3_to_f32(0x08) == std::ldexp(1.f, -6));  // smallest normal
   // As a tensor.
   auto bytes = std::make_shared<std::vector<uint8_t>>(std::vector<uint8_t>{0x38, 0xc0, 0x7e, 0x01});
   const Tensor t = Tensor::wrap(bytes->data(), {2, 2}, DType::F8E4M3, bytes);
