@@ -23,7 +23,7 @@ class TensorStore {
 
   std::vector<std::string> names() const;  // sorted
   bool has(const std::string& name) const { return index_.count(name) != 0; }
-  const TensorInfo& info(const std::string& name) const;  // CHECKs presence
+  const TensorInfo& info(const std::string& name) const;  // CHECKs presence; .name is the name in the file
   rt::Tensor load(const std::string& name) const;         // stored dtype, zero-copy
   rt::Tensor load_f32(const std::string& name) const;     // converted to float32 (bf16/f16/f8_e4m3/f32)
   // Merged __metadata__ of all files.

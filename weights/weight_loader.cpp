@@ -1,0 +1,157 @@
+// WeightLoader (declared in name_map.h): strict, scoped access to canonical tensors. Problems are
+// recorded, construction continues with zero tensors, and finish() reports everything in one error
+// (counts plus the first few names), as the design's "aggregate, don't flood" rule asks.
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "weights/name_map.h"
+
+namespace weights {
+
+struct WeightLoader::State {
+  std::shared_ptr<const MappedStore> store;
+  std::string component;
+  std::mutex mu;  // loaders built on several threads share one record
+  std::set<std::string> requested;
+  size_t required = 0;  // get() calls, to tell "nothing found" from "a few missing"
+  std::vector<std::string> missing;  // in request order, deduplicated through `requested`
+  struct WrongShape {
+    std::string name;
+    rt::Shape expected, got;
+  };
+  std::vector<WrongShape> wrong;
+};
+
+WeightLoader::WeightLoader(std::shared_ptr<const MappedStore> store, std::string component)
+    : state_(std::make_shared<State>()) {
+  CHECK(store != nullptr, "WeightLoader needs a store");
+  state_->store = std::move(store);
+  state_->component = std::move(component);
+}
+
+WeightLoader WeightLoader::pp(const std::string& segment) const {
+  WeightLoader w = *this;
+  w.prefix_ += segment + ".";
+  return w;
+}
+
+WeightLoader WeightLoader::pp(const std::string& segment, int index) const {
+  return pp(segment + "." + std::to_string(index));
+}
+
+bool WeightLoader::has(const std::string& name) const { return state_->store->has(prefix_ + name); }
+
+rt::Shape WeightLoader::shape_of(const std::string& name) const {
+  const std::string full = prefix_ + name;
+  return state_->store->has(full) ? state_->store->shape(full) : rt::Shape{};
+}
+
+rt::Tensor WeightLoader::get(const std::string& name, const rt::Shape& shape) const {
+  const std::string full = prefix_ + name;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    ++state_->required;
+    const bool first = state_->requested.insert(full).second;
+    if (!state_->store->has(full)) {
+      if (first) state_->missing.push_back(full);
+      return rt::Tensor::zeros(shape);
+    }
+  }
+  return get_optional(name, shape);
+}
+
+rt::Tensor WeightLoader::get_optional(const std::string& name, const rt::Shape& shape) const {
+  const std::string full = prefix_ + name;
+  const MappedStore& store = *state_->store;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->requested.insert(full);
+    if (!store.has(full)) return rt::Tensor();
+    const rt::Shape got = store.shape(full);
+    if (got != shape) {
+      state_->wrong.push_back({full, shape, got});
+      return rt::Tensor::zeros(shape);
+    }
+  }
+  return store.load_f32(full);
+}
+
+static constexpr size_t kListMax = 5;
+
+static std::string list_some(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < kListMax; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > kListMax) s += ", ...";
+  return s;
+}
+
+// The prefix P for which the most unexpected names are P + (a missing name): a checkpoint saved from
+// a wrapper module ("model.", "module.", "diffusion_model.") that the layout does not strip.
+struct PrefixGuess {
+  std::string prefix, example;  // example: a missing name found under the prefix
+  size_t count = 0;
+};
+static PrefixGuess unknown_prefix(const std::vector<std::string>& unexpected, const std::vector<std::string>& missing) {
+  const std::set<std::string> want(missing.begin(), missing.end());
+  std::map<std::string, PrefixGuess> guesses;
+  for (const auto& u : unexpected) {
+    for (size_t pos = u.find('.'); pos != std::string::npos; pos = u.find('.', pos + 1)) {
+      const std::string rest = u.substr(pos + 1);
+      if (!want.count(rest)) continue;
+      PrefixGuess& g = guesses[u.substr(0, pos + 1)];
+      if (g.count++ == 0) g.example = rest;
+    }
+  }
+  PrefixGuess best;
+  for (const auto& [p, g] : guesses) {
+    if (g.count > best.count) {
+      best = g;
+      best.prefix = p;
+    }
+  }
+  return best;
+}
+
+rt::Status WeightLoader::finish() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  const State& s = *state_;
+  std::vector<std::string> unexpected;
+  for (const auto& n : s.store->names()) {
+    if (!s.requested.count(n)) unexpected.push_back(n);
+  }
+  for (const auto& n : s.store->unmatched_sources()) unexpected.push_back(n);
+  if (s.missing.empty() && s.wrong.empty() && unexpected.empty()) return rt::Status::ok();
+
+  std::vector<std::string> parts;
+  if (!s.missing.empty()) parts.push_back(std::to_string(s.missing.size()) + " missing (" + list_some(s.missing) + ")");
+  if (!s.wrong.empty()) {
+    std::vector<std::string> w;
+    for (const auto& x : s.wrong) {
+      w.push_back(x.name + ": expected " + rt::shape_str(x.expected) + ", got " + rt::shape_str(x.got));
+    }
+    parts.push_back(std::to_string(s.wrong.size()) + " wrong shape (" + list_some(w) + ")");
+  }
+  if (!unexpected.empty()) {
+    parts.push_back(std::to_string(unexpected.size()) + " unexpected (" + list_some(unexpected) + ")");
+  }
+  std::string msg = s.component + ": checkpoint does not match the model: ";
+  for (size_t i = 0; i < parts.size(); ++i) msg += (i ? ", " : "") + parts[i];
+
+  size_t found = 0;
+  for (const auto& n : s.requested) found += s.store->has(n) ? 1 : 0;
+  const PrefixGuess g = unknown_prefix(unexpected, s.missing);
+  if (g.count > 0 && (g.count >= 2 || g.count == s.missing.size())) {
+    msg += "\n  hint: names carry an unknown prefix '" + g.prefix + "' (" + std::to_string(g.count) +
+           " unexpected names are missing ones behind it, e.g. '" + g.prefix + g.example +
+           "'); the layout's names.cpp should strip_prefix(\"" + g.prefix + "\")";
+  } else if (s.required > 0 && found == 0 && !unexpected.empty()) {
+    msg += "\n  hint: none of the model's tensors were found; the checkpoint is for another model, or in a layout "
+           "this model has no name map for";
+  } else if (!s.wrong.empty() && s.missing.empty()) {
+    msg += "\n  hint: the names match but shapes differ; the checkpoint may be another variant of this model";
+  }
+  return rt::Status::error(msg);
+}
+
+}  // namespace weights
