@@ -370,6 +370,9 @@ def run_t5(cfg, weights, weights_format, inp):
 
 def run_clip(cfg, weights, weights_format, inp):
     model = CLIPTextModel(CLIPTextConfig(**cfg)).eval()
+    # real checkpoints (openai, FLUX text_encoder/) name keys `text_model.*`; transformers >= 5 has no
+    # `text_model` submodule in CLIPTextModel and strips that prefix when loading (saves without it)
+    weights = {(k[len("text_model."):] if k.startswith("text_model.") else k): v for k, v in weights.items()}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids")]
     assert not unexpected and not missing, (missing, unexpected)
@@ -591,6 +594,8 @@ def make_clip():
         init_weights(model, f"clip_text_encoder_legacy{int(legacy)}")
         cfg = config.to_dict()
         sd = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+        if legacy:  # key names as in openai/clip-vit-large-patch14 and FLUX text_encoder/ files
+            sd = {"text_model." + k: v for k, v in sd.items()}
         B = 2
         name = f"clip_text_encoder_{'legacy_eos2' if legacy else 'eos97'}_b{B}_t{T}"
         g = gen("inputs/" + name)
@@ -609,7 +614,9 @@ def make_clip():
                      {"last_hidden_state": o.last_hidden_state, "pooler_output": o.pooler_output},
                      {"description": ("eos_token_id=2 (legacy): pooled at argmax(input_ids)" if legacy else
                                       "eos_token_id=97: pooled at the first id == 97 (ids 98/99 present)")
-                      + f"; B={B}, T={T}, padded with EOS"})
+                      + f"; B={B}, T={T}, padded with EOS; keys "
+                      + ("`text_model.*` (as real checkpoints)" if legacy else
+                         "without `text_model.` (as transformers >= 5 save_pretrained writes them)")})
 
 
 def vae_tiny_config(latent_channels=16, block_out_channels=(8, 16, 32, 32), layers_per_block=2, groups=4):
@@ -817,6 +824,19 @@ def diagnose(a, b, prompt, msl):
         print("encode_prompt max diff", (x - y).abs().max().item())
 
 
+def finish_saved_pipeline(out_dir, spiece):
+    """Make the saved folder look like the real FLUX.1 repos: spiece.model next to tokenizer.json, and the
+    CLIP text encoder's keys under `text_model.` (transformers >= 5 saves them without it; it strips the
+    prefix again when loading, which the reload check below exercises)."""
+    if not (out_dir / "tokenizer_2" / "spiece.model").exists():
+        shutil.copy(spiece, out_dir / "tokenizer_2" / "spiece.model")
+    f = out_dir / "text_encoder" / "model.safetensors"
+    with safe_open(str(f), "pt") as h:
+        meta = h.metadata()
+    t = {k: v.clone() for k, v in load_file(str(f)).items()}  # detach from the file before overwriting it
+    save_file({(k if k.startswith("text_model.") else "text_model." + k): v for k, v in t.items()}, f, meta)
+
+
 def make_e2e(wait_s):
     from transformers import CLIPTokenizer
     import sentencepiece as spm
@@ -857,16 +877,14 @@ def make_e2e(wait_s):
     if out_dir.exists():
         shutil.rmtree(out_dir)
     pipe.save_pretrained(str(out_dir), safe_serialization=True)
-    if not (out_dir / "tokenizer_2" / "spiece.model").exists():
-        shutil.copy(spiece, out_dir / "tokenizer_2" / "spiece.model")
+    finish_saved_pipeline(out_dir, spiece)
     total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     if total > 3 * 1024 * 1024:
         # weights were rounded to fp16 above, so storing them as fp16 is exact
         shutil.rmtree(out_dir)
         pipe.to(torch.float16).save_pretrained(str(out_dir), safe_serialization=True)
         pipe.to(torch.float32)
-        if not (out_dir / "tokenizer_2" / "spiece.model").exists():
-            shutil.copy(spiece, out_dir / "tokenizer_2" / "spiece.model")
+        finish_saved_pipeline(out_dir, spiece)
         total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     assert total <= 3 * 1024 * 1024, total
 
