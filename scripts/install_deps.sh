@@ -6,6 +6,7 @@ pkgs=(
   build-essential cmake pkg-config
   libopenblas-dev            # CPU GEMMs
   libsentencepiece-dev       # T5 tokenizer
+  libicu-dev                 # CLIP tokenizer: NFC, Unicode classes, lowercase
   libcli11-dev               # command line
   catch2                     # tests (v2, single header)
   libstb-dev                 # PNG writing

@@ -7,12 +7,18 @@
    learned from the same corpus by the small trainer below, pre-tokenised exactly as transformers'
    CLIPTokenizer does.
 3. cases.json: texts and the reference ids from transformers (T5 at max_length 32 and 16, CLIP at 77).
+4. unicode_tables.json: per-code-point behaviour of CLIP's normaliser and regex classes (see unicode_tables).
 
 T5 reference: raw `sentencepiece` ids + `</s>`, truncated to max_length and padded with 0. This is what the
 slow sentencepiece-based T5Tokenizer did (BFL) and what the C++ matches. transformers 5 only has the
 tokenizers-backed T5Tokenizer; we build it explicitly from the model's pieces and precompiled charsmap
-(T5Tokenizer(vocab_file=...) can silently know only the special tokens) and record where it disagrees
-(`t5_fast_*` fields), e.g. it keeps a trailing "▁" for trailing whitespace.
+and record where it disagrees (`t5_fast_*` fields). With transformers 5.24 it agrees on every case here
+(its WhitespaceSplit pre-tokeniser drops the trailing "▁" that older fast tokenizers kept).
+Pitfall, still present in 5.24: T5Tokenizer(vocab_file="spiece.model") ignores the file and knows only
+the special tokens ("a large red circle" -> [3, 2, 3, 2, ...]); never use it for references.
+
+CLIP reference: transformers 5 only has the tokenizers-backed CLIPTokenizer (NFC, whitespace runs -> " ",
+lowercase; no ftfy, no HTML unescaping, unlike openai's original and transformers 4's slow class).
 
 Usage: /work/pyenv/bin/python tools/make_tokenizer_fixtures.py [--out tests/fixtures/tokenizers]
 """
@@ -22,6 +28,7 @@ import json
 import os
 import random
 import tempfile
+import unicodedata
 
 import sentencepiece as spm
 import tokenizers
@@ -226,6 +233,54 @@ def train_clip_bpe(corpus, num_merges, out_dir):
     return tok, len(vocab), len(merges)
 
 
+# ------------------------------------------------------------------------------------ unicode tables
+def unicode_tables():
+    """What the CLIP normaliser and regex do to every code point, probed through the tokenizers library.
+
+    The C++ takes these properties from ICU; its test compares them code point by code point. Only code
+    points assigned in Python's Unicode database are meant to be compared: a newer Unicode version in
+    tokenizers (Rust) may know characters that the system ICU does not.
+    """
+    split = pre_tokenizers.Split(Regex(r"[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"), behavior="removed", invert=True)
+    low, nfc = normalizers.Lowercase(), normalizers.NFC()
+    kind, lower, composed = {}, [], []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        # c+"a": a letter joins the letter run; whitespace vanishes. c+c: a number is one match per char.
+        first = [w for w, _ in split.pre_tokenize_str(c + "a")]
+        if first == ["a"]:
+            kind[cp] = "space"
+        elif first == [c + "a"]:
+            kind[cp] = "letter"
+        elif len(split.pre_tokenize_str(c + c)) == 2:
+            kind[cp] = "number"
+        if low.normalize_str(c) != c:
+            lower.append([cp] + [ord(x) for x in low.normalize_str(c)])
+        if nfc.normalize_str(c) != c:
+            composed.append([cp] + [ord(x) for x in nfc.normalize_str(c)])
+
+    def ranges(pred):
+        out, start = [], None
+        for cp in range(0x110001):
+            if cp < 0x110000 and pred(cp):
+                start = cp if start is None else start
+            elif start is not None:
+                out.append([start, cp - 1])
+                start = None
+        return out
+
+    assigned = ranges(lambda cp: not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) != "Cn")
+    return {"note": "tokenizers %s normaliser/regex behaviour per code point; compare only inside 'assigned' "
+                    "(Unicode %s, Python's unicodedata)" % (tokenizers.__version__, unicodedata.unidata_version),
+            "assigned": assigned,
+            "letter": ranges(lambda cp: kind.get(cp) == "letter"),
+            "number": ranges(lambda cp: kind.get(cp) == "number"),
+            "space": ranges(lambda cp: kind.get(cp) == "space"),
+            "lower": lower, "nfc": composed}
+
+
 # ---------------------------------------------------------------------------------------------- cases
 LONG = ("a highly detailed photograph of a large red circle at the left on a blue background, next to a small "
         "green triangle in the top left corner, with soft morning light, a wooden table, an old photograph, a "
@@ -326,6 +381,8 @@ def main():
                          "pad_id to max_length (= the slow T5Tokenizer with padding='max_length', truncation=True)",
             "cross_check": "transformers.T5Tokenizer (tokenizers backend) built from the model's pieces and "
                            "precompiled charsmap, extra_ids=0; recorded as t5_fast_<n> only where it differs",
+            "pitfall": "T5Tokenizer(vocab_file=spiece.model) in transformers 5 knows only the special tokens "
+                       "(every word -> <unk>); not used",
         },
         "clip": {
             "dir": "clip", "vocab_size": clip_vocab_size, "merges": clip_merges,
@@ -338,6 +395,9 @@ def main():
     }
     with open(os.path.join(out, "cases.json"), "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(out, "unicode_tables.json"), "w", encoding="utf-8") as f:
+        json.dump(unicode_tables(), f, separators=(",", ":"))
         f.write("\n")
     differ = sum(1 for c in cases if "note" in c)
     print("t5: %d pieces; clip: %d tokens, %d merges; %d cases (%d where fast T5 differs)"
