@@ -1,0 +1,210 @@
+// Flux blocks (BFL layers.py). Numerics follow diffusers in float32: LayerNorm without affine at
+// eps 1e-6, q/k RMSNorm before RoPE, RoPE in float32 from double-precision tables.
+#include "dit/flux/blocks.h"
+
+#include <cmath>
+
+#include "sparse_attention/attention.h"
+
+namespace dit::flux {
+
+using rt::Tensor;
+namespace nn = rt::nn;
+
+static constexpr float kNormEps = 1e-6f;
+
+RopeTables embed_nd(const Tensor& ids_in, const std::vector<int64_t>& axes_dims, float theta) {
+  CHECK(ids_in.dim() == 2 && ids_in.size(1) == int64_t(axes_dims.size()), "embed_nd: ids ", ids_in.str(),
+        " need one column per RoPE axis (", axes_dims.size(), ")");
+  const std::vector<float> ids = ids_in.to_vector();
+  const int64_t len = ids_in.size(0), n_axes = ids_in.size(1);
+  int64_t half = 0;
+  for (int64_t d : axes_dims) half += d / 2;
+  RopeTables pe{Tensor::empty({len, half}), Tensor::empty({len, half})};
+  float* c = pe.cos.data<float>();
+  float* s = pe.sin.data<float>();
+  int64_t col = 0;
+  for (int64_t a = 0; a < n_axes; ++a) {
+    const int64_t dim = axes_dims[a];
+    for (int64_t j = 0; j < dim / 2; ++j, ++col) {
+      const double omega = 1.0 / std::pow(double(theta), double(2 * j) / double(dim));
+      for (int64_t n = 0; n < len; ++n) {
+        const double angle = double(ids[n * n_axes + a]) * omega;
+        c[n * half + col] = float(std::cos(angle));
+        s[n * half + col] = float(std::sin(angle));
+      }
+    }
+  }
+  return pe;
+}
+
+static nn::Linear load_linear(const weights::WeightLoader& w, int64_t in, int64_t out, bool bias = true) {
+  nn::Linear l;
+  l.weight = w.get("weight", {out, in});
+  if (bias) l.bias = w.get("bias", {out});
+  return l;
+}
+
+static Tensor layer_norm(const rt::Context& ctx, const Tensor& x) { return rt::layer_norm(ctx, x, {}, {}, kNormEps); }
+
+// [B, L, 3·H·D] -> q, k, v [B, L, H, D] (views of one contiguous buffer).
+struct QKV {
+  Tensor q, k, v;
+};
+static QKV split_heads(const Tensor& qkv, int64_t heads, int64_t head_dim) {
+  const Tensor t = qkv.contiguous().view({qkv.size(0), qkv.size(1), 3, heads, head_dim});
+  return {t.select(2, 0), t.select(2, 1), t.select(2, 2)};
+}
+
+// RoPE on q and k, then softmax attention through sparse_attention -> [B, L, H·D].
+static Tensor rope_attention(const rt::Context& ctx, const QKV& x, const RopeTables& pe, int layer_index,
+                             int step_index) {
+  sattn::AttentionParams p;
+  p.q = rt::rope(ctx, x.q, pe.cos, pe.sin);  // [B, L, H, D]
+  p.k = rt::rope(ctx, x.k, pe.cos, pe.sin);
+  p.v = x.v;
+  p.layer_index = layer_index;
+  p.step_index = step_index;
+  const Tensor o = sattn::attention(ctx, p);  // [B, L, H, D]
+  return o.reshape({o.size(0), o.size(1), o.size(2) * o.size(3)});
+}
+
+static Tensor gated(const rt::Context& ctx, const Tensor& gate, const Tensor& x) {
+  return rt::mul(ctx, gate.unsqueeze(1), x);  // gate [B, C] over tokens
+}
+
+MLPEmbedder MLPEmbedder::load(const weights::WeightLoader& w, int64_t in_dim, int64_t hidden) {
+  return {load_linear(w.pp("in_layer"), in_dim, hidden), load_linear(w.pp("out_layer"), hidden, hidden)};
+}
+
+Tensor MLPEmbedder::operator()(const rt::Context& ctx, const Tensor& x) const {
+  return out_layer(ctx, rt::silu(ctx, in_layer(ctx, x)));
+}
+
+QKNorm QKNorm::load(const weights::WeightLoader& w, int64_t head_dim) {
+  QKNorm n;
+  n.query_norm = {w.pp("query_norm").get("scale", {head_dim}), kNormEps};
+  n.key_norm = {w.pp("key_norm").get("scale", {head_dim}), kNormEps};
+  return n;
+}
+
+SelfAttention SelfAttention::load(const weights::WeightLoader& w, const Config& c) {
+  return {load_linear(w.pp("qkv"), c.hidden_size, 3 * c.hidden_size, c.qkv_bias), QKNorm::load(w.pp("norm"), c.head_dim),
+          load_linear(w.pp("proj"), c.hidden_size, c.hidden_size)};
+}
+
+Modulation Modulation::load(const weights::WeightLoader& w, int64_t hidden, int count) {
+  return {load_linear(w.pp("lin"), hidden, 3 * count * hidden), count};
+}
+
+std::vector<ModulationOut> Modulation::operator()(const rt::Context& ctx, const Tensor& vec) const {
+  const Tensor out = lin(ctx, rt::silu(ctx, vec));  // [B, 3·count·C]
+  const int64_t c = out.size(1) / (3 * count);
+  std::vector<ModulationOut> mods;
+  for (int i = 0; i < count; ++i) {
+    const int64_t base = int64_t(3 * i) * c;
+    mods.push_back({out.slice(1, base, base + c), out.slice(1, base + c, base + 2 * c),
+                    out.slice(1, base + 2 * c, base + 3 * c)});
+  }
+  return mods;
+}
+
+// ---- DoubleStreamBlock -------------------------------------------------------------------------
+
+DoubleStreamBlock DoubleStreamBlock::load(const weights::WeightLoader& w, const Config& c, int layer_index) {
+  DoubleStreamBlock b;
+  const int64_t C = c.hidden_size, M = c.mlp_hidden();
+  b.img_mod = Modulation::load(w.pp("img_mod"), C, 2);
+  b.txt_mod = Modulation::load(w.pp("txt_mod"), C, 2);
+  b.img_attn = SelfAttention::load(w.pp("img_attn"), c);
+  b.txt_attn = SelfAttention::load(w.pp("txt_attn"), c);
+  b.img_mlp_0 = load_linear(w.pp("img_mlp").pp("0"), C, M);
+  b.img_mlp_2 = load_linear(w.pp("img_mlp").pp("2"), M, C);
+  b.txt_mlp_0 = load_linear(w.pp("txt_mlp").pp("0"), C, M);
+  b.txt_mlp_2 = load_linear(w.pp("txt_mlp").pp("2"), M, C);
+  b.num_heads = c.num_heads;
+  b.head_dim = c.head_dim;
+  b.layer_index = layer_index;
+  return b;
+}
+
+void DoubleStreamBlock::forward(const rt::Context& ctx, Tensor& img, Tensor& txt, const Tensor& vec,
+                                const RopeTables& pe, int step_index) const {
+  const auto img_m = img_mod(ctx, vec), txt_m = txt_mod(ctx, vec);
+
+  // prepare image and text for attention
+  const Tensor img_modulated = nn::modulate(ctx, layer_norm(ctx, img), img_m[0].shift, img_m[0].scale);
+  QKV img_qkv = split_heads(img_attn.qkv(ctx, img_modulated), num_heads, head_dim);  // [B, N, H, D]
+  img_qkv.q = img_attn.norm.query_norm(ctx, img_qkv.q);
+  img_qkv.k = img_attn.norm.key_norm(ctx, img_qkv.k);
+
+  const Tensor txt_modulated = nn::modulate(ctx, layer_norm(ctx, txt), txt_m[0].shift, txt_m[0].scale);
+  QKV txt_qkv = split_heads(txt_attn.qkv(ctx, txt_modulated), num_heads, head_dim);  // [B, T, H, D]
+  txt_qkv.q = txt_attn.norm.query_norm(ctx, txt_qkv.q);
+  txt_qkv.k = txt_attn.norm.key_norm(ctx, txt_qkv.k);
+
+  // joint attention, text first
+  const QKV joint{rt::concat(ctx, {txt_qkv.q, img_qkv.q}, 1), rt::concat(ctx, {txt_qkv.k, img_qkv.k}, 1),
+                  rt::concat(ctx, {txt_qkv.v, img_qkv.v}, 1)};  // [B, T+N, H, D]
+  const Tensor attn = rope_attention(ctx, joint, pe, layer_index, step_index);  // [B, T+N, C]
+  const int64_t t_len = txt.size(1);
+  const Tensor txt_attn_out = attn.slice(1, 0, t_len), img_attn_out = attn.slice(1, t_len, attn.size(1));
+
+  // image stream
+  img = rt::add(ctx, img, gated(ctx, img_m[0].gate, img_attn.proj(ctx, img_attn_out)));
+  Tensor h = nn::modulate(ctx, layer_norm(ctx, img), img_m[1].shift, img_m[1].scale);
+  h = img_mlp_2(ctx, rt::gelu_tanh(ctx, img_mlp_0(ctx, h)));  // [B, N, C]
+  img = rt::add(ctx, img, gated(ctx, img_m[1].gate, h));
+
+  // text stream
+  txt = rt::add(ctx, txt, gated(ctx, txt_m[0].gate, txt_attn.proj(ctx, txt_attn_out)));
+  h = nn::modulate(ctx, layer_norm(ctx, txt), txt_m[1].shift, txt_m[1].scale);
+  h = txt_mlp_2(ctx, rt::gelu_tanh(ctx, txt_mlp_0(ctx, h)));  // [B, T, C]
+  txt = rt::add(ctx, txt, gated(ctx, txt_m[1].gate, h));
+}
+
+// ---- SingleStreamBlock -------------------------------------------------------------------------
+
+SingleStreamBlock SingleStreamBlock::load(const weights::WeightLoader& w, const Config& c, int layer_index) {
+  SingleStreamBlock b;
+  b.hidden = c.hidden_size;
+  b.mlp_hidden = c.mlp_hidden();
+  b.linear1 = load_linear(w.pp("linear1"), b.hidden, 3 * b.hidden + b.mlp_hidden, c.qkv_bias);
+  b.linear2 = load_linear(w.pp("linear2"), b.hidden + b.mlp_hidden, b.hidden);
+  b.norm = QKNorm::load(w.pp("norm"), c.head_dim);
+  b.modulation = Modulation::load(w.pp("modulation"), b.hidden, 1);
+  b.num_heads = c.num_heads;
+  b.head_dim = c.head_dim;
+  b.layer_index = layer_index;
+  return b;
+}
+
+Tensor SingleStreamBlock::forward(const rt::Context& ctx, const Tensor& x, const Tensor& vec, const RopeTables& pe,
+                                  int step_index) const {
+  const ModulationOut mod = modulation(ctx, vec)[0];
+  const Tensor x_mod = nn::modulate(ctx, layer_norm(ctx, x), mod.shift, mod.scale);
+  const Tensor u = linear1(ctx, x_mod);  // [B, L, 3C + M]
+  QKV qkv = split_heads(u.slice(2, 0, 3 * hidden), num_heads, head_dim);  // [B, L, H, D]
+  qkv.q = norm.query_norm(ctx, qkv.q);
+  qkv.k = norm.key_norm(ctx, qkv.k);
+  const Tensor attn = rope_attention(ctx, qkv, pe, layer_index, step_index);            // [B, L, C]
+  const Tensor mlp = rt::gelu_tanh(ctx, u.slice(2, 3 * hidden, 3 * hidden + mlp_hidden));  // [B, L, M]
+  const Tensor out = linear2(ctx, rt::concat(ctx, {attn, mlp}, 2));                     // [B, L, C]
+  return rt::add(ctx, x, gated(ctx, mod.gate, out));
+}
+
+// ---- LastLayer ------------------------------------------------------------------------------------
+
+LastLayer LastLayer::load(const weights::WeightLoader& w, const Config& c) {
+  return {load_linear(w.pp("adaLN_modulation").pp("1"), c.hidden_size, 2 * c.hidden_size),
+          load_linear(w.pp("linear"), c.hidden_size, c.out_channels)};
+}
+
+Tensor LastLayer::forward(const rt::Context& ctx, const Tensor& x, const Tensor& vec) const {
+  const Tensor m = adaLN_modulation_1(ctx, rt::silu(ctx, vec));  // [B, 2C]
+  const int64_t c = m.size(1) / 2;
+  const Tensor shift = m.slice(1, 0, c), scale = m.slice(1, c, 2 * c);
+  return linear(ctx, nn::modulate(ctx, layer_norm(ctx, x), shift, scale));  // [B, N, C_out]
+}
+
+}  // namespace dit::flux

@@ -1,0 +1,42 @@
+// The Flux transformer (BFL src/flux/model.py), canonical BFL weight names.
+// B batch, N image tokens, T text tokens, C hidden, C_in/C_out packed latent features.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "dit/flux/blocks.h"
+#include "dit/flux/config.h"
+
+namespace dit::flux {
+
+class FluxTransformer {
+ public:
+  // Strict: every canonical tensor must be present with its shape and nothing else may be left over
+  // (WeightLoader::finish()).
+  static rt::Result<FluxTransformer> load(const weights::WeightLoader& w, const Config& config);
+
+  // img [B, N, C_in] packed latents; img_ids [N, 3] or [B, N, 3] (the first batch entry is used, as
+  // diffusers does); txt [B, T, D_txt]; txt_ids [T, 3] (or [B, T, 3]); timesteps [B] sigma in 0..1
+  // (scaled by 1000 inside); y [B, D_pool]; guidance [B] (needed iff config().guidance_embed,
+  // scaled by 1000 inside) or undefined. step_index is passed to attention policies. -> [B, N, C_out].
+  rt::Tensor forward(const rt::Context& ctx, const rt::Tensor& img, const rt::Tensor& img_ids, const rt::Tensor& txt,
+                     const rt::Tensor& txt_ids, const rt::Tensor& timesteps, const rt::Tensor& y,
+                     const rt::Tensor& guidance, int step_index = -1) const;
+
+  const Config& config() const { return config_; }
+
+ private:
+  Config config_;
+  rt::nn::Linear img_in, txt_in;
+  MLPEmbedder time_in, vector_in;
+  std::optional<MLPEmbedder> guidance_in;
+  std::vector<DoubleStreamBlock> double_blocks;
+  std::vector<SingleStreamBlock> single_blocks;
+  LastLayer final_layer;
+
+  // vec [B, C] = time_in(TE(1000·t)) (+ guidance_in(TE(1000·g))) + vector_in(y).
+  rt::Tensor conditioning(const rt::Context& ctx, const rt::Tensor& timesteps, const rt::Tensor& y,
+                          const rt::Tensor& guidance) const;
+};
+
+}  // namespace dit::flux
