@@ -1,5 +1,6 @@
 // Flux autoencoder decoder: every flux_vae_decoder parity fixture (BFL and diffusers layouts), config
 // inference from shapes, layout detection, and strict loading (missing / unexpected tensors).
+#include <algorithm>
 #include <filesystem>
 
 #include "app/parity/fixture.h"
