@@ -104,8 +104,8 @@ template <> constexpr DType dtype_of<uint16_t>() { return DType::BF16; }  // als
 template <> constexpr DType dtype_of<uint8_t>() { return DType::F8E4M3; }
 
 template <typename T> T* Tensor::data() {
-  CHECK(defined(), "data() on an undefined tensor");
-  CHECK(dtype_ == dtype_of<T>() || (dtype_ == DType::F16 && dtype_of<T>() == DType::BF16),
+  DITRUN_CHECK(defined(), "data() on an undefined tensor");
+  DITRUN_CHECK(dtype_ == dtype_of<T>() || (dtype_ == DType::F16 && dtype_of<T>() == DType::BF16),
         "dtype mismatch: tensor is ", dtype_name(dtype_), ", asked for ", dtype_name(dtype_of<T>()));
   return static_cast<T*>(raw_data());
 }

@@ -7,7 +7,7 @@ build=${1:-build}
 jobs=$(nproc)
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j"$jobs"
-ctest --test-dir "$build" --output-on-failure -j"$jobs" -L cpu
+ctest --test-dir "$build" --output-on-failure -j"$jobs"
 if [ "${FUZZ_SECONDS:-60}" != 0 ] && [ -x tests/fuzz/run_fuzz.sh ]; then
   tests/fuzz/run_fuzz.sh "${FUZZ_SECONDS:-60}"
 fi

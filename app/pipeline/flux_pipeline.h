@@ -37,8 +37,9 @@ class FluxPipeline {
   // The decoded image [3, H, W] in the decoder's range (about [-1, 1]).
   rt::Result<rt::Tensor> generate(const rt::Context& ctx, const GenerateParams& p, const ProgressFn& progress) const;
 
+  struct Impl;  // the loaded components (flux_pipeline.cpp)
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
   FluxPipeline();
 };

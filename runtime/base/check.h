@@ -22,4 +22,8 @@ std::string concat_message(Args&&... args) {
                                             ::rt::detail::concat_message("" __VA_OPT__(, ) __VA_ARGS__)); \
   } while (0)
 
+// Sources use the short name; headers spell DITRUN_CHECK so that test files, where CHECK is Catch2's
+// macro (the harness defines DITRUN_NO_SHORT_CHECK), can include them.
+#ifndef DITRUN_NO_SHORT_CHECK
 #define CHECK(cond, ...) DITRUN_CHECK(cond __VA_OPT__(, ) __VA_ARGS__)
+#endif

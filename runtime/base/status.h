@@ -37,15 +37,15 @@ template <typename T>
 class Result {
  public:
   Result(T value) : v_(std::move(value)) {}
-  Result(Status s) : v_(std::move(s)) { CHECK(!std::get<Status>(v_).is_ok(), "Result built from an ok Status"); }
+  Result(Status s) : v_(std::move(s)) { DITRUN_CHECK(!std::get<Status>(v_).is_ok(), "Result built from an ok Status"); }
   bool is_ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return is_ok(); }
   const Status& status() const {
     static const Status kOk;
     return is_ok() ? kOk : std::get<Status>(v_);
   }
-  T& value() & { CHECK(is_ok(), "value() on an error Result: ", std::get<Status>(v_).message()); return std::get<T>(v_); }
-  T&& value() && { CHECK(is_ok(), "value() on an error Result: ", std::get<Status>(v_).message()); return std::get<T>(std::move(v_)); }
+  T& value() & { DITRUN_CHECK(is_ok(), "value() on an error Result: ", std::get<Status>(v_).message()); return std::get<T>(v_); }
+  T&& value() && { DITRUN_CHECK(is_ok(), "value() on an error Result: ", std::get<Status>(v_).message()); return std::get<T>(std::move(v_)); }
   T* operator->() { return &value(); }
   T& operator*() { return value(); }
 
