@@ -64,6 +64,16 @@ static rt::Result<int64_t> json_int(const nlohmann::json& j, const char* key, in
   return j[key].get<int64_t>();
 }
 
+static rt::Result<std::vector<int64_t>> parse_axes(const nlohmann::json& a) {
+  if (!a.is_array()) return Status::error("Flux config: 'axes_dims_rope' must be a list, got " + a.dump());
+  std::vector<int64_t> axes;
+  for (const auto& v : a) {
+    if (!v.is_number_integer()) return Status::error("Flux config: 'axes_dims_rope' must hold integers, got " + a.dump());
+    axes.push_back(v.get<int64_t>());
+  }
+  return axes;
+}
+
 rt::Result<Config> Config::from_diffusers_json(const nlohmann::json& j) {
   if (!j.is_object()) return Status::error("Flux config: expected a JSON object, got " + j.dump());
   Config c;
@@ -84,13 +94,7 @@ rt::Result<Config> Config::from_diffusers_json(const nlohmann::json& j) {
     c.guidance_embed = j["guidance_embeds"].get<bool>();
   }
   if (j.contains("axes_dims_rope") && !j["axes_dims_rope"].is_null()) {
-    const auto& a = j["axes_dims_rope"];
-    if (!a.is_array()) return Status::error("Flux config: 'axes_dims_rope' must be a list, got " + a.dump());
-    c.axes_dims_rope.clear();
-    for (const auto& v : a) {
-      if (!v.is_number_integer()) return Status::error("Flux config: 'axes_dims_rope' must hold integers, got " + a.dump());
-      c.axes_dims_rope.push_back(v.get<int64_t>());
-    }
+    RT_ASSIGN(c.axes_dims_rope, parse_axes(j["axes_dims_rope"]));
   }
   RT_TRY(c.validate());
   return c;
@@ -149,9 +153,8 @@ rt::Result<Config> Config::from_checkpoint(const weights::MappedStore& s, const 
     c.qkv_bias = s.has("single_blocks.0.linear1.bias");
   }
 
-  if (diffusers_json && diffusers_json->contains("axes_dims_rope")) {
-    RT_ASSIGN(const Config from_json, from_diffusers_json(*diffusers_json));
-    c.axes_dims_rope = from_json.axes_dims_rope;
+  if (diffusers_json && diffusers_json->contains("axes_dims_rope") && !(*diffusers_json)["axes_dims_rope"].is_null()) {
+    RT_ASSIGN(c.axes_dims_rope, parse_axes((*diffusers_json)["axes_dims_rope"]));
   } else if (c.head_dim == 128) {
     c.axes_dims_rope = {16, 56, 56};
   } else {

@@ -180,3 +180,31 @@ TEST_CASE("latent packing round-trips and matches the id layout", "[flux]") {
   CHECK(ids.at({4, 1}) == 1.f);
   CHECK(ids.at({4, 2}) == 1.f);
 }
+
+TEST_CASE("true CFG with the negative equal to the positive leaves the loop unchanged", "[flux]") {
+  auto f = app::load_parity_fixture(fixture("flux_denoise_dev_b1_4x6_n4.safetensors"));
+  REQUIRE(f.is_ok());
+  auto store = dit::flux::map_flux_checkpoint(f->weights);
+  REQUIRE(store.is_ok());
+  auto cfg = dit::flux::Config::from_diffusers_json(f->config["transformer"]);
+  REQUIRE(cfg.is_ok());
+  auto model = dit::flux::FluxTransformer::load(weights::WeightLoader(store.value()), *cfg);
+  REQUIRE(model.is_ok());
+  const app::FluxCond cond{f->inputs.at("encoder_hidden_states"), f->inputs.at("pooled_projections"),
+                           f->inputs.at("txt_ids")};
+  const auto schedule = dit::sampling::flux_schedule(2, 24, dit::sampling::SchedulerConfig::flux_dev());
+  rt::Context ctx;
+  app::DenoiseOptions plain;
+  plain.guidance = 3.5f;
+  int calls = 0;
+  plain.progress = [&](int i, int n) { CHECK((i == ++calls && n == 2)); };
+  const rt::Tensor a = app::denoise(ctx, *model, f->inputs.at("latents"), cond, f->inputs.at("img_ids"), schedule, plain);
+  CHECK(calls == 2);
+  app::DenoiseOptions cfg_opts;
+  cfg_opts.guidance = 3.5f;
+  cfg_opts.negative = &cond;
+  cfg_opts.true_cfg_scale = 4.f;
+  const rt::Tensor b =
+      app::denoise(ctx, *model, f->inputs.at("latents"), cond, f->inputs.at("img_ids"), schedule, cfg_opts);
+  CHECK(test::compare(b, a).rel_l2 <= 1e-6);
+}
