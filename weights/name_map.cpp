@@ -295,7 +295,19 @@ rt::Result<std::shared_ptr<MappedStore>> MappedStore::create(TensorStore store, 
 
   RT_TRY(problems.status(store.source()));
   ms->store_ = std::move(store);
+  ms->rules_ = map.rules();
   return ms;
+}
+
+std::string MappedStore::source_spelling(const std::string& canonical) const {
+  for (const Rule& rule : rules_) {
+    Captures caps;
+    if (!match_named(rule.to, canonical, &caps)) continue;
+    std::string out;
+    for (const auto& f : rule.from) out += (out.empty() ? "" : " + ") + substitute(f, caps);
+    return out;
+  }
+  return canonical;
 }
 
 std::vector<std::string> MappedStore::names() const {

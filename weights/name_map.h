@@ -71,6 +71,9 @@ class MappedStore {
   // Source names no rule matched and no ignore pattern covers: "unexpected" tensors.
   const std::vector<std::string>& unmatched_sources() const { return unmatched_; }
   const TensorStore& source() const { return store_; }
+  // How `canonical` would be spelled in this checkpoint's layout ("a + b" for concatenated sources),
+  // for messages about tensors that are absent. The canonical name itself when no rule makes it.
+  std::string source_spelling(const std::string& canonical) const;
 
  private:
   struct Recipe {
@@ -81,6 +84,7 @@ class MappedStore {
   TensorStore store_;
   std::map<std::string, Recipe> recipes_;
   std::vector<std::string> unmatched_;
+  std::vector<Rule> rules_;
 };
 
 // Strict, scoped weight accessor (candle's VarBuilder idea). Models ask for canonical names with the

@@ -124,7 +124,15 @@ rt::Status WeightLoader::finish() const {
   if (s.missing.empty() && s.wrong.empty() && unexpected.empty()) return rt::Status::ok();
 
   std::vector<std::string> parts;
-  if (!s.missing.empty()) parts.push_back(std::to_string(s.missing.size()) + " missing (" + list_some(s.missing) + ")");
+  if (!s.missing.empty()) {
+    // Named as the checkpoint's layout spells them, with the canonical name when that differs.
+    std::vector<std::string> m;
+    for (const auto& x : s.missing) {
+      const std::string spelled = s.store->source_spelling(x);
+      m.push_back(spelled == x ? x : spelled + " [" + x + "]");
+    }
+    parts.push_back(std::to_string(s.missing.size()) + " missing (" + list_some(m) + ")");
+  }
   if (!s.wrong.empty()) {
     std::vector<std::string> w;
     for (const auto& x : s.wrong) {

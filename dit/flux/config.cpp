@@ -163,7 +163,6 @@ rt::Result<Config> Config::from_checkpoint(const weights::MappedStore& s, const 
                          "hint: pass the transformer's config.json (axes_dims_rope)");
   }
   RT_TRY(c.validate());
-  rt::log_line("flux transformer from checkpoint shapes: %s", c.str().c_str());
   return c;
 }
 

@@ -16,7 +16,6 @@
 #include "app/io/png_writer.h"
 
 // runtime/base/check.h defines an aborting CHECK; in tests CHECK must be Catch's non-fatal one.
-#undef CHECK
 #include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;

@@ -7,7 +7,6 @@
 #include "harness/naive.h"
 #include "sparse_attention/attention.h"
 
-#undef CHECK  // runtime's aborting CHECK; tests use Catch's
 #include <catch2/catch.hpp>
 
 using rt::Shape;

@@ -8,7 +8,6 @@
 #include "harness/safetensors_writer.h"
 #include "text_encoder/clip/model.h"
 // Catch2's CHECK replaces runtime/base/check.h's, so Catch is included last.
-#undef CHECK
 #include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;

@@ -7,7 +7,6 @@
 #include "dit/sampling/flow_match.h"
 #include "harness/compare.h"
 
-#undef CHECK  // runtime's aborting CHECK; tests use Catch's
 #include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;

@@ -12,7 +12,6 @@
 #include "harness/compare.h"
 #include "harness/safetensors_writer.h"
 
-#undef CHECK  // runtime's aborting CHECK; tests use Catch's
 #include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;

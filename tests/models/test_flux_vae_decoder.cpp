@@ -9,7 +9,6 @@
 #include "vae/flux/decoder.h"
 #include "vae/flux/names.h"
 // Catch2's CHECK replaces runtime/base/check.h's, so Catch is included last.
-#undef CHECK
 #include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;

@@ -9,7 +9,6 @@
 #include "runtime/rng.h"
 
 // runtime/base/check.h defines an aborting CHECK; in tests CHECK must be Catch's non-fatal one.
-#undef CHECK
 #include <catch2/catch.hpp>
 
 namespace {

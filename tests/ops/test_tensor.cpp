@@ -11,7 +11,6 @@
 #include "tensor.h"
 
 // runtime/base/check.h defines an aborting CHECK; in tests CHECK must be Catch's non-fatal one.
-#undef CHECK
 #include <catch2/catch.hpp>
 
 using rt::DType;

@@ -11,7 +11,6 @@
 #include "text_encoder/tokenizer/clip_tokenizer.h"
 #include "text_encoder/tokenizer/t5_tokenizer.h"
 
-#undef CHECK  // runtime's aborting CHECK; tests use Catch's
 #include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;

@@ -6,7 +6,6 @@
 #include "harness/safetensors_writer.h"
 #include "weights/store.h"
 // Catch2's CHECK replaces runtime/base/check.h's, so Catch is included last.
-#undef CHECK
 #include <catch2/catch.hpp>
 
 using namespace test;
