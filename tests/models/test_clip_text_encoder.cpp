@@ -1,80 +1,26 @@
 // CLIP text tower: every clip_text_encoder parity fixture (legacy and explicit EOS pooling), the
 // "text_model." prefix and the ignored heads of CLIPModel files, config parsing, and strict loading.
-#include <algorithm>
-#include <filesystem>
-
 #include "app/parity/fixture.h"
-#include "harness/compare.h"
-#include "harness/safetensors_writer.h"
+#include "harness/fixtures.h"
 #include "text_encoder/clip/model.h"
 // Catch2's CHECK replaces runtime/base/check.h's, so Catch is included last.
 #include <catch2/catch.hpp>
 
-namespace fs = std::filesystem;
-
-static std::vector<std::string> clip_fixtures() {
-  std::vector<std::string> out;
-  const fs::path dir = fs::path(DITRUN_FIXTURES_DIR) / "parity";
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("clip_text_encoder", 0) == 0 && e.path().extension() == ".safetensors")
-      out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-static app::ParityFixture load_fixture(const std::string& path) {
-  auto f = app::load_parity_fixture(path);
-  INFO(f.status().message());
-  REQUIRE(f.is_ok());
-  return std::move(f).value();
-}
-
-// The fixture's weights under `prefix`, without `drop`, plus `extra` tensors, in a fresh file.
+// The fixture's weights under `prefix`, without `drop`, plus `extra` tensors (filled with 0.5).
 static weights::TensorStore rewrite(const weights::TensorStore& src, const std::string& prefix, const std::string& drop,
                                     const std::vector<std::pair<std::string, rt::Shape>>& extra = {}) {
   std::vector<test::StTensor> ts;
-  for (const auto& n : src.names())
-    if (n != drop) ts.push_back(test::st_from_tensor(prefix + n, src.load_f32(n)));
   for (const auto& [name, shape] : extra)
     ts.push_back(test::st_f32(name, shape, std::vector<float>(size_t(rt::shape_numel(shape)), 0.5f)));
-  const std::string path = test::make_temp_dir("clip") + "/w.safetensors";
-  test::write_safetensors(path, ts);
-  auto store = weights::TensorStore::open(path);
-  REQUIRE(store.is_ok());
-  return std::move(store).value();
+  return test::rewritten(src, drop, ts, prefix);
 }
 
-static void require_outputs_match(const app::ParityFixture& f, const std::map<std::string, rt::Tensor>& got) {
-  for (const auto& [name, want] : f.expected) {
-    REQUIRE(got.count(name) == 1);
-    const test::Diff d = test::compare(got.at(name), want);
-    INFO(f.path << " output " << name << ": " << d.str());
-    CHECK(!d.nan_mismatch);
-    REQUIRE(d.rel_l2 <= f.tolerance);
-  }
-}
-
-TEST_CASE("clip_text_encoder parity fixtures", "[clip]") {
-  const auto files = clip_fixtures();
-  REQUIRE(!files.empty());
-  rt::Context ctx;
-  for (const auto& path : files) {
-    const app::ParityFixture f = load_fixture(path);
-    REQUIRE(f.module == "clip_text_encoder");
-    auto out = (*app::find_parity_runner(f.module))(ctx, f);
-    INFO(path << ": " << out.status().message());
-    REQUIRE(out.is_ok());
-    require_outputs_match(f, *out);
-  }
-}
+TEST_CASE("clip_text_encoder parity fixtures", "[clip]") { test::check_parity_fixtures("clip_text_encoder"); }
 
 TEST_CASE("clip reads a full CLIPModel-style file with the text_model. prefix", "[clip]") {
-  const auto files = clip_fixtures();
+  const auto files = test::parity_fixtures("clip_text_encoder");
   REQUIRE(!files.empty());
-  const app::ParityFixture f = load_fixture(files.front());
+  const app::ParityFixture f = test::load_fixture(files.front());
   const int64_t C = f.config.at("hidden_size").get<int64_t>();
   const weights::TensorStore store = rewrite(f.weights, "text_model.", "",
                                              {{"text_model.embeddings.position_ids", {1, 16}},
@@ -91,12 +37,12 @@ TEST_CASE("clip reads a full CLIPModel-style file with the text_model. prefix", 
   REQUIRE(model.is_ok());
   rt::Context ctx;
   const te::clip::ClipTextOutput out = model->forward(ctx, f.inputs.at("input_ids"));
-  require_outputs_match(f, {{"last_hidden_state", out.last_hidden_state}, {"pooler_output", out.pooler_output}});
+  test::check_outputs_match(f, {{"last_hidden_state", out.last_hidden_state}, {"pooler_output", out.pooler_output}});
 }
 
 TEST_CASE("clip config from shapes agrees with the fixture config", "[clip]") {
-  for (const auto& path : clip_fixtures()) {
-    const app::ParityFixture f = load_fixture(path);
+  for (const auto& path : test::parity_fixtures("clip_text_encoder")) {
+    const app::ParityFixture f = test::load_fixture(path);
     auto mapped = weights::MappedStore::create(f.weights, te::clip::name_map(f.weights));
     REQUIRE(mapped.is_ok());
     auto inferred = te::clip::Config::from_checkpoint(**mapped);
@@ -116,9 +62,9 @@ TEST_CASE("clip config from shapes agrees with the fixture config", "[clip]") {
 }
 
 TEST_CASE("clip pooling positions follow transformers' eos rule", "[clip]") {
-  const auto files = clip_fixtures();
+  const auto files = test::parity_fixtures("clip_text_encoder");
   REQUIRE(!files.empty());
-  const app::ParityFixture f = load_fixture(files.front());
+  const app::ParityFixture f = test::load_fixture(files.front());
   auto cfg = te::clip::Config::from_transformers_json(f.config);
   REQUIRE(cfg.is_ok());
   const rt::Tensor ids = rt::Tensor::from_vector_i64({0, 5, 99, 7, 99, 9,  0, 5, 7, 9, 3, 9,  0, 97, 98, 97, 1, 2}, {3, 6});
@@ -133,9 +79,9 @@ TEST_CASE("clip pooling positions follow transformers' eos rule", "[clip]") {
 }
 
 TEST_CASE("clip reports a missing tensor by name", "[clip]") {
-  const auto files = clip_fixtures();
+  const auto files = test::parity_fixtures("clip_text_encoder");
   REQUIRE(!files.empty());
-  const app::ParityFixture f = load_fixture(files.front());
+  const app::ParityFixture f = test::load_fixture(files.front());
   const std::string gone = "encoder.layers.1.self_attn.v_proj.bias";
   REQUIRE(f.weights.has(gone));
   auto cfg = te::clip::Config::from_transformers_json(f.config);

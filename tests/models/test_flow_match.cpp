@@ -1,36 +1,30 @@
 // Flow-matching schedule parity (diffusers FlowMatchEulerDiscreteScheduler as FluxPipeline sets it
 // up) and the Euler / true-CFG arithmetic.
 #include <cmath>
-#include <filesystem>
 
 #include "app/parity/fixture.h"
 #include "dit/sampling/flow_match.h"
 #include "harness/compare.h"
+#include "harness/fixtures.h"
 
 #include <catch2/catch.hpp>
 
-namespace fs = std::filesystem;
 namespace fm = dit::sampling;
 
 TEST_CASE("flow_match_schedule fixtures match diffusers", "[flow_match]") {
-  const fs::path dir = fs::path(DITRUN_FIXTURES_DIR) / "parity";
-  std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename().string().rfind("flow_match_schedule_", 0) == 0) files.push_back(e.path().string());
-  }
+  const auto files = test::parity_fixtures("flow_match_schedule");
   REQUIRE(!files.empty());
   rt::Context ctx;
   for (const auto& path : files) {
     INFO(path);
-    auto f = app::load_parity_fixture(path);
-    REQUIRE(f.is_ok());
-    auto out = (*app::find_parity_runner("flow_match_schedule"))(ctx, *f);
+    const app::ParityFixture f = test::load_fixture(path);
+    auto out = (*app::find_parity_runner("flow_match_schedule"))(ctx, f);
     REQUIRE(out.is_ok());
-    for (const auto& [name, want] : f->expected) {
+    for (const auto& [name, want] : f.expected) {
       INFO(name);
       const test::Diff d = test::compare(out->at(name), want);
       INFO(d.str());
-      CHECK(d.rel_l2 <= f->tolerance);
+      CHECK(d.rel_l2 <= f.tolerance);
       CHECK(d.max_abs <= 1e-6 * (name == "timesteps" ? 1000 : 1));  // float32 steps replicated exactly
     }
   }

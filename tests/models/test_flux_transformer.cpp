@@ -1,8 +1,6 @@
 // Flux transformer and denoising-loop parity against the diffusers fixtures, plus the loader's
 // strictness and the layout detection.
-#include <algorithm>
 #include <filesystem>
-#include <functional>
 
 #include "app/parity/fixture.h"
 #include "dit/flux/config.h"
@@ -10,66 +8,18 @@
 #include "dit/flux/names.h"
 #include "app/pipeline/denoise.h"
 #include "harness/compare.h"
-#include "harness/safetensors_writer.h"
+#include "harness/fixtures.h"
 
 #include <catch2/catch.hpp>
 
 namespace fs = std::filesystem;
 
-static std::vector<std::string> fixtures_of(const std::string& module) {
-  std::vector<std::string> out;
-  const fs::path dir = fs::path(DITRUN_FIXTURES_DIR) / "parity";
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(module + "_", 0) == 0 && e.path().extension() == ".safetensors") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+TEST_CASE("flux_transformer fixtures match diffusers", "[flux]") { test::check_parity_fixtures("flux_transformer"); }
 
-static void check_fixtures(const std::string& module) {
-  const auto files = fixtures_of(module);
-  REQUIRE(!files.empty());
-  rt::Context ctx;
-  for (const auto& path : files) {
-    INFO(path);
-    auto f = app::load_parity_fixture(path);
-    REQUIRE(f.is_ok());
-    REQUIRE(f->module == module);
-    const app::ParityRunner* runner = app::find_parity_runner(module);
-    REQUIRE(runner != nullptr);
-    auto out = (*runner)(ctx, *f);
-    INFO((out.is_ok() ? std::string() : out.status().message()));
-    REQUIRE(out.is_ok());
-    for (const auto& [name, want] : f->expected) {
-      INFO("output " << name);
-      REQUIRE(out->count(name) == 1);
-      const test::Diff d = test::compare(out->at(name), want);
-      INFO(d.str());
-      CHECK(d.rel_l2 <= f->tolerance);
-    }
-  }
-}
-
-TEST_CASE("flux_transformer fixtures match diffusers", "[flux]") { check_fixtures("flux_transformer"); }
-
-TEST_CASE("flux_denoise fixtures match the FluxPipeline loop", "[flux]") { check_fixtures("flux_denoise"); }
+TEST_CASE("flux_denoise fixtures match the FluxPipeline loop", "[flux]") { test::check_parity_fixtures("flux_denoise"); }
 
 static std::string fixture(const std::string& name) {
   return (fs::path(DITRUN_FIXTURES_DIR) / "parity" / name).string();
-}
-
-// A copy of a fixture's weights as a checkpoint file, with `edit` applied to the tensor list.
-static weights::TensorStore rewritten(const weights::TensorStore& src, const std::function<void(std::vector<test::StTensor>&)>& edit) {
-  std::vector<test::StTensor> ts;
-  for (const auto& n : src.names()) ts.push_back(test::st_from_tensor(n, src.load_f32(n)));
-  edit(ts);
-  const std::string path = test::make_temp_dir("flux_loader") + "/model.safetensors";
-  test::write_safetensors(path, ts);
-  auto store = weights::TensorStore::open(path);
-  REQUIRE(store.is_ok());
-  return std::move(store).value();
 }
 
 static rt::Status load_status(const weights::TensorStore& store, const dit::flux::Config& cfg) {
@@ -87,7 +37,7 @@ TEST_CASE("flux loader reports missing and wrong-shaped tensors", "[flux]") {
   REQUIRE(load_status(f->weights, *cfg).is_ok());
 
   SECTION("missing tensor") {
-    const auto store = rewritten(f->weights, [](auto& ts) {
+    const auto store = test::rewritten(f->weights, [](auto& ts) {
       std::erase_if(ts, [](const test::StTensor& t) { return t.name == "transformer_blocks.1.ff.net.2.weight"; });
     });
     const rt::Status st = load_status(store, *cfg);
@@ -95,7 +45,7 @@ TEST_CASE("flux loader reports missing and wrong-shaped tensors", "[flux]") {
     CHECK_THAT(st.message(), Catch::Contains("missing") && Catch::Contains("double_blocks.1.img_mlp.2.weight"));
   }
   SECTION("wrong shape") {
-    const auto store = rewritten(f->weights, [](auto& ts) {
+    const auto store = test::rewritten(f->weights, [](auto& ts) {
       for (auto& t : ts)
         if (t.name == "x_embedder.weight") t = test::st_f32(t.name, {32, 8}, std::vector<float>(256, 0.f));
     });

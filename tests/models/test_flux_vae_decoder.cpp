@@ -1,62 +1,17 @@
 // Flux autoencoder decoder: every flux_vae_decoder parity fixture (BFL and diffusers layouts), config
 // inference from shapes, layout detection, and strict loading (missing / unexpected tensors).
-#include <algorithm>
-#include <filesystem>
-
 #include "app/parity/fixture.h"
-#include "harness/compare.h"
-#include "harness/safetensors_writer.h"
+#include "harness/fixtures.h"
 #include "vae/flux/decoder.h"
 #include "vae/flux/names.h"
 // Catch2's CHECK replaces runtime/base/check.h's, so Catch is included last.
 #include <catch2/catch.hpp>
 
-namespace fs = std::filesystem;
-
-static std::vector<std::string> vae_fixtures() {
-  std::vector<std::string> out;
-  const fs::path dir = fs::path(DITRUN_FIXTURES_DIR) / "parity";
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("flux_vae_decoder", 0) == 0 && e.path().extension() == ".safetensors") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-static app::ParityFixture load_fixture(const std::string& path) {
-  auto f = app::load_parity_fixture(path);
-  INFO(f.status().message());
-  REQUIRE(f.is_ok());
-  return std::move(f).value();
-}
-
-TEST_CASE("flux_vae_decoder parity fixtures", "[vae]") {
-  const auto files = vae_fixtures();
-  REQUIRE(!files.empty());
-  rt::Context ctx;
-  for (const auto& path : files) {
-    const app::ParityFixture f = load_fixture(path);
-    REQUIRE(f.module == "flux_vae_decoder");
-    const app::ParityRunner* run = app::find_parity_runner(f.module);
-    REQUIRE(run != nullptr);
-    auto out = (*run)(ctx, f);
-    INFO(path << ": " << out.status().message());
-    REQUIRE(out.is_ok());
-    for (const auto& [name, want] : f.expected) {
-      REQUIRE(out->count(name) == 1);
-      const test::Diff d = test::compare(out->at(name), want);
-      INFO(path << " output " << name << ": " << d.str());
-      CHECK(!d.nan_mismatch);
-      CHECK(d.rel_l2 <= f.tolerance);
-    }
-  }
-}
+TEST_CASE("flux_vae_decoder parity fixtures", "[vae]") { test::check_parity_fixtures("flux_vae_decoder"); }
 
 TEST_CASE("flux_vae_decoder config from shapes and layout detection", "[vae]") {
-  for (const auto& path : vae_fixtures()) {
-    const app::ParityFixture f = load_fixture(path);
+  for (const auto& path : test::parity_fixtures("flux_vae_decoder")) {
+    const app::ParityFixture f = test::load_fixture(path);
     auto layout = vae::flux::detect_vae_layout(f.weights);
     REQUIRE(layout.is_ok());
     CHECK(vae::flux::layout_name(*layout) == f.weights_format);
@@ -96,16 +51,9 @@ TEST_CASE("flux_vae_decoder diffusers defaults and flux1 preset", "[vae]") {
 
 // Rewrites a fixture's weights without `drop` and with `extra`, then loads them as a checkpoint.
 static rt::Status load_modified(const app::ParityFixture& f, const std::string& drop, const std::string& extra) {
-  std::vector<test::StTensor> tensors;
-  for (const auto& name : f.weights.names()) {
-    if (name != drop) tensors.push_back(test::st_from_tensor(name, f.weights.load_f32(name)));
-  }
-  if (!extra.empty()) tensors.push_back(test::st_f32(extra, {2}, {1.f, 2.f}));
-  const std::string path = test::make_temp_dir("vae") + "/vae.safetensors";
-  test::write_safetensors(path, tensors);
-  auto store = weights::TensorStore::open(path);
-  REQUIRE(store.is_ok());
-  auto mapped = vae::flux::map_vae_store(std::move(store).value());
+  std::vector<test::StTensor> added;
+  if (!extra.empty()) added.push_back(test::st_f32(extra, {2}, {1.f, 2.f}));
+  auto mapped = vae::flux::map_vae_store(test::rewritten(f.weights, drop, added));
   if (!mapped.is_ok()) return mapped.status();
   auto cfg = vae::flux::Config::from_diffusers_json(f.config);
   REQUIRE(cfg.is_ok());
@@ -114,8 +62,8 @@ static rt::Status load_modified(const app::ParityFixture& f, const std::string& 
 }
 
 TEST_CASE("flux_vae_decoder strict loading", "[vae]") {
-  for (const auto& path : vae_fixtures()) {
-    const app::ParityFixture f = load_fixture(path);
+  for (const auto& path : test::parity_fixtures("flux_vae_decoder")) {
+    const app::ParityFixture f = test::load_fixture(path);
     const bool bfl = f.weights_format == "bfl";
     const std::string dropped = bfl ? "decoder.up.1.block.2.norm2.weight" : "decoder.up_blocks.2.resnets.2.norm2.weight";
     SECTION("missing tensor: " + path) {

@@ -1,69 +1,21 @@
 // T5 encoder: every t5_encoder parity fixture, the relative-position buckets against torch's, config
 // from shapes, the tied-embedding / full-model name handling, and strict loading.
-#include <algorithm>
-#include <filesystem>
-
 #include "app/parity/fixture.h"
 #include "harness/compare.h"
-#include "harness/safetensors_writer.h"
+#include "harness/fixtures.h"
 #include "text_encoder/t5/model.h"
 // Catch2's CHECK replaces runtime/base/check.h's, so Catch is included last.
 #include <catch2/catch.hpp>
 
-namespace fs = std::filesystem;
-
-static std::vector<std::string> t5_fixtures() {
-  std::vector<std::string> out;
-  const fs::path dir = fs::path(DITRUN_FIXTURES_DIR) / "parity";
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("t5_encoder", 0) == 0 && e.path().extension() == ".safetensors") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-static app::ParityFixture load_fixture(const std::string& path) {
-  auto f = app::load_parity_fixture(path);
-  INFO(f.status().message());
-  REQUIRE(f.is_ok());
-  return std::move(f).value();
-}
-
-// The fixture's weights, renamed / filtered / extended, written to a fresh file and reopened.
+// The fixture's weights without `drop`, plus copies of tensors under other names (from -> to).
 static weights::TensorStore rewrite(const weights::TensorStore& src, const std::string& drop,
                                     const std::vector<std::pair<std::string, std::string>>& copies = {}) {
   std::vector<test::StTensor> ts;
-  for (const auto& n : src.names())
-    if (n != drop) ts.push_back(test::st_from_tensor(n, src.load_f32(n)));
   for (const auto& [from, to] : copies) ts.push_back(test::st_from_tensor(to, src.load_f32(from)));
-  const std::string path = test::make_temp_dir("t5") + "/w.safetensors";
-  test::write_safetensors(path, ts);
-  auto store = weights::TensorStore::open(path);
-  REQUIRE(store.is_ok());
-  return std::move(store).value();
+  return test::rewritten(src, drop, ts);
 }
 
-TEST_CASE("t5_encoder parity fixtures", "[t5]") {
-  const auto files = t5_fixtures();
-  REQUIRE(!files.empty());
-  rt::Context ctx;
-  for (const auto& path : files) {
-    const app::ParityFixture f = load_fixture(path);
-    REQUIRE(f.module == "t5_encoder");
-    auto out = (*app::find_parity_runner(f.module))(ctx, f);
-    INFO(path << ": " << out.status().message());
-    REQUIRE(out.is_ok());
-    for (const auto& [name, want] : f.expected) {
-      REQUIRE(out->count(name) == 1);
-      const test::Diff d = test::compare(out->at(name), want);
-      INFO(path << " output " << name << ": " << d.str());
-      CHECK(!d.nan_mismatch);
-      REQUIRE(d.rel_l2 <= f.tolerance);
-    }
-  }
-}
+TEST_CASE("t5_encoder parity fixtures", "[t5]") { test::check_parity_fixtures("t5_encoder"); }
 
 TEST_CASE("t5 relative_position_bucket matches transformers", "[t5]") {
   // torch: T5Attention._relative_position_bucket(tensor(ns), True, 32, 128), transformers 5.24.0.
@@ -76,8 +28,8 @@ TEST_CASE("t5 relative_position_bucket matches transformers", "[t5]") {
 }
 
 TEST_CASE("t5 config from shapes agrees with the fixture config", "[t5]") {
-  for (const auto& path : t5_fixtures()) {
-    const app::ParityFixture f = load_fixture(path);
+  for (const auto& path : test::parity_fixtures("t5_encoder")) {
+    const app::ParityFixture f = test::load_fixture(path);
     auto mapped = weights::MappedStore::create(f.weights, te::t5::name_map(f.weights));
     REQUIRE(mapped.is_ok());
     auto inferred = te::t5::Config::from_checkpoint(**mapped);
@@ -101,9 +53,9 @@ TEST_CASE("t5 config defaults, preset and unsupported activation", "[t5]") {
 }
 
 TEST_CASE("t5 reads a file with both embedding copies and a decoder", "[t5]") {
-  const auto files = t5_fixtures();
+  const auto files = test::parity_fixtures("t5_encoder");
   REQUIRE(!files.empty());
-  const app::ParityFixture f = load_fixture(files.front());
+  const app::ParityFixture f = test::load_fixture(files.front());
   const std::string emb = f.weights.has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
   const std::string other = emb == "shared.weight" ? "encoder.embed_tokens.weight" : "shared.weight";
   const weights::TensorStore store =
@@ -121,9 +73,9 @@ TEST_CASE("t5 reads a file with both embedding copies and a decoder", "[t5]") {
 }
 
 TEST_CASE("t5 reports a missing tensor by name", "[t5]") {
-  const auto files = t5_fixtures();
+  const auto files = test::parity_fixtures("t5_encoder");
   REQUIRE(!files.empty());
-  const app::ParityFixture f = load_fixture(files.front());
+  const app::ParityFixture f = test::load_fixture(files.front());
   const std::string gone = "encoder.block.1.layer.1.DenseReluDense.wo.weight";
   REQUIRE(f.weights.has(gone));
   auto cfg = te::t5::Config::from_transformers_json(f.config);
