@@ -13,6 +13,15 @@ pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 find_path(STB_INCLUDE_DIR stb/stb_image_write.h REQUIRED)
 find_library(STB_LIBRARY stb REQUIRED)
 
+# OpenCV (evaluate/): only core, imgproc and imgcodecs. Debian ships OpenCVConfig.cmake in libopencv-dev,
+# which drags in ~150 packages (GUI, video, dnn), so the three modules are located directly instead.
+find_path(OpenCV_INCLUDE_DIRS opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)
+set(OpenCV_LIBS)
+foreach(m core imgproc imgcodecs)
+  find_library(OpenCV_${m}_LIBRARY opencv_${m} REQUIRED)
+  list(APPEND OpenCV_LIBS ${OpenCV_${m}_LIBRARY})
+endforeach()
+
 # CUDA: optional, auto-detected. The CPU backend always builds (it is the reference).
 if(DITRUN_CUDA STREQUAL "AUTO")
   include(CheckLanguage)

@@ -11,6 +11,7 @@ pkgs=(
   catch2                     # tests (v2, single header)
   libstb-dev                 # PNG writing
   nlohmann-json3-dev         # safetensors headers, configs
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # evaluate: image analysis
   clang libclang-rt-14-dev   # libFuzzer target for the safetensors header parser
 )
 missing=()

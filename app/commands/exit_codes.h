@@ -10,7 +10,6 @@ enum ExitCode : int {
   kExitModel = 3,        // model files missing, malformed, of another family, or not matching
   kExitOutput = 4,       // output exists (without --overwrite) or cannot be written
   kExitParity = 5,       // parity: an output exceeded its tolerance
-  kExitInterrupted = 130 // stopped by Ctrl-C
 };
 
 }  // namespace app

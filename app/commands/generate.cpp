@@ -45,11 +45,13 @@ int validate(const GenerateOptions& o) {
   if (p.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
     return usage_error("--prompt is empty; describe the image, e.g. --prompt \"a red fox in snow\"");
   for (auto [name, v] : {std::pair{"width", p.width}, std::pair{"height", p.height}}) {
+    if (v == 0) continue;  // the model's default
     if (v < 16 || v > 8192) return usage_error(std::string("--") + name + " " + std::to_string(v) + " is out of range; use 16..8192 in steps of 16");
     if (v % 16 != 0) return usage_error(size_hint(name, v));
   }
   if (p.steps < 0 || p.steps > 1000) return usage_error("--steps " + std::to_string(p.steps) + " is out of range; use 1..1000");
-  if (!(p.guidance >= 0.f && std::isfinite(p.guidance))) return usage_error("--guidance must be a finite number >= 0");
+  if (!(p.guidance >= 0.f || p.guidance == -1.f) || !std::isfinite(p.guidance))
+    return usage_error("--guidance must be a finite number >= 0");
   if (!(p.true_cfg >= 1.f && std::isfinite(p.true_cfg))) return usage_error("--true-cfg must be >= 1 (1 disables true CFG)");
   if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
     return usage_error("--max-sequence-length " + std::to_string(p.max_sequence_length) + " is out of range; use 1..512 (T5 in Flux)");
@@ -69,7 +71,7 @@ int run_generate(GenerateOptions o) {
     std::fprintf(stderr, "ditrun generate: %s\n", paths.status().message().c_str());
     return kExitModel;
   }
-  rt::Context ctx(rt::ContextOptions{.num_threads = o.threads, .log_level = o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info});
+  rt::Context ctx(rt::ContextOptions{.device = rt::Device::cpu(), .num_threads = o.threads, .log_level = o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info});
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto pipe = FluxPipeline::load(ctx, paths.value());
@@ -77,9 +79,12 @@ int run_generate(GenerateOptions o) {
     std::fprintf(stderr, "ditrun generate: %s\n", pipe.status().message().c_str());
     return kExitModel;
   }
-  GenerateParams p = o.params;
-  if (p.steps == 0) p.steps = (*pipe)->default_steps();
-  if (p.max_sequence_length == 0) p.max_sequence_length = (*pipe)->default_max_sequence_length();
+  const GenerateParams p = (*pipe)->with_defaults(o.params);
+  {
+    GenerateOptions effective = o;
+    effective.params = p;
+    if (int rc = validate(effective); rc != kExitOk) return rc;  // a model's defaults file can be wrong too
+  }
   if (p.true_cfg > 1.f && p.negative_prompt.empty())
     std::fprintf(stderr, "ditrun generate: note: --true-cfg %.2f has no effect without --negative-prompt\n", p.true_cfg);
   if (!o.quiet)
@@ -125,7 +130,7 @@ int run_generate(GenerateOptions o) {
 Command add_generate_command(CLI::App& root) {
   auto o = std::make_shared<GenerateOptions>();
   CLI::App* c = root.add_subcommand("generate", "Generate an image from a prompt");
-  c->add_option("--model", o->paths.model, "diffusers Flux folder (model_index.json, transformer/, vae/, ...)");
+  c->add_option("--model", o->paths.model, "diffusers Flux folder (model_index.json, transformer/, vae/, ...); default: the embedded model");
   c->add_option("--transformer", o->paths.transformer, "Flux transformer weights (BFL single file or diffusers folder); overrides --model's");
   c->add_option("--vae", o->paths.vae, "Flux AE weights (ae.safetensors or a diffusers vae folder)");
   c->add_option("--t5", o->paths.t5, "T5 encoder folder (weights and spiece.model)");
@@ -133,12 +138,12 @@ Command add_generate_command(CLI::App& root) {
   c->add_option("-p,--prompt", o->params.prompt, "What the image shows")->required();
   c->add_option("-n,--negative-prompt", o->params.negative_prompt, "What to steer away from (with --true-cfg > 1)");
   c->add_option("--true-cfg", o->params.true_cfg, "True classifier-free guidance scale (1 = off; doubles the cost)")->capture_default_str();
-  c->add_option("-W,--width", o->params.width, "Image width in pixels, multiple of 16")->capture_default_str();
-  c->add_option("-H,--height", o->params.height, "Image height in pixels, multiple of 16")->capture_default_str();
-  c->add_option("--steps", o->params.steps, "Denoising steps (default 28 for dev, 4 for schnell)");
-  c->add_option("-g,--guidance", o->params.guidance, "Embedded guidance scale (dev)")->capture_default_str();
+  c->add_option("-W,--width", o->params.width, "Image width in pixels, multiple of 16 (default: the model's; 1024 for Flux)");
+  c->add_option("-H,--height", o->params.height, "Image height in pixels, multiple of 16 (default: the model's; 1024 for Flux)");
+  c->add_option("--steps", o->params.steps, "Denoising steps (default: the model's; 28 for dev, 4 for schnell)");
+  c->add_option("-g,--guidance", o->params.guidance, "Embedded guidance scale for guidance-distilled models (default 3.5)");
   c->add_option("-s,--seed", o->params.seed, "Seed of the initial noise (torch.randn on a CPU generator)")->capture_default_str();
-  c->add_option("--max-sequence-length", o->params.max_sequence_length, "T5 tokens (default 512 dev, 256 schnell)");
+  c->add_option("--max-sequence-length", o->params.max_sequence_length, "T5 tokens (default: the model's; 512 dev, 256 schnell)");
   c->add_option("-o,--out", o->out, "Output PNG path")->capture_default_str();
   c->add_flag("--overwrite", o->overwrite, "Replace --out if it exists");
   c->add_flag("-q,--quiet", o->quiet, "No progress on stderr");

@@ -10,6 +10,8 @@
 #include "app/commands/exit_codes.h"
 #include "app/parity/fixture.h"
 
+#include <nlohmann/json.hpp>
+
 namespace app {
 
 namespace {
@@ -55,7 +57,7 @@ int run_parity(const ParityOptions& o) {
     std::fprintf(stderr, "ditrun parity: --dtype %s needs a GPU backend; the CPU path computes in f32\n", o.dtype.c_str());
     return kExitUsage;
   }
-  rt::Context ctx(rt::ContextOptions{.num_threads = o.threads});
+  rt::Context ctx(rt::ContextOptions{.device = rt::Device::cpu(), .num_threads = o.threads});
   int failures = 0, errors = 0;
   for (const std::string& path : o.files) {
     auto fixture = load_parity_fixture(path);
@@ -72,7 +74,13 @@ int run_parity(const ParityOptions& o) {
       ++errors;
       continue;
     }
-    auto outputs = (*runner)(ctx, f);
+    // A fixture's config is data from outside: a value of the wrong JSON type is a malformed file.
+    rt::Result<ParityOutputs> outputs = rt::Status::error("");
+    try {
+      outputs = (*runner)(ctx, f);
+    } catch (const nlohmann::json::exception& e) {
+      outputs = rt::Status::error(path + ": metadata 'config' has a value of the wrong type: " + e.what());
+    }
     if (!outputs) {
       std::fprintf(stderr, "ditrun parity: %s\n", outputs.status().message().c_str());
       ++errors;

@@ -22,6 +22,7 @@ rt::Result<ParityOutputs> run_flux_denoise(const rt::Context& ctx, const ParityF
 
   const int steps = f.config["num_inference_steps"].get<int>();
   const int64_t seq = f.config["image_seq_len"].get<int64_t>();
+  if (steps < 1) return rt::Status::error(f.path + ": num_inference_steps must be >= 1");
   if (seq != latents.size(1))
     return rt::Status::error(f.path + ": image_seq_len " + std::to_string(seq) + " != latent tokens " +
                              std::to_string(latents.size(1)));

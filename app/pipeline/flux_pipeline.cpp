@@ -32,6 +32,7 @@ struct FluxPipeline::Impl {
   std::optional<te::ClipTokenizer> clip_tokenizer;
   dit::sampling::SchedulerConfig scheduler;
   int clip_max_length = 77;
+  ModelDefaults defaults;
 };
 
 FluxPipeline::FluxPipeline() : impl_(std::make_unique<Impl>()) {}
@@ -104,6 +105,20 @@ static rt::Status load_text_encoders(FluxPipeline::Impl& m, const ComponentPaths
   return rt::Status::ok();
 }
 
+static rt::Status read_defaults(const std::string& path, ModelDefaults* d) {
+  RT_ASSIGN(nlohmann::json j, read_json(path));
+  try {
+    d->width = j.value("width", d->width);
+    d->height = j.value("height", d->height);
+    d->steps = j.value("steps", d->steps);
+    d->max_sequence_length = j.value("max_sequence_length", d->max_sequence_length);
+    d->guidance = j.value("guidance", d->guidance);
+  } catch (const std::exception& e) {
+    return rt::Status::error(path + ": " + e.what() + " (expected numbers for width, height, steps, max_sequence_length, guidance)");
+  }
+  return rt::Status::ok();
+}
+
 rt::Result<std::shared_ptr<FluxPipeline>> FluxPipeline::load(const rt::Context& ctx, const ComponentPaths& paths) {
   std::shared_ptr<FluxPipeline> pipe(new FluxPipeline());
   Impl& m = *pipe->impl_;
@@ -116,6 +131,11 @@ rt::Result<std::shared_ptr<FluxPipeline>> FluxPipeline::load(const rt::Context& 
   } else {
     m.scheduler = pipe->has_guidance() ? dit::sampling::SchedulerConfig::flux_dev() : dit::sampling::SchedulerConfig::flux_schnell();
   }
+  if (!pipe->has_guidance()) {
+    m.defaults.steps = 4;
+    m.defaults.max_sequence_length = 256;
+  }
+  if (!paths.defaults.empty()) RT_TRY(read_defaults(paths.defaults, &m.defaults));
   const int64_t txt_dim = m.transformer->config().context_dim;
   if (m.t5->config().d_model != txt_dim)
     return rt::Status::error("T5 encoder width " + std::to_string(m.t5->config().d_model) +
@@ -134,6 +154,18 @@ rt::Result<std::shared_ptr<FluxPipeline>> FluxPipeline::load(const rt::Context& 
 }
 
 bool FluxPipeline::has_guidance() const { return impl_->transformer->config().guidance_embed; }
+
+const ModelDefaults& FluxPipeline::defaults() const { return impl_->defaults; }
+
+GenerateParams FluxPipeline::with_defaults(GenerateParams p) const {
+  const ModelDefaults& d = impl_->defaults;
+  if (p.width <= 0) p.width = d.width;
+  if (p.height <= 0) p.height = d.height;
+  if (p.steps <= 0) p.steps = d.steps;
+  if (p.max_sequence_length <= 0) p.max_sequence_length = d.max_sequence_length;
+  if (p.guidance < 0) p.guidance = d.guidance;
+  return p;
+}
 
 std::string FluxPipeline::describe() const {
   std::ostringstream os;

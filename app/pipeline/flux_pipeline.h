@@ -10,15 +10,26 @@
 
 namespace app {
 
+// Zero / negative fields take the model's defaults (ModelDefaults).
 struct GenerateParams {
   std::string prompt;
   std::string negative_prompt;  // used with true_cfg > 1
   float true_cfg = 1.f;
-  int64_t width = 1024, height = 1024;
-  int steps = 0;                // 0: the model's default (28 with guidance embedding, 4 without)
-  float guidance = 3.5f;        // embedded guidance (ignored by models without guidance_in)
+  int64_t width = 0, height = 0;
+  int steps = 0;
+  float guidance = -1.f;        // embedded guidance (ignored by models without guidance_in)
   uint64_t seed = 42;
-  int max_sequence_length = 0;  // 0: 512 with guidance embedding (dev), 256 without (schnell)
+  int max_sequence_length = 0;
+};
+
+// What a model generates with when the user does not say: Flux's (1024², 28 steps and T5 length 512
+// with guidance embedding (dev), 4 steps and 256 without (schnell), guidance 3.5), overridden by a
+// ditrun_defaults.json in the model folder (the embedded model ships one).
+struct ModelDefaults {
+  int64_t width = 1024, height = 1024;
+  int steps = 28;
+  int max_sequence_length = 512;
+  float guidance = 3.5f;
 };
 
 // stage is "encode", "denoise" or "decode"; i of n done.
@@ -30,8 +41,9 @@ class FluxPipeline {
   ~FluxPipeline();
 
   bool has_guidance() const;
-  int default_steps() const { return has_guidance() ? 28 : 4; }
-  int default_max_sequence_length() const { return has_guidance() ? 512 : 256; }
+  const ModelDefaults& defaults() const;
+  // p with every unset field replaced by the model's default.
+  GenerateParams with_defaults(GenerateParams p) const;
   std::string describe() const;  // one line: variant and dimensions
 
   // The decoded image [3, H, W] in the decoder's range (about [-1, 1]).

@@ -1,5 +1,6 @@
 #include "app/pipeline/model_paths.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 namespace app {
@@ -19,7 +20,19 @@ static bool has_tokenizer_files(const fs::path& dir, bool t5) {
   return (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) || fs::exists(dir / "tokenizer.json");
 }
 
-rt::Result<ComponentPaths> resolve_model_paths(const ModelPathArgs& a) {
+std::string embedded_model_dir() {
+  if (const char* env = std::getenv("DITRUN_EMBEDDED_MODEL"); env && *env) return env;
+  return DITRUN_EMBEDDED_MODEL;
+}
+
+rt::Result<ComponentPaths> resolve_model_paths(const ModelPathArgs& args) {
+  ModelPathArgs a = args;
+  if (a.model.empty() && a.transformer.empty() && a.vae.empty() && a.t5.empty() && a.clip.empty()) {
+    a.model = embedded_model_dir();
+    if (!fs::exists(fs::path(a.model) / "model_index.json"))
+      return rt::Status::error("no --model given and the embedded model is not at " + a.model +
+                               " (set DITRUN_EMBEDDED_MODEL to its folder, or pass --model DIR)");
+  }
   ComponentPaths c;
   const fs::path root(a.model);
   if (!a.model.empty()) {
@@ -66,7 +79,10 @@ rt::Result<ComponentPaths> resolve_model_paths(const ModelPathArgs& a) {
   };
   RT_ASSIGN(c.t5_tokenizer, tokenizer(c.t5, "tokenizer_2", true, "--t5"));
   RT_ASSIGN(c.clip_tokenizer, tokenizer(c.clip, "tokenizer", false, "--clip"));
-  if (!a.model.empty()) c.scheduler_config = if_exists(root / "scheduler" / "scheduler_config.json");
+  if (!a.model.empty()) {
+    c.scheduler_config = if_exists(root / "scheduler" / "scheduler_config.json");
+    c.defaults = if_exists(root / "ditrun_defaults.json");
+  }
   return c;
 }
 

@@ -22,7 +22,13 @@ struct ComponentPaths {
   std::string t5, t5_config, t5_tokenizer;      // tokenizer: folder with spiece.model
   std::string clip, clip_config, clip_tokenizer;  // tokenizer: folder with vocab.json+merges.txt or tokenizer.json
   std::string scheduler_config;                 // "" when absent (defaults follow the transformer variant)
+  std::string defaults;                         // ditrun_defaults.json of the folder ("" when absent)
 };
+
+// The model used when no --model or component flag is given: the embedded model shipped in the
+// repository (models/ditrun-shapes), or the folder named by the DITRUN_EMBEDDED_MODEL environment
+// variable.
+std::string embedded_model_dir();
 
 // Resolves and checks that every component exists; errors name the missing piece and the flag that
 // supplies it.

@@ -42,7 +42,7 @@ struct Config {
   static rt::Result<Config> from_diffusers_json(const nlohmann::json& j);
   // Everything from the canonical (BFL-named) tensor shapes. axes_dims_rope cannot be read from
   // shapes: it comes from `diffusers_json` when given (a config.json next to the weights), else the
-  // Flux value (16, 56, 56) when head_dim is 128, else an error asking for the config. Logs one line.
+  // Flux value (16, 56, 56) when head_dim is 128, else an error asking for the config.
   static rt::Result<Config> from_checkpoint(const weights::MappedStore& store,
                                             const nlohmann::json* diffusers_json = nullptr);
 };
