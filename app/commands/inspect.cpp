@@ -10,6 +10,9 @@
 #include "app/commands/commands.h"
 #include "app/commands/exit_codes.h"
 #include "app/pipeline/detect.h"
+#include "app/pipeline/components.h"
+#include "dit/flux/names.h"
+#include "vae/flux/names.h"
 
 namespace app {
 
@@ -31,6 +34,23 @@ std::string human_bytes(double b) {
   return buf;
 }
 
+// The dimensions generate would build the model with (shapes plus config.json, as loading does).
+std::string inferred_config(const weights::TensorStore& store, Family family, const std::string& config_json) {
+  auto line = [&](auto&& mapped, auto&& infer) -> std::string {
+    if (!mapped) return "cannot map names: " + mapped.status().message();
+    auto cfg = infer(**mapped, config_json);
+    return cfg ? cfg->str() : "cannot infer: " + cfg.status().message();
+  };
+  switch (family) {
+    case Family::FluxTransformer: return line(dit::flux::map_flux_checkpoint(store), flux_transformer_config);
+    case Family::FluxVAE: return line(vae::flux::map_vae_store(store), flux_vae_config);
+    case Family::T5Encoder: return line(weights::MappedStore::create(store, te::t5::name_map(store)), t5_config);
+    case Family::ClipTextEncoder: return line(weights::MappedStore::create(store, te::clip::name_map(store)), clip_config);
+    case Family::Unknown: break;
+  }
+  return "-";
+}
+
 int inspect_store(const std::string& path, const std::string& label, bool list) {
   auto store = weights::TensorStore::open(path);
   if (!store) {
@@ -48,9 +68,10 @@ int inspect_store(const std::string& path, const std::string& label, bool list) 
   std::printf("%s%s\n  family: %s\n  layout: %s\n  tensors: %zu\n  dtypes:", label.c_str(), path.c_str(),
               family_name(d.family), d.layout.empty() ? "-" : d.layout.c_str(), store->size());
   for (auto& [k, v] : dtypes) std::printf(" %s=%zu", k.c_str(), v);
-  std::printf("\n  size: %s\n", human_bytes(bytes).c_str());
   const fs::path cfg = fs::is_directory(path) ? fs::path(path) / "config.json" : fs::path(path).parent_path() / "config.json";
-  if (fs::exists(cfg)) {
+  const std::string cfg_path = fs::exists(cfg) ? cfg.string() : "";
+  std::printf("\n  size: %s\n  model: %s\n", human_bytes(bytes).c_str(), inferred_config(*store, d.family, cfg_path).c_str());
+  if (!cfg_path.empty()) {
     try {
       std::ifstream in(cfg);
       std::printf("  config: %s\n", nlohmann::json::parse(in).dump().c_str());

@@ -3,11 +3,11 @@
 // resolution-dependent shift, the denoising loop, unpacking, z/scaling + shift, VAE decode.
 #include "app/pipeline/flux_pipeline.h"
 
-#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "app/pipeline/components.h"
 #include "app/pipeline/denoise.h"
 #include "app/pipeline/detect.h"
 #include "dit/flux/names.h"
@@ -38,16 +38,6 @@ struct FluxPipeline::Impl {
 FluxPipeline::FluxPipeline() : impl_(std::make_unique<Impl>()) {}
 FluxPipeline::~FluxPipeline() = default;
 
-static rt::Result<nlohmann::json> read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return rt::Status::error(path + ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    return rt::Status::error(path + ": invalid JSON: " + e.what());
-  }
-}
-
 // Opens a component's weights and checks they belong to the expected family before mapping names.
 static rt::Result<weights::TensorStore> open_component(const std::string& path, Family family, const std::string& flag) {
   RT_ASSIGN(weights::TensorStore store, weights::TensorStore::open(path));
@@ -58,11 +48,7 @@ static rt::Result<weights::TensorStore> open_component(const std::string& path, 
 static rt::Status load_transformer(FluxPipeline::Impl& m, const ComponentPaths& p) {
   RT_ASSIGN(weights::TensorStore store, open_component(p.transformer, Family::FluxTransformer, "--transformer"));
   RT_ASSIGN(auto mapped, dit::flux::map_flux_checkpoint(std::move(store)));
-  std::optional<nlohmann::json> json;
-  if (!p.transformer_config.empty()) {
-    RT_ASSIGN(json, read_json(p.transformer_config));
-  }
-  RT_ASSIGN(dit::flux::Config cfg, dit::flux::Config::from_checkpoint(*mapped, json ? &*json : nullptr));
+  RT_ASSIGN(dit::flux::Config cfg, flux_transformer_config(*mapped, p.transformer_config));
   RT_ASSIGN(m.transformer, dit::flux::FluxTransformer::load(weights::WeightLoader(mapped, "transformer"), cfg));
   return rt::Status::ok();
 }
@@ -70,12 +56,7 @@ static rt::Status load_transformer(FluxPipeline::Impl& m, const ComponentPaths& 
 static rt::Status load_vae(FluxPipeline::Impl& m, const ComponentPaths& p) {
   RT_ASSIGN(weights::TensorStore store, open_component(p.vae, Family::FluxVAE, "--vae"));
   RT_ASSIGN(auto mapped, vae::flux::map_vae_store(std::move(store)));
-  vae::flux::Config base = vae::flux::Config::flux1();
-  if (!p.vae_config.empty()) {
-    RT_ASSIGN(nlohmann::json json, read_json(p.vae_config));
-    RT_ASSIGN(base, vae::flux::Config::from_diffusers_json(json));
-  }
-  RT_ASSIGN(m.vae_config, vae::flux::Config::from_checkpoint(*mapped, base));
+  RT_ASSIGN(m.vae_config, flux_vae_config(*mapped, p.vae_config));
   RT_ASSIGN(m.vae, vae::flux::Decoder::load(weights::WeightLoader(mapped, "vae"), m.vae_config));
   return rt::Status::ok();
 }
@@ -83,22 +64,16 @@ static rt::Status load_vae(FluxPipeline::Impl& m, const ComponentPaths& p) {
 static rt::Status load_text_encoders(FluxPipeline::Impl& m, const ComponentPaths& p) {
   {
     RT_ASSIGN(weights::TensorStore store, open_component(p.t5, Family::T5Encoder, "--t5"));
-    std::optional<te::t5::Config> cfg;
-    if (!p.t5_config.empty()) {
-      RT_ASSIGN(nlohmann::json json, read_json(p.t5_config));
-      RT_ASSIGN(cfg, te::t5::Config::from_transformers_json(json));
-    }
-    RT_ASSIGN(m.t5, te::t5::T5Encoder::from_store(std::move(store), cfg));
+    RT_ASSIGN(auto mapped, weights::MappedStore::create(store, te::t5::name_map(store)));
+    RT_ASSIGN(te::t5::Config cfg, t5_config(*mapped, p.t5_config));
+    RT_ASSIGN(m.t5, te::t5::T5Encoder::load(weights::WeightLoader(mapped, "t5_encoder"), cfg));
   }
   {
     RT_ASSIGN(weights::TensorStore store, open_component(p.clip, Family::ClipTextEncoder, "--clip"));
-    std::optional<te::clip::Config> cfg;
-    if (!p.clip_config.empty()) {
-      RT_ASSIGN(nlohmann::json json, read_json(p.clip_config));
-      RT_ASSIGN(cfg, te::clip::Config::from_transformers_json(json));
-    }
-    RT_ASSIGN(m.clip, te::clip::ClipTextEncoder::from_store(std::move(store), cfg));
-    if (cfg) m.clip_max_length = int(cfg->max_position_embeddings);
+    RT_ASSIGN(auto mapped, weights::MappedStore::create(store, te::clip::name_map(store)));
+    RT_ASSIGN(te::clip::Config cfg, clip_config(*mapped, p.clip_config));
+    RT_ASSIGN(m.clip, te::clip::ClipTextEncoder::load(weights::WeightLoader(mapped, "clip_text_encoder"), cfg));
+    m.clip_max_length = int(cfg.max_position_embeddings);
   }
   RT_ASSIGN(m.t5_tokenizer, te::T5Tokenizer::load(p.t5_tokenizer));
   RT_ASSIGN(m.clip_tokenizer, te::ClipTokenizer::load(p.clip_tokenizer));

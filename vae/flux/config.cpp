@@ -1,6 +1,8 @@
 // Config parsing (diffusers config.json) and inference from checkpoint shapes.
 #include "vae/flux/config.h"
 
+#include <sstream>
+
 #include <string>
 
 namespace vae::flux {
@@ -9,6 +11,15 @@ static std::string join(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
   return s + "]";
+}
+
+std::string Config::str() const {
+  std::ostringstream os;
+  os << "latent " << latent_channels << " channels, " << upscale() << "x upsampling, blocks [";
+  for (size_t i = 0; i < block_out_channels.size(); ++i) os << (i ? ", " : "") << block_out_channels[i];
+  os << "], " << layers_per_block + 1 << " resnets per up block, groups " << norm_num_groups << ", scaling "
+     << scaling_factor << ", shift " << shift_factor;
+  return os.str();
 }
 
 rt::Status Config::validate() const {

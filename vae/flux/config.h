@@ -41,6 +41,7 @@ struct Config {
   static rt::Result<Config> from_checkpoint(const weights::MappedStore& store);
 
   rt::Status validate() const;
+  std::string str() const;  // one line for logs
 };
 
 }  // namespace vae::flux
