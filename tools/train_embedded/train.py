@@ -1,0 +1,711 @@
+#!/usr/bin/env python3
+"""Trains ditrun's embedded default model: a small Flux-architecture pipeline on the procedural shapes world.
+
+The pipeline uses the very classes diffusers' FluxPipeline uses (CLIPTextModel + CLIPTokenizer, T5EncoderModel +
+T5Tokenizer with a SentencePiece model trained on the world's captions, AutoencoderKL with Flux's 16-channel
+latent and 8x downsampling, FluxTransformer2DModel, FlowMatchEulerDiscreteScheduler) and is saved with
+save_pretrained in float16. See README.md next to this file.
+
+Two phases:
+  prepare (CPU, here):  python tools/train_embedded/train.py prepare --out models/ditrun-shapes-init
+      tokenizers trained on world captions, every component's config, scheduler, model_index.json,
+      ditrun_defaults.json. No weights.
+  train (one GPU):      python tools/train_embedded/train.py train --init models/ditrun-shapes-init --out DIR
+      stage A: the AutoencoderKL on rendered images (PSNR on held-out renders, latent shift/scale);
+      stage B: FluxTransformer2DModel + T5 + CLIP from scratch, flow matching, mixed resolutions;
+      both stop by wall clock (--seconds split by --ae-fraction); saves the EMA weights in float16 with
+      train_config.json, then generates a sample grid with diffusers' FluxPipeline.
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools", "world"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import world  # noqa: E402
+
+# ------------------------------------------------------------------------------------------ architecture
+# Sized for ditrun's float32 CPU engine (a 256x256, 20-step image in a few seconds on 2 cores) and for a
+# float16 folder well under 25 MB. Changing these means rerunning `prepare`.
+ARCH = {
+    "transformer": dict(patch_size=1, in_channels=64, out_channels=None, num_layers=2, num_single_layers=4,
+                        attention_head_dim=64, num_attention_heads=4, joint_attention_dim=128,
+                        pooled_projection_dim=128, guidance_embeds=False, axes_dims_rope=(8, 28, 28)),
+    "vae": dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
+                up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[32, 64, 64, 64], layers_per_block=1,
+                latent_channels=16, norm_num_groups=16, sample_size=256, scaling_factor=1.0, shift_factor=0.0,
+                use_quant_conv=False, use_post_quant_conv=False, mid_block_add_attention=True, force_upcast=False),
+    "t5": dict(d_model=128, d_kv=32, d_ff=256, num_layers=3, num_heads=4, relative_attention_num_buckets=32,
+               relative_attention_max_distance=128, dropout_rate=0.0, feed_forward_proj="gated-gelu",
+               is_encoder_decoder=False, use_cache=False, tie_word_embeddings=False),
+    "clip": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                 max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=128),
+}
+SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                 base_image_seq_len=256, max_image_seq_len=4096)
+DEFAULT_STEPS = 20
+SPM_VOCAB = 512
+CLIP_MERGES = 1000
+PREPARE_SEED = 20240601
+
+
+def log(*a):
+    print("[%7.1fs]" % (time.time() - T0), *a, flush=True)
+
+
+T0 = time.time()
+
+
+# ================================================================================================ prepare
+def world_captions(spec, n, split, seed):
+    rng = np.random.default_rng(seed)
+    return [world.caption(world.sample_scene(rng, spec, split), spec) for _ in range(n)]
+
+
+def longest_captions(spec):
+    """The longest captions the grammar allows (two objects, the longest words, a textured background)."""
+    words = lambda xs: sorted(xs, key=len, reverse=True)  # noqa: E731
+    out = []
+    for c1 in words(spec["colors"])[:3]:
+        for s1 in words(spec["shape_order"])[:3]:
+            for p in words([p["phrase"] for p in spec["positions"]])[:3]:
+                for tex in ("striped ", "dotted "):
+                    for bg in words(spec["backgrounds"]["colors"])[:3]:
+                        out.append("a medium %s %s %s and a medium %s %s %s on a %s%s background"
+                                   % (c1, s1, p, c1, s1, p, tex, bg))
+    return out
+
+
+def add_word_pieces(spm_path, words):
+    """Makes every world word a single piece of the unigram model.
+
+    SentencePiece's unigram trainer splits even the most frequent caption words on this very repetitive
+    corpus ("medium" -> "me" "dium"), which doubles the T5 sequence. A word piece scored like the best normal
+    piece always wins the Viterbi search (any split sums at least two scores, each no higher), so the model
+    stays an ordinary unigram spiece.model that sentencepiece, transformers and ditrun segment alike.
+    """
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb2
+    proto = spm_pb2.ModelProto()
+    with open(spm_path, "rb") as f:
+        proto.ParseFromString(f.read())
+    have = {p.piece for p in proto.pieces}
+    best = max(p.score for p in proto.pieces if p.type == spm_pb2.ModelProto.SentencePiece.NORMAL)
+    added = 0
+    for w in words:
+        piece = "\u2581" + w
+        if piece not in have:
+            proto.pieces.add(piece=piece, score=best, type=spm_pb2.ModelProto.SentencePiece.NORMAL)
+            added += 1
+    with open(spm_path, "wb") as f:
+        f.write(proto.SerializeToString())
+    return added
+
+
+def cmd_prepare(args):
+    import sentencepiece as spm
+    import transformers
+    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
+                           FluxTransformer2DModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+
+    import make_tokenizer_fixtures as mtf  # SentencePiece + CLIP-BPE trainers shared with the fixtures
+
+    spec = world.load_spec()
+    out = os.path.abspath(args.out)
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    # Tokenizer corpus: world captions (train and held-out scenes: the vocabulary must cover every caption the
+    # evaluator can ask for), video captions (future video models share the vocabulary), and the generic
+    # English corpus of the tokenizer fixtures so that other prompts do not fall apart into single bytes.
+    corpus = world_captions(spec, 12000, "train", PREPARE_SEED) + world_captions(spec, 3000, "heldout", PREPARE_SEED + 1)
+    rng = np.random.default_rng(PREPARE_SEED + 2)
+    corpus += [world.video_caption(world.sample_video(rng, spec), spec) for _ in range(2000)]
+    world_lines = list(corpus)
+    corpus += mtf.make_corpus()
+    random.Random(PREPARE_SEED).shuffle(corpus)
+
+    # ---- T5 (tokenizer_2): SentencePiece unigram, T5 ids pad=0 eos=1 unk=2
+    tok2 = os.path.join(out, "tokenizer_2")
+    spm_path = mtf.train_spm(corpus, tok2)  # vocab 512 (mtf's setting)
+    add_word_pieces(spm_path, sorted({w for line in world_lines for w in line.split()}))
+    sp = spm.SentencePieceProcessor(model_file=spm_path)
+    t5_tok = mtf.t5_fast_from_spm(spm_path)
+    t5_tok.model_max_length = 512
+    t5_tok.save_pretrained(tok2)
+    assert os.path.exists(spm_path)
+    # ---- CLIP (tokenizer): byte-level BPE in openai's layout
+    tok1 = os.path.join(out, "tokenizer")
+    mtf.train_clip_bpe(corpus, CLIP_MERGES, tok1)
+    os.remove(os.path.join(tok1, "tokenizer.json"))
+    clip_tok = CLIPTokenizer(vocab=os.path.join(tok1, "vocab.json"), merges=os.path.join(tok1, "merges.txt"),
+                             model_max_length=77)
+    clip_tok.save_pretrained(tok1)
+    stm = os.path.join(tok1, "special_tokens_map.json")
+    if not os.path.exists(stm):
+        with open(stm, "w") as f:
+            json.dump({"bos_token": clip_tok.bos_token, "eos_token": clip_tok.eos_token,
+                       "pad_token": clip_tok.pad_token, "unk_token": clip_tok.unk_token}, f, indent=2)
+
+    # ---- verification: reload as diffusers will and compare with sentencepiece (docs/parity-fixtures.md pitfall)
+    from transformers import AutoTokenizer
+    t5_re = AutoTokenizer.from_pretrained(tok2)
+    clip_re = CLIPTokenizer.from_pretrained(tok1)
+    assert clip_re.model_max_length == 77, clip_re.model_max_length
+    test = world_captions(spec, 300, "heldout", 7) + world_captions(spec, 300, "train", 8) + longest_captions(spec)
+    max_t5 = max(len(sp.encode(t)) + 1 for t in test + world_lines)
+    L = int(math.ceil(max_t5 / 8.0) * 8)
+    for t in test:
+        ref = mtf.t5_reference(sp, t, L)
+        got = t5_re(t, padding="max_length", max_length=L, truncation=True)["input_ids"]
+        assert got == ref, (t, got, ref)
+        assert sp.unk_id() not in ref, t
+        c = clip_re(t, padding="max_length", max_length=77, truncation=True)["input_ids"]
+        assert c[0] == clip_re.bos_token_id and clip_re.unk_token_id not in c[1:c.index(clip_re.eos_token_id)], t
+    words = sorted({w for t in test for w in t.split()})
+    multi = [w for w in words if len(sp.encode(w)) > 1]
+    log("t5: %d pieces, longest caption %d tokens -> max_sequence_length %d; world words split into >1 piece: %s"
+        % (sp.get_piece_size(), max_t5, L, multi or "none"))
+    log("clip: %d tokens; pad=%r eos=%d" % (len(clip_re), clip_re.pad_token, clip_re.eos_token_id))
+
+    # ---- configs: build the pipeline with random weights, save it, keep only the configs
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(**ARCH["transformer"])
+    vae = AutoencoderKL(**ARCH["vae"])
+    t5 = T5EncoderModel(T5Config(vocab_size=sp.get_piece_size(), pad_token_id=0, eos_token_id=1,
+                                 decoder_start_token_id=0, **ARCH["t5"]))
+    clip = CLIPTextModel(CLIPTextConfig(vocab_size=len(clip_re), bos_token_id=clip_re.bos_token_id,
+                                        eos_token_id=clip_re.eos_token_id, pad_token_id=clip_re.pad_token_id,
+                                        **ARCH["clip"]))
+    sched = FlowMatchEulerDiscreteScheduler(**SCHEDULER)
+    pipe = FluxPipeline(scheduler=sched, vae=vae, text_encoder=clip, tokenizer=clip_re, text_encoder_2=t5,
+                        tokenizer_2=t5_re, transformer=transformer)
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp)
+    for comp in ("transformer", "vae", "text_encoder", "text_encoder_2", "scheduler"):
+        os.makedirs(os.path.join(out, comp), exist_ok=True)
+        for name in os.listdir(os.path.join(tmp, comp)):
+            if name.endswith(".json"):
+                shutil.copy(os.path.join(tmp, comp, name), os.path.join(out, comp, name))
+    shutil.copy(os.path.join(tmp, "model_index.json"), os.path.join(out, "model_index.json"))
+    shutil.rmtree(tmp)  # its tokenizer folders lack vocab.json/merges.txt/spiece.model: keep the verified ones
+
+    counts = {k: sum(p.numel() for p in m.parameters()) for k, m in
+              (("transformer", transformer), ("vae", vae), ("text_encoder", clip), ("text_encoder_2", t5))}
+    with open(os.path.join(out, "ditrun_defaults.json"), "w") as f:
+        json.dump({"width": 256, "height": 256, "steps": DEFAULT_STEPS, "max_sequence_length": L, "guidance": 0}, f,
+                  indent=1)
+        f.write("\n")
+    with open(os.path.join(out, "prepare_config.json"), "w") as f:
+        json.dump({"generator": "tools/train_embedded/train.py prepare", "seed": PREPARE_SEED,
+                   "corpus_lines": len(corpus), "spm_vocab": sp.get_piece_size(), "clip_merges": CLIP_MERGES,
+                   "longest_caption_t5_tokens": max_t5, "max_sequence_length": L, "arch": ARCH,
+                   "scheduler": SCHEDULER, "parameters": counts, "world_spec_version": spec["version"],
+                   "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                                "sentencepiece": spm.__version__}}, f, indent=1)
+        f.write("\n")
+    log("parameters: %s; total %.2fM (%.1f MB in float16)"
+        % (counts, sum(counts.values()) / 1e6, 2 * sum(counts.values()) / 2 ** 20))
+    log("wrote", out)
+
+
+# ================================================================================================== train
+class Clock:
+    """Wall-clock budget of one stage; lr schedule follows the elapsed fraction."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.start = time.time()
+
+    def frac(self):
+        return min(1.0, (time.time() - self.start) / max(self.seconds, 1e-6))
+
+    def done(self):
+        return self.frac() >= 1.0
+
+
+def lr_at(frac, step, base, warmup_steps, final=0.1):
+    w = min(1.0, (step + 1) / warmup_steps)
+    return base * w * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class SceneSource:
+    def __init__(self, spec, seed, split="train"):
+        self.spec, self.split = spec, split
+        self.rng = np.random.default_rng(seed)
+
+    def scenes(self, n):
+        return [world.sample_scene(self.rng, self.spec, self.split) for _ in range(n)]
+
+
+def psnr(a, b):
+    """PSNR in dB of images in [-1,1], per image, on the [0,1] scale after clamping (as saved PNGs are)."""
+    a = (a.float().clamp(-1, 1) + 1) / 2
+    b = (b.float().clamp(-1, 1) + 1) / 2
+    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10 * torch.log10(mse)
+
+
+def train_ae(vae, args, dev, amp, spec, log_rows):
+    src = SceneSource(spec, args.seed + 1)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    clock = Clock(args.seconds * args.ae_fraction)
+    vae.train()
+    step, ema_loss = 0, None
+    while not clock.done():
+        lr = lr_at(clock.frac(), step, args.ae_lr, 100)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with torch.no_grad():
+            if step % 2 == 0 or args.ae_crop >= 512:
+                x = world.render(src.scenes(args.ae_batch), args.ae_crop, spec, dev)
+            else:  # random crops of 512 renders: thin features at the 512 scale (dots, stripes, edges)
+                x = world.render(src.scenes(args.ae_batch), 512, spec, dev)
+                i, j = np.random.randint(0, 512 - args.ae_crop + 1, size=2) // 8 * 8
+                x = x[:, :, i:i + args.ae_crop, j:j + args.ae_crop]
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            post = vae.encode(x).latent_dist
+            z = post.sample()
+            rec = vae.decode(z).sample
+        rec = rec.float()
+        rec_loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        kl = (0.5 * (post.mean.float() ** 2 + post.var.float() - 1 - post.logvar.float())).mean()
+        loss = rec_loss + args.ae_kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        v = rec_loss.item() if step % 25 == 0 or clock.done() else None
+        if v is not None:
+            ema_loss = v if ema_loss is None else 0.7 * ema_loss + 0.3 * v
+            log("ae step %5d  %.0fs  lr %.2e  rec %.5f  kl %.3f  psnr(batch) %.2f" % (
+                step, time.time() - clock.start, lr, v, kl.item(), psnr(rec.detach(), x).mean().item()))
+    sync(dev)
+    vae.eval()
+    return {"steps": step, "seconds": time.time() - clock.start, "final_rec_loss": ema_loss}
+
+
+@torch.no_grad()
+def eval_ae(vae, spec, dev, amp, n=64, sizes=(256, 512)):
+    src = SceneSource(spec, 999, "heldout")
+    res = {}
+    for s in sizes:
+        vals = []
+        for _ in range(max(1, n // (8 if s > 256 else 32))):
+            x = world.render(src.scenes(8 if s > 256 else 32), s, spec, dev)
+            z = vae.encode(x).latent_dist.mode()
+            # measured as the pipeline uses it: float16 weights are decoded in float32 by ditrun, so float32 here
+            rec = vae.decode(z).sample
+            vals.append(psnr(rec, x))
+        res["psnr_heldout_%d" % s] = float(torch.cat(vals).mean())
+        res["psnr_heldout_%d_min" % s] = float(torch.cat(vals).min())
+    return res
+
+
+@torch.no_grad()
+def latent_stats(vae, spec, dev, n=512):
+    src = SceneSource(spec, 4242)
+    zs = []
+    for _ in range(n // 64):
+        x = world.render(src.scenes(64), 256, spec, dev)
+        zs.append(vae.encode(x).latent_dist.mode().float())
+    z = torch.cat(zs)
+    return float(z.mean()), float(z.std())
+
+
+def pack(z):
+    from diffusers import FluxPipeline
+    b, c, h, w = z.shape
+    return FluxPipeline._pack_latents(z, b, c, h, w)
+
+
+def mu_for(seq_len):
+    s = SCHEDULER
+    m = (s["max_shift"] - s["base_shift"]) / (s["max_image_seq_len"] - s["base_image_seq_len"])
+    return seq_len * m + s["base_shift"] - m * s["base_image_seq_len"]
+
+
+class TextEncoders(torch.nn.Module):
+    """Exactly what FluxPipeline.encode_prompt computes (CLIP pooled at 77 tokens, unmasked T5 at L tokens)."""
+
+    def __init__(self, clip, t5, clip_tok, t5_tok, L):
+        super().__init__()
+        self.clip, self.t5 = clip, t5
+        self.clip_tok, self.t5_tok, self.L = clip_tok, t5_tok, L
+
+    def tokenize(self, prompts, dev):
+        c = self.clip_tok(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        t = self.t5_tok(prompts, padding="max_length", max_length=self.L, truncation=True, return_tensors="pt")
+        return c.input_ids.to(dev, non_blocking=True), t.input_ids.to(dev, non_blocking=True)
+
+    def forward(self, clip_ids, t5_ids):
+        pooled = self.clip(clip_ids, output_hidden_states=False).pooler_output
+        emb = self.t5(t5_ids, output_hidden_states=False)[0]
+        return pooled, emb
+
+
+def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
+    from diffusers import FluxPipeline
+    src = SceneSource(spec, args.seed + 2)
+    gen = torch.Generator(dev).manual_seed(args.seed + 3)
+    params = [p for p in list(transformer.parameters()) + list(text.parameters()) if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.99), fused=dev.type == "cuda")
+    ema = [p.detach().clone().float() for p in params]
+    res = [int(r) for r in args.resolutions.split(",")]
+    probs = np.array([float(p) for p in args.res_probs.split(",")])
+    probs = probs / probs.sum()
+    res_rng = np.random.default_rng(args.seed + 4)
+    txt_ids = torch.zeros(text.L, 3, device=dev)
+    ids_cache = {}
+    clock = Clock(args.seconds * (1 - args.ae_fraction))
+    transformer.train()
+    text.train()
+    step, per_res, loss_ema, t_data = 0, {r: 0 for r in res}, None, 0.0
+    while not clock.done():
+        frac = clock.frac()
+        lr = lr_at(frac, step, args.lr, args.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        r = int(res_rng.choice(res, p=probs))
+        b = max(1, int(round(args.batch * (256 / r) ** 2)))
+        per_res[r] += 1
+        td = time.time()
+        scenes = src.scenes(b)
+        prompts = [world.caption(s, spec) for s in scenes]
+        if args.caption_dropout > 0:
+            prompts = ["" if random.random() < args.caption_dropout else p for p in prompts]
+        clip_ids, t5_ids = text.tokenize(prompts, dev)
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            x = world.render(scenes, r, spec, dev)
+            z0 = (vae.encode(x).latent_dist.mode().float() - shift) * scale
+        t_data += time.time() - td
+        h = r // 8
+        if r not in ids_cache:
+            ids_cache[r] = FluxPipeline._prepare_latent_image_ids(b, h // 2, h // 2, dev, torch.float32)
+        img_ids = ids_cache[r]
+        x0 = pack(z0)
+        noise = torch.randn(x0.shape, device=dev, generator=gen)
+        u = torch.sigmoid(torch.randn(b, device=dev, generator=gen) * args.logit_std + args.logit_mean)
+        em = math.exp(mu_for(x0.shape[1]))
+        sigma = em / (em + (1 / u - 1))  # the scheduler's exponential time shift at this resolution
+        s = sigma.view(b, 1, 1)
+        xt = (1 - s) * x0 + s * noise
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            pooled, emb = text(clip_ids, t5_ids)
+            pred = transformer(hidden_states=xt, timestep=sigma, pooled_projections=pooled,
+                               encoder_hidden_states=emb, txt_ids=txt_ids, img_ids=img_ids, guidance=None,
+                               return_dict=False)[0]
+        loss = F.mse_loss(pred.float(), noise - x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(params, args.clip_grad)
+        opt.step()
+        d = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach().float() for p in params], 1 - d)
+        step += 1
+        if step % 50 == 0 or clock.done():
+            v = loss.item()
+            loss_ema = v if loss_ema is None else 0.8 * loss_ema + 0.2 * v
+            log("dit step %5d  %.0fs  res %d x%d  lr %.2e  loss %.4f (avg %.4f)  gnorm %.2f  data %.0f%%" % (
+                step, time.time() - clock.start, r, b, lr, v, loss_ema, float(gn),
+                100 * t_data / (time.time() - clock.start)))
+    sync(dev)
+    with torch.no_grad():
+        for p, e in zip(params, ema):
+            p.copy_(e)
+    transformer.eval()
+    text.eval()
+    return {"steps": step, "steps_per_resolution": per_res, "seconds": time.time() - clock.start,
+            "final_loss_avg": loss_ema, "data_seconds": t_data}
+
+
+@torch.no_grad()
+def flow_loss_eval(transformer, text, vae, shift, scale, spec, dev, amp, n=64, r=256, split="heldout"):
+    """Held-out flow-matching loss at fixed sigmas (comparable between runs)."""
+    from diffusers import FluxPipeline
+    src = SceneSource(spec, 777, split)
+    gen = torch.Generator(dev).manual_seed(5)
+    scenes = src.scenes(n)
+    clip_ids, t5_ids = text.tokenize([world.caption(s, spec) for s in scenes], dev)
+    x = world.render(scenes, r, spec, dev)
+    x0 = pack((vae.encode(x).latent_dist.mode().float() - shift) * scale)
+    img_ids = FluxPipeline._prepare_latent_image_ids(n, r // 16, r // 16, dev, torch.float32)
+    out = {}
+    for sg in (0.25, 0.5, 0.75, 0.9):
+        noise = torch.randn(x0.shape, device=dev, generator=gen)
+        xt = (1 - sg) * x0 + sg * noise
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            pooled, emb = text(clip_ids, t5_ids)
+            pred = transformer(hidden_states=xt, timestep=torch.full((n,), sg, device=dev), pooled_projections=pooled,
+                               encoder_hidden_states=emb, txt_ids=torch.zeros(text.L, 3, device=dev),
+                               img_ids=img_ids, return_dict=False)[0]
+        out["sigma_%.2f" % sg] = float(F.mse_loss(pred.float(), noise - x0))
+    return out
+
+
+def nearest(rgb, names, spec):
+    cols = np.array([spec["colors"][c] for c in names], dtype=np.float64)
+    return names[int(np.argmin(((cols - rgb) ** 2).sum(1)))]
+
+
+def crude_check(img, scene, spec):
+    """A rough stand-in for the OpenCV evaluator: background color from the border, object color and cell
+    from the pixels far from the background. Single-object scenes only. img: HxWx3 uint8."""
+    a = img.astype(np.float64)
+    border = np.concatenate([a[:4].reshape(-1, 3), a[-4:].reshape(-1, 3), a[:, :4].reshape(-1, 3),
+                             a[:, -4:].reshape(-1, 3)])
+    bgc = np.median(border, 0)
+    bg = nearest(bgc, spec["backgrounds"]["colors"], spec)
+    mask = np.sqrt(((a - np.array(spec["colors"][bg])) ** 2).sum(-1)) > 90
+    o = scene.objects[0]
+    r = {"bg": bg == scene.background}
+    if mask.sum() < 20:
+        return dict(r, color=False, position=False)
+    col = nearest(np.median(a[mask], 0), list(spec["colors"]), spec)
+    ys, xs = np.nonzero(mask)
+    cell = (min(2, int(3 * ys.mean() / a.shape[0])), min(2, int(3 * xs.mean() / a.shape[1])))
+    return dict(r, color=col == o.color, position=list(cell) == spec["_position_by_name"][o.position]["cell"])
+
+
+def sample_grid(out, spec, dev, steps, L, n256=16, n512=4):
+    from diffusers import FluxPipeline
+    pipe = FluxPipeline.from_pretrained(out, torch_dtype=torch.float32).to(dev)
+    pipe.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(31337)
+    os.makedirs(os.path.join(out, "samples"), exist_ok=True)
+    report = {}
+    for size, n in ((256, n256), (512, n512)):
+        if n == 0:
+            continue
+        scenes = [world.sample_scene(rng, spec, "heldout", n_objects=1) for _ in range(n)]
+        prompts = [world.caption(s, spec) for s in scenes]
+        t = time.time()
+        imgs = []
+        for i, p in enumerate(prompts):
+            g = torch.Generator("cpu").manual_seed(i)
+            imgs.append(pipe(p, height=size, width=size, num_inference_steps=steps, guidance_scale=0.0,
+                             max_sequence_length=L, generator=g, output_type="np").images[0])
+        imgs = [(np.clip(im, 0, 1) * 255).round().astype(np.uint8) for im in imgs]
+        checks = [crude_check(im, s, spec) for im, s in zip(imgs, scenes)]
+        ref = world.render(scenes, size, spec, "cpu")
+        refs = [world.to_uint8(r) for r in ref]
+        cols = 4
+        rows = (n + cols - 1) // cols
+        grid = np.zeros((rows * 2 * size, cols * size, 3), np.uint8)  # generated row, then the reference render
+        for i, (im, rf) in enumerate(zip(imgs, refs)):
+            y, x = (i // cols) * 2 * size, (i % cols) * size
+            grid[y:y + size, x:x + size] = im
+            grid[y + size:y + 2 * size, x:x + size] = rf
+        if size > 256:
+            grid = grid[::2, ::2]
+        from PIL import Image
+        Image.fromarray(grid).save(os.path.join(out, "samples", "heldout_%d.png" % size), optimize=True)
+        with open(os.path.join(out, "samples", "heldout_%d.txt" % size), "w") as f:
+            f.write("\n".join("%2d %s %s" % (i, p, json.dumps(c)) for i, (p, c) in enumerate(zip(prompts, checks))) + "\n")
+        report[size] = {k: sum(c[k] for c in checks) / n for k in ("bg", "color", "position")}
+        report[size]["seconds_per_image"] = (time.time() - t) / n
+    return report
+
+
+def prefix_clip_keys(folder):
+    """transformers 5 saves CLIPTextModel without the `text_model.` prefix; the canonical layout (openai's and
+    Flux's text_encoder/) has it, transformers loads both, and ditrun recognises CLIP by it."""
+    from safetensors.torch import load_file, save_file
+    path = os.path.join(folder, "model.safetensors")
+    sd = load_file(path)
+    save_file({(k if k.startswith("text_model.") else "text_model." + k): v for k, v in sd.items()}, path,
+              metadata={"format": "pt"})
+
+
+def cmd_train(args):
+    import diffusers
+    import transformers
+    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
+                           FluxTransformer2DModel)
+    from transformers import AutoTokenizer, CLIPTextModel, CLIPTokenizer, T5EncoderModel
+
+    wall0 = time.time()
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = dev.type == "cuda" and not args.no_amp
+    if args.smoke:
+        args.ae_batch, args.batch, args.ae_crop = 4, 4, 128
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    spec = world.load_spec()
+    init, out = os.path.abspath(args.init), os.path.abspath(args.out)
+    with open(os.path.join(init, "ditrun_defaults.json")) as f:
+        defaults = json.load(f)
+    L = defaults["max_sequence_length"]
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    log("device %s (%s), amp %s, torch %s, diffusers %s, transformers %s" % (
+        dev, torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor(), amp,
+        torch.__version__, diffusers.__version__, transformers.__version__))
+
+    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(os.path.join(init, "vae"))).to(dev)
+    transformer = FluxTransformer2DModel.from_config(
+        FluxTransformer2DModel.load_config(os.path.join(init, "transformer"))).to(dev)
+    clip = CLIPTextModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder"))).to(dev)
+    t5 = T5EncoderModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder_2"))).to(dev)
+    clip_tok = CLIPTokenizer.from_pretrained(os.path.join(init, "tokenizer"))
+    t5_tok = AutoTokenizer.from_pretrained(os.path.join(init, "tokenizer_2"))
+    scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(init, "scheduler"))
+    counts = {k: sum(p.numel() for p in m.parameters()) for k, m in
+              (("transformer", transformer), ("vae", vae), ("text_encoder", clip), ("text_encoder_2", t5))}
+    log("parameters", counts)
+
+    # ---- stage A: autoencoder
+    log("stage A: AutoencoderKL for %.0fs" % (args.seconds * args.ae_fraction))
+    ae_info = train_ae(vae, args, dev, amp, spec, None)
+    vae.requires_grad_(False)
+    ae_eval = eval_ae(vae, spec, dev, amp, n=8 if args.smoke else 128)
+    mean, std = latent_stats(vae, spec, dev, n=64 if args.smoke else 1024)
+    shift, scale = mean, 1.0 / std
+    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    log("stage A done: %d steps, %s; latent mean %.4f std %.4f" % (ae_info["steps"], ae_eval, mean, std))
+
+    # ---- stage B: transformer + text encoders
+    text = TextEncoders(clip, t5, clip_tok, t5_tok, L)
+    if args.freeze_text:
+        text.requires_grad_(False)
+    log("stage B: FluxTransformer2DModel + text encoders for %.0fs" % (args.seconds * (1 - args.ae_fraction)))
+    dit_info = train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec)
+    flow_eval = {"heldout": flow_loss_eval(transformer, text, vae, shift, scale, spec, dev, amp,
+                                           n=8 if args.smoke else 128),
+                 "train": flow_loss_eval(transformer, text, vae, shift, scale, spec, dev, amp,
+                                         n=8 if args.smoke else 128, split="train")}
+    log("stage B done: %d steps %s; held-out flow loss %s" % (dit_info["steps"], dit_info["steps_per_resolution"],
+                                                            flow_eval))
+    train_wall = time.time() - wall0
+
+    # ---- save (float16)
+    pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=clip_tok, text_encoder_2=t5,
+                        tokenizer_2=t5_tok, transformer=transformer)
+    pipe.to(torch.float16)
+    pipe.save_pretrained(out, safe_serialization=True)
+    prefix_clip_keys(os.path.join(out, "text_encoder"))
+    for extra in ("ditrun_defaults.json", "prepare_config.json"):
+        shutil.copy(os.path.join(init, extra), os.path.join(out, extra))
+    for d in ("tokenizer", "tokenizer_2"):  # the verified files of `prepare` (save_pretrained drops spiece.model,
+        shutil.rmtree(os.path.join(out, d))  # vocab.json and merges.txt in transformers 5)
+        shutil.copytree(os.path.join(init, d), os.path.join(out, d))
+    size_mb = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs) / 2 ** 20
+    cfg = {
+        "generator": "tools/train_embedded/train.py train",
+        "command": " ".join(sys.argv),
+        "args": vars(args),
+        "seeds": {"global": args.seed, "ae_scenes": args.seed + 1, "dit_scenes": args.seed + 2,
+                  "dit_noise": args.seed + 3, "resolution_choice": args.seed + 4, "prepare": PREPARE_SEED},
+        "data": {"world_spec": "tools/world/spec.json", "world_spec_version": spec["version"], "split": "train",
+                 "note": "scenes sampled with numpy default_rng(seed), rendered on the fly with world.render"},
+        "arch": ARCH, "scheduler": SCHEDULER, "parameters": counts,
+        "max_sequence_length": L, "default_steps": DEFAULT_STEPS,
+        "stage_a_autoencoder": dict(ae_info, **ae_eval, latent_mean=mean, latent_std=std,
+                                    scaling_factor=scale, shift_factor=shift),
+        "stage_b_transformer": dict(dit_info, flow_loss_fixed_sigmas=flow_eval,
+                                    text_encoders="frozen random" if args.freeze_text else "trained from scratch, jointly"),
+        "objective": "rectified flow: x_t=(1-s)x0+s*eps, target eps-x0, s=shift_mu(sigmoid(N(%g,%g))) with mu as "
+                     "FlowMatchEulerDiscreteScheduler's dynamic shift for the image's token count" % (
+                         args.logit_mean, args.logit_std),
+        "ema": args.ema, "saved_weights": "EMA of transformer + text encoders; float16",
+        "wall_seconds": {"training_total": train_wall},
+        "folder_mb": size_mb,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "diffusers": diffusers.__version__, "transformers": transformers.__version__,
+                     "numpy": np.__version__},
+    }
+    del pipe
+
+    # ---- sanity eval with diffusers' FluxPipeline on the saved folder
+    t = time.time()
+    n256, n512 = (2, 1) if args.smoke else (args.eval_n, 4)
+    cfg["sanity_eval"] = sample_grid(out, spec, dev, defaults["steps"], L, n256, n512) if args.eval_n else {}
+    cfg["wall_seconds"]["sanity_eval"] = time.time() - t
+    cfg["wall_seconds"]["total"] = time.time() - wall0
+    with open(os.path.join(out, "train_config.json"), "w") as f:
+        json.dump(cfg, f, indent=1, default=str)
+        f.write("\n")
+
+    rows = [("AE steps", ae_info["steps"]), ("AE seconds", "%.0f" % ae_info["seconds"]),
+            ("AE final rec loss", "%.5f" % (ae_info["final_rec_loss"] or float("nan")))]
+    rows += [("AE " + k, "%.2f dB" % v) for k, v in ae_eval.items()]
+    rows += [("DiT steps", "%d %s" % (dit_info["steps"], dit_info["steps_per_resolution"])),
+             ("DiT seconds", "%.0f (data %.0f)" % (dit_info["seconds"], dit_info["data_seconds"])),
+             ("DiT final loss (avg)", "%.4f" % (dit_info["final_loss_avg"] or float("nan")))]
+    rows += [("flow loss %s %s" % (sp, k), "%.4f" % v) for sp, d in flow_eval.items() for k, v in d.items()]
+    rows += [("sanity %d %s" % (s, k), "%.2f" % v) for s, d in cfg["sanity_eval"].items() for k, v in d.items()]
+    rows += [("folder MB", "%.1f" % size_mb), ("wall total s", "%.0f" % cfg["wall_seconds"]["total"])]
+    print("\n==== summary (%s) ====" % out)
+    for k, v in rows:
+        print("%-28s %s" % (k, v))
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare", help="tokenizers + configs (CPU)")
+    p.add_argument("--out", default=os.path.join(ROOT, "models", "ditrun-shapes-init"))
+    t = sub.add_parser("train", help="train the weights (one GPU)")
+    t.add_argument("--init", default=os.path.join(ROOT, "models", "ditrun-shapes-init"))
+    t.add_argument("--out", required=True)
+    t.add_argument("--seconds", type=float, default=480, help="wall-clock training budget of both stages")
+    t.add_argument("--ae-fraction", type=float, default=0.22, help="share of --seconds for the autoencoder")
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--device", default=None)
+    t.add_argument("--no-amp", action="store_true", help="float32 instead of bf16 autocast on the GPU")
+    t.add_argument("--smoke", action="store_true", help="tiny batches (CPU check of the whole path)")
+    t.add_argument("--ae-batch", type=int, default=48)
+    t.add_argument("--ae-crop", type=int, default=256, help="AE training image side (256 renders / 512 crops)")
+    t.add_argument("--ae-lr", type=float, default=1e-3)
+    t.add_argument("--ae-kl", type=float, default=1e-5, help="weight of the per-element KL")
+    t.add_argument("--batch", type=int, default=128, help="transformer batch at 256x256 (scaled by tokens)")
+    t.add_argument("--resolutions", default="256,512,768")
+    t.add_argument("--res-probs", default="0.6,0.3,0.1")
+    t.add_argument("--lr", type=float, default=6e-4)
+    t.add_argument("--warmup", type=int, default=200)
+    t.add_argument("--wd", type=float, default=0.01)
+    t.add_argument("--clip-grad", type=float, default=1.0)
+    t.add_argument("--ema", type=float, default=0.998)
+    t.add_argument("--logit-mean", type=float, default=0.0)
+    t.add_argument("--logit-std", type=float, default=1.0)
+    t.add_argument("--caption-dropout", type=float, default=0.0)
+    t.add_argument("--freeze-text", action="store_true", help="keep the text encoders at their random init")
+    t.add_argument("--eval-n", type=int, default=16, help="held-out prompts generated at 256 after training (0: none)")
+    args = ap.parse_args()
+    cmd_prepare(args) if args.cmd == "prepare" else cmd_train(args)
+
+
+if __name__ == "__main__":
+    main()
