@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
       app::add_generate_command(root),
       app::add_parity_command(root),
       app::add_inspect_command(root),
+      app::add_evaluate_command(root),
   };
   try {
     root.parse(argc, argv);

@@ -16,5 +16,6 @@ struct Command {
 Command add_generate_command(CLI::App& root);
 Command add_parity_command(CLI::App& root);
 Command add_inspect_command(CLI::App& root);
+Command add_evaluate_command(CLI::App& root);
 
 }  // namespace app
