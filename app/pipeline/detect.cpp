@@ -19,6 +19,9 @@ Detected detect_family(const weights::TensorStore& s) {
   }
   if (has_prefix_key(s, "encoder.block.0.layer.0.SelfAttention.")) return {Family::T5Encoder, "transformers"};
   if (has_prefix_key(s, "text_model.embeddings.")) return {Family::ClipTextEncoder, "transformers"};
+  // transformers 5 saves CLIPTextModel without the text_model. prefix.
+  if (s.has("embeddings.token_embedding.weight") && has_prefix_key(s, "encoder.layers."))
+    return {Family::ClipTextEncoder, "transformers (no text_model. prefix)"};
   return {};
 }
 

@@ -555,6 +555,9 @@ def cmd_train(args):
     if args.smoke:
         args.ae_batch, args.batch, args.ae_crop = 4, 4, 128
     if dev.type == "cuda":
+        # torch 2.11's cuDNN SDPA backward fails on this model's bf16 joint attention
+        # (mha_graph.execute ... is_good() false, seen on an H200); flash/efficient SDPA work.
+        torch.backends.cuda.enable_cudnn_sdp(False)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
@@ -572,11 +575,25 @@ def cmd_train(args):
         dev, torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor(), amp,
         torch.__version__, diffusers.__version__, transformers.__version__))
 
-    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(os.path.join(init, "vae"))).to(dev)
-    transformer = FluxTransformer2DModel.from_config(
-        FluxTransformer2DModel.load_config(os.path.join(init, "transformer"))).to(dev)
-    clip = CLIPTextModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder"))).to(dev)
-    t5 = T5EncoderModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder_2"))).to(dev)
+    if args.resume:
+        # Continue from a trained folder: its autoencoder is kept as is (stage A is skipped) and the
+        # transformer and text encoders train on from their saved (EMA) weights.
+        res = os.path.abspath(args.resume)
+        f32 = dict(torch_dtype=torch.float32)
+        vae = AutoencoderKL.from_pretrained(os.path.join(res, "vae"), **f32).to(dev)
+        transformer = FluxTransformer2DModel.from_pretrained(os.path.join(res, "transformer"), **f32).to(dev)
+        clip = CLIPTextModel.from_pretrained(os.path.join(res, "text_encoder"), **f32).to(dev)
+        t5 = T5EncoderModel.from_pretrained(os.path.join(res, "text_encoder_2"), **f32).to(dev)
+        with open(os.path.join(res, "train_config.json")) as f:
+            previous = json.load(f)
+        args.ae_fraction = 0.0
+    else:
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(os.path.join(init, "vae"))).to(dev)
+        transformer = FluxTransformer2DModel.from_config(
+            FluxTransformer2DModel.load_config(os.path.join(init, "transformer"))).to(dev)
+        clip = CLIPTextModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder"))).to(dev)
+        t5 = T5EncoderModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder_2"))).to(dev)
+        previous = None
     clip_tok = CLIPTokenizer.from_pretrained(os.path.join(init, "tokenizer"))
     t5_tok = AutoTokenizer.from_pretrained(os.path.join(init, "tokenizer_2"))
     scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(init, "scheduler"))
@@ -585,14 +602,23 @@ def cmd_train(args):
     log("parameters", counts)
 
     # ---- stage A: autoencoder
-    log("stage A: AutoencoderKL for %.0fs" % (args.seconds * args.ae_fraction))
-    ae_info = train_ae(vae, args, dev, amp, spec, None)
-    vae.requires_grad_(False)
-    ae_eval = eval_ae(vae, spec, dev, amp, n=8 if args.smoke else 128)
-    mean, std = latent_stats(vae, spec, dev, n=64 if args.smoke else 1024)
-    shift, scale = mean, 1.0 / std
-    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
-    log("stage A done: %d steps, %s; latent mean %.4f std %.4f" % (ae_info["steps"], ae_eval, mean, std))
+    if previous is None:
+        log("stage A: AutoencoderKL for %.0fs" % (args.seconds * args.ae_fraction))
+        ae_info = train_ae(vae, args, dev, amp, spec, None)
+        vae.requires_grad_(False)
+        ae_eval = eval_ae(vae, spec, dev, amp, n=8 if args.smoke else 128)
+        mean, std = latent_stats(vae, spec, dev, n=64 if args.smoke else 1024)
+        shift, scale = mean, 1.0 / std
+        vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+        log("stage A done: %d steps, %s; latent mean %.4f std %.4f" % (ae_info["steps"], ae_eval, mean, std))
+    else:
+        vae.requires_grad_(False)
+        prev_a = previous["stage_a_autoencoder"]
+        ae_info = {k: prev_a[k] for k in ("steps", "seconds", "final_rec_loss") if k in prev_a}
+        ae_eval = {k: v for k, v in prev_a.items() if k.startswith("psnr")}
+        mean, std = prev_a["latent_mean"], prev_a["latent_std"]
+        shift, scale = vae.config.shift_factor, vae.config.scaling_factor
+        log("stage A skipped: autoencoder of %s (%s)" % (args.resume, ae_eval))
 
     # ---- stage B: transformer + text encoders
     text = TextEncoders(clip, t5, clip_tok, t5_tok, L)
@@ -641,6 +667,7 @@ def cmd_train(args):
         "wall_seconds": {"training_total": train_wall},
         "folder_mb": size_mb,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "resumed_from": previous,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "diffusers": diffusers.__version__, "transformers": transformers.__version__,
                      "numpy": np.__version__},
@@ -683,6 +710,8 @@ def main():
     t.add_argument("--seconds", type=float, default=480, help="wall-clock training budget of both stages")
     t.add_argument("--ae-fraction", type=float, default=0.22, help="share of --seconds for the autoencoder")
     t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--resume", default=None, help="a trained folder: keep its autoencoder, train its transformer "
+                   "and text encoders further (stage A skipped)")
     t.add_argument("--device", default=None)
     t.add_argument("--no-amp", action="store_true", help="float32 instead of bf16 autocast on the GPU")
     t.add_argument("--smoke", action="store_true", help="tiny batches (CPU check of the whole path)")
