@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/io/png_writer.h"
+#include "harness/png_compare.h"
 #include "harness/run.h"
 #include "harness/safetensors_writer.h"
 
@@ -45,27 +46,14 @@ TEST_CASE("generate reproduces diffusers' FluxPipeline images", "[e2e]") {
       const auto r = test::run_ditrun(generate_args(c, out));
       INFO(r.out);
       REQUIRE(r.rc == 0);
-      int w = 0, h = 0, ew = 0, eh = 0;
-      auto got = app::read_png_rgb8(out, &w, &h);
-      auto want = app::read_png_rgb8(kE2E + "/" + c["expected_png"].get<std::string>(), &ew, &eh);
-      REQUIRE(got.is_ok());
-      REQUIRE(want.is_ok());
-      REQUIRE(w == ew);
-      REQUIRE(h == eh);
-      REQUIRE(w == c["width"].get<int>());
-      double sum = 0;
-      size_t within2 = 0;
-      int worst = 0;
-      for (size_t i = 0; i < got->size(); ++i) {
-        const int d = std::abs(int((*got)[i]) - int((*want)[i]));
-        sum += d;
-        within2 += d <= 2;
-        worst = std::max(worst, d);
-      }
-      const double mad = sum / double(got->size()), frac = double(within2) / double(got->size());
-      INFO(name << ": mean abs diff " << mad << ", within 2 levels " << frac * 100 << "%, worst " << worst);
-      CHECK(mad <= 0.5);
-      CHECK(frac >= 0.99);
+      const auto d = test::compare_png(out, kE2E + "/" + c["expected_png"].get<std::string>());
+      INFO(d.error);
+      REQUIRE(d.ok);
+      REQUIRE(d.width == c["width"].get<int>());
+      REQUIRE(d.height == c["height"].get<int>());
+      INFO(name << ": mean abs diff " << d.mean_abs << ", within 2 levels " << d.within2 * 100 << "%, worst " << d.worst);
+      CHECK(d.mean_abs <= 0.5);
+      CHECK(d.within2 >= 0.99);
 
       auto text = app::read_png_text(out);
       REQUIRE(text.is_ok());
