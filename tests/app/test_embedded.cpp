@@ -2,13 +2,11 @@
 // it must reproduce diffusers' FluxPipeline images (tests/fixtures/e2e/embedded, made by
 // tools/make_embedded_e2e.py; same contract as test_e2e.cpp), the README's first command must work, and
 // for a few fixed (prompt, seed) pairs the images must follow the prompt as scored by `ditrun evaluate`.
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 
@@ -27,26 +25,6 @@ static std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// Runs ditrun with stdout and stderr kept apart (run_ditrun merges them).
-struct SplitRun {
-  int rc = -1;
-  std::string out, err;
-};
-
-static SplitRun run_split(const std::string& args, const std::string& err_file) {
-  const std::string cmd = test::q(DITRUN_BINARY) + " " + args + " 2>" + test::q(err_file);
-  SplitRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.err = read_text(err_file);
-  return r;
 }
 
 // `ditrun evaluate` on (prompt, image name) pairs in `dir`; returns the per-image details of its --json.
@@ -86,14 +64,8 @@ TEST_CASE("embedded model reproduces diffusers", "[e2e][embedded]") {
       const auto r = test::run_ditrun(args.str());
       INFO(r.out);
       REQUIRE(r.rc == 0);
-      const auto d = test::compare_png(out, kEmbedded + "/" + c["expected_png"].get<std::string>());
-      INFO(d.error);
-      REQUIRE(d.ok);
-      REQUIRE(d.width == c["width"].get<int>());
-      REQUIRE(d.height == c["height"].get<int>());
-      INFO(name << ": mean abs diff " << d.mean_abs << ", within 2 levels " << d.within2 * 100 << "%, worst " << d.worst);
-      CHECK(d.mean_abs <= 0.5);
-      CHECK(d.within2 >= 0.99);
+      test::check_png_matches(out, kEmbedded + "/" + c["expected_png"].get<std::string>(), c["width"].get<int>(),
+                              c["height"].get<int>());
     }
   }
   fs::remove_all(dir);
@@ -103,10 +75,10 @@ TEST_CASE("README first command works and follows the prompt", "[embedded]") {
   const std::string dir = test::make_temp_dir("embedded_readme");
   const std::string prompt = "a large red circle at the left on a blue background";
   const std::string out = dir + "/circle.png";
-  const auto r = run_split("generate --prompt " + test::q(prompt) + " --out " + test::q(out), dir + "/stderr.txt");
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  const auto r = test::run_ditrun("generate --prompt " + test::q(prompt) + " --out " + test::q(out));
+  INFO("stdout: " << r.stdout_text << "\nstderr: " << r.stderr_text);
   REQUIRE(r.rc == 0);
-  CHECK(r.out.find(out) != std::string::npos);
+  CHECK(r.stdout_text.find(out) != std::string::npos);
   REQUIRE(fs::exists(out));
   const auto images = evaluate(dir, {{prompt, "circle.png"}});
   auto ok = correct_by_attribute(images[0]);

@@ -1,4 +1,7 @@
+#define DITRUN_NO_SHORT_CHECK  // CHECK below is Catch2's
 #include "harness/png_compare.h"
+
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -39,6 +42,18 @@ PngDiff compare_png(const std::string& a, const std::string& b) {
   d.within2 = double(within2) / double(got->size());
   d.ok = true;
   return d;
+}
+
+void check_png_matches(const std::string& got, const std::string& want, int width, int height) {
+  const PngDiff d = compare_png(got, want);
+  INFO(d.error);
+  REQUIRE(d.ok);
+  REQUIRE(d.width == width);
+  REQUIRE(d.height == height);
+  INFO(got << " vs " << want << ": mean abs diff " << d.mean_abs << ", within 2 levels " << d.within2 * 100
+           << "%, worst " << d.worst);
+  CHECK(d.mean_abs <= 0.5);
+  CHECK(d.within2 >= 0.99);
 }
 
 }  // namespace test

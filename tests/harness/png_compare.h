@@ -16,4 +16,7 @@ struct PngDiff {
 
 PngDiff compare_png(const std::string& a, const std::string& b);
 
+// Catch2 assertions of the contract: `got` reads, is width x height, mean |diff| <= 0.5, >= 99% within 2.
+void check_png_matches(const std::string& got, const std::string& want, int width, int height);
+
 }  // namespace test

@@ -6,7 +6,9 @@ namespace test {
 
 struct RunResult {
   int rc = -1;
-  std::string out;  // stdout and stderr together
+  std::string out;         // stdout then stderr, for searching messages
+  std::string stdout_text;  // stdout alone
+  std::string stderr_text;  // stderr alone
 };
 
 // `args` is appended to the ditrun binary path; it is passed to /bin/sh, so quote paths.
