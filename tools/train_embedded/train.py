@@ -27,6 +27,9 @@ import shutil
 import sys
 import time
 
+# HF fast tokenizers run in forked DataLoader workers (see SceneBatches): no thread pool in the parent to fork.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools", "world"))
@@ -258,6 +261,72 @@ class SceneSource:
         return [world.sample_scene(self.rng, self.spec, self.split) for _ in range(n)]
 
 
+class SceneBatches(torch.utils.data.IterableDataset):
+    """Endless stream of the CPU side of stage B's batches: (resolution, scenes, clip_ids, t5_ids).
+
+    Everything that needs no GPU runs here, so that with --data-workers N it runs ahead of the training loop in
+    N DataLoader worker processes: the resolution draw (p = res_probs, batch = batch * (256/r)^2 to keep tokens
+    per step constant), train-split scene sampling, captions, caption dropout and the CLIP (77) / T5 (L)
+    tokenization to int64 id tensors. Rendering and VAE encoding stay on the GPU in the main process.
+    Worker k draws from numpy generators spawned from SeedSequence([seed, k]); the DataLoader returns the
+    workers' batches round-robin, so the stream depends only on (seed, number of workers); 0 workers (in
+    process) gives worker 0's stream, the same as 1 worker.
+    """
+
+    def __init__(self, spec, seed, batch, res, probs, clip_tok, t5_tok, L, caption_dropout=0.0, split="train"):
+        super().__init__()
+        self.spec, self.seed, self.batch, self.split = spec, seed, batch, split
+        self.res, self.probs = list(res), np.asarray(probs, dtype=np.float64)
+        self.clip_tok, self.t5_tok, self.L, self.caption_dropout = clip_tok, t5_tok, L, caption_dropout
+
+    def batch_size(self, r):
+        return max(1, int(round(self.batch * (256 / r) ** 2)))
+
+    def make(self, rngs, r=None):
+        res_rng, scene_rng, drop_rng = rngs
+        if r is None:
+            r = int(res_rng.choice(self.res, p=self.probs))
+        b = self.batch_size(r)
+        scenes = [world.sample_scene(scene_rng, self.spec, self.split) for _ in range(b)]
+        prompts = [world.caption(sc, self.spec) for sc in scenes]
+        if self.caption_dropout > 0:
+            drop = drop_rng.random(b) < self.caption_dropout
+            prompts = ["" if d else p for d, p in zip(drop, prompts)]
+        c = self.clip_tok(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        t = self.t5_tok(prompts, padding="max_length", max_length=self.L, truncation=True, return_tensors="pt")
+        return r, scenes, c.input_ids, t.input_ids
+
+    def rngs(self, worker_id):
+        return [np.random.default_rng(s) for s in np.random.SeedSequence([self.seed, worker_id]).spawn(3)]
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rngs = self.rngs(info.id if info is not None else 0)
+        while True:
+            yield self.make(rngs)
+
+
+def _as_is(x):
+    return x
+
+
+def default_data_workers(dev):
+    if dev.type != "cuda":
+        return 0
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, n - 2))
+
+
+def scene_loader(ds, workers, pin, prefetch=4):
+    kw = dict(num_workers=workers, persistent_workers=True, prefetch_factor=prefetch) if workers > 0 else {}
+    return torch.utils.data.DataLoader(ds, batch_size=None, collate_fn=_as_is, pin_memory=pin, **kw)
+
+
+def close_loader(it):
+    if hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
+
+
 def psnr(a, b):
     """PSNR in dB of images in [-1,1], per image, on the [0,1] scale after clamping (as saved PNGs are)."""
     a = (a.float().clamp(-1, 1) + 1) / 2
@@ -367,7 +436,6 @@ class TextEncoders(torch.nn.Module):
 
 def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
     from diffusers import FluxPipeline
-    src = SceneSource(spec, args.seed + 2)
     gen = torch.Generator(dev).manual_seed(args.seed + 3)
     params = [p for p in list(transformer.parameters()) + list(text.parameters()) if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
@@ -378,27 +446,27 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
     res = [int(r) for r in args.resolutions.split(",")]
     probs = np.array([float(p) for p in args.res_probs.split(",")])
     probs = probs / probs.sum()
-    res_rng = np.random.default_rng(args.seed + 4)
+    ds = SceneBatches(spec, args.seed + 2, args.batch, res, probs, text.clip_tok, text.t5_tok, text.L,
+                      args.caption_dropout)
+    loader = scene_loader(ds, args.data_workers, pin=dev.type == "cuda")
+    batches = iter(loader)
     txt_ids = torch.zeros(text.L, 3, device=dev)
     ids_cache = {}
     clock = Clock(args.seconds * (1 - args.ae_fraction))
     transformer.train()
     text.train()
-    step, per_res, loss_ema, t_data = 0, {r: 0 for r in res}, None, 0.0
+    step, per_res, loss_ema, t_data, t_wait = 0, {r: 0 for r in res}, None, 0.0, 0.0
     while not clock.done():
         frac = clock.frac()
         lr = lr_at(frac, step, args.lr, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        r = int(res_rng.choice(res, p=probs))
-        b = max(1, int(round(args.batch * (256 / r) ** 2)))
-        per_res[r] += 1
         td = time.time()
-        scenes = src.scenes(b)
-        prompts = [world.caption(s, spec) for s in scenes]
-        if args.caption_dropout > 0:
-            prompts = ["" if random.random() < args.caption_dropout else p for p in prompts]
-        clip_ids, t5_ids = text.tokenize(prompts, dev)
+        r, scenes, clip_ids, t5_ids = next(batches)  # sampled, captioned and tokenized ahead by the workers
+        t_wait += time.time() - td
+        b = len(scenes)
+        per_res[r] += 1
+        clip_ids, t5_ids = clip_ids.to(dev, non_blocking=True), t5_ids.to(dev, non_blocking=True)
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             x = world.render(scenes, r, spec, dev)
             z0 = (vae.encode(x).latent_dist.mode().float() - shift) * scale
@@ -431,17 +499,23 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
         if step % 50 == 0 or clock.done():
             v = loss.item()
             loss_ema = v if loss_ema is None else 0.8 * loss_ema + 0.2 * v
-            log("dit step %5d  %.0fs  res %d x%d  lr %.2e  loss %.4f (avg %.4f)  gnorm %.2f  data %.0f%%" % (
-                step, time.time() - clock.start, r, b, lr, v, loss_ema, float(gn),
-                100 * t_data / (time.time() - clock.start)))
+            el = time.time() - clock.start
+            log("dit step %5d  %.0fs  res %d x%d  lr %.2e  loss %.4f (avg %.4f)  gnorm %.2f  data %.0f%% "
+                "(wait %.0f%%)" % (step, el, r, b, lr, v, loss_ema, float(gn), 100 * t_data / el, 100 * t_wait / el))
     sync(dev)
+    close_loader(batches)
+    seconds = time.time() - clock.start
     with torch.no_grad():
         for p, e in zip(params, ema):
             p.copy_(e)
     transformer.eval()
     text.eval()
-    return {"steps": step, "steps_per_resolution": per_res, "seconds": time.time() - clock.start,
-            "final_loss_avg": loss_ema, "data_seconds": t_data}
+    return {"steps": step, "steps_per_resolution": per_res, "seconds": seconds,
+            "final_loss_avg": loss_ema, "data_workers": args.data_workers,
+            "data_seconds": t_data, "data_share": t_data / max(seconds, 1e-9),
+            "data_wait_seconds": t_wait, "data_wait_share": t_wait / max(seconds, 1e-9),
+            "data_note": "data = wait for the next CPU batch (scene sampling, captions, tokenization in "
+                         "data_workers DataLoader processes; 0 = in the loop) + id upload + GPU render + VAE encode"}
 
 
 @torch.no_grad()
@@ -554,6 +628,8 @@ def cmd_train(args):
     amp = dev.type == "cuda" and not args.no_amp
     if args.smoke:
         args.ae_batch, args.batch, args.ae_crop = 4, 4, 128
+    if args.data_workers is None:
+        args.data_workers = default_data_workers(dev)
     if dev.type == "cuda":
         # torch 2.11's cuDNN SDPA backward fails on this model's bf16 joint attention
         # (mha_graph.execute ... is_good() false, seen on an H200); flash/efficient SDPA work.
@@ -650,10 +726,14 @@ def cmd_train(args):
         "generator": "tools/train_embedded/train.py train",
         "command": " ".join(sys.argv),
         "args": vars(args),
-        "seeds": {"global": args.seed, "ae_scenes": args.seed + 1, "dit_scenes": args.seed + 2,
-                  "dit_noise": args.seed + 3, "resolution_choice": args.seed + 4, "prepare": PREPARE_SEED},
+        "seeds": {"global": args.seed, "ae_scenes": args.seed + 1,
+                  "dit_data": "numpy SeedSequence([seed+2, worker id]).spawn(3) -> resolution, scenes, caption "
+                              "dropout; worker batches taken round-robin",
+                  "dit_noise": args.seed + 3, "prepare": PREPARE_SEED},
         "data": {"world_spec": "tools/world/spec.json", "world_spec_version": spec["version"], "split": "train",
-                 "note": "scenes sampled with numpy default_rng(seed), rendered on the fly with world.render"},
+                 "note": "scenes sampled with numpy default_rng(seed), rendered on the fly with world.render",
+                 "dit_data_workers": args.data_workers,
+                 "dit_data_share": dit_info["data_share"], "dit_data_wait_share": dit_info["data_wait_share"]},
         "arch": ARCH, "scheduler": SCHEDULER, "parameters": counts,
         "max_sequence_length": L, "default_steps": DEFAULT_STEPS,
         "stage_a_autoencoder": dict(ae_info, **ae_eval, latent_mean=mean, latent_std=std,
@@ -688,7 +768,9 @@ def cmd_train(args):
             ("AE final rec loss", "%.5f" % (ae_info["final_rec_loss"] or float("nan")))]
     rows += [("AE " + k, "%.2f dB" % v) for k, v in ae_eval.items()]
     rows += [("DiT steps", "%d %s" % (dit_info["steps"], dit_info["steps_per_resolution"])),
-             ("DiT seconds", "%.0f (data %.0f)" % (dit_info["seconds"], dit_info["data_seconds"])),
+             ("DiT seconds", "%.0f (data %.0f, of it waiting for CPU batches %.0f; %d workers)" % (
+                 dit_info["seconds"], dit_info["data_seconds"], dit_info["data_wait_seconds"],
+                 dit_info["data_workers"])),
              ("DiT final loss (avg)", "%.4f" % (dit_info["final_loss_avg"] or float("nan")))]
     rows += [("flow loss %s %s" % (sp, k), "%.4f" % v) for sp, d in flow_eval.items() for k, v in d.items()]
     rows += [("sanity %d %s" % (s, k), "%.2f" % v) for s, d in cfg["sanity_eval"].items() for k, v in d.items()]
@@ -697,6 +779,58 @@ def cmd_train(args):
     for k, v in rows:
         print("%-28s %s" % (k, v))
     sys.stdout.flush()
+
+
+def cmd_bench_data(args):
+    """Per-batch CPU cost of the old in-loop path vs the training loop's wait for a batch with workers."""
+    from transformers import AutoTokenizer, CLIPTokenizer
+    spec = world.load_spec()
+    with open(os.path.join(args.init, "ditrun_defaults.json")) as f:
+        L = json.load(f)["max_sequence_length"]
+    clip_tok = CLIPTokenizer.from_pretrained(os.path.join(args.init, "tokenizer"))
+    t5_tok = AutoTokenizer.from_pretrained(os.path.join(args.init, "tokenizer_2"))
+    res, probs = [256, 512, 768], [0.6, 0.3, 0.1]
+    ds = SceneBatches(spec, args.seed + 2, args.batch, res, probs, clip_tok, t5_tok, L)
+    rngs = ds.rngs(0)
+    ds.make(rngs, 256)  # warm-up
+    parts = {"sample": 0.0, "caption": 0.0, "tokenize": 0.0}
+    for _ in range(args.n):  # the old path, in the loop, at 256 (b = batch)
+        t = time.time()
+        scenes = [world.sample_scene(rngs[1], spec, "train") for _ in range(args.batch)]
+        parts["sample"] += time.time() - t
+        t = time.time()
+        prompts = [world.caption(sc, spec) for sc in scenes]
+        parts["caption"] += time.time() - t
+        t = time.time()
+        clip_tok(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        t5_tok(prompts, padding="max_length", max_length=L, truncation=True, return_tensors="pt")
+        parts["tokenize"] += time.time() - t
+    per = {k: 1000 * v / args.n for k, v in parts.items()}
+    serial = sum(per.values())
+    t = time.time()
+    for _ in range(args.n):
+        ds.make(rngs)
+    mixed = 1000 * (time.time() - t) / args.n
+    print("CPUs %d, batch %d at 256" % (len(os.sched_getaffinity(0)), args.batch))
+    print("in-loop path (old): %.1f ms / batch at 256 (sample %.1f, caption %.1f, tokenize %.1f); "
+          "%.1f ms / batch over the resolution mix" % (serial, per["sample"], per["caption"], per["tokenize"], mixed))
+    for ms in [float(x) for x in args.step_ms.split(",")]:
+        for w in sorted({0, args.data_workers}):
+            it = iter(scene_loader(ds, w, pin=False))
+            next(it)  # start-up (worker fork) not counted
+            for _ in range(min(4, args.n)):  # let the workers' prefetch fill as it would during training
+                time.sleep(ms / 1000)
+                next(it)
+            wait, t0 = 0.0, time.time()
+            for _ in range(args.n):
+                time.sleep(ms / 1000)  # the GPU step: the main process is idle (waiting on CUDA)
+                t = time.time()
+                next(it)
+                wait += time.time() - t
+            total = time.time() - t0
+            close_loader(it)
+            print("simulated step %4.0f ms, %d workers: loop waits %6.1f ms / batch; %.1f ms / step; "
+                  "data-wait share %.0f%%" % (ms, w, 1000 * wait / args.n, 1000 * total / args.n, 100 * wait / total))
 
 
 def main():
@@ -732,8 +866,18 @@ def main():
     t.add_argument("--caption-dropout", type=float, default=0.0)
     t.add_argument("--freeze-text", action="store_true", help="keep the text encoders at their random init")
     t.add_argument("--eval-n", type=int, default=16, help="held-out prompts generated at 256 after training (0: none)")
+    t.add_argument("--data-workers", type=int, default=None,
+                   help="DataLoader processes that sample/caption/tokenize stage B's batches ahead of the loop "
+                        "(default: min(8, cpus-2) on CUDA, 0 = in the loop on the CPU)")
+    bd = sub.add_parser("bench-data", help="CPU cost of stage B's data vs the loop's wait with workers (CPU)")
+    bd.add_argument("--init", default=os.path.join(ROOT, "models", "ditrun-shapes-init"))
+    bd.add_argument("--batch", type=int, default=128)
+    bd.add_argument("--n", type=int, default=12, help="batches per measurement")
+    bd.add_argument("--data-workers", type=int, default=2)
+    bd.add_argument("--step-ms", default="0,400", help="simulated GPU step times (ms, sleep) of the loop")
+    bd.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    cmd_prepare(args) if args.cmd == "prepare" else cmd_train(args)
+    {"prepare": cmd_prepare, "train": cmd_train, "bench-data": cmd_bench_data}[args.cmd](args)
 
 
 if __name__ == "__main__":
