@@ -152,16 +152,18 @@ void radial_harmonics(const std::vector<cv::Point>& outline, cv::Point2d c, Shap
   }
   double mean = 0;
   for (double v : r) mean += v;
-  auto harmonic = [&](int k) {
+  auto harmonic = [&](int k, double* phase) {
     double re = 0, im = 0;
     for (int b = 0; b < kBins; ++b) {
-      const double a = 2 * CV_PI * (b + 0.5) / kBins;
+      const double a = 2 * CV_PI * (b + 0.5) / kBins - CV_PI;  // bin b starts at angle -pi (see above)
       re += r[b] * std::cos(k * a), im += r[b] * std::sin(k * a);
     }
+    *phase = std::atan2(im, re);
     return mean > 0 ? std::hypot(re, im) / mean : 0;
   };
-  f.harmonic4 = harmonic(4);
-  f.harmonic5 = harmonic(5);
+  f.harmonic3 = harmonic(3, &f.phase3);
+  f.harmonic4 = harmonic(4, &f.phase4);
+  f.harmonic5 = harmonic(5, &f.phase5);
 }
 
 std::string classify_shape(const ShapeFeatures& f) {

@@ -29,6 +29,9 @@ struct ShapeFeatures {
   // k-fold symmetry of the outline: |k-th Fourier coefficient| / mean of the radius r(theta) about the
   // centroid. A star's 5 points and a cross's 4 arms survive blur that shallows their convexity defects.
   double harmonic4 = 0, harmonic5 = 0;
+  // Arguments (radians, image axes: x right, y down) of the 3rd/4th/5th coefficients: the outline's
+  // orientation modulo 360/k degrees is phase_k / k. Videos track spin with them (app/evaluate/video.h).
+  double harmonic3 = 0, phase3 = 0, phase4 = 0, phase5 = 0;
 };
 
 struct DetectedObject {

@@ -1,5 +1,6 @@
 #include "app/evaluate/caption.h"
 
+#include <algorithm>
 #include <cctype>
 #include <sstream>
 
@@ -20,6 +21,8 @@ class Reader {
   Reader(std::vector<std::string> words, std::string prompt) : w_(std::move(words)), prompt_(std::move(prompt)) {}
 
   bool done() const { return i_ >= w_.size(); }
+  size_t pos() const { return i_; }
+  void seek(size_t i) { i_ = i; }
   const std::string& peek() const { return w_[i_]; }
 
   // Takes the longest candidate (multi-word phrases such as "at the top left") that matches here.
@@ -44,10 +47,14 @@ class Reader {
   }
 
   rt::Status error(const std::string& what, const std::vector<std::string>& expected) const {
+    return error_at(i_, what, expected);
+  }
+
+  rt::Status error_at(size_t i, const std::string& what, const std::vector<std::string>& expected) const {
     std::string list;
     for (size_t k = 0; k < expected.size(); ++k) list += (k ? ", " : "") + expected[k];
-    const std::string got = done() ? "the end of the prompt" : "unknown word '" + w_[i_] + "'";
-    return rt::Status::error("prompt \"" + prompt_ + "\": " + got + " at word " + std::to_string(i_ + 1) +
+    const std::string got = i >= w_.size() ? "the end of the prompt" : "unknown word '" + w_[i] + "'";
+    return rt::Status::error("prompt \"" + prompt_ + "\": " + got + " at word " + std::to_string(i + 1) +
                              ", expected " + what + (list.empty() ? "" : " (" + list + ")") + "\n  hint: prompts follow the world's caption "
                              "grammar, e.g. 'a small red circle at the top left on a blue background'");
   }
@@ -90,21 +97,78 @@ rt::Result<ExpectedScene> parse_caption(const std::string& prompt, const WorldSp
   const auto color_p = as_phrases(colors), shape_p = as_phrases(shapes), size_p = as_phrases(sizes),
              pos_p = as_phrases(phrases), tex_p = as_phrases(textures);
 
+  // Object templates after the article: the image one, then the spec's video motions.
+  std::vector<std::pair<std::string, std::vector<std::string>>> templates = {
+      {"", {"{size}", "{color}", "{shape}", "{position}"}}};
+  for (const auto& [motion, t] : spec.motion_templates) templates.emplace_back(motion, split_words(t));
+
   Reader r(split_words(normalize(prompt, spec)), prompt);
   ExpectedScene scene;
   for (;;) {
     if (!r.take("a") && !r.take("an")) return r.error("an article", {"a", "an"});
-    ExpectedObject o;
-    int k = r.take_longest(size_p);
-    if (k < 0) return r.error("a size", sizes);
-    o.size = sizes[k];
-    if ((k = r.take_longest(color_p)) < 0) return r.error("a colour", colors);
-    o.color = colors[k];
-    if ((k = r.take_longest(shape_p)) < 0) return r.error("a shape", shapes);
-    o.shape = shapes[k];
-    if ((k = r.take_longest(pos_p)) < 0) return r.error("a position phrase", phrases);
-    o.position = spec.positions[k].name;
-    scene.objects.push_back(o);
+    // Every template is tried; the longest match wins. When none matches, the error is the one of the
+    // template(s) that got furthest, with what each of them expected there.
+    const size_t start = r.pos();
+    size_t best_end = 0, fail_at = 0;
+    ExpectedObject best;
+    bool found = false;
+    std::vector<std::string> fail_what, fail_list;
+    for (const auto& [motion, tokens] : templates) {
+      r.seek(start);
+      ExpectedObject o;
+      o.motion = motion;
+      std::string what;
+      std::vector<std::string> list;
+      for (size_t ti = 0; ti < tokens.size(); ++ti) {
+        const std::string& tok = tokens[ti];
+        const bool size = tok.rfind("{size", 0) == 0, color = tok.rfind("{color", 0) == 0;
+        const bool end = tok.size() > 2 && tok[tok.size() - 2] == '1';  // {size1}, {color1}
+        int k = -1;
+        if (size) {
+          if ((k = r.take_longest(size_p)) >= 0) (end ? o.end_size : o.size) = sizes[k];
+          else what = "a size", list = sizes;
+        } else if (color) {
+          if ((k = r.take_longest(color_p)) >= 0) (end ? o.end_color : o.color) = colors[k];
+          else what = "a colour", list = colors;
+        } else if (tok == "{shape}") {
+          if ((k = r.take_longest(shape_p)) >= 0) o.shape = shapes[k];
+          else what = "a shape", list = shapes;
+        } else if (tok == "{position}") {
+          if ((k = r.take_longest(pos_p)) >= 0) o.position = spec.positions[k].name;
+          else what = "a position phrase", list = phrases;
+        } else if (r.take(tok)) {
+          k = 0;
+        } else {
+          // A motion's words ("moving to the right", "growing from") are listed whole.
+          size_t a = ti, b = ti + 1;
+          while (a > 0 && tokens[a - 1][0] != '{') --a;
+          while (b < tokens.size() && tokens[b][0] != '{') ++b;
+          std::string words;
+          for (size_t q = a; q < b; ++q) words += (q > a ? " " : "") + tokens[q];
+          what = motion.empty() ? "'" + tok + "'" : "a motion phrase", list = {words};
+        }
+        if (k < 0) break;
+      }
+      if (what.empty()) {
+        if (!found || r.pos() > best_end) best = o, best_end = r.pos(), found = true;
+        continue;
+      }
+      if (r.pos() > fail_at) fail_at = r.pos(), fail_what.clear(), fail_list.clear();
+      if (r.pos() < fail_at) continue;
+      if (std::find(fail_what.begin(), fail_what.end(), what) == fail_what.end()) fail_what.push_back(what);
+      for (const std::string& w : list)
+        if (std::find(fail_list.begin(), fail_list.end(), w) == fail_list.end()) fail_list.push_back(w);
+    }
+    if (!found) {
+      std::string what;
+      for (size_t k = 0; k < fail_what.size(); ++k) what += (k ? " or " : "") + fail_what[k];
+      return r.error_at(fail_at, what, fail_list);
+    }
+    r.seek(best_end);
+    if (!scene.objects.empty() && scene.video != !best.motion.empty())
+      return r.error_at(start - 1, "objects all with a position (an image) or all with a motion (a video)", {});
+    scene.video = !best.motion.empty();
+    scene.objects.push_back(best);
     if (r.take("and")) continue;
     if (r.take("on")) break;
     return r.error("'and' or the background phrase", {"and", "on"});

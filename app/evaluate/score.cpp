@@ -7,7 +7,7 @@ namespace app::eval {
 
 const std::vector<std::string>& attribute_names() {
   static const std::vector<std::string> kNames = {"background", "texture", "count", "color",
-                                                  "shape",      "size",    "position"};
+                                                  "shape",      "size",    "position",  "motion"};
   return kNames;
 }
 
@@ -86,7 +86,7 @@ ImageScore score_image(const ExpectedScene& e, const Analysis& a, const WorldSpe
     add("color", x.color, d ? d->color : "-", int(i));
     add("shape", x.shape, d ? d->shape : "-", int(i));
     add("size", x.size, d ? d->size : "-", int(i));
-    add("position", x.position, d ? d->position : "-", int(i));
+    if (!x.position.empty()) add("position", x.position, d ? d->position : "-", int(i));
   }
   return s;
 }

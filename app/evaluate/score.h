@@ -9,10 +9,9 @@
 // tells two same-looking objects apart); ties go to the smaller centroid-to-cell-centre distance. An
 // expected object left without a detection is wrong on all its attributes.
 //
-// Videos: not scored yet. The extension point is a VideoScore built from per-frame analyze_image
-// results (object tracks by nearest centroid), scoring the motion phrase (direction from the centroid
-// track, grow/shrink from the diameter, spin from the minAreaRect angle, recolor from the first and last
-// frame colours) besides the attributes here; caption.h must first parse the video grammar.
+// Videos: score_video (app/evaluate/video.h) fills the same ImageScore from tracked per-frame analyses,
+// with the attribute motion per object and no position (video prompts have none). An image object with
+// an empty position (never from parse_caption) is not scored on position either.
 #pragma once
 #include <string>
 #include <vector>
@@ -34,7 +33,8 @@ struct ImageScore {
   std::vector<int> match;  // per expected object: index into Analysis::objects, or -1
 };
 
-// Scene attributes first, then object attributes: background, texture, count, color, shape, size, position.
+// Scene attributes first, then object attributes: background, texture, count, color, shape, size, position,
+// motion (videos only; a Tally over images has motion.total == 0).
 const std::vector<std::string>& attribute_names();
 
 ImageScore score_image(const ExpectedScene& expected, const Analysis& detected, const WorldSpec& spec);

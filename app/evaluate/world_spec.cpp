@@ -138,6 +138,15 @@ WorldSpec parse(const json& j) {
     s.texture_words[t] = w;
   }
   s.min_color_distance = number(j, "min_color_distance", "spec");
+  if (const json& g = j.at("caption_grammar"); g.contains("video")) {
+    for (const auto& [name, phrase] : at(g.at("video"), "motions", "caption_grammar.video").items()) {
+      if (!phrase.is_string()) throw SpecError{"caption_grammar.video.motions." + name + ": expected a string"};
+      std::string t = phrase.get<std::string>();
+      if (t.rfind("a ", 0) == 0) t = t.substr(2);
+      else t = "{size} {color} {shape} " + t;
+      s.motion_templates.emplace_back(name, t);
+    }
+  }
 
   for (const std::string& c : s.background_colors)
     if (s.color_index(c) < 0) throw SpecError{"backgrounds.colors: \"" + c + "\" is not in colors"};

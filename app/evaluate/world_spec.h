@@ -48,6 +48,11 @@ struct WorldSpec {
   std::vector<std::string> background_colors;
   std::vector<std::string> textures;                // "plain" first
   std::map<std::string, std::string> texture_words; // texture -> caption word ("" for plain)
+  // Video object phrases after the article, spec caption_grammar.video.motions in spec order, as
+  // {motion name, template}: a bare motion phrase ("moving up") becomes "{size} {color} {shape} moving up";
+  // a full template keeps its slots ("{color} {shape} growing from {size0} to {size1}"). Empty when the
+  // spec has no video grammar.
+  std::vector<std::pair<std::string, std::string>> motion_templates;
   double texture_contrast = 0;  // texture colour = lerp(bg, white or black, texture_contrast)
   double min_color_distance = 0;  // RGB distance an object keeps from its background
 

@@ -123,7 +123,7 @@ TEST_CASE("caption parsing names the word it does not know", "[evaluate]") {
       {"a small red circle somewhere on a blue background", "'somewhere'"},
       {"a small red circle at the top on a wavy blue background", "'wavy'"},
       {"a small red circle at the top on a blue sky", "'sky'"},
-      {"a small red circle moving to the right on a blue background", "'moving'"},
+      {"a small red circle moving sideways on a blue background", "'sideways'"},
       {"a small red circle at the top", "end of the prompt"},
       {"a small red circle at the top on a blue background please", "'please'"},
   };
@@ -149,7 +149,7 @@ TEST_CASE("evaluator scores the ground-truth renders 100%", "[evaluate]") {
     }
     tally.add(s);
   }
-  for (size_t k = 0; k < attribute_names().size(); ++k) CHECK(tally.total[k] > 0);
+  for (size_t k = 0; k < attribute_names().size(); ++k) CHECK((tally.total[k] > 0) == (attribute_names()[k] != "motion"));
 }
 
 // Variants made here from the clean renders, deterministic (fixed RNG seed): Gaussian blur, Gaussian
@@ -190,6 +190,7 @@ TEST_CASE("evaluator is at least 95% right on blurred noisy and JPEG variants", 
     }
   }
   for (size_t k = 0; k < attribute_names().size(); ++k) {
+    if (attribute_names()[k] == "motion") continue;  // images have none (tests/app/test_evaluate_video.cpp)
     INFO(attribute_names()[k] << ": " << tally.correct[k] << "/" << tally.total[k]);
     CHECK(tally.accuracy(k) >= 0.95);
   }
