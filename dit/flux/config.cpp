@@ -2,7 +2,6 @@
 
 #include <numeric>
 
-#include "base/log.h"
 
 namespace dit::flux {
 
