@@ -262,12 +262,13 @@ class SceneSource:
 
 
 class SceneBatches(torch.utils.data.IterableDataset):
-    """Endless stream of the CPU side of stage B's batches: (resolution, scenes, clip_ids, t5_ids).
+    """Endless stream of the CPU side of stage B's batches: (resolution, render params, clip_ids, t5_ids).
 
     Everything that needs no GPU runs here, so that with --data-workers N it runs ahead of the training loop in
     N DataLoader worker processes: the resolution draw (p = res_probs, batch = batch * (256/r)^2 to keep tokens
-    per step constant), train-split scene sampling, captions, caption dropout and the CLIP (77) / T5 (L)
-    tokenization to int64 id tensors. Rendering and VAE encoding stay on the GPU in the main process.
+    per step constant), train-split scene sampling, captions, caption dropout, the CLIP (77) / T5 (L)
+    tokenization to int64 id tensors and world.render_params (the scenes as numpy arrays). Rendering
+    (world.render_from_params: one pinned non-blocking upload) and VAE encoding stay on the GPU in the main process.
     Worker k draws from numpy generators spawned from SeedSequence([seed, k]); the DataLoader returns the
     workers' batches round-robin, so the stream depends only on (seed, number of workers); 0 workers (in
     process) gives worker 0's stream, the same as 1 worker.
@@ -294,7 +295,7 @@ class SceneBatches(torch.utils.data.IterableDataset):
             prompts = ["" if d else p for d, p in zip(drop, prompts)]
         c = self.clip_tok(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
         t = self.t5_tok(prompts, padding="max_length", max_length=self.L, truncation=True, return_tensors="pt")
-        return r, scenes, c.input_ids, t.input_ids
+        return r, world.render_params(scenes, self.spec), c.input_ids, t.input_ids
 
     def rngs(self, worker_id):
         return [np.random.default_rng(s) for s in np.random.SeedSequence([self.seed, worker_id]).spawn(3)]
@@ -462,13 +463,13 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
         for g in opt.param_groups:
             g["lr"] = lr
         td = time.time()
-        r, scenes, clip_ids, t5_ids = next(batches)  # sampled, captioned and tokenized ahead by the workers
+        r, rparams, clip_ids, t5_ids = next(batches)  # sampled, captioned and tokenized ahead by the workers
         t_wait += time.time() - td
-        b = len(scenes)
+        b = rparams["B"]
         per_res[r] += 1
         clip_ids, t5_ids = clip_ids.to(dev, non_blocking=True), t5_ids.to(dev, non_blocking=True)
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            x = world.render(scenes, r, spec, dev)
+            x = world.render_from_params(rparams, r, dev, spec=spec)
             z0 = (vae.encode(x).latent_dist.mode().float() - shift) * scale
         t_data += time.time() - td
         h = r // 8

@@ -356,11 +356,6 @@ def scene_attributes(scene: Scene) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def _color_tensor(names, spec, device, dtype):
-    c = torch.tensor([spec["colors"][n] for n in names], dtype=torch.float64)
-    return (c / 255.0 * 2.0 - 1.0).to(device=device, dtype=dtype)
-
-
 def _texture_color(bg: str, spec) -> list:
     c = spec["colors"][bg]
     luma = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
@@ -444,31 +439,72 @@ def _sdf_star(qx, qy, n: int, R: float, ri: float):
     return torch.where(inside, -d, d)
 
 
-def render(scenes: list, size: int, spec=None, device="cpu", dtype=torch.float32) -> torch.Tensor:
-    """Renders scenes to a [B,3,size,size] tensor in [-1,1]. Anti-aliased: coverage = clamp(0.5 - sdf_px, 0, 1).
+def _host_colors(rgb_rows) -> np.ndarray:
+    """[n,3] float64 in [-1,1] from 0..255 rows (same float64 arithmetic as the device tensors get cast from)."""
+    return np.asarray(rgb_rows, dtype=np.float64).reshape(-1, 3) / 255.0 * 2.0 - 1.0
 
-    Objects are drawn in order (later over earlier) as img = img * (1 - cov) + color * cov, so fully covered
-    pixels hold exactly the spec color. Each object's SDF is evaluated only in a square window around it
-    (its enclosing circle + 2 px), vectorized over all scenes that share (object slot, shape).
+
+def render_params(scenes: list, spec=None) -> dict:
+    """Host side of render(): every per-scene / per-object number as numpy arrays (picklable, no torch, no size).
+
+    DataLoader workers can build these ahead of the training loop; render_from_params() then needs one pinned
+    host->device copy. Objects are sorted into render groups (object slot k, then spec shape_order): group g is
+    rows groups[g] = (shape, start, stop) of the obj_* arrays; within a group every scene appears at most once.
     """
     spec = _spec(spec)
+    colors = spec["colors"]
     B = len(scenes)
-    H = W = int(size)
-    dev = torch.device(device)
-    pix = (torch.arange(W, device=dev, dtype=dtype) + 0.5) / W  # pixel centers, normalized
-    # internal layout [B,H,W,3]
-    img = _color_tensor([s.background for s in scenes], spec, dev, dtype)[:, None, None, :].expand(B, H, W, 3).clone()
-
-    # background textures (full frame)
-    bgs = spec["backgrounds"]
-    X = pix.view(1, W)
-    Y = pix.view(H, 1)
+    textures = []
     for tex in ("striped", "dotted"):
         idx = [i for i, s in enumerate(scenes) if s.texture == tex]
-        if not idx:
-            continue
-        tcol = torch.tensor([_texture_color(scenes[i].background, spec) for i in idx], dtype=torch.float64)
-        tcol = (tcol / 255.0 * 2.0 - 1.0).to(dev, dtype)
+        if idx:
+            textures.append((tex, np.asarray(idx, dtype=np.int64),
+                             _host_colors([_texture_color(scenes[i].background, spec) for i in idx])))
+    scene_idx, geom, cols, er, groups = [], [], [], [], []
+    K = max((len(s.objects) for s in scenes), default=0)
+    for k in range(K):
+        for shape in spec["shape_order"]:
+            idx = [i for i, s in enumerate(scenes) if len(s.objects) > k and s.objects[k].shape == shape]
+            if not idx:
+                continue
+            start = len(scene_idx)
+            for i in idx:
+                o = scenes[i].objects[k]
+                a = math.radians(o.angle)
+                scene_idx.append(i)
+                geom.append((o.cx, o.cy, o.diameter, math.cos(a), math.sin(a)))
+                cols.append(colors[o.color])
+                er.append(enclosing_radius(shape, o.diameter, spec))
+            groups.append((shape, start, len(scene_idx)))
+    return {"B": B,
+            "bg": _host_colors([colors[s.background] for s in scenes]),        # [B,3]
+            "textures": textures,                                              # [(name, scene idx [n], color [n,3])]
+            "obj_scene": np.asarray(scene_idx, dtype=np.int64),                # [N]
+            "obj_geom": np.asarray(geom, dtype=np.float64).reshape(-1, 5),     # [N,5] cx, cy, diameter, cos, sin
+            "obj_color": _host_colors(cols),                                   # [N,3]
+            "obj_radius": np.asarray(er, dtype=np.float64),                    # [N] enclosing radius (normalized)
+            "groups": groups}
+
+
+_DEVICE_CACHE: dict = {}
+
+
+def _cached(key, make):
+    t = _DEVICE_CACHE.get(key)
+    if t is None:
+        if len(_DEVICE_CACHE) > 64:
+            _DEVICE_CACHE.clear()
+        t = _DEVICE_CACHE[key] = make()
+    return t
+
+
+def _texture_keep_cov(tex: str, W: int, spec, dev, dtype):
+    """(1 - cov, cov) of a full-frame texture, [1,H,W,1]; depends only on (texture, size): cached per device."""
+    def make():
+        bgs = spec["backgrounds"]
+        pix = (torch.arange(W, device=dev, dtype=dtype) + 0.5) / W
+        X = pix.view(1, W)
+        Y = pix.view(W, 1)
         if tex == "striped":
             P = bgs["stripe_period"]
             u = (X + Y) * (1.0 / math.sqrt(2.0)) / P
@@ -481,48 +517,103 @@ def render(scenes: list, size: int, spec=None, device="cpu", dtype=torch.float32
             dy = fy - torch.floor(fy) - 0.5
             sdf = (torch.sqrt(dx * dx + dy * dy) - 0.25) * P
         cov = (0.5 - sdf * W).clamp(0.0, 1.0)[None, :, :, None]
-        it = torch.tensor(idx, device=dev)
-        img[it] = img[it] * (1.0 - cov) + tcol[:, None, None, :] * cov
+        return 1.0 - cov, cov
+    b = spec["backgrounds"]
+    return _cached(("tex", tex, W, str(dev), dtype, b["stripe_period"], b["dot_period"]), make)
+
+
+def render_from_params(params: dict, size: int, device="cpu", dtype=torch.float32, spec=None) -> torch.Tensor:
+    """Device side of render(): the output of render_params(scenes, spec) drawn at size x size (see render()).
+
+    All numbers go to the device in ONE copy (a float64 buffer, pinned and non_blocking on CUDA, so the host
+    never waits for the GPU here); indices are exact in float64 and cast back on the device."""
+    spec = _spec(spec)
+    B = int(params["B"])
+    H = W = int(size)
+    dev = torch.device(device)
+    geom, radius = params["obj_geom"], params["obj_radius"]
+    # host: size-dependent windows (enclosing circle + 2 px, same size for a whole group), clamped to the frame
+    wins, x0, y0 = [], np.zeros(len(radius), np.float64), np.zeros(len(radius), np.float64)
+    for shape, a, b in params["groups"]:
+        rpx = float(radius[a:b].max()) * W
+        win = min(W, 2 * int(math.ceil(rpx)) + 4)
+        wins.append(win)
+        x0[a:b] = np.minimum(np.maximum(np.rint(geom[a:b, 0] * W) - win // 2, 0), W - win)
+        y0[a:b] = np.minimum(np.maximum(np.rint(geom[a:b, 1] * H) - win // 2, 0), H - win)
+    parts = [params["bg"].ravel()]
+    for _tex, idx, tcol in params["textures"]:
+        parts += [idx.astype(np.float64), tcol.ravel()]
+    N = len(radius)
+    parts += [params["obj_scene"].astype(np.float64), x0, y0, geom.ravel(), params["obj_color"].ravel()]
+    host = torch.from_numpy(np.concatenate(parts))
+    if dev.type == "cuda":
+        host = host.pin_memory()
+    buf = host.to(dev, non_blocking=True)  # the only host->device copy
+    fbuf = buf.to(dtype)
+    ibuf = buf.to(torch.int64)
+
+    # internal layout [B,H,W,3]
+    o = 3 * B
+    img = fbuf[:o].view(B, 1, 1, 3).expand(B, H, W, 3).clone()
+
+    # background textures (full frame)
+    for tex, idx, _tcol in params["textures"]:
+        n = len(idx)
+        it = ibuf[o:o + n]
+        tcol = fbuf[o + n:o + 4 * n].view(n, 1, 1, 3)
+        o += 4 * n
+        keep, cov = _texture_keep_cov(tex, W, spec, dev, dtype)
+        img[it] = img[it] * keep + tcol * cov
 
     # objects, in drawing order; vectorized over the scenes that share (slot, shape)
-    K = max((len(s.objects) for s in scenes), default=0)
-    for k in range(K):
-        for shape in spec["shape_order"]:
-            idx = [i for i, s in enumerate(scenes) if len(s.objects) > k and s.objects[k].shape == shape]
-            if not idx:
-                continue
-            objs = [scenes[i].objects[k] for i in idx]
-            n = len(objs)
-            # window: enclosing circle + 2 px, same size for the whole group
-            rpx = max(enclosing_radius(shape, o.diameter, spec) for o in objs) * W
-            win = min(W, 2 * int(math.ceil(rpx)) + 4)
-            x0 = [min(max(int(round(o.cx * W)) - win // 2, 0), W - win) for o in objs]
-            y0 = [min(max(int(round(o.cy * H)) - win // 2, 0), H - win) for o in objs]
-            ar = torch.arange(win, device=dev)
-            cols = torch.tensor(x0, device=dev).view(n, 1) + ar.view(1, win)  # [n,win]
-            rows = torch.tensor(y0, device=dev).view(n, 1) + ar.view(1, win)
-            p = torch.tensor([[o.cx, o.cy, o.diameter, math.radians(o.angle)] for o in objs], dtype=torch.float64)
-            cx = p[:, 0].to(dev, dtype).view(-1, 1, 1)
-            cy = p[:, 1].to(dev, dtype).view(-1, 1, 1)
-            dm = p[:, 2].to(dev, dtype).view(-1, 1, 1)
-            ca = torch.cos(p[:, 3]).to(dev, dtype).view(-1, 1, 1)
-            sa = torch.sin(p[:, 3]).to(dev, dtype).view(-1, 1, 1)
-            Xw = pix[cols].view(n, 1, win)
-            Yw = pix[rows].view(n, win, 1)
-            dx = (Xw - cx) / dm
-            dy = (cy - Yw) / dm  # y up
-            # rotate by -angle into the shape's frame
-            qx = ca * dx + sa * dy
-            qy = ca * dy - sa * dx
-            sdf = shape_sdf(shape, qx, qy, spec) * (dm * W)  # in pixels
-            cov = (0.5 - sdf).clamp(0.0, 1.0).unsqueeze(-1)  # [n,win,win,1]
-            col = _color_tensor([o.color for o in objs], spec, dev, dtype)[:, None, None, :]
-            bi = torch.tensor(idx, device=dev).view(n, 1, 1)
-            ri = rows.view(n, win, 1)
-            ci = cols.view(n, 1, win)
-            patch = img[bi, ri, ci]  # [n,win,win,3]
-            img[bi, ri, ci] = patch * (1.0 - cov) + col * cov
+    oscene = ibuf[o:o + N]
+    ox0 = ibuf[o + N:o + 2 * N]
+    oy0 = ibuf[o + 2 * N:o + 3 * N]
+    o += 3 * N
+    ogeom = fbuf[o:o + 5 * N].view(N, 5)
+    ocol = fbuf[o + 5 * N:o + 8 * N].view(N, 3)
+    pix = _cached(("pix", W, str(dev), dtype), lambda: (torch.arange(W, device=dev, dtype=dtype) + 0.5) / W)
+    arw = _cached(("ar", W, str(dev)), lambda: torch.arange(W, device=dev))
+    for (shape, a, b), win in zip(params["groups"], wins):
+        n = b - a
+        ar = arw[:win]
+        cols = ox0[a:b].view(n, 1) + ar.view(1, win)  # [n,win]
+        rows = oy0[a:b].view(n, 1) + ar.view(1, win)
+        g = ogeom[a:b]
+        cx = g[:, 0].view(-1, 1, 1)
+        cy = g[:, 1].view(-1, 1, 1)
+        dm = g[:, 2].view(-1, 1, 1)
+        ca = g[:, 3].view(-1, 1, 1)
+        sa = g[:, 4].view(-1, 1, 1)
+        Xw = pix[cols].view(n, 1, win)
+        Yw = pix[rows].view(n, win, 1)
+        dx = (Xw - cx) / dm
+        dy = (cy - Yw) / dm  # y up
+        # rotate by -angle into the shape's frame
+        qx = ca * dx + sa * dy
+        qy = ca * dy - sa * dx
+        sdf = shape_sdf(shape, qx, qy, spec) * (dm * W)  # in pixels
+        cov = (0.5 - sdf).clamp(0.0, 1.0).unsqueeze(-1)  # [n,win,win,1]
+        col = ocol[a:b].view(n, 1, 1, 3)
+        bi = oscene[a:b].view(n, 1, 1)
+        ri = rows.view(n, win, 1)
+        ci = cols.view(n, 1, win)
+        patch = img[bi, ri, ci]  # [n,win,win,3]
+        img[bi, ri, ci] = patch * (1.0 - cov) + col * cov
     return img.permute(0, 3, 1, 2).contiguous()
+
+
+def render(scenes: list, size: int, spec=None, device="cpu", dtype=torch.float32) -> torch.Tensor:
+    """Renders scenes to a [B,3,size,size] tensor in [-1,1]. Anti-aliased: coverage = clamp(0.5 - sdf_px, 0, 1).
+
+    Objects are drawn in order (later over earlier) as img = img * (1 - cov) + color * cov, so fully covered
+    pixels hold exactly the spec color. Each object's SDF is evaluated only in a square window around it
+    (its enclosing circle + 2 px), vectorized over all scenes that share (object slot, shape).
+    Same as render_from_params(render_params(scenes, spec), size, device, dtype, spec): all parameters are
+    built on the host and reach the device in one (pinned, non-blocking on CUDA) copy.
+    """
+    spec = _spec(spec)
+    return render_from_params(render_params(scenes, spec), size, device, dtype, spec)
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:
