@@ -9,6 +9,8 @@
 
 #include "app/commands/commands.h"
 #include "app/commands/exit_codes.h"
+#include "app/evaluate/caption.h"
+#include "app/evaluate/world_spec.h"
 #include "app/io/png_writer.h"
 #include "app/pipeline/flux_pipeline.h"
 
@@ -60,6 +62,23 @@ int validate(const GenerateOptions& o) {
   return kExitOk;
 }
 
+// The embedded model knows only the shapes world; words outside its caption grammar have no learned
+// meaning. Say so (it still runs) rather than let a user wonder why "a cat" gives a blob.
+void note_if_outside_embedded_world(const GenerateOptions& o) {
+  const ModelPathArgs& a = o.paths;
+  if (!(a.model.empty() && a.transformer.empty() && a.vae.empty() && a.t5.empty() && a.clip.empty())) return;
+  auto spec = eval::load_world_spec(DITRUN_WORLD_SPEC);
+  if (!spec) return;
+  auto scene = eval::parse_caption(o.params.prompt, *spec);
+  if (scene && !scene->video) return;
+  const std::string why = scene ? "it draws still images, not motion" : scene.status().message();
+  std::fprintf(stderr,
+               "ditrun generate: note: the embedded model only draws the shapes world (see README), e.g. \"a large "
+               "red circle at the left on a blue background\"; %s. Generating anyway; use --model for a real "
+               "Flux checkpoint.\n",
+               why.substr(0, why.find('\n')).c_str());
+}
+
 int run_generate(GenerateOptions o) {
   if (int rc = validate(o); rc != kExitOk) return rc;
   if (auto st = check_output_path(o.out, o.overwrite); !st) {
@@ -71,6 +90,7 @@ int run_generate(GenerateOptions o) {
     std::fprintf(stderr, "ditrun generate: %s\n", paths.status().message().c_str());
     return kExitModel;
   }
+  if (!o.quiet) note_if_outside_embedded_world(o);
   rt::Context ctx(rt::ContextOptions{.device = rt::Device::cpu(), .num_threads = o.threads, .log_level = o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info});
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };

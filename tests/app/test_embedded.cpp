@@ -121,3 +121,23 @@ TEST_CASE("embedded model follows the prompt for fixed seeds", "[embedded]") {
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("a prompt outside the shapes world gets a note, and still generates", "[embedded]") {
+  const std::string dir = test::make_temp_dir("embedded_note");
+  const std::string out = dir + "/cat.png";
+  auto r = test::run_ditrun("generate --steps 2 --prompt 'a cat on a sofa' --out " + test::q(out));
+  INFO(r.out);
+  CHECK(r.rc == 0);
+  CHECK(fs::exists(out));
+  CHECK(r.stderr_text.find("only draws the shapes world") != std::string::npos);
+  CHECK(r.stderr_text.find("'cat'") != std::string::npos);
+  // A prompt of the world's grammar gets no note; --quiet silences it.
+  r = test::run_ditrun("generate --steps 2 --prompt 'a small red circle at the top on a blue background' --out " +
+                       test::q(dir + "/ok.png"));
+  CHECK(r.rc == 0);
+  CHECK(r.stderr_text.find("note:") == std::string::npos);
+  r = test::run_ditrun("generate -q --steps 2 --prompt 'a cat' --out " + test::q(dir + "/q.png"));
+  CHECK(r.rc == 0);
+  CHECK(r.stderr_text.empty());
+  fs::remove_all(dir);
+}
