@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "app/evaluate/score.h"
+#include "harness/fixtures.h"
 #include "harness/run.h"
 #include "harness/safetensors_writer.h"
 
@@ -16,17 +17,7 @@
 namespace fs = std::filesystem;
 using namespace app::eval;
 
-static const std::string kSpec = std::string(DITRUN_SOURCE_DIR) + "/tools/world/spec.json";
 static const std::string kSamples = std::string(DITRUN_FIXTURES_DIR) + "/world/samples";
-
-static const WorldSpec& spec() {
-  static const WorldSpec s = [] {
-    auto r = load_world_spec(kSpec);
-    REQUIRE(r.is_ok());
-    return std::move(r).value();
-  }();
-  return s;
-}
 
 struct Sample {
   std::string prompt, image, variant;
@@ -46,7 +37,7 @@ static std::vector<Sample> samples() {
 }
 
 static ExpectedScene parse(const std::string& prompt) {
-  auto r = parse_caption(prompt, spec());
+  auto r = parse_caption(prompt, test::world_spec());
   INFO(prompt << ": " << r.status().message());
   REQUIRE(r.is_ok());
   return std::move(r).value();
@@ -59,7 +50,7 @@ static cv::Mat load(const std::string& name) {
 }
 
 TEST_CASE("world spec loads and its errors name the file and the key", "[evaluate]") {
-  const WorldSpec& s = spec();
+  const WorldSpec& s = test::world_spec();
   CHECK(s.colors.size() == 10);
   CHECK(s.shapes.size() == 6);
   CHECK(s.positions.size() == 9);
@@ -81,7 +72,7 @@ TEST_CASE("world spec loads and its errors name the file and the key", "[evaluat
 }
 
 TEST_CASE("caption parsing covers every word of the grammar", "[evaluate]") {
-  const WorldSpec& s = spec();
+  const WorldSpec& s = test::world_spec();
   for (const NamedColor& c : s.colors)
     for (const ShapeSpec& sh : s.shapes)
       for (const SizeSpec& z : s.sizes) {
@@ -128,7 +119,7 @@ TEST_CASE("caption parsing names the word it does not know", "[evaluate]") {
       {"a small red circle at the top on a blue background please", "'please'"},
   };
   for (const auto& [prompt, word] : bad) {
-    auto r = parse_caption(prompt, spec());
+    auto r = parse_caption(prompt, test::world_spec());
     INFO(prompt);
     REQUIRE(!r.is_ok());
     CHECK_THAT(r.status().message(), Catch::Contains(word) && Catch::Contains("expected"));
@@ -140,8 +131,8 @@ TEST_CASE("caption parsing names the word it does not know", "[evaluate]") {
 TEST_CASE("evaluator scores the ground-truth renders 100%", "[evaluate]") {
   Tally tally;
   for (const Sample& smp : samples()) {
-    const Analysis a = analyze_image(load(smp.image), spec());
-    const ImageScore s = score_image(parse(smp.prompt), a, spec());
+    const Analysis a = analyze_image(load(smp.image), test::world_spec());
+    const ImageScore s = score_image(parse(smp.prompt), a, test::world_spec());
     for (const AttributeResult& r : s.results) {
       INFO(smp.image << " (" << smp.variant << ") " << smp.prompt << ": " << r.attribute << " expected " << r.expected
                      << ", detected " << r.detected);
@@ -183,7 +174,7 @@ TEST_CASE("evaluator is at least 95% right on blurred noisy and JPEG variants", 
     if (smp.variant != "clean") continue;
     const ExpectedScene e = parse(smp.prompt);
     for (const cv::Mat& v : degrade(load(smp.image), seed++)) {
-      const ImageScore s = score_image(e, analyze_image(v, spec()), spec());
+      const ImageScore s = score_image(e, analyze_image(v, test::world_spec()), test::world_spec());
       for (const AttributeResult& r : s.results)
         if (!r.correct) WARN(smp.image << ": " << r.attribute << " expected " << r.expected << ", detected " << r.detected);
       tally.add(s);
@@ -198,7 +189,7 @@ TEST_CASE("evaluator is at least 95% right on blurred noisy and JPEG variants", 
 
 // A prompt that disagrees with the image on one attribute is scored wrong on exactly that attribute.
 TEST_CASE("a wrong prompt is scored wrong on that attribute", "[evaluate]") {
-  const WorldSpec& s = spec();
+  const WorldSpec& s = test::world_spec();
   int checked = 0;
   for (const Sample& smp : samples()) {
     if (smp.variant != "clean") continue;
@@ -235,7 +226,7 @@ TEST_CASE("two-object prompts match objects by attributes and not by order", "[e
     if (e.objects.size() != 2 || smp.variant != "clean") continue;
     ExpectedScene swapped = e;
     std::swap(swapped.objects[0], swapped.objects[1]);
-    const ImageScore s = score_image(swapped, analyze_image(load(smp.image), spec()), spec());
+    const ImageScore s = score_image(swapped, analyze_image(load(smp.image), test::world_spec()), test::world_spec());
     for (const AttributeResult& r : s.results) {
       INFO(smp.image << ": " << r.attribute);
       CHECK(r.correct);

@@ -12,6 +12,7 @@
 #include "app/evaluate/frames.h"
 #include "app/evaluate/video.h"
 #include "harness/safetensors_writer.h"
+#include "harness/fixtures.h"
 #include "harness/run.h"
 
 #include <catch2/catch.hpp>
@@ -19,17 +20,7 @@
 namespace fs = std::filesystem;
 using namespace app::eval;
 
-static const std::string kVSpec = std::string(DITRUN_SOURCE_DIR) + "/tools/world/spec.json";
 static const std::string kVideos = std::string(DITRUN_FIXTURES_DIR) + "/world/videos";
-
-static const WorldSpec& vspec() {
-  static const WorldSpec s = [] {
-    auto r = load_world_spec(kVSpec);
-    REQUIRE(r.is_ok());
-    return std::move(r).value();
-  }();
-  return s;
-}
 
 struct VideoSample {
   std::string prompt, video, variant;
@@ -50,7 +41,7 @@ static std::vector<VideoSample> video_samples() {
 }
 
 static ExpectedScene vparse(const std::string& prompt) {
-  auto r = parse_caption(prompt, vspec());
+  auto r = parse_caption(prompt, test::world_spec());
   INFO(prompt << ": " << r.status().message());
   REQUIRE(r.is_ok());
   return std::move(r).value();
@@ -65,7 +56,7 @@ static const VideoAnalysis& analysis_of(const std::string& video) {
   auto frames = read_all_frames(**src);
   REQUIRE(frames.is_ok());
   REQUIRE(frames->size() == 8);
-  return cache[video] = analyze_video(*frames, vspec());
+  return cache[video] = analyze_video(*frames, test::world_spec());
 }
 
 TEST_CASE("evaluate video captions: every motion phrase of the grammar", "[evaluate]") {
@@ -112,7 +103,7 @@ TEST_CASE("evaluate video captions: every motion phrase of the grammar", "[evalu
       {"a small red circle spinning and a small blue square at the top on a white background", "all with a motion"},
   };
   for (const auto& [prompt, word] : bad) {
-    auto r = parse_caption(prompt, vspec());
+    auto r = parse_caption(prompt, test::world_spec());
     INFO(prompt);
     REQUIRE(!r.is_ok());
     CHECK_THAT(r.status().message(), Catch::Contains(word) && Catch::Contains("expected"));
@@ -146,7 +137,7 @@ TEST_CASE("evaluate video: the evaluator scores the ground-truth videos 100%, cl
       if (v.variant != variant) continue;
       ++videos;
       const VideoAnalysis& a = analysis_of(v.video);
-      const ImageScore s = score_video(vparse(v.prompt), a, vspec());
+      const ImageScore s = score_video(vparse(v.prompt), a, test::world_spec());
       for (const AttributeResult& r : s.results) {
         INFO(variant << " " << v.video << " \"" << v.prompt << "\": " << r.attribute << " expected " << r.expected
                      << ", detected " << r.detected);
@@ -203,7 +194,7 @@ TEST_CASE("evaluate video: a wrong-motion prompt is scored wrong on motion only"
       const size_t at = v.prompt.find(from);
       if (at == std::string::npos) continue;
       const std::string wrong = v.prompt.substr(0, at) + to + v.prompt.substr(at + from.size());
-      const ImageScore s = score_video(vparse(wrong), analysis_of(v.video), vspec());
+      const ImageScore s = score_video(vparse(wrong), analysis_of(v.video), test::world_spec());
       for (const AttributeResult& r : s.results) {
         INFO(v.video << " \"" << wrong << "\": " << r.attribute << " expected " << r.expected << ", detected " << r.detected);
         CHECK(r.correct == (r.attribute != "motion"));
@@ -213,10 +204,10 @@ TEST_CASE("evaluate video: a wrong-motion prompt is scored wrong on motion only"
   }
   CHECK(checked >= 7);  // four directions (one noisy) and both sizes of change
   // A spinning object is not "still"-compatible with a move, and a recolor end colour must match.
-  const ImageScore spin = score_video(vparse("a large purple square moving up on a white background"), analysis_of("v06"), vspec());
+  const ImageScore spin = score_video(vparse("a large purple square moving up on a white background"), analysis_of("v06"), test::world_spec());
   CHECK(!spin.results.back().correct);
   const ImageScore rec = score_video(vparse("a small square changing from yellow to white on a black background"),
-                                     analysis_of("v08"), vspec());
+                                     analysis_of("v08"), test::world_spec());
   CHECK(rec.results.back().expected == "recolor to white");
   CHECK(!rec.results.back().correct);
 }

@@ -13,6 +13,16 @@ namespace fs = std::filesystem;
 
 namespace test {
 
+const app::eval::WorldSpec& world_spec() {
+  static const app::eval::WorldSpec s = [] {
+    auto r = app::eval::load_world_spec(std::string(DITRUN_SOURCE_DIR) + "/tools/world/spec.json");
+    INFO(r.status().message());
+    REQUIRE(r.is_ok());
+    return std::move(r).value();
+  }();
+  return s;
+}
+
 std::vector<std::string> parity_fixtures(const std::string& module) {
   std::vector<std::string> out;
   const fs::path dir = fs::path(DITRUN_FIXTURES_DIR) / "parity";

@@ -6,11 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "app/evaluate/world_spec.h"
 #include "app/parity/fixture.h"
 #include "harness/safetensors_writer.h"
 #include "weights/store.h"
 
 namespace test {
+
+// tools/world/spec.json, loaded once (REQUIREs it loads).
+const app::eval::WorldSpec& world_spec();
 
 // The parity fixtures of `module` (DITRUN_FIXTURES_DIR/parity/<module>_*.safetensors), sorted; empty
 // when there are none.
