@@ -33,18 +33,68 @@ if(DITRUN_CUDA STREQUAL "AUTO")
   endif()
 endif()
 if(DITRUN_CUDA)
+  # sm_90a machine code for Hopper (wgmma), plus PTX for sm_80 that the driver compiles for other GPUs.
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     set(CMAKE_CUDA_ARCHITECTURES 90a 80-virtual)
   endif()
   enable_language(CUDA)
+  # CUDA sources inherit CXX_STANDARD 20; CMake 3.25 does not know nvcc 13's flag for it, so it is named here.
+  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
   find_package(CUDAToolkit REQUIRED)
+  # cuDNN (the library and its C headers) comes with NVIDIA's CUDA packages; the C++ frontend headers
+  # come from NVIDIA's PyPI package nvidia-cudnn-frontend (scripts/fetch_cudnn_frontend.sh).
+  find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES x86_64-linux-gnu REQUIRED)
+  find_library(CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} REQUIRED)
+  find_path(CUDNN_FRONTEND_INCLUDE_DIR cudnn_frontend.h
+            HINTS ${CMAKE_SOURCE_DIR}/third_party/cudnn-frontend/include $ENV{CUDNN_FRONTEND_INCLUDE_DIR})
+  if(NOT CUDNN_FRONTEND_INCLUDE_DIR)
+    message(FATAL_ERROR "cudnn_frontend.h not found: run scripts/fetch_cudnn_frontend.sh (it unpacks the headers of "
+                        "NVIDIA's nvidia-cudnn-frontend wheel into third_party/), or configure with -DDITRUN_CUDA=OFF")
+  endif()
+  message(STATUS "ditrun: cuDNN ${CUDNN_LIBRARY}, frontend headers ${CUDNN_FRONTEND_INCLUDE_DIR}")
 endif()
 message(STATUS "ditrun: CUDA backend ${DITRUN_CUDA}")
+if(DITRUN_CUDA)
+  set(DITRUN_WITH_CUDA 1)
+else()
+  set(DITRUN_WITH_CUDA 0)
+endif()
+add_compile_definitions(DITRUN_WITH_CUDA=${DITRUN_WITH_CUDA})
+
+# ditrun_sources(<out-var> <folder>...): the C++ sources under the folders, plus, in CUDA builds, the .cu
+# files; anything under a cuda/ folder is CUDA-only and left out of CPU builds.
+function(ditrun_sources out)
+  set(all)
+  foreach(dir ${ARGN})
+    file(GLOB_RECURSE found CONFIGURE_DEPENDS ${dir}/*.cpp)
+    if(DITRUN_CUDA)
+      file(GLOB_RECURSE cu CONFIGURE_DEPENDS ${dir}/*.cu)
+      list(APPEND found ${cu})
+    else()
+      list(FILTER found EXCLUDE REGEX "/cuda/")
+    endif()
+    list(APPEND all ${found})
+  endforeach()
+  set(${out} ${all} PARENT_SCOPE)
+endfunction()
+
+# ditrun_link_cuda(<target>): the CUDA libraries a target with device code needs.
+function(ditrun_link_cuda target)
+  if(DITRUN_CUDA)
+    target_include_directories(${target} PUBLIC ${CUDAToolkit_INCLUDE_DIRS} ${CUDNN_INCLUDE_DIR})
+    target_include_directories(${target} PRIVATE ${CUDNN_FRONTEND_INCLUDE_DIR})
+    target_link_libraries(${target} PUBLIC CUDA::cudart CUDA::cublasLt CUDA::cublas ${CUDNN_LIBRARY})
+    set_target_properties(${target} PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Xcompiler=-Wall>)
+  endif()
+endfunction()
 
 # ditrun_library(<target> <glob>...): a static library of the globbed sources. A folder whose code has
 # not landed yet still yields a (empty) library so the targets that link it configure.
 function(ditrun_library target)
   file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${ARGN})
+  list(FILTER srcs EXCLUDE REGEX "/cuda/")
   if(NOT srcs)
     set(stub ${CMAKE_CURRENT_BINARY_DIR}/${target}_empty.cpp)
     file(WRITE ${stub} "// no sources yet\n")

@@ -1,6 +1,8 @@
 // The op API. Every op validates its inputs (CHECK with the offending shapes), computes the output
-// shape, and runs on the backend of its inputs' device. Shapes are PyTorch order. Float ops take and
-// return float32 tensors on the CPU (the reference backend); inputs may be non-contiguous views.
+// shape, and runs on the backend of its inputs' device, which must be the context's. Shapes are PyTorch
+// order; inputs may be non-contiguous views; outputs are new contiguous tensors. On the CPU (the
+// reference backend) float tensors are f32; on a GPU they are f32, bf16 or f16, computed in f32, and the
+// output takes the first float input's dtype.
 #pragma once
 #include <vector>
 
@@ -8,6 +10,25 @@
 #include "tensor.h"
 
 namespace rt {
+
+// ---- memory and transfers ---------------------------------------------------------------------
+// Uninitialized contiguous tensor on the context's device (GPU: from its memory pool).
+Tensor empty(const Context& ctx, const Shape& shape, DType dtype);
+Tensor zeros(const Context& ctx, const Shape& shape, DType dtype);
+// A contiguous copy of t (any device) on `device` in `dtype` (conversion where the dtypes differ).
+Tensor to_device(const Context& ctx, const Tensor& t, Device device, DType dtype);
+// t on the context's device; float tensors in the context's dtype, others (i64) unchanged.
+Tensor to_ctx(const Context& ctx, const Tensor& t);
+// t on the CPU; float tensors as f32 (what the reference and the writers take), i64 unchanged.
+Tensor to_host(const Context& ctx, const Tensor& t);
+// t itself when contiguous, else a contiguous copy on its device.
+Tensor contiguous(const Context& ctx, const Tensor& t);
+// A contiguous copy in another float dtype (t itself if contiguous and already that dtype).
+Tensor cast(const Context& ctx, const Tensor& t, DType dtype);
+// A view when the strides allow one, else a contiguous copy viewed as `shape`.
+Tensor reshape(const Context& ctx, const Tensor& t, const Shape& shape);
+// Waits for all queued device work of the context (no-op on the CPU).
+void synchronize(const Context& ctx);
 
 // ---- linear algebra -------------------------------------------------------------------------
 // x [..., K], weight [N, K], bias [N] or undefined -> [..., N]. y = x·weightᵀ + bias.

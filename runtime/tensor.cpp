@@ -95,6 +95,12 @@ Tensor Tensor::wrap(void* data, const Shape& shape, DType dtype, std::shared_ptr
   return t;
 }
 
+Tensor Tensor::wrap(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner, Device device) {
+  Tensor t = wrap(data, shape, dtype, std::move(owner));
+  t.storage_->device = device;
+  return t;
+}
+
 int64_t Tensor::norm_dim(int64_t d, int64_t rank) const {
   const int64_t r = d < 0 ? d + rank : d;
   CHECK(r >= 0 && r < rank, "dimension ", d, " out of range for rank ", rank, " tensor ", str());
@@ -254,6 +260,8 @@ static void store_from_float(void* base, DType dt, int64_t off, float v) {
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
+  CHECK(device().is_cpu(), "contiguous() of ", str(), " on ", device_str(device()),
+        ": device tensors are copied by rt::contiguous(ctx, t), which owns the stream");
   return clone();
 }
 
@@ -286,6 +294,7 @@ Tensor Tensor::to(DType dtype) const {
 }
 
 float Tensor::at(const std::vector<int64_t>& index) const {
+  CHECK(device().is_cpu(), "at() needs a CPU tensor, got one on ", device_str(device()), " (copy it with rt::to_host)");
   CHECK(int64_t(index.size()) == dim(), "at(): ", index.size(), " indices for ", str());
   int64_t off = offset_;
   for (size_t i = 0; i < index.size(); ++i) {
@@ -296,7 +305,7 @@ float Tensor::at(const std::vector<int64_t>& index) const {
 }
 
 std::vector<float> Tensor::to_vector() const {
-  CHECK(device().is_cpu(), "to_vector() needs a CPU tensor");
+  CHECK(device().is_cpu(), "to_vector() needs a CPU tensor, got one on ", device_str(device()), " (copy it with rt::to_host)");
   std::vector<float> v(static_cast<size_t>(numel()));
   for_each_offset(*this, [&](int64_t i, int64_t off) { v[size_t(i)] = load_as_float(storage_->data, dtype_, off); });
   return v;
@@ -304,6 +313,7 @@ std::vector<float> Tensor::to_vector() const {
 
 std::vector<int64_t> Tensor::to_vector_i64() const {
   CHECK(dtype_ == DType::I64, "to_vector_i64() on ", str());
+  CHECK(device().is_cpu(), "to_vector_i64() needs a CPU tensor, got one on ", device_str(device()));
   std::vector<int64_t> v(static_cast<size_t>(numel()));
   const int64_t* p = static_cast<const int64_t*>(storage_->data);
   for_each_offset(*this, [&](int64_t i, int64_t off) { v[size_t(i)] = p[off]; });

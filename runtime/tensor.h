@@ -21,7 +21,9 @@ struct Device {
   DeviceType type = DeviceType::CPU;
   int index = 0;
   static Device cpu() { return {}; }
+  static Device cuda(int index = 0) { return {DeviceType::CUDA, index}; }
   bool is_cpu() const { return type == DeviceType::CPU; }
+  bool is_cuda() const { return type == DeviceType::CUDA; }
   bool operator==(const Device& o) const { return type == o.type && index == o.index; }
 };
 std::string device_str(Device d);
@@ -46,6 +48,8 @@ class Tensor {
   static Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& shape);
   // A contiguous view of memory owned elsewhere; `owner` is held as long as any view lives.
   static Tensor wrap(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner);
+  // The same on a device: `data` is device memory that `owner` frees (backends allocate through this).
+  static Tensor wrap(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner, Device device);
 
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }
@@ -75,14 +79,15 @@ class Tensor {
   // Numpy-broadcast view to `shape`: leading dims added, size-1 dims stretched with stride 0.
   Tensor expand(const Shape& shape) const;
 
-  // Copies. contiguous() returns *this when already contiguous.
+  // Copies, on the CPU only (device tensors copy through rt::contiguous / rt::cast / rt::to_device,
+  // which take the Context that owns the stream). contiguous() returns *this when already contiguous.
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;  // converting copy (returns *this if dtype matches and contiguous)
   // reshape = view when possible, else contiguous().view()
   Tensor reshape(const Shape& shape) const;
 
-  // Element access for tests and small host-side logic (slow, converts to float).
+  // Element access for tests and small host-side logic (slow, converts to float; CPU tensors only).
   float at(const std::vector<int64_t>& index) const;
   std::vector<float> to_vector() const;  // any float dtype, any strides, row-major order
   std::vector<int64_t> to_vector_i64() const;

@@ -7,8 +7,8 @@
 namespace rt {
 
 static Tensor binary_op(const Context& ctx, cpu::BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
-  detail::require_f32(name, "a", a);
-  detail::require_f32(name, "b", b);
+  detail::require_float(ctx, name, "a", a);
+  detail::require_float(ctx, name, "b", b);
   const int64_t rank = std::max(a.dim(), b.dim());
   Shape shape(size_t(rank), 1);
   for (int64_t i = 0; i < rank; ++i) {
@@ -17,6 +17,7 @@ static Tensor binary_op(const Context& ctx, cpu::BinaryOp op, const char* name, 
     CHECK(da == db || da == 1 || db == 1, name, ": shapes do not broadcast: ", a.str(), " and ", b.str());
     shape[size_t(rank - 1 - i)] = da == 1 ? db : da;  // numpy: 1 stretches to the other size, even 0
   }
+  if (a.device().is_cuda()) RT_CUDA(binary(ctx, op, a.expand(shape), b.expand(shape)));
   return cpu::binary(ctx, op, a.expand(shape), b.expand(shape));
 }
 
@@ -25,13 +26,15 @@ Tensor sub(const Context& ctx, const Tensor& a, const Tensor& b) { return binary
 Tensor mul(const Context& ctx, const Tensor& a, const Tensor& b) { return binary_op(ctx, cpu::BinaryOp::Mul, "mul", a, b); }
 
 Tensor affine(const Context& ctx, const Tensor& x, float s, float t) {
-  detail::require_f32("affine", "x", x);
+  detail::require_float(ctx, "affine", "x", x);
+  if (x.device().is_cuda()) RT_CUDA(affine(ctx, x, s, t));
   return cpu::affine(ctx, x, s, t);
 }
 
 #define RT_UNARY(fn, kind)                               \
   Tensor fn(const Context& ctx, const Tensor& x) {       \
-    detail::require_f32(#fn, "x", x);                    \
+    detail::require_float(ctx, #fn, "x", x);             \
+    if (x.device().is_cuda()) RT_CUDA(unary(ctx, cpu::UnaryOp::kind, x)); \
     return cpu::unary(ctx, cpu::UnaryOp::kind, x);       \
   }
 RT_UNARY(silu, Silu)

@@ -5,20 +5,22 @@
 namespace rt {
 
 Tensor linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  detail::require_f32("linear", "x", x);
-  detail::require_f32("linear", "weight", weight);
+  detail::require_float(ctx, "linear", "x", x);
+  detail::require_float(ctx, "linear", "weight", weight);
   detail::require_rank("linear", "weight", weight, 2);
   CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: x ", x.str(), " does not match weight ", weight.str());
-  detail::require_vec("linear", "bias", bias, weight.size(0));
+  detail::require_vec(ctx, "linear", "bias", bias, weight.size(0));
+  if (x.device().is_cuda()) RT_CUDA(linear(ctx, x, weight, bias));
   return cpu::linear(ctx, x, weight, bias);
 }
 
 Tensor matmul(const Context& ctx, const Tensor& a, const Tensor& b) {
-  detail::require_f32("matmul", "a", a);
-  detail::require_f32("matmul", "b", b);
+  detail::require_float(ctx, "matmul", "a", a);
+  detail::require_float(ctx, "matmul", "b", b);
   CHECK(a.dim() >= 2 && a.dim() == b.dim(), "matmul: ranks differ: ", a.str(), " vs ", b.str());
   for (int64_t d = 0; d < a.dim() - 2; ++d) CHECK(a.size(d) == b.size(d), "matmul: batch dims differ: ", a.str(), " vs ", b.str());
   CHECK(a.size(-1) == b.size(-2), "matmul: inner dims differ: ", a.str(), " vs ", b.str());
+  if (a.device().is_cuda()) RT_CUDA(matmul(ctx, a, b));
   return cpu::matmul(ctx, a, b);
 }
 

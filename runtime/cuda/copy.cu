@@ -1,0 +1,120 @@
+// Device memory basics: allocation from the context's pool, launch checks, strided copies with dtype
+// conversion (contiguous, cast, concat and transposes all reduce to it), host transfers and fill.
+#include <cstdio>
+#include <string>
+
+#include "base/out_of_memory.h"
+#include "cuda/common.cuh"
+#include "cuda/cuda_ops.h"
+#include "cuda/device_state.h"
+
+namespace rt::cuda {
+
+StridedIndexer make_indexer(const Tensor& t) {
+  StridedIndexer ix;
+  DITRUN_CHECK(t.dim() <= kMaxRank, "CUDA kernels take views of rank <= ", kMaxRank, ", got ", t.str());
+  ix.rank = int(t.dim());
+  for (int d = 0; d < ix.rank; ++d) {
+    ix.size[d] = t.size(t.dim() - 1 - d);
+    ix.stride[d] = t.strides()[size_t(t.dim() - 1 - d)];
+  }
+  ix.offset = t.offset();
+  return ix;
+}
+
+static std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
+
+Tensor empty(const Context& ctx, const Shape& shape, DType dtype) {
+  DeviceState& st = ctx.cuda();
+  const size_t bytes = size_t(shape_numel(shape)) * dtype_size(dtype);
+  void* p = st.allocate(bytes);
+  if (p == nullptr) {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    throw OutOfMemory("out of GPU memory: could not allocate " + mib(bytes) + " for a " + dtype_name(dtype) + shape_str(shape) +
+                      " tensor on " + st.name + " (ditrun holds " + mib(st.bytes_in_use()) + ", peak " + mib(st.peak_bytes()) +
+                      "; the device has " + mib(free_b) + " free of " + mib(total_b) +
+                      "). Try a smaller --width/--height, --offload, --vae-tile, or close other GPU programs");
+  }
+  std::shared_ptr<DeviceState> keep = st.shared_from_this();
+  std::shared_ptr<void> owner(p, [keep](void* q) { keep->free(q); });
+  return Tensor::wrap(p, shape, dtype, std::move(owner), ctx.device());
+}
+
+void check_launch(const Context& ctx, const char* op) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) cuda_failed(op, "kernel launch", 0, cudaGetErrorString(e));
+  if (ctx.debug_sync()) {
+    const cudaError_t s = cudaStreamSynchronize(ctx.cuda().stream);
+    if (s != cudaSuccess) cuda_failed(op, "debug-sync after op", 0, cudaGetErrorString(s));
+  }
+}
+
+void synchronize(const Context& ctx) { DITRUN_CUDA_CHECK(cudaStreamSynchronize(ctx.cuda().stream)); }
+
+template <typename Dst, typename Src>
+static __global__ void copy_kernel(Dst* dst, StridedIndexer di, const Src* src, StridedIndexer si, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[di(i)] = from_float<Dst>(to_float(src[si(i)]));
+}
+
+// Same dtype, both contiguous: plain vectorized copy through the copy engine.
+void copy(const Context& ctx, const Tensor& dst, const Tensor& src) {
+  DITRUN_CHECK(dst.shape() == src.shape(), "copy: dst ", dst.str(), " and src ", src.str(), " differ in shape");
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  cudaStream_t stream = ctx.cuda().stream;
+  if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
+    DITRUN_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), dst.nbytes(), cudaMemcpyDeviceToDevice, stream));
+    return;
+  }
+  if (dst.dtype() == DType::I64 || src.dtype() == DType::I64) {
+    DITRUN_CHECK(false, "copy: i64 tensors copy only contiguous and without conversion, got ", dst.str(), " <- ", src.str());
+  }
+  const StridedIndexer di = make_indexer(dst), si = make_indexer(src);
+  const int threads = 256;
+  const unsigned blocks = unsigned(std::min<int64_t>(blocks_for(n, threads), int64_t(ctx.cuda().sm_count) * 32));
+  DITRUN_DISPATCH_FLOAT(dst.dtype(), D, [&] {
+    DITRUN_DISPATCH_FLOAT(src.dtype(), S, [&] {
+      copy_kernel<D, S><<<blocks, threads, 0, stream>>>(static_cast<D*>(dst.raw_data()), di,
+                                                         static_cast<const S*>(src.raw_data()), si, n);
+    });
+  });
+  check_launch(ctx, "copy");
+}
+
+void upload(const Context& ctx, const Tensor& dst, const Tensor& src) {
+  DITRUN_CHECK(dst.is_contiguous() && src.is_contiguous() && dst.nbytes() == src.nbytes() && dst.dtype() == src.dtype(),
+               "upload: ", dst.str(), " <- ", src.str());
+  if (dst.nbytes() == 0) return;
+  // From pageable memory the call returns once the source is staged, so the caller may free it.
+  DITRUN_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyHostToDevice, ctx.cuda().stream));
+}
+
+void download(const Context& ctx, const Tensor& dst, const Tensor& src) {
+  DITRUN_CHECK(dst.is_contiguous() && src.is_contiguous() && dst.nbytes() == src.nbytes() && dst.dtype() == src.dtype(),
+               "download: ", dst.str(), " <- ", src.str());
+  if (dst.nbytes() == 0) return;
+  DITRUN_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToHost, ctx.cuda().stream));
+  DITRUN_CUDA_CHECK(cudaStreamSynchronize(ctx.cuda().stream));
+}
+
+template <typename T>
+static __global__ void fill_kernel(T* dst, StridedIndexer di, float value, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[di(i)] = from_float<T>(value);
+}
+
+void fill(const Context& ctx, const Tensor& dst, float value) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  const StridedIndexer di = make_indexer(dst);
+  const int threads = 256;
+  const unsigned blocks = unsigned(std::min<int64_t>(blocks_for(n, threads), int64_t(ctx.cuda().sm_count) * 32));
+  DITRUN_DISPATCH_FLOAT(dst.dtype(), T, [&] {
+    fill_kernel<T><<<blocks, threads, 0, ctx.cuda().stream>>>(static_cast<T*>(dst.raw_data()), di, value, n);
+  });
+  check_launch(ctx, "fill");
+}
+
+}  // namespace rt::cuda
