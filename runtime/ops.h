@@ -29,12 +29,17 @@ Tensor cast(const Context& ctx, const Tensor& t, DType dtype);
 Tensor reshape(const Context& ctx, const Tensor& t, const Shape& shape);
 // Waits for all queued device work of the context (no-op on the CPU).
 void synchronize(const Context& ctx);
+// Fills t (contiguous, float) with uniform values in [lo, hi) from a counter-based hash of (seed, index):
+// the same numbers on every device (runtime/random_hash.h).
+void fill_uniform(const Context& ctx, const Tensor& t, uint64_t seed, float lo, float hi);
 
 // ---- linear algebra -------------------------------------------------------------------------
 // x [..., K], weight [N, K], bias [N] or undefined -> [..., N]. y = x·weightᵀ + bias.
 Tensor linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 // a [..., M, K], b [..., K, N] (same leading dims) -> [..., M, N].
 Tensor matmul(const Context& ctx, const Tensor& a, const Tensor& b);
+// gelu_tanh(linear(x, weight, bias)) in one pass where the backend fuses it (cuBLASLt's GELU epilogue).
+Tensor linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 
 // ---- elementwise (numpy broadcasting between a and b) --------------------------------------
 Tensor add(const Context& ctx, const Tensor& a, const Tensor& b);

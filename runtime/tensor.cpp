@@ -204,6 +204,23 @@ Tensor Tensor::unsqueeze(int64_t d) const {
   return t;
 }
 
+Tensor Tensor::unflatten(int64_t d, const Shape& sizes) const {
+  d = norm_dim(d, dim());
+  CHECK(shape_numel(sizes) == shape_[size_t(d)], "unflatten: ", shape_str(sizes), " does not split dim ", d, " of ", str());
+  Tensor t = *this;
+  Shape inner_strides(sizes.size());
+  int64_t acc = strides_[size_t(d)];
+  for (size_t i = sizes.size(); i-- > 0;) {
+    inner_strides[i] = acc;
+    acc *= sizes[i];
+  }
+  t.shape_.erase(t.shape_.begin() + d);
+  t.strides_.erase(t.strides_.begin() + d);
+  t.shape_.insert(t.shape_.begin() + d, sizes.begin(), sizes.end());
+  t.strides_.insert(t.strides_.begin() + d, inner_strides.begin(), inner_strides.end());
+  return t;
+}
+
 Tensor Tensor::expand(const Shape& shape) const {
   CHECK(int64_t(shape.size()) >= dim(), "expand(): ", str(), " to ", shape_str(shape));
   Tensor t = *this;

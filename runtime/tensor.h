@@ -76,6 +76,8 @@ class Tensor {
   Tensor slice(int64_t dim, int64_t start, int64_t end) const;  // [start, end) along dim
   Tensor select(int64_t dim, int64_t index) const;              // drops dim
   Tensor unsqueeze(int64_t dim) const;
+  // Splits dim into `sizes` (their product must equal its size); always a view, whatever the strides.
+  Tensor unflatten(int64_t dim, const Shape& sizes) const;
   // Numpy-broadcast view to `shape`: leading dims added, size-1 dims stretched with stride 0.
   Tensor expand(const Shape& shape) const;
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "store.h"
+#include "context.h"
 
 namespace weights {
 
@@ -92,11 +93,17 @@ class MappedStore {
 class WeightLoader {
  public:
   explicit WeightLoader(std::shared_ptr<const MappedStore> store, std::string component = "model");
+  // A loader without a checkpoint: every get() returns seeded random values (uniform ±1/√fan_in for
+  // matrices, 1 ± 0.1 for norm scales, ±0.02 for biases), made on the context's device in its dtype, the
+  // same numbers on every device. For benchmarks of full-size models nobody has to download.
+  static WeightLoader random(const rt::Context& ctx, uint64_t seed, std::string component);
+  // Tensors come back on ctx's device in ctx's float dtype (default: CPU f32). ctx must outlive loading.
+  WeightLoader& place(const rt::Context& ctx);
   // A loader whose names are prefixed with `segment` + "." (nested calls accumulate).
   WeightLoader pp(const std::string& segment) const;
   WeightLoader pp(const std::string& segment, int index) const;  // "segment.index"
 
-  // float32 tensor of exactly `shape`. When missing or of another shape the problem is recorded and
+  // Tensor of exactly `shape` (f32 on the CPU, or as placed). When missing or of another shape the problem is recorded and
   // a zero tensor of `shape` is returned so construction can continue and report everything.
   rt::Tensor get(const std::string& name, const rt::Shape& shape) const;
   // Undefined tensor when absent (for tensors a model declares optional, e.g. biases of some layouts).
@@ -112,6 +119,8 @@ class WeightLoader {
 
  private:
   struct State;
+  WeightLoader() = default;
+  rt::Tensor placed(rt::Tensor t) const;
   std::shared_ptr<State> state_;
   std::string prefix_;
 };

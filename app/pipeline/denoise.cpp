@@ -18,13 +18,19 @@ rt::Tensor denoise(const rt::Context& ctx, const dit::flux::FluxTransformer& mod
     CHECK(options.guidance.has_value(), "this Flux model embeds guidance; DenoiseOptions::guidance must be set");
     guidance = Tensor::full({B}, *options.guidance);
   }
+  // The ids (so the RoPE tables) are the same every step; a negative prompt has the same text length.
+  const dit::flux::RopeTables pe = model.rope(ctx, img_ids, cond.txt_ids);
+  CHECK(!do_true_cfg || options.negative->txt_ids.size(0) == cond.txt_ids.size(0), "negative prompt length ",
+        options.negative->txt_ids.str(), " differs from the prompt's ", cond.txt_ids.str());
   for (int i = 0; i < n; ++i) {
     // The pipeline passes the scheduler timestep divided by 1000 (float32), not the sigma itself.
     const Tensor t = Tensor::full({B}, schedule.timesteps[i] / 1000.f);
-    Tensor v = model.forward(ctx, latents, img_ids, cond.txt, cond.txt_ids, t, cond.y, guidance, i);
+    // The model computes in the context's dtype; the update runs in the latents' dtype (f32), as
+    // diffusers' scheduler upcasts before stepping.
+    Tensor v = rt::cast(ctx, model.forward(ctx, latents, pe, cond.txt, t, cond.y, guidance, i), latents.dtype());
     if (do_true_cfg) {
       const FluxCond& neg = *options.negative;
-      const Tensor v_neg = model.forward(ctx, latents, img_ids, neg.txt, neg.txt_ids, t, neg.y, guidance, i);
+      const Tensor v_neg = rt::cast(ctx, model.forward(ctx, latents, pe, neg.txt, t, neg.y, guidance, i), latents.dtype());
       v = dit::sampling::true_cfg(ctx, v, v_neg, options.true_cfg_scale);
     }
     latents = dit::sampling::euler_step(ctx, latents, v, schedule.sigmas[i], schedule.sigmas[i + 1]);
@@ -33,19 +39,19 @@ rt::Tensor denoise(const rt::Context& ctx, const dit::flux::FluxTransformer& mod
   return latents;
 }
 
-Tensor pack_latents(const Tensor& z) {
+Tensor pack_latents(const rt::Context& ctx, const Tensor& z) {
   CHECK(z.dim() == 4 && z.size(2) % 2 == 0 && z.size(3) % 2 == 0, "pack_latents: need [B, C, H', W'] with even H', W', got ",
         z.str());
   const int64_t B = z.size(0), C = z.size(1), h2 = z.size(2) / 2, w2 = z.size(3) / 2;
-  return z.reshape({B, C, h2, 2, w2, 2}).permute({0, 2, 4, 1, 3, 5}).reshape({B, h2 * w2, C * 4});
+  return rt::reshape(ctx, rt::reshape(ctx, z, {B, C, h2, 2, w2, 2}).permute({0, 2, 4, 1, 3, 5}), {B, h2 * w2, C * 4});
 }
 
-Tensor unpack_latents(const Tensor& x, int64_t latent_h, int64_t latent_w) {
+Tensor unpack_latents(const rt::Context& ctx, const Tensor& x, int64_t latent_h, int64_t latent_w) {
   const int64_t h2 = latent_h / 2, w2 = latent_w / 2;
   CHECK(x.dim() == 3 && latent_h % 2 == 0 && latent_w % 2 == 0 && x.size(1) == h2 * w2 && x.size(2) % 4 == 0,
         "unpack_latents: ", x.str(), " is not packed latents of ", latent_h, "x", latent_w);
   const int64_t B = x.size(0), C = x.size(2) / 4;
-  return x.reshape({B, h2, w2, C, 2, 2}).permute({0, 3, 1, 4, 2, 5}).reshape({B, C, latent_h, latent_w});
+  return rt::reshape(ctx, rt::reshape(ctx, x, {B, h2, w2, C, 2, 2}).permute({0, 3, 1, 4, 2, 5}), {B, C, latent_h, latent_w});
 }
 
 Tensor latent_image_ids(int64_t h2, int64_t w2) {

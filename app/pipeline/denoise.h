@@ -29,9 +29,9 @@ rt::Tensor denoise(const rt::Context& ctx, const dit::flux::FluxTransformer& mod
                    const DenoiseOptions& options = {});
 
 // [B, C, H', W'] -> [B, (H'/2)(W'/2), 4C]; feature index ch·4 + dy·2 + dx. H', W' even.
-rt::Tensor pack_latents(const rt::Tensor& z);
+rt::Tensor pack_latents(const rt::Context& ctx, const rt::Tensor& z);
 // Inverse of pack_latents: [B, (H'/2)(W'/2), 4C] -> [B, C, H', W'].
-rt::Tensor unpack_latents(const rt::Tensor& x, int64_t latent_h, int64_t latent_w);
+rt::Tensor unpack_latents(const rt::Context& ctx, const rt::Tensor& x, int64_t latent_h, int64_t latent_w);
 // [h2·w2, 3] float: row n = r·w2 + c holds (0, r, c).
 rt::Tensor latent_image_ids(int64_t h2, int64_t w2);
 // [T, 3] zeros.

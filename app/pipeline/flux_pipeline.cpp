@@ -179,7 +179,7 @@ rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const Gene
   const int64_t c = m.transformer->config().in_channels / 4;
   rt::TorchGenerator gen(p.seed);
   const rt::Tensor noise = gen.randn({1, c, lh, lw});
-  rt::Tensor latents = pack_latents(noise);
+  rt::Tensor latents = pack_latents(ctx, rt::to_device(ctx, noise, ctx.device(), rt::DType::F32));  // f32 between steps
   const rt::Tensor img_ids = latent_image_ids(lh / 2, lw / 2);
   const auto schedule = dit::sampling::flux_schedule(p.steps, latents.size(1), m.scheduler);
 
@@ -194,8 +194,8 @@ rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const Gene
   latents = denoise(ctx, *m.transformer, latents, cond, img_ids, schedule, opt);
 
   progress("decode", 0, 1);
-  const rt::Tensor z = vae::flux::unscale_latents(ctx, unpack_latents(latents, lh, lw), m.vae_config);
-  rt::Tensor image = m.vae->forward(ctx, z);  // [1, 3, H, W]
+  const rt::Tensor z = vae::flux::unscale_latents(ctx, unpack_latents(ctx, latents, lh, lw), m.vae_config);
+  const rt::Tensor image = rt::to_host(ctx, m.vae->forward(ctx, z));  // [1, 3, H, W] f32 on the host
   progress("decode", 1, 1);
   return image.select(0, 0).contiguous();
 }

@@ -47,12 +47,12 @@ static nn::Linear load_linear(const weights::WeightLoader& w, int64_t in, int64_
 
 static Tensor layer_norm(const rt::Context& ctx, const Tensor& x) { return rt::layer_norm(ctx, x, {}, {}, kNormEps); }
 
-// [B, L, 3·H·D] -> q, k, v [B, L, H, D] (views of one contiguous buffer).
+// [B, L, 3·H·D] -> q, k, v [B, L, H, D]: strided views of the projection output.
 struct QKV {
   Tensor q, k, v;
 };
 static QKV split_heads(const Tensor& qkv, int64_t heads, int64_t head_dim) {
-  const Tensor t = qkv.contiguous().view({qkv.size(0), qkv.size(1), 3, heads, head_dim});
+  const Tensor t = qkv.unflatten(2, {3, heads, head_dim});  // [B, L, 3, H, D] view, no copy
   return {t.select(2, 0), t.select(2, 1), t.select(2, 2)};
 }
 

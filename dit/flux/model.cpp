@@ -33,8 +33,9 @@ Tensor FluxTransformer::conditioning(const rt::Context& ctx, const Tensor& times
                                      const Tensor& guidance) const {
   // The ×1000 is a float32 multiply before the sinusoid, as diffusers does it.
   auto embed = [&](const Tensor& t) {
-    return rt::nn::timestep_embedding(ctx, rt::affine(ctx, t.to(rt::DType::F32), 1000.f, 0.f), kTimeEmbedDim,
-                                      /*flip_sin_to_cos=*/true, /*downscale_freq_shift=*/0.f);
+    Tensor scaled = rt::to_host(ctx, t).clone();  // [B] f32 on the host
+    for (int64_t i = 0; i < scaled.numel(); ++i) static_cast<float*>(scaled.raw_data())[i] *= 1000.f;
+    return rt::nn::timestep_embedding(ctx, scaled, kTimeEmbedDim, /*flip_sin_to_cos=*/true, /*downscale_freq_shift=*/0.f);
   };
   Tensor vec = time_in(ctx, embed(timesteps));  // [B, C]
   if (guidance_in) vec = rt::add(ctx, vec, (*guidance_in)(ctx, embed(guidance)));
@@ -64,12 +65,25 @@ Tensor FluxTransformer::forward(const rt::Context& ctx, const Tensor& img_in_x, 
   const Tensor img_pos = ids_2d(img_ids, "img_ids"), txt_pos = ids_2d(txt_ids, "txt_ids");
   CHECK(img_pos.size(0) == img_in_x.size(1) && txt_pos.size(0) == txt_in_x.size(1), "ids ", img_pos.str(), " / ",
         txt_pos.str(), " do not match img ", img_in_x.str(), " / txt ", txt_in_x.str());
+  return forward(ctx, img_in_x, rope(ctx, img_ids, txt_ids), txt_in_x, timesteps, y, guidance, step_index);
+}
 
-  Tensor img = img_in(ctx, img_in_x);  // [B, N, C]
-  Tensor txt = txt_in(ctx, txt_in_x);  // [B, T, C]
-  const Tensor vec = conditioning(ctx, timesteps, y, guidance);  // [B, C]
-  const Tensor ids = rt::concat(ctx, {txt_pos.to(rt::DType::F32), img_pos.to(rt::DType::F32)}, 0);  // [T+N, 3]
-  const RopeTables pe = embed_nd(ids, c.axes_dims_rope, c.theta);  // [T+N, D/2]
+RopeTables FluxTransformer::rope(const rt::Context& ctx, const Tensor& img_ids, const Tensor& txt_ids) const {
+  const Tensor img_pos = rt::to_host(ctx, ids_2d(img_ids, "img_ids")), txt_pos = rt::to_host(ctx, ids_2d(txt_ids, "txt_ids"));
+  const rt::Context host;
+  const Tensor ids = rt::concat(host, {txt_pos, img_pos}, 0);  // [T+N, 3]
+  const RopeTables pe = embed_nd(ids, config_.axes_dims_rope, config_.theta);  // [T+N, D/2]
+  return {rt::to_device(ctx, pe.cos, ctx.device(), rt::DType::F32), rt::to_device(ctx, pe.sin, ctx.device(), rt::DType::F32)};
+}
+
+Tensor FluxTransformer::forward(const rt::Context& ctx, const Tensor& img_in_x, const RopeTables& pe, const Tensor& txt_in_x,
+                                const Tensor& timesteps, const Tensor& y, const Tensor& guidance, int step_index) const {
+  CHECK(pe.cos.dim() == 2 && pe.cos.size(0) == img_in_x.size(1) + txt_in_x.size(1), "RoPE tables ", pe.cos.str(),
+        " do not cover txt ", txt_in_x.str(), " + img ", img_in_x.str());
+  // Inputs may arrive in f32 (latents, encoder outputs); the model computes in the context's dtype.
+  Tensor img = img_in(ctx, rt::cast(ctx, img_in_x, ctx.dtype()));  // [B, N, C]
+  Tensor txt = txt_in(ctx, rt::cast(ctx, txt_in_x, ctx.dtype()));  // [B, T, C]
+  const Tensor vec = conditioning(ctx, timesteps, rt::cast(ctx, y, ctx.dtype()), guidance);  // [B, C]
 
   for (const DoubleStreamBlock& block : double_blocks) block.forward(ctx, img, txt, vec, pe, step_index);
 

@@ -22,6 +22,13 @@ class FluxTransformer {
   rt::Tensor forward(const rt::Context& ctx, const rt::Tensor& img, const rt::Tensor& img_ids, const rt::Tensor& txt,
                      const rt::Tensor& txt_ids, const rt::Tensor& timesteps, const rt::Tensor& y,
                      const rt::Tensor& guidance, int step_index = -1) const;
+  // The same with the RoPE tables made once by rope() (they depend only on the ids, so a denoising loop
+  // builds them once instead of every step).
+  rt::Tensor forward(const rt::Context& ctx, const rt::Tensor& img, const RopeTables& pe, const rt::Tensor& txt,
+                     const rt::Tensor& timesteps, const rt::Tensor& y, const rt::Tensor& guidance,
+                     int step_index = -1) const;
+  // RoPE tables [T+N, D/2] for txt_ids then img_ids (host tensors [L, 3] or [B, L, 3]), on ctx's device in f32.
+  RopeTables rope(const rt::Context& ctx, const rt::Tensor& img_ids, const rt::Tensor& txt_ids) const;
 
   const Config& config() const { return config_; }
 

@@ -7,6 +7,7 @@
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
+#include "random_hash.h"
 
 namespace rt::cuda {
 
@@ -115,6 +116,23 @@ void fill(const Context& ctx, const Tensor& dst, float value) {
     fill_kernel<T><<<blocks, threads, 0, ctx.cuda().stream>>>(static_cast<T*>(dst.raw_data()), di, value, n);
   });
   check_launch(ctx, "fill");
+}
+
+template <typename T>
+static __global__ void fill_uniform_kernel(T* dst, uint64_t seed, float lo, float hi, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = from_float<T>(lo + (hi - lo) * uniform_from_hash(seed, uint64_t(i)));
+}
+
+void fill_uniform(const Context& ctx, const Tensor& dst, uint64_t seed, float lo, float hi) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  const int threads = 256;
+  const unsigned blocks = unsigned(std::min<int64_t>(blocks_for(n, threads), int64_t(ctx.cuda().sm_count) * 32));
+  DITRUN_DISPATCH_FLOAT(dst.dtype(), T, [&] {
+    fill_uniform_kernel<T><<<blocks, threads, 0, ctx.cuda().stream>>>(static_cast<T*>(dst.raw_data()), seed, lo, hi, n);
+  });
+  check_launch(ctx, "fill_uniform");
 }
 
 }  // namespace rt::cuda

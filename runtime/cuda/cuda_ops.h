@@ -26,9 +26,12 @@ void upload(const Context& ctx, const Tensor& dst_device, const Tensor& src_host
 void download(const Context& ctx, const Tensor& dst_host, const Tensor& src_device);
 // Fill with a constant.
 void fill(const Context& ctx, const Tensor& dst, float value);
+// Uniform [lo, hi) from random_hash.h's counter-based hash (contiguous dst).
+void fill_uniform(const Context& ctx, const Tensor& dst, uint64_t seed, float lo, float hi);
 
 Tensor linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias);
 Tensor matmul(const Context& ctx, const Tensor& a, const Tensor& b);
+Tensor linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 Tensor binary(const Context& ctx, cpu::BinaryOp op, const Tensor& a, const Tensor& b);  // broadcast views
 Tensor unary(const Context& ctx, cpu::UnaryOp op, const Tensor& x);

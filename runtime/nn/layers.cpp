@@ -7,7 +7,7 @@ namespace rt::nn {
 Tensor timestep_embedding(const Context& ctx, const Tensor& t_in, int64_t dim, bool flip_sin_to_cos,
                           float downscale_freq_shift, float scale, float max_period) {
   CHECK(t_in.dim() == 1, "timestep_embedding: t must be [B], got ", t_in.str());
-  const Tensor t = t_in.to(DType::F32);
+  const Tensor t = to_host(ctx, t_in);  // [B] timesteps are a few host scalars; computed there in f32
   const int64_t b = t.size(0), half = dim / 2;
   Tensor out = Tensor::zeros({b, dim});
   float* o = out.data<float>();
@@ -20,7 +20,7 @@ Tensor timestep_embedding(const Context& ctx, const Tensor& t_in, int64_t dim, b
       o[i * dim + half + j] = flip_sin_to_cos ? s : c;
     }
   }
-  return out;
+  return to_device(ctx, out, ctx.device(), ctx.dtype());
 }
 
 Tensor modulate(const Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale) {

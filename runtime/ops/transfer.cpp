@@ -1,5 +1,6 @@
 #include "ops.h"
 #include "ops/validate.h"
+#include "random_hash.h"
 
 namespace rt {
 
@@ -63,6 +64,24 @@ Tensor cast(const Context& ctx, const Tensor& t, DType dtype) {
 
 Tensor reshape(const Context& ctx, const Tensor& t, const Shape& shape) {
   return t.is_contiguous() ? t.view(shape) : contiguous(ctx, t).view(shape);
+}
+
+void fill_uniform(const Context& ctx, const Tensor& t, uint64_t seed, float lo, float hi) {
+  CHECK(t.is_contiguous() && dtype_is_float(t.dtype()) && t.dtype() != DType::F8E4M3, "fill_uniform: ", t.str());
+  if (t.device().is_cuda()) {
+    RT_CUDA_DO(fill_uniform(ctx, t, seed, lo, hi));
+    return;
+  }
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = lo + (hi - lo) * uniform_from_hash(seed, uint64_t(i));
+    switch (t.dtype()) {
+      case DType::F32: static_cast<float*>(t.raw_data())[i] = v; break;
+      case DType::BF16: static_cast<uint16_t*>(t.raw_data())[i] = f32_to_bf16(v); break;
+      case DType::F16: static_cast<uint16_t*>(t.raw_data())[i] = f32_to_f16(v); break;
+      default: CHECK(false, "fill_uniform: ", t.str());
+    }
+  }
 }
 
 void synchronize(const Context& ctx) {

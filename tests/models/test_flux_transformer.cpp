@@ -117,11 +117,12 @@ TEST_CASE("latent packing round-trips and matches the id layout", "[flux]") {
   std::vector<float> v(2 * 3 * 4 * 6);
   for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
   const rt::Tensor z = rt::Tensor::from_vector(v, {2, 3, 4, 6});
-  const rt::Tensor packed = app::pack_latents(z);
+  const rt::Context ctx;
+  const rt::Tensor packed = app::pack_latents(ctx, z);
   REQUIRE(packed.shape() == rt::Shape{2, 6, 12});
   // img[b, n, ch·4 + dy·2 + dx] = z[b, ch, 2r+dy, 2c+dx], n = r·3 + c
   CHECK(packed.at({1, 4, 2 * 4 + 1 * 2 + 0}) == z.at({1, 2, 2 * 1 + 1, 2 * 1 + 0}));
-  const rt::Tensor back = app::unpack_latents(packed, 4, 6);
+  const rt::Tensor back = app::unpack_latents(ctx, packed, 4, 6);
   CHECK(test::compare(back, z).max_abs == 0.0);
   const rt::Tensor ids = app::latent_image_ids(2, 3);
   REQUIRE(ids.shape() == rt::Shape{6, 3});

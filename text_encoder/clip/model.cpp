@@ -94,12 +94,12 @@ ClipTextOutput ClipTextEncoder::forward(const rt::Context& ctx, const rt::Tensor
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   CHECK(T <= cfg_.max_position_embeddings, "CLIP input of ", T, " tokens exceeds max_position_embeddings ",
         cfg_.max_position_embeddings);
-  rt::Tensor x = rt::add(ctx, rt::embedding(ctx, input_ids, token_embedding),  // [B, T, C]
+  rt::Tensor x = rt::add(ctx, rt::embedding(ctx, rt::to_ctx(ctx, input_ids), token_embedding),  // [B, T, C]
                          position_embedding.slice(0, 0, T));                    // [T, C], positions 0..T-1
   for (size_t i = 0; i < layers.size(); ++i) x = layer_forward(ctx, layers[i], x, int(i));
   ClipTextOutput out;
   out.last_hidden_state = final_layer_norm(ctx, x);  // [B, T, C]
-  const std::vector<int64_t> pos = eos_positions(input_ids);
+  const std::vector<int64_t> pos = eos_positions(rt::to_host(ctx, input_ids));
   std::vector<rt::Tensor> rows;
   for (int64_t b = 0; b < B; ++b)
     rows.push_back(out.last_hidden_state.select(0, b).slice(0, pos[size_t(b)], pos[size_t(b)] + 1));  // [1, C]

@@ -83,9 +83,9 @@ rt::Tensor T5Encoder::position_bias(const rt::Context& ctx, int64_t T) const {
     for (int64_t j = 0; j < T; ++j)    // key (memory) position
       buckets[size_t(i * T + j)] =
           relative_position_bucket(j - i, cfg_.relative_attention_num_buckets, cfg_.relative_attention_max_distance);
-  const rt::Tensor ids = rt::Tensor::from_vector_i64(buckets, {T, T});
+  const rt::Tensor ids = rt::to_ctx(ctx, rt::Tensor::from_vector_i64(buckets, {T, T}));
   const rt::Tensor values = rt::embedding(ctx, ids, block[0].layer_0_SelfAttention.relative_attention_bias);  // [T, T, H]
-  return values.permute({2, 0, 1}).contiguous();                                                              // [H, T, T]
+  return rt::contiguous(ctx, values.permute({2, 0, 1}));                                                            // [H, T, T]
 }
 
 rt::Tensor T5Encoder::ffn(const rt::Context& ctx, const T5DenseActDense& ff, const rt::Tensor& h) const {
@@ -119,7 +119,7 @@ rt::Tensor T5Encoder::block_forward(const rt::Context& ctx, const T5Block& blk, 
 rt::Tensor T5Encoder::forward(const rt::Context& ctx, const rt::Tensor& input_ids) const {
   CHECK(input_ids.dtype() == rt::DType::I64 && input_ids.dim() == 2, "T5 input_ids must be int64 [B, T], got ",
         input_ids.str());
-  rt::Tensor x = rt::embedding(ctx, input_ids, shared);  // [B, T, C]; no scaling, no absolute positions
+  rt::Tensor x = rt::embedding(ctx, rt::to_ctx(ctx, input_ids), shared);  // [B, T, C]; no scaling, no absolute positions
   const rt::Tensor bias = position_bias(ctx, input_ids.size(1));  // [H, T, T]
   for (size_t i = 0; i < block.size(); ++i) x = block_forward(ctx, block[i], x, bias, int(i));
   return final_layer_norm(ctx, x);  // [B, T, C]

@@ -62,13 +62,13 @@ AttnBlock AttnBlock::load(const weights::WeightLoader& w, int64_t c, int64_t gro
 
 rt::Tensor AttnBlock::forward(const rt::Context& ctx, const rt::Tensor& x) const {
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  const rt::Tensor tokens = norm(ctx, x).view({b, c, h * w}).transpose(1, 2).contiguous();  // [B, L, C]
+  const rt::Tensor tokens = rt::contiguous(ctx, norm(ctx, x).view({b, c, h * w}).transpose(1, 2));  // [B, L, C]
   sattn::AttentionParams p;
   p.q = q(ctx, tokens).view({b, h * w, 1, c});  // [B, L, 1, C]
   p.k = k(ctx, tokens).view({b, h * w, 1, c});
   p.v = v(ctx, tokens).view({b, h * w, 1, c});
   const rt::Tensor attn = sattn::attention(ctx, p).view({b, h * w, c});          // [B, L, C]
-  const rt::Tensor out = proj_out(ctx, attn).transpose(1, 2).reshape({b, c, h, w});  // [B, C, H, W]
+  const rt::Tensor out = rt::reshape(ctx, proj_out(ctx, attn).transpose(1, 2), {b, c, h, w});  // [B, C, H, W]
   return rt::add(ctx, x, out);
 }
 

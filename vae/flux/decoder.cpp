@@ -67,13 +67,11 @@ rt::Tensor Decoder::decode_one(const rt::Context& ctx, const rt::Tensor& z) cons
 rt::Tensor Decoder::forward(const rt::Context& ctx, const rt::Tensor& z) const {
   CHECK(z.dim() == 4 && z.size(1) == cfg_.latent_channels, "VAE decoder: latent must be [B, ", cfg_.latent_channels,
         ", h, w], got ", z.str());
-  const int64_t b = z.size(0), s = cfg_.upscale();
-  rt::Tensor out = rt::Tensor::empty({b, cfg_.out_channels, z.size(2) * s, z.size(3) * s});
-  for (int64_t i = 0; i < b; ++i) {
-    const rt::Tensor img = decode_one(ctx, z.slice(0, i, i + 1));
-    std::copy_n(img.data<float>(), img.numel(), out.data<float>() + i * img.numel());
-  }
-  return out;
+  // One image at a time bounds the activation memory of the full-resolution layers.
+  const rt::Tensor zc = rt::cast(ctx, z, ctx.dtype());
+  std::vector<rt::Tensor> images;
+  for (int64_t i = 0; i < z.size(0); ++i) images.push_back(decode_one(ctx, zc.slice(0, i, i + 1)));  // [1, C_out, H, W]
+  return images.size() == 1 ? images[0] : rt::concat(ctx, images, 0);
 }
 
 }  // namespace vae::flux
