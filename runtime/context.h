@@ -55,6 +55,11 @@ class Context {
   std::shared_ptr<cuda::DeviceState> cuda_;
 };
 
+// Bytes of device memory held by a context's pool: now, and the high-water mark (rt::memory_stats).
+struct MemoryStats {
+  size_t in_use = 0, peak = 0;
+};
+
 // Whether this binary has the CUDA backend compiled in.
 bool cuda_built();
 

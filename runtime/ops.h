@@ -29,6 +29,9 @@ Tensor cast(const Context& ctx, const Tensor& t, DType dtype);
 Tensor reshape(const Context& ctx, const Tensor& t, const Shape& shape);
 // Waits for all queued device work of the context (no-op on the CPU).
 void synchronize(const Context& ctx);
+// Device memory of the context's pool (zeros on the CPU); the peak is since the last reset_peak_memory.
+MemoryStats memory_stats(const Context& ctx);
+void reset_peak_memory(const Context& ctx);
 // Fills t (contiguous, float) with uniform values in [lo, hi) from a counter-based hash of (seed, index):
 // the same numbers on every device (runtime/random_hash.h).
 void fill_uniform(const Context& ctx, const Tensor& t, uint64_t seed, float lo, float hi);

@@ -17,5 +17,6 @@ Command add_generate_command(CLI::App& root);
 Command add_parity_command(CLI::App& root);
 Command add_inspect_command(CLI::App& root);
 Command add_evaluate_command(CLI::App& root);
+Command add_bench_command(CLI::App& root);
 
 }  // namespace app

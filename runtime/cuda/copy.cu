@@ -53,6 +53,16 @@ void check_launch(const Context& ctx, const char* op) {
 
 void synchronize(const Context& ctx) { DITRUN_CUDA_CHECK(cudaStreamSynchronize(ctx.cuda().stream)); }
 
+MemoryStats memory_stats(const Context& ctx) {
+  cuda::synchronize(ctx);  // frees are stream-ordered: count them once they happened
+  return {ctx.cuda().bytes_in_use(), ctx.cuda().peak_bytes()};
+}
+
+void reset_peak_memory(const Context& ctx) {
+  cuda::synchronize(ctx);
+  ctx.cuda().reset_peak();
+}
+
 template <typename Dst, typename Src>
 static __global__ void copy_kernel(Dst* dst, StridedIndexer di, const Src* src, StridedIndexer si, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)

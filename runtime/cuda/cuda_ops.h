@@ -18,6 +18,8 @@ Tensor empty(const Context& ctx, const Shape& shape, DType dtype);
 // After every launch: surfaces launch errors at once and, in debug-sync mode, kernel faults, naming `op`.
 void check_launch(const Context& ctx, const char* op);
 void synchronize(const Context& ctx);
+MemoryStats memory_stats(const Context& ctx);
+void reset_peak_memory(const Context& ctx);
 
 // dst[i] = convert(src[i]) over equal shapes; both may be strided views (dst must not overlap itself).
 void copy(const Context& ctx, const Tensor& dst, const Tensor& src);

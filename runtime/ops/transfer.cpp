@@ -84,6 +84,15 @@ void fill_uniform(const Context& ctx, const Tensor& t, uint64_t seed, float lo, 
   }
 }
 
+MemoryStats memory_stats(const Context& ctx) {
+  if (ctx.device().is_cuda()) RT_CUDA(memory_stats(ctx));
+  return {};
+}
+
+void reset_peak_memory(const Context& ctx) {
+  if (ctx.device().is_cuda()) RT_CUDA_DO(reset_peak_memory(ctx));
+}
+
 void synchronize(const Context& ctx) {
   if (ctx.device().is_cuda()) RT_CUDA_DO(synchronize(ctx));
 }

@@ -1,0 +1,248 @@
+// `ditrun bench`: where the time goes for a full-size model, without a download. Builds the model from
+// its known config with seeded random weights on the device (--random-weights), then times, each as
+// the median of --runs after --warmup: one DiT step, the attention of one step alone, the VAE decode and
+// the text encoders; with the peak device memory of each part. Prints a table; --json writes it too.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "app/commands/commands.h"
+#include "app/commands/device_options.h"
+#include "app/commands/exit_codes.h"
+#include "app/pipeline/denoise.h"
+#include "base/out_of_memory.h"
+#include "dit/flux/model.h"
+#include "ops.h"
+#include "sparse_attention/attention.h"
+#include "text_encoder/clip/model.h"
+#include "text_encoder/t5/model.h"
+#include "vae/flux/decoder.h"
+
+namespace app {
+
+namespace {
+
+struct BenchOptions {
+  DeviceOptions device;
+  std::string model = "flux-dev";
+  bool random_weights = false;
+  int width = 1024, height = 1024;
+  int text_len = 512;
+  int warmup = 2, runs = 5;
+  std::string parts = "dit,attention,vae,text";
+  uint64_t seed = 0;
+  std::string json;
+  int depth = -1, depth_single = -1;  // override the block counts (per-block costs, small smoke runs)
+};
+
+struct Timing {
+  std::string part, detail;
+  double ms = 0;  // median
+  double min_ms = 0;
+  size_t peak = 0;
+  double load_s = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Median and minimum wall time of f, each run synchronized with the device.
+std::pair<double, double> time_ms(const rt::Context& ctx, int warmup, int runs, const std::function<void()>& f) {
+  for (int i = 0; i < warmup; ++i) f();
+  rt::synchronize(ctx);
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    rt::synchronize(ctx);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return {median(ms), *std::min_element(ms.begin(), ms.end())};
+}
+
+rt::Tensor random_input(const rt::Context& ctx, const rt::Shape& shape, rt::DType dtype, uint64_t seed) {
+  rt::Tensor t = rt::empty(ctx, shape, dtype);
+  rt::fill_uniform(ctx, t, seed, -1.f, 1.f);
+  return t;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+size_t peak_since_reset(const rt::Context& ctx) {
+  const rt::MemoryStats m = rt::memory_stats(ctx);
+  return std::max(m.peak, m.in_use);
+}
+
+Timing bench_dit(const rt::Context& ctx, const BenchOptions& o, const dit::flux::Config& cfg) {
+  Timing t{"dit step", ""};
+  rt::reset_peak_memory(ctx);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = dit::flux::FluxTransformer::load(weights::WeightLoader::random(ctx, o.seed, "transformer"), cfg);
+  DITRUN_CHECK(model.is_ok(), model.status().message());
+  rt::synchronize(ctx);
+  t.load_s = seconds_since(t0);
+  const int64_t h2 = o.height / 16, w2 = o.width / 16, n = h2 * w2;
+  const rt::Tensor latents = random_input(ctx, {1, n, cfg.in_channels}, rt::DType::F32, 1);
+  const rt::Tensor txt = random_input(ctx, {1, o.text_len, cfg.context_dim}, ctx.dtype(), 2);
+  const rt::Tensor y = random_input(ctx, {1, cfg.pooled_dim}, ctx.dtype(), 3);
+  const rt::Tensor timestep = rt::Tensor::full({1}, 0.5f);
+  const rt::Tensor guidance = cfg.guidance_embed ? rt::Tensor::full({1}, 3.5f) : rt::Tensor();
+  const dit::flux::RopeTables pe = model->rope(ctx, latent_image_ids(h2, w2), text_ids(o.text_len));
+  auto [ms, min_ms] = time_ms(ctx, o.warmup, o.runs, [&] { model->forward(ctx, latents, pe, txt, timestep, y, guidance, 0); });
+  t.ms = ms;
+  t.min_ms = min_ms;
+  t.peak = peak_since_reset(ctx);
+  std::ostringstream d;
+  d << n << " image + " << o.text_len << " text tokens, " << cfg.depth << "+" << cfg.depth_single << " blocks";
+  t.detail = d.str();
+  return t;
+}
+
+Timing bench_attention(const rt::Context& ctx, const BenchOptions& o, const dit::flux::Config& cfg) {
+  const int64_t len = int64_t(o.height / 16) * (o.width / 16) + o.text_len;
+  sattn::AttentionParams p;
+  p.q = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 4);
+  p.k = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 5);
+  p.v = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 6);
+  auto [ms, min_ms] = time_ms(ctx, o.warmup, o.runs * 4, [&] { sattn::attention(ctx, p); });
+  const int64_t calls = cfg.depth + cfg.depth_single;
+  const double flops = 4.0 * double(len) * double(len) * double(cfg.head_dim) * double(cfg.num_heads);
+  std::ostringstream d;
+  d << calls << " calls x " << ms << " ms, S=" << len << ", " << flops / (ms * 1e-3) / 1e12 << " TFLOP/s";
+  Timing t{"attention/step", d.str(), ms * double(calls), min_ms * double(calls)};
+  return t;
+}
+
+Timing bench_vae(const rt::Context& ctx, const BenchOptions& o) {
+  Timing t{"vae decode", ""};
+  rt::reset_peak_memory(ctx);
+  const vae::flux::Config cfg = vae::flux::Config::flux1();
+  auto dec = vae::flux::Decoder::load(weights::WeightLoader::random(ctx, o.seed + 1, "vae"), cfg);
+  DITRUN_CHECK(dec.is_ok(), dec.status().message());
+  const rt::Tensor z = random_input(ctx, {1, cfg.latent_channels, o.height / 8, o.width / 8}, rt::DType::F32, 7);
+  auto [ms, min_ms] = time_ms(ctx, 1, std::max(1, o.runs / 2), [&] { dec->forward(ctx, z); });
+  t.ms = ms;
+  t.min_ms = min_ms;
+  t.peak = peak_since_reset(ctx);
+  t.detail = std::to_string(o.width) + "x" + std::to_string(o.height);
+  return t;
+}
+
+Timing bench_text(const rt::Context& ctx, const BenchOptions& o) {
+  Timing t{"text encode", ""};
+  rt::reset_peak_memory(ctx);
+  const te::t5::Config t5c = te::t5::Config::t5_v1_1_xxl();
+  const te::clip::Config clc = te::clip::Config::clip_vit_large_patch14();
+  auto t5 = te::t5::T5Encoder::load(weights::WeightLoader::random(ctx, o.seed + 2, "t5"), t5c);
+  auto clip = te::clip::ClipTextEncoder::load(weights::WeightLoader::random(ctx, o.seed + 3, "clip"), clc);
+  DITRUN_CHECK(t5.is_ok() && clip.is_ok(), "random text encoders failed to build");
+  std::vector<int64_t> t5_ids(size_t(o.text_len)), clip_ids(size_t(clc.max_position_embeddings));
+  for (size_t i = 0; i < t5_ids.size(); ++i) t5_ids[i] = int64_t((i * 7919) % size_t(t5c.vocab_size));
+  for (size_t i = 0; i < clip_ids.size(); ++i) clip_ids[i] = int64_t((i * 104729) % size_t(clc.vocab_size));
+  const rt::Tensor t5_in = rt::Tensor::from_vector_i64(t5_ids, {1, o.text_len});
+  const rt::Tensor clip_in = rt::Tensor::from_vector_i64(clip_ids, {1, int64_t(clip_ids.size())});
+  auto [ms, min_ms] = time_ms(ctx, 1, o.runs, [&] {
+    t5->forward(ctx, t5_in);
+    clip->forward(ctx, clip_in);
+  });
+  t.ms = ms;
+  t.min_ms = min_ms;
+  t.peak = peak_since_reset(ctx);
+  t.detail = "T5-XXL " + std::to_string(o.text_len) + " tokens + CLIP-L 77";
+  return t;
+}
+
+int run_bench(const BenchOptions& o) {
+  if (!o.random_weights) {
+    std::fprintf(stderr, "ditrun bench: only --random-weights is supported so far: it builds %s from its config with "
+                 "seeded random weights (no download); add --random-weights\n", o.model.c_str());
+    return kExitUsage;
+  }
+  auto cfg = dit::flux::Config::preset(o.model);
+  if (!cfg) {
+    std::fprintf(stderr, "ditrun bench: %s\n", cfg.status().message().c_str());
+    return kExitUsage;
+  }
+  if (o.depth >= 0) cfg->depth = o.depth;
+  if (o.depth_single >= 0) cfg->depth_single = o.depth_single;
+  if (o.width % 16 || o.height % 16 || o.width < 16 || o.height < 16) {
+    std::fprintf(stderr, "ditrun bench: --width/--height must be positive multiples of 16, got %dx%d\n", o.width, o.height);
+    return kExitUsage;
+  }
+  if (o.runs < 1 || o.warmup < 0 || o.text_len < 1 || o.text_len > 512) {
+    std::fprintf(stderr, "ditrun bench: need --runs >= 1, --warmup >= 0, 1 <= --text-len <= 512\n");
+    return kExitUsage;
+  }
+  auto ctx = make_context(o.device, rt::LogLevel::Info);
+  if (!ctx) {
+    std::fprintf(stderr, "ditrun bench: %s\n", ctx.status().message().c_str());
+    return kExitUsage;
+  }
+  std::vector<Timing> rows;
+  auto want = [&](const char* part) { return ("," + o.parts + ",").find(std::string(",") + part + ",") != std::string::npos; };
+  try {
+    if (want("dit")) rows.push_back(bench_dit(*ctx, o, *cfg));
+    if (want("attention")) rows.push_back(bench_attention(*ctx, o, *cfg));
+    if (want("vae")) rows.push_back(bench_vae(*ctx, o));
+    if (want("text")) rows.push_back(bench_text(*ctx, o));
+  } catch (const rt::OutOfMemory& e) {
+    std::fprintf(stderr, "ditrun bench: %s\n", e.what());
+    return kExitFailure;
+  }
+  std::printf("ditrun bench: %s, random weights, %dx%d, %s %s, median of %d runs\n", o.model.c_str(), o.width, o.height,
+              o.device.device.c_str(), rt::dtype_name(ctx->dtype()), o.runs);
+  std::printf("%-16s %10s %10s %10s  %s\n", "part", "ms", "min ms", "peak GiB", "detail");
+  nlohmann::json j;
+  j["model"] = o.model;
+  j["width"] = o.width;
+  j["height"] = o.height;
+  j["device"] = o.device.device;
+  j["dtype"] = rt::dtype_name(ctx->dtype());
+  for (const Timing& t : rows) {
+    std::printf("%-16s %10.2f %10.2f %10.2f  %s\n", t.part.c_str(), t.ms, t.min_ms, double(t.peak) / double(1ull << 30),
+                t.detail.c_str());
+    j["parts"][t.part] = {{"ms", t.ms}, {"min_ms", t.min_ms}, {"peak_bytes", t.peak}, {"detail", t.detail}, {"load_s", t.load_s}};
+  }
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    f << j.dump(2) << "\n";
+    if (!f) {
+      std::fprintf(stderr, "ditrun bench: could not write %s\n", o.json.c_str());
+      return kExitOutput;
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& root) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* c = root.add_subcommand("bench", "Time a full-size model's parts (DiT step, attention, VAE, text encoders)");
+  c->add_option("--model", o->model, "model config: flux-dev or flux-schnell")->capture_default_str();
+  c->add_flag("--random-weights", o->random_weights, "build the model with seeded random weights on the device (no download)");
+  c->add_option("-W,--width", o->width, "image width")->capture_default_str();
+  c->add_option("-H,--height", o->height, "image height")->capture_default_str();
+  c->add_option("--text-len", o->text_len, "T5 tokens")->capture_default_str();
+  c->add_option("--warmup", o->warmup, "untimed runs first")->capture_default_str();
+  c->add_option("--runs", o->runs, "timed runs (the median is reported)")->capture_default_str();
+  c->add_option("--parts", o->parts, "comma-separated: dit, attention, vae, text")->capture_default_str();
+  c->add_option("--seed", o->seed, "seed of the random weights")->capture_default_str();
+  c->add_option("--depth", o->depth, "override the number of double-stream blocks (e.g. 1 for a quick run)");
+  c->add_option("--depth-single", o->depth_single, "override the number of single-stream blocks");
+  c->add_option("--json", o->json, "also write the results to this JSON file");
+  add_device_options(*c, o->device);
+  return {c, [o] { return run_bench(*o); }};
+}
+
+}  // namespace app
