@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "app/commands/commands.h"
+#include "app/commands/device_options.h"
 #include "app/commands/exit_codes.h"
 #include "app/parity/fixture.h"
+#include "ops.h"
 
 #include <nlohmann/json.hpp>
 
@@ -18,11 +20,12 @@ namespace {
 
 struct ParityOptions {
   std::vector<std::string> files;
-  std::string device = "cpu";
-  std::string dtype = "f32";
-  double tolerance = -1;  // < 0: the fixture's own (default 1e-4)
-  int threads = 0;
+  DeviceOptions device;
+  double tolerance = -1;  // < 0: the fixture's own (default 1e-4), at least kLowPrecisionTolerance in bf16/f16
 };
+
+// Fixtures are made in float32; a bf16/f16 run is held to the 1e-2 relative L2 instead.
+constexpr double kLowPrecisionTolerance = 1e-2;
 
 struct ErrorStats {
   double rel_l2 = 0, max_abs = 0;
@@ -49,15 +52,14 @@ ErrorStats measure(const rt::Tensor& got, const rt::Tensor& want) {
 }
 
 int run_parity(const ParityOptions& o) {
-  if (o.device != "cpu") {
-    std::fprintf(stderr, "ditrun parity: --device %s is not available in this build (only cpu); build with CUDA and run on a GPU machine\n", o.device.c_str());
+  DeviceOptions dev = o.device;
+  if (dev.dtype.empty()) dev.dtype = "f32";  // parity defaults to the fixtures' precision on every device
+  auto made = make_context(dev, rt::LogLevel::Info);
+  if (!made) {
+    std::fprintf(stderr, "ditrun parity: %s\n", made.status().message().c_str());
     return kExitUsage;
   }
-  if (o.dtype != "f32") {
-    std::fprintf(stderr, "ditrun parity: --dtype %s needs a GPU backend; the CPU path computes in f32\n", o.dtype.c_str());
-    return kExitUsage;
-  }
-  rt::Context ctx(rt::ContextOptions{.device = rt::Device::cpu(), .num_threads = o.threads});
+  const rt::Context& ctx = made.value();
   int failures = 0, errors = 0;
   for (const std::string& path : o.files) {
     auto fixture = load_parity_fixture(path);
@@ -66,7 +68,10 @@ int run_parity(const ParityOptions& o) {
       ++errors;
       continue;
     }
-    const ParityFixture& f = fixture.value();
+    ParityFixture& f = fixture.value();
+    // Inputs go to the device in f32; models cast to the compute dtype where their reference does.
+    for (auto& [name, t] : f.inputs)
+      t = rt::to_device(ctx, t, ctx.device(), rt::dtype_is_float(t.dtype()) ? rt::DType::F32 : t.dtype());
     const ParityRunner* runner = find_parity_runner(f.module);
     if (!runner) {
       std::fprintf(stderr, "ditrun parity: %s: unknown module '%s' (known: %s)\n", path.c_str(), f.module.c_str(),
@@ -86,7 +91,8 @@ int run_parity(const ParityOptions& o) {
       ++errors;
       continue;
     }
-    const double tol = o.tolerance >= 0 ? o.tolerance : f.tolerance;
+    const double tol = o.tolerance >= 0 ? o.tolerance
+                                        : (ctx.dtype() == rt::DType::F32 ? f.tolerance : std::max(f.tolerance, kLowPrecisionTolerance));
     for (const auto& [name, want] : f.expected) {
       auto it = outputs->find(name);
       if (it == outputs->end()) {
@@ -94,7 +100,7 @@ int run_parity(const ParityOptions& o) {
         ++failures;
         continue;
       }
-      const ErrorStats s = measure(it->second, want);
+      const ErrorStats s = measure(rt::to_host(ctx, it->second), want);
       if (!s.shape_ok) {
         std::printf("%s  %s  shape %s, expected %s  FAIL\n", path.c_str(), name.c_str(), it->second.str().c_str(),
                     want.str().c_str());
@@ -118,10 +124,8 @@ Command add_parity_command(CLI::App& root) {
   auto opts = std::make_shared<ParityOptions>();
   CLI::App* cmd = root.add_subcommand("parity", "Run parity fixtures (module weights, inputs and reference outputs) and compare");
   cmd->add_option("files", opts->files, "Fixture .safetensors files")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--device", opts->device, "cpu (cuda in GPU builds)")->capture_default_str();
-  cmd->add_option("--dtype", opts->dtype, "f32 (bf16 on the GPU)")->capture_default_str();
-  cmd->add_option("--tolerance", opts->tolerance, "Relative L2 tolerance overriding the fixture's");
-  cmd->add_option("--threads", opts->threads, "CPU threads (0 = all)");
+  cmd->add_option("--tolerance", opts->tolerance, "Relative L2 tolerance overriding the fixture's (default: the fixture's, 1e-2 in bf16/f16)");
+  add_device_options(*cmd, opts->device);
   return {cmd, [opts] { return run_parity(*opts); }};
 }
 

@@ -10,7 +10,7 @@ rt::Result<ParityOutputs> run_flux_denoise(const rt::Context& ctx, const ParityF
   for (const char* key : {"transformer", "scheduler", "num_inference_steps", "guidance_scale", "image_seq_len"}) {
     if (!f.config.contains(key)) return rt::Status::error(f.path + ": flux_denoise config has no '" + key + "'");
   }
-  RT_ASSIGN(const dit::flux::FluxTransformer model, load_flux_fixture_model(f, f.config["transformer"]));
+  RT_ASSIGN(const dit::flux::FluxTransformer model, load_flux_fixture_model(ctx, f, f.config["transformer"]));
   RT_ASSIGN(const dit::sampling::SchedulerConfig sched,
             dit::sampling::SchedulerConfig::from_json(f.config["scheduler"]));
   RT_ASSIGN(const rt::Tensor latents, fixture_input(f, "latents"));

@@ -6,7 +6,8 @@
 
 namespace app::parity {
 
-rt::Result<dit::flux::FluxTransformer> load_flux_fixture_model(const ParityFixture& f, const nlohmann::json& config) {
+rt::Result<dit::flux::FluxTransformer> load_flux_fixture_model(const rt::Context& ctx, const ParityFixture& f,
+                                                               const nlohmann::json& config) {
   const dit::flux::Layout layout = f.weights_format == "bfl" ? dit::flux::Layout::BFL : dit::flux::Layout::Diffusers;
   if (dit::flux::detect_flux_layout(f.weights) != layout)
     return rt::Status::error(f.path + ": weights_format is '" + f.weights_format + "' but the weight names look like '" +
@@ -17,11 +18,11 @@ rt::Result<dit::flux::FluxTransformer> load_flux_fixture_model(const ParityFixtu
   if (inferred.str() != cfg.str() || inferred.qkv_bias != cfg.qkv_bias)
     return rt::Status::error(f.path + ": config from JSON (" + cfg.str() + ") differs from the one inferred from shapes (" +
                              inferred.str() + ")");
-  return dit::flux::FluxTransformer::load(weights::WeightLoader(store, "flux transformer"), cfg);
+  return dit::flux::FluxTransformer::load(weights::WeightLoader(store, "flux transformer").place(ctx), cfg);
 }
 
 rt::Result<ParityOutputs> run_flux_transformer(const rt::Context& ctx, const ParityFixture& f) {
-  RT_ASSIGN(const dit::flux::FluxTransformer model, load_flux_fixture_model(f, f.config));
+  RT_ASSIGN(const dit::flux::FluxTransformer model, load_flux_fixture_model(ctx, f, f.config));
   RT_ASSIGN(const rt::Tensor hidden_states, fixture_input(f, "hidden_states"));
   RT_ASSIGN(const rt::Tensor encoder_hidden_states, fixture_input(f, "encoder_hidden_states"));
   RT_ASSIGN(const rt::Tensor pooled_projections, fixture_input(f, "pooled_projections"));

@@ -11,7 +11,7 @@ rt::Result<ParityOutputs> run_flux_vae_decoder(const rt::Context& ctx, const Par
   RT_ASSIGN(const vae::flux::Layout layout, vae::flux::parse_layout(f.weights_format));
   RT_ASSIGN(auto store, vae::flux::map_vae_store(f.weights, layout));
   RT_ASSIGN(const vae::flux::Decoder decoder,
-            vae::flux::Decoder::load(weights::WeightLoader(store, "flux_vae_decoder"), cfg));
+            vae::flux::Decoder::load(weights::WeightLoader(store, "flux_vae_decoder").place(ctx), cfg));
   RT_ASSIGN(const rt::Tensor latent, fixture_input(f, "latent"));
   return ParityOutputs{{"sample", decoder.forward(ctx, latent)}};
 }

@@ -8,7 +8,7 @@ namespace app::parity {
 rt::Result<ParityOutputs> run_t5_encoder(const rt::Context& ctx, const ParityFixture& f) {
   RT_ASSIGN(te::t5::Config cfg, te::t5::Config::from_transformers_json(f.config));
   RT_ASSIGN(rt::Tensor ids, fixture_input(f, "input_ids"));
-  RT_ASSIGN(te::t5::T5Encoder model, te::t5::T5Encoder::from_store(f.weights, cfg));
+  RT_ASSIGN(te::t5::T5Encoder model, te::t5::T5Encoder::from_store(f.weights, cfg, &ctx));
   return ParityOutputs{{"last_hidden_state", model.forward(ctx, ids)}};
 }
 

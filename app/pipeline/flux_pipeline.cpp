@@ -45,34 +45,34 @@ static rt::Result<weights::TensorStore> open_component(const std::string& path, 
   return store;
 }
 
-static rt::Status load_transformer(FluxPipeline::Impl& m, const ComponentPaths& p) {
+static rt::Status load_transformer(const rt::Context& ctx, FluxPipeline::Impl& m, const ComponentPaths& p) {
   RT_ASSIGN(weights::TensorStore store, open_component(p.transformer, Family::FluxTransformer, "--transformer"));
   RT_ASSIGN(auto mapped, dit::flux::map_flux_checkpoint(std::move(store)));
   RT_ASSIGN(dit::flux::Config cfg, flux_transformer_config(*mapped, p.transformer_config));
-  RT_ASSIGN(m.transformer, dit::flux::FluxTransformer::load(weights::WeightLoader(mapped, "transformer"), cfg));
+  RT_ASSIGN(m.transformer, dit::flux::FluxTransformer::load(weights::WeightLoader(mapped, "transformer").place(ctx), cfg));
   return rt::Status::ok();
 }
 
-static rt::Status load_vae(FluxPipeline::Impl& m, const ComponentPaths& p) {
+static rt::Status load_vae(const rt::Context& ctx, FluxPipeline::Impl& m, const ComponentPaths& p) {
   RT_ASSIGN(weights::TensorStore store, open_component(p.vae, Family::FluxVAE, "--vae"));
   RT_ASSIGN(auto mapped, vae::flux::map_vae_store(std::move(store)));
   RT_ASSIGN(m.vae_config, flux_vae_config(*mapped, p.vae_config));
-  RT_ASSIGN(m.vae, vae::flux::Decoder::load(weights::WeightLoader(mapped, "vae"), m.vae_config));
+  RT_ASSIGN(m.vae, vae::flux::Decoder::load(weights::WeightLoader(mapped, "vae").place(ctx), m.vae_config));
   return rt::Status::ok();
 }
 
-static rt::Status load_text_encoders(FluxPipeline::Impl& m, const ComponentPaths& p) {
+static rt::Status load_text_encoders(const rt::Context& ctx, FluxPipeline::Impl& m, const ComponentPaths& p) {
   {
     RT_ASSIGN(weights::TensorStore store, open_component(p.t5, Family::T5Encoder, "--t5"));
     RT_ASSIGN(auto mapped, weights::MappedStore::create(store, te::t5::name_map(store)));
     RT_ASSIGN(te::t5::Config cfg, t5_config(*mapped, p.t5_config));
-    RT_ASSIGN(m.t5, te::t5::T5Encoder::load(weights::WeightLoader(mapped, "t5_encoder"), cfg));
+    RT_ASSIGN(m.t5, te::t5::T5Encoder::load(weights::WeightLoader(mapped, "t5_encoder").place(ctx), cfg));
   }
   {
     RT_ASSIGN(weights::TensorStore store, open_component(p.clip, Family::ClipTextEncoder, "--clip"));
     RT_ASSIGN(auto mapped, weights::MappedStore::create(store, te::clip::name_map(store)));
     RT_ASSIGN(te::clip::Config cfg, clip_config(*mapped, p.clip_config));
-    RT_ASSIGN(m.clip, te::clip::ClipTextEncoder::load(weights::WeightLoader(mapped, "clip_text_encoder"), cfg));
+    RT_ASSIGN(m.clip, te::clip::ClipTextEncoder::load(weights::WeightLoader(mapped, "clip_text_encoder").place(ctx), cfg));
     m.clip_max_length = int(cfg.max_position_embeddings);
   }
   RT_ASSIGN(m.t5_tokenizer, te::T5Tokenizer::load(p.t5_tokenizer));
@@ -97,9 +97,9 @@ static rt::Status read_defaults(const std::string& path, ModelDefaults* d) {
 rt::Result<std::shared_ptr<FluxPipeline>> FluxPipeline::load(const rt::Context& ctx, const ComponentPaths& paths) {
   std::shared_ptr<FluxPipeline> pipe(new FluxPipeline());
   Impl& m = *pipe->impl_;
-  RT_TRY(load_transformer(m, paths));
-  RT_TRY(load_vae(m, paths));
-  RT_TRY(load_text_encoders(m, paths));
+  RT_TRY(load_transformer(ctx, m, paths));
+  RT_TRY(load_vae(ctx, m, paths));
+  RT_TRY(load_text_encoders(ctx, m, paths));
   if (!paths.scheduler_config.empty()) {
     RT_ASSIGN(nlohmann::json json, read_json(paths.scheduler_config));
     RT_ASSIGN(m.scheduler, dit::sampling::SchedulerConfig::from_json(json));

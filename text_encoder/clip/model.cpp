@@ -42,14 +42,17 @@ rt::Result<ClipTextEncoder> ClipTextEncoder::load(const weights::WeightLoader& w
   return m;
 }
 
-rt::Result<ClipTextEncoder> ClipTextEncoder::from_store(weights::TensorStore store, std::optional<Config> cfg) {
+rt::Result<ClipTextEncoder> ClipTextEncoder::from_store(weights::TensorStore store, std::optional<Config> cfg,
+                                            const rt::Context* place) {
   const weights::NameMap map = name_map(store);
   RT_ASSIGN(std::shared_ptr<weights::MappedStore> mapped, weights::MappedStore::create(std::move(store), map));
   if (!cfg) {
     RT_ASSIGN(Config inferred, Config::from_checkpoint(*mapped));
     cfg = inferred;
   }
-  return load(weights::WeightLoader(mapped, "clip_text_encoder"), *cfg);
+  weights::WeightLoader w(mapped, "clip_text_encoder");
+  if (place) w.place(*place);
+  return load(w, *cfg);
 }
 
 rt::Tensor ClipTextEncoder::layer_forward(const rt::Context& ctx, const ClipEncoderLayer& l, const rt::Tensor& x,

@@ -38,7 +38,9 @@ class ClipTextEncoder {
   // strictly: w.finish() errors on anything missing, wrong-shaped or unexpected.
   static rt::Result<ClipTextEncoder> load(const weights::WeightLoader& w, const Config& cfg);
   // Opens `store` through name_map(); config from `cfg` when given, else inferred from shapes.
-  static rt::Result<ClipTextEncoder> from_store(weights::TensorStore store, std::optional<Config> cfg = std::nullopt);
+  // `place`: load onto that context's device and dtype (default: CPU f32).
+  static rt::Result<ClipTextEncoder> from_store(weights::TensorStore store, std::optional<Config> cfg = std::nullopt,
+                                     const rt::Context* place = nullptr);
 
   // input_ids [B, T] int64, T <= max_position_embeddings. Causal attention, no padding mask (FLUX
   // passes none).

@@ -67,14 +67,17 @@ rt::Result<T5Encoder> T5Encoder::load(const weights::WeightLoader& w, const Conf
   return m;
 }
 
-rt::Result<T5Encoder> T5Encoder::from_store(weights::TensorStore store, std::optional<Config> cfg) {
+rt::Result<T5Encoder> T5Encoder::from_store(weights::TensorStore store, std::optional<Config> cfg,
+                                            const rt::Context* place) {
   const weights::NameMap map = name_map(store);
   RT_ASSIGN(std::shared_ptr<weights::MappedStore> mapped, weights::MappedStore::create(std::move(store), map));
   if (!cfg) {
     RT_ASSIGN(Config inferred, Config::from_checkpoint(*mapped));
     cfg = inferred;
   }
-  return load(weights::WeightLoader(mapped, "t5_encoder"), *cfg);
+  weights::WeightLoader w(mapped, "t5_encoder");
+  if (place) w.place(*place);
+  return load(w, *cfg);
 }
 
 rt::Tensor T5Encoder::position_bias(const rt::Context& ctx, int64_t T) const {

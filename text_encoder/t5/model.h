@@ -41,7 +41,9 @@ class T5Encoder {
   // strictly: w.finish() errors on anything missing, wrong-shaped or unexpected.
   static rt::Result<T5Encoder> load(const weights::WeightLoader& w, const Config& cfg);
   // Opens `store` through name_map(); config from `cfg` when given, else inferred from shapes.
-  static rt::Result<T5Encoder> from_store(weights::TensorStore store, std::optional<Config> cfg = std::nullopt);
+  // `place`: load onto that context's device and dtype (default: CPU f32).
+  static rt::Result<T5Encoder> from_store(weights::TensorStore store, std::optional<Config> cfg = std::nullopt,
+                                     const rt::Context* place = nullptr);
 
   // input_ids [B, T] int64 -> last_hidden_state [B, T, C], float32. No attention mask: every token,
   // padding included, attends to every token (FLUX passes none).
