@@ -1,10 +1,18 @@
 #include "sparse_attention/attention.h"
 
+#include "sparse_attention/kernels/dense/select.h"
 #include "sparse_attention/reference/dense_cpu.h"
+
+#if DITRUN_WITH_CUDA
+#include "sparse_attention/kernels/dense/cuda/cudnn_sdpa.h"
+#include "sparse_attention/reference/cuda/dense_cuda.h"
+#endif
 
 namespace sattn {
 
-rt::Tensor attention(const rt::Context& ctx, const AttentionParams& p) {
+static bool is_gpu_float(rt::DType t) { return t == rt::DType::F32 || t == rt::DType::BF16 || t == rt::DType::F16; }
+
+static void validate(const rt::Context& ctx, const AttentionParams& p) {
   CHECK(p.q.defined() && p.k.defined() && p.v.defined(), "attention: q, k and v are required");
   CHECK(p.q.dim() == 4 && p.k.dim() == 4 && p.v.dim() == 4, "attention: q ", p.q.str(), ", k ", p.k.str(), ", v ",
         p.v.str(), " must all be [B, L, H, D]");
@@ -20,10 +28,42 @@ rt::Tensor attention(const rt::Context& ctx, const AttentionParams& p) {
                     (p.bias.dim() == 4 && p.bias.size(0) == p.q.size(0) && rt::Shape(p.bias.shape().begin() + 1, p.bias.shape().end()) == tail);
     CHECK(ok, "attention: bias ", p.bias.str(), " must be [H, Lq, Lk] = ", rt::shape_str(tail), " or [B, H, Lq, Lk]");
   }
-  for (const rt::Tensor* t : {&p.q, &p.k, &p.v})
-    CHECK(t->dtype() == rt::DType::F32 && t->device().is_cpu(), "attention: ", t->str(), " on ",
-          rt::device_str(t->device()), ": only the float32 CPU path exists so far");
-  return reference::dense_attention_cpu(ctx, p);
+  for (const rt::Tensor* t : {&p.q, &p.k, &p.v, &p.bias}) {
+    if (!t->defined()) continue;
+    CHECK(t->device() == ctx.device(), "attention: ", t->str(), " is on ", rt::device_str(t->device()),
+          " but the context runs on ", rt::device_str(ctx.device()));
+    if (t->device().is_cpu())
+      CHECK(t->dtype() == rt::DType::F32, "attention: ", t->str(), ": CPU tensors must be f32");
+    else
+      CHECK(is_gpu_float(t->dtype()), "attention: ", t->str(), ": GPU tensors must be f32, bf16 or f16");
+  }
+  CHECK(p.k.dtype() == p.q.dtype() && p.v.dtype() == p.q.dtype(), "attention: q ", p.q.str(), ", k ", p.k.str(),
+        " and v ", p.v.str(), " must share one dtype");
+}
+
+rt::Tensor attention(const rt::Context& ctx, const AttentionParams& p) {
+  validate(ctx, p);
+  std::string why;
+  const std::optional<DenseKernel> kernel = select_dense_kernel(ctx, p, &why);
+  CHECK(kernel.has_value(), "attention: the requested kernel '", dense_kernel_name(p.kernel), "' cannot run q ",
+        p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", why);
+  if (p.q.device().is_cpu()) return reference::dense_attention_cpu(ctx, p);
+#if DITRUN_WITH_CUDA
+  if (*kernel == DenseKernel::Cudnn) return kernels::cuda::cudnn_sdpa(ctx, p);
+  return reference::dense_attention_cuda(ctx, p);
+#else
+  CHECK(false, "attention: CUDA tensors in a build without the CUDA backend");
+#endif
+}
+
+std::string describe_dense_kernel(const rt::Context& ctx, const AttentionParams& p) {
+  validate(ctx, p);
+  std::string why;
+  const std::optional<DenseKernel> kernel = select_dense_kernel(ctx, p, &why);
+  if (!kernel) return "cannot run: " + why;
+  if (*kernel == DenseKernel::Cudnn) return "cudnn_sdpa";
+  if (p.q.device().is_cpu()) return "cpu_reference";
+  return why.empty() ? "cuda_reference" : "cuda_reference (cuDNN passed over: " + why + ")";
 }
 
 }  // namespace sattn

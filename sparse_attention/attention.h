@@ -4,6 +4,7 @@
 // flash-attention convention). Views with any strides are accepted; the output is contiguous.
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "context.h"
 #include "tensor.h"
@@ -15,6 +16,15 @@ enum class MaskKind {
   Causal,  // query i sees keys j <= i (CLIP's text tower)
 };
 
+// Which dense kernel runs a call. Auto: on a GPU, cuDNN's fused SDPA when it supports the call, else the
+// naive CUDA reference; on the CPU, the CPU reference. Reference: the reference of the tensors' device.
+// Cudnn: cuDNN's fused SDPA (GPU, bf16/f16). An explicit kernel that cannot run is a CHECK failure that
+// says why (ask select_dense_kernel or describe_dense_kernel first to avoid it).
+enum class DenseKernel { Auto, Cudnn, Reference };
+const char* dense_kernel_name(DenseKernel k);  // "auto", "cudnn", "reference"
+// "auto" | "cudnn" | "reference" -> the kernel; false (out untouched) for anything else.
+bool parse_dense_kernel(std::string_view name, DenseKernel* out);
+
 struct AttentionParams {
   rt::Tensor q, k, v;
   float scale = 0.f;  // 0 means 1/sqrt(D); T5 passes 1 (it does not scale)
@@ -24,10 +34,17 @@ struct AttentionParams {
   // Where the call sits, so per-layer and per-step policies need no global state.
   int layer_index = -1;
   int step_index = -1;
+  // Forces a dense kernel (tests, benchmarks); models leave it Auto.
+  DenseKernel kernel = DenseKernel::Auto;
 };
 
 // Softmax attention; softmax statistics in float32 or wider. Aborts (CHECK) on inconsistent shapes,
-// which are model bugs, not user errors.
+// which are model bugs, not user errors. The output has q's dtype and lives on q's device.
 rt::Tensor attention(const rt::Context& ctx, const AttentionParams& p);
+
+// What attention(ctx, p) runs, for logs: "cudnn_sdpa", "cuda_reference (cuDNN passed over: <why>)",
+// "cpu_reference", or "cannot run: <why>" when p.kernel names a kernel that cannot run p. CHECKs shapes
+// like attention().
+std::string describe_dense_kernel(const rt::Context& ctx, const AttentionParams& p);
 
 }  // namespace sattn
