@@ -4,14 +4,24 @@
 
 namespace rt {
 
+static void check_linear(const Context& ctx, const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::require_float(ctx, op, "x", x);
+  detail::require_float(ctx, op, "weight", weight);
+  detail::require_rank(op, "weight", weight, 2);
+  CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), op, ": x ", x.str(), " does not match weight ", weight.str());
+  detail::require_vec(ctx, op, "bias", bias, weight.size(0));
+}
+
 Tensor linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  detail::require_float(ctx, "linear", "x", x);
-  detail::require_float(ctx, "linear", "weight", weight);
-  detail::require_rank("linear", "weight", weight, 2);
-  CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: x ", x.str(), " does not match weight ", weight.str());
-  detail::require_vec(ctx, "linear", "bias", bias, weight.size(0));
+  check_linear(ctx, "linear", x, weight, bias);
   if (x.device().is_cuda()) RT_CUDA(linear(ctx, x, weight, bias));
   return cpu::linear(ctx, x, weight, bias);
+}
+
+Tensor linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_linear(ctx, "linear_gelu_tanh", x, weight, bias);
+  if (x.device().is_cuda()) RT_CUDA(linear_gelu_tanh(ctx, x, weight, bias));
+  return cpu::unary(ctx, cpu::UnaryOp::GeluTanh, cpu::linear(ctx, x, weight, bias));
 }
 
 Tensor matmul(const Context& ctx, const Tensor& a, const Tensor& b) {
