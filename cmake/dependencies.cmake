@@ -13,14 +13,40 @@ pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 find_path(STB_INCLUDE_DIR stb/stb_image_write.h REQUIRED)
 find_library(STB_LIBRARY stb REQUIRED)
 
-# OpenCV (evaluate/): only core, imgproc and imgcodecs. Debian ships OpenCVConfig.cmake in libopencv-dev,
-# which drags in ~150 packages (GUI, video, dnn), so the three modules are located directly instead.
-find_path(OpenCV_INCLUDE_DIRS opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)
-set(OpenCV_LIBS)
-foreach(m core imgproc imgcodecs)
-  find_library(OpenCV_${m}_LIBRARY opencv_${m} REQUIRED)
-  list(APPEND OpenCV_LIBS ${OpenCV_${m}_LIBRARY})
-endforeach()
+# OpenCV (evaluate/): optional, auto-detected; only core, imgproc and imgcodecs. Debian ships
+# OpenCVConfig.cmake in libopencv-dev, which drags in ~150 packages (GUI, video, dnn), so the three modules
+# are located directly instead. Without OpenCV, `ditrun evaluate` only reports that it is missing.
+set(DITRUN_OPENCV AUTO CACHE STRING "Build the image evaluator (ditrun evaluate) with OpenCV: ON, OFF, or AUTO")
+set_property(CACHE DITRUN_OPENCV PROPERTY STRINGS AUTO ON OFF)
+if(DITRUN_OPENCV)  # ON or AUTO
+  set(opencv_required)
+  if(NOT DITRUN_OPENCV STREQUAL "AUTO")
+    set(opencv_required REQUIRED)
+  endif()
+  find_path(OpenCV_INCLUDE_DIRS opencv2/core.hpp PATH_SUFFIXES opencv4 ${opencv_required})
+  set(OpenCV_LIBS)
+  set(opencv_found ${OpenCV_INCLUDE_DIRS})
+  foreach(m core imgproc imgcodecs)
+    find_library(OpenCV_${m}_LIBRARY opencv_${m} ${opencv_required})
+    list(APPEND OpenCV_LIBS ${OpenCV_${m}_LIBRARY})
+    if(NOT OpenCV_${m}_LIBRARY)
+      set(opencv_found OFF)
+    endif()
+  endforeach()
+  if(opencv_found)
+    set(DITRUN_OPENCV ON)
+  else()
+    set(DITRUN_OPENCV OFF)
+    message(STATUS "ditrun: OpenCV not found (libopencv-core-dev, -imgproc-dev, -imgcodecs-dev): building without "
+                   "the evaluator")
+  endif()
+endif()
+message(STATUS "ditrun: OpenCV evaluator ${DITRUN_OPENCV}")
+if(DITRUN_OPENCV)
+  add_compile_definitions(DITRUN_WITH_OPENCV=1)
+else()
+  add_compile_definitions(DITRUN_WITH_OPENCV=0)
+endif()
 
 # CUDA: optional, auto-detected. The CPU backend always builds (it is the reference).
 if(DITRUN_CUDA STREQUAL "AUTO")

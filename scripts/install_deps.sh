@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Installs the build and test dependencies of ditrun from Debian 12 packages.
+# Installs the build and test dependencies of ditrun from Debian 12 packages and, where nvcc is installed
+# (CMake then builds the CUDA backend), the cuDNN frontend headers (scripts/fetch_cudnn_frontend.sh).
 # Usage: scripts/install_deps.sh            (as root, or with sudo available)
 set -euo pipefail
+if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
+  bash "$(dirname "$0")/fetch_cudnn_frontend.sh"
+fi
 pkgs=(
   build-essential cmake pkg-config
   libopenblas-dev            # CPU GEMMs
@@ -11,7 +15,7 @@ pkgs=(
   catch2                     # tests (v2, single header)
   libstb-dev                 # PNG writing
   nlohmann-json3-dev         # safetensors headers, configs
-  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # evaluate: image analysis
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # evaluate: image analysis (optional)
   clang libclang-rt-14-dev   # libFuzzer target for the safetensors header parser
 )
 missing=()

@@ -9,8 +9,10 @@
 
 #include "app/commands/commands.h"
 #include "app/commands/exit_codes.h"
+#if DITRUN_WITH_OPENCV
 #include "app/evaluate/caption.h"
 #include "app/evaluate/world_spec.h"
+#endif
 #include "app/io/png_writer.h"
 #include "app/pipeline/flux_pipeline.h"
 
@@ -64,7 +66,9 @@ int validate(const GenerateOptions& o) {
 
 // The embedded model knows only the shapes world; words outside its caption grammar have no learned
 // meaning. Say so (it still runs) rather than let a user wonder why "a cat" gives a blob.
+// The grammar lives with the evaluator (app/evaluate, OpenCV): builds without OpenCV give no note.
 void note_if_outside_embedded_world(const GenerateOptions& o) {
+#if DITRUN_WITH_OPENCV
   const ModelPathArgs& a = o.paths;
   if (!(a.model.empty() && a.transformer.empty() && a.vae.empty() && a.t5.empty() && a.clip.empty())) return;
   auto spec = eval::load_world_spec(DITRUN_WORLD_SPEC);
@@ -77,6 +81,7 @@ void note_if_outside_embedded_world(const GenerateOptions& o) {
                "red circle at the left on a blue background\"; %s. Generating anyway; use --model for a real "
                "Flux checkpoint.\n",
                why.substr(0, why.find('\n')).c_str());
+#endif
 }
 
 int run_generate(GenerateOptions o) {

@@ -13,6 +13,7 @@ namespace fs = std::filesystem;
 
 namespace test {
 
+#if DITRUN_WITH_OPENCV
 const app::eval::WorldSpec& world_spec() {
   static const app::eval::WorldSpec s = [] {
     auto r = app::eval::load_world_spec(std::string(DITRUN_SOURCE_DIR) + "/tools/world/spec.json");
@@ -22,6 +23,7 @@ const app::eval::WorldSpec& world_spec() {
   }();
   return s;
 }
+#endif
 
 std::vector<std::string> parity_fixtures(const std::string& module) {
   std::vector<std::string> out;

@@ -6,15 +6,19 @@
 #include <string>
 #include <vector>
 
+#if DITRUN_WITH_OPENCV
 #include "app/evaluate/world_spec.h"
+#endif
 #include "app/parity/fixture.h"
 #include "harness/safetensors_writer.h"
 #include "weights/store.h"
 
 namespace test {
 
-// tools/world/spec.json, loaded once (REQUIREs it loads).
+#if DITRUN_WITH_OPENCV
+// tools/world/spec.json, loaded once (REQUIREs it loads). Only in builds with the evaluator (OpenCV).
 const app::eval::WorldSpec& world_spec();
+#endif
 
 // The parity fixtures of `module` (DITRUN_FIXTURES_DIR/parity/<module>_*.safetensors), sorted; empty
 // when there are none.
