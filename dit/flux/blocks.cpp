@@ -153,13 +153,13 @@ void DoubleStreamBlock::forward(const rt::Context& ctx, Tensor& img, Tensor& txt
   // image stream
   img = rt::add(ctx, img, gated(ctx, img_m[0].gate, img_attn.proj(ctx, img_attn_out)));
   Tensor h = nn::modulate(ctx, layer_norm(ctx, img), img_m[1].shift, img_m[1].scale);
-  h = img_mlp_2(ctx, rt::gelu_tanh(ctx, img_mlp_0(ctx, h)));  // [B, N, C]
+  h = img_mlp_2(ctx, rt::linear_gelu_tanh(ctx, h, img_mlp_0.weight, img_mlp_0.bias));  // [B, N, C]
   img = rt::add(ctx, img, gated(ctx, img_m[1].gate, h));
 
   // text stream
   txt = rt::add(ctx, txt, gated(ctx, txt_m[0].gate, txt_attn.proj(ctx, txt_attn_out)));
   h = nn::modulate(ctx, layer_norm(ctx, txt), txt_m[1].shift, txt_m[1].scale);
-  h = txt_mlp_2(ctx, rt::gelu_tanh(ctx, txt_mlp_0(ctx, h)));  // [B, T, C]
+  h = txt_mlp_2(ctx, rt::linear_gelu_tanh(ctx, h, txt_mlp_0.weight, txt_mlp_0.bias));  // [B, T, C]
   txt = rt::add(ctx, txt, gated(ctx, txt_m[1].gate, h));
 }
 
@@ -183,12 +183,15 @@ Tensor SingleStreamBlock::forward(const rt::Context& ctx, const Tensor& x, const
                                   int step_index) const {
   const ModulationOut mod = modulation(ctx, vec)[0];
   const Tensor x_mod = nn::modulate(ctx, layer_norm(ctx, x), mod.shift, mod.scale);
-  const Tensor u = linear1(ctx, x_mod);  // [B, L, 3C + M]
-  QKV qkv = split_heads(u.slice(2, 0, 3 * hidden), num_heads, head_dim);  // [B, L, H, D]
+  // linear1 in two products so the MLP half gets its GELU in the GEMM epilogue: [B, L, 3C] and [B, L, M].
+  const Tensor w1 = linear1.weight, b1 = linear1.bias;
+  const Tensor u = rt::linear(ctx, x_mod, w1.slice(0, 0, 3 * hidden), b1.defined() ? b1.slice(0, 0, 3 * hidden) : b1);
+  QKV qkv = split_heads(u, num_heads, head_dim);  // [B, L, H, D]
   qkv.q = norm.query_norm(ctx, qkv.q);
   qkv.k = norm.key_norm(ctx, qkv.k);
   const Tensor attn = rope_attention(ctx, qkv, pe, layer_index, step_index);            // [B, L, C]
-  const Tensor mlp = rt::gelu_tanh(ctx, u.slice(2, 3 * hidden, 3 * hidden + mlp_hidden));  // [B, L, M]
+  const Tensor mlp = rt::linear_gelu_tanh(ctx, x_mod, w1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden),
+                                          b1.defined() ? b1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden) : b1);  // [B, L, M]
   const Tensor out = linear2(ctx, rt::concat(ctx, {attn, mlp}, 2));                     // [B, L, C]
   return rt::add(ctx, x, gated(ctx, mod.gate, out));
 }
