@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "app/commands/commands.h"
+#include "app/commands/device_options.h"
 #include "app/commands/exit_codes.h"
 #if DITRUN_WITH_OPENCV
 #include "app/evaluate/caption.h"
@@ -15,6 +16,7 @@
 #endif
 #include "app/io/png_writer.h"
 #include "app/pipeline/flux_pipeline.h"
+#include "base/out_of_memory.h"
 
 namespace app {
 
@@ -26,8 +28,7 @@ struct GenerateOptions {
   std::string out = "ditrun.png";
   bool overwrite = false;
   bool quiet = false;
-  int threads = 0;
-  std::string device = "cpu";
+  DeviceOptions device;
 };
 
 std::string size_hint(const char* what, int64_t v) {
@@ -59,8 +60,6 @@ int validate(const GenerateOptions& o) {
   if (!(p.true_cfg >= 1.f && std::isfinite(p.true_cfg))) return usage_error("--true-cfg must be >= 1 (1 disables true CFG)");
   if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
     return usage_error("--max-sequence-length " + std::to_string(p.max_sequence_length) + " is out of range; use 1..512 (T5 in Flux)");
-  if (o.device != "cpu")
-    return usage_error("--device " + o.device + " is not available in this build; use --device cpu");
   return kExitOk;
 }
 
@@ -84,6 +83,8 @@ void note_if_outside_embedded_world(const GenerateOptions& o) {
 #endif
 }
 
+int generate_with(const GenerateOptions& o, const rt::Context& ctx, const ComponentPaths& model_paths);
+
 int run_generate(GenerateOptions o) {
   if (int rc = validate(o); rc != kExitOk) return rc;
   if (auto st = check_output_path(o.out, o.overwrite); !st) {
@@ -96,10 +97,21 @@ int run_generate(GenerateOptions o) {
     return kExitModel;
   }
   if (!o.quiet) note_if_outside_embedded_world(o);
-  rt::Context ctx(rt::ContextOptions{.device = rt::Device::cpu(), .num_threads = o.threads, .log_level = o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info});
+  auto made = make_context(o.device, o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info);
+  if (!made) return usage_error(made.status().message());
+  const rt::Context& ctx = made.value();
+  try {
+    return generate_with(o, ctx, *paths);
+  } catch (const rt::OutOfMemory& e) {
+    std::fprintf(stderr, "ditrun generate: %s\n", e.what());
+    return kExitFailure;
+  }
+}
+
+int generate_with(const GenerateOptions& o, const rt::Context& ctx, const ComponentPaths& model_paths) {
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  auto pipe = FluxPipeline::load(ctx, paths.value());
+  auto pipe = FluxPipeline::load(ctx, model_paths);
   if (!pipe) {
     std::fprintf(stderr, "ditrun generate: %s\n", pipe.status().message().c_str());
     return kExitModel;
@@ -172,8 +184,7 @@ Command add_generate_command(CLI::App& root) {
   c->add_option("-o,--out", o->out, "Output PNG path")->capture_default_str();
   c->add_flag("--overwrite", o->overwrite, "Replace --out if it exists");
   c->add_flag("-q,--quiet", o->quiet, "No progress on stderr");
-  c->add_option("--threads", o->threads, "CPU threads (0 = all)");
-  c->add_option("--device", o->device, "cpu")->capture_default_str();
+  add_device_options(*c, o->device);
   return {c, [o] { return run_generate(*o); }};
 }
 
