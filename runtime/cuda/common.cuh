@@ -21,16 +21,16 @@ template <> __device__ __forceinline__ float from_float<float>(float v) { return
 template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
 
-// Maps a linear index over `shape` (row-major) to an element offset through `strides`. Passed to
-// kernels by value. Dimensions are stored innermost first so the loop peels the fastest one first.
+// Maps a linear index over a view's shape (row-major) to an element offset through its strides, relative
+// to the view's first element (Tensor::raw_data()). Passed to kernels by value. Dimensions are stored
+// innermost first so the loop peels the fastest one first.
 struct StridedIndexer {
   int rank = 0;
   int64_t size[kMaxRank] = {};
   int64_t stride[kMaxRank] = {};
-  int64_t offset = 0;
 
   __device__ __forceinline__ int64_t operator()(int64_t linear) const {
-    int64_t off = offset;
+    int64_t off = 0;
     for (int d = 0; d < rank; ++d) {
       const int64_t i = linear % size[d];
       linear /= size[d];
@@ -40,8 +40,7 @@ struct StridedIndexer {
   }
 };
 
-// Builds the indexer of view `t` (its strides, its element offset) for iteration over `shape`, which
-// must equal t's shape. Host-side.
+// Builds the indexer of view `t` (its shape and strides; offsets are relative to t.raw_data()). Host-side.
 StridedIndexer make_indexer(const Tensor& t);
 
 // DITRUN_DISPATCH_FLOAT(dtype, T, body): runs body with T = float, __nv_bfloat16 or __half.

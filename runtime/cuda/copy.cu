@@ -1,6 +1,7 @@
 // Device memory basics: allocation from the context's pool, launch checks, strided copies with dtype
 // conversion (contiguous, cast, concat and transposes all reduce to it), host transfers and fill.
 #include <cstdio>
+#include <vector>
 #include <string>
 
 #include "base/out_of_memory.h"
@@ -19,7 +20,6 @@ StridedIndexer make_indexer(const Tensor& t) {
     ix.size[d] = t.size(t.dim() - 1 - d);
     ix.stride[d] = t.strides()[size_t(t.dim() - 1 - d)];
   }
-  ix.offset = t.offset();
   return ix;
 }
 
@@ -69,6 +69,81 @@ static __global__ void copy_kernel(Dst* dst, StridedIndexer di, const Src* src, 
     dst[di(i)] = from_float<Dst>(to_float(src[si(i)]));
 }
 
+// dst contiguous: one indexer instead of two.
+template <typename Dst, typename Src>
+static __global__ void gather_kernel(Dst* dst, const Src* src, StridedIndexer si, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = from_float<Dst>(to_float(src[si(i)]));
+}
+
+// Batched transpose through a shared-memory tile, so both the reads and the writes are coalesced:
+// dst[b, i, j] (row stride dst_ld, batch stride dst_bs) = src[b, j, i] (row stride src_ld, batch src_bs),
+// i < rows, j < cols of dst. NCHW <-> NHWC conversions around cuDNN are this shape.
+inline constexpr int kTile = 32;
+template <typename Dst, typename Src>
+static __global__ void transpose_kernel(Dst* dst, const Src* src, int64_t rows, int64_t cols, int64_t dst_ld,
+                                        int64_t dst_bs, int64_t src_ld, int64_t src_bs) {
+  __shared__ float tile[kTile][kTile + 1];  // +1: the column reads hit 32 different banks
+  const int64_t b = blockIdx.z;
+  const int64_t i0 = int64_t(blockIdx.y) * kTile, j0 = int64_t(blockIdx.x) * kTile;
+  const Src* s = src + b * src_bs;
+  Dst* d = dst + b * dst_bs;
+  for (int k = threadIdx.y; k < kTile; k += blockDim.y) {  // read src rows j0+k, columns i0+tx
+    const int64_t j = j0 + k, i = i0 + threadIdx.x;
+    if (j < cols && i < rows) tile[k][threadIdx.x] = to_float(s[j * src_ld + i]);
+  }
+  __syncthreads();
+  for (int k = threadIdx.y; k < kTile; k += blockDim.y) {  // write dst rows i0+k, columns j0+tx
+    const int64_t i = i0 + k, j = j0 + threadIdx.x;
+    if (i < rows && j < cols) d[i * dst_ld + j] = from_float<Dst>(tile[threadIdx.x][k]);
+  }
+}
+
+// The view's dims with size-1 dims dropped and neighbours merged where the strides allow, outermost first.
+struct Dims {
+  std::vector<int64_t> size, dst_stride, src_stride;
+};
+static Dims collapse(const Tensor& dst, const Tensor& src) {
+  Dims d;
+  for (int64_t i = 0; i < dst.dim(); ++i) {
+    if (dst.size(i) == 1) continue;
+    const int64_t n = dst.size(i), ds = dst.strides()[size_t(i)], ss = src.strides()[size_t(i)];
+    if (!d.size.empty() && d.dst_stride.back() == ds * n && d.src_stride.back() == ss * n) {
+      d.size.back() *= n;
+      d.dst_stride.back() = ds;
+      d.src_stride.back() = ss;
+    } else {
+      d.size.push_back(n);
+      d.dst_stride.push_back(ds);
+      d.src_stride.push_back(ss);
+    }
+  }
+  return d;
+}
+
+// Runs the copy as a batched transpose when, after collapsing, dst is contiguous [B, R, C] and src reads
+// it column-major ([B, C, R] contiguous). Returns false when the views have another shape.
+static bool try_transpose(const Context& ctx, const Tensor& dst, const Tensor& src) {
+  const Dims d = collapse(dst, src);
+  const size_t r = d.size.size();
+  if (r < 2 || r > 3) return false;
+  const int64_t rows = d.size[r - 2], cols = d.size[r - 1], batch = r == 3 ? d.size[0] : 1;
+  const bool dst_ok = d.dst_stride[r - 1] == 1 && d.dst_stride[r - 2] == cols && (r == 2 || d.dst_stride[0] == rows * cols);
+  const bool src_ok = d.src_stride[r - 2] == 1 && d.src_stride[r - 1] == rows && (r == 2 || d.src_stride[0] == rows * cols);
+  if (!dst_ok || !src_ok || batch > 65535) return false;
+  const dim3 grid(unsigned((cols + kTile - 1) / kTile), unsigned((rows + kTile - 1) / kTile), unsigned(batch));
+  const dim3 block(kTile, 8);
+  DITRUN_DISPATCH_FLOAT(dst.dtype(), D, [&] {
+    DITRUN_DISPATCH_FLOAT(src.dtype(), S, [&] {
+      transpose_kernel<D, S><<<grid, block, 0, ctx.cuda().stream>>>(static_cast<D*>(dst.raw_data()),
+                                                                    static_cast<const S*>(src.raw_data()), rows, cols,
+                                                                    cols, rows * cols, rows, rows * cols);
+    });
+  });
+  check_launch(ctx, "copy (transpose)");
+  return true;
+}
+
 // Same dtype, both contiguous: plain vectorized copy through the copy engine.
 void copy(const Context& ctx, const Tensor& dst, const Tensor& src) {
   DITRUN_CHECK(dst.shape() == src.shape(), "copy: dst ", dst.str(), " and src ", src.str(), " differ in shape");
@@ -82,13 +157,19 @@ void copy(const Context& ctx, const Tensor& dst, const Tensor& src) {
   if (dst.dtype() == DType::I64 || src.dtype() == DType::I64) {
     DITRUN_CHECK(false, "copy: i64 tensors copy only contiguous and without conversion, got ", dst.str(), " <- ", src.str());
   }
+  if (try_transpose(ctx, dst, src)) return;
   const StridedIndexer di = make_indexer(dst), si = make_indexer(src);
   const int threads = 256;
   const unsigned blocks = unsigned(std::min<int64_t>(blocks_for(n, threads), int64_t(ctx.cuda().sm_count) * 32));
+  const bool dst_contiguous = dst.is_contiguous();
   DITRUN_DISPATCH_FLOAT(dst.dtype(), D, [&] {
     DITRUN_DISPATCH_FLOAT(src.dtype(), S, [&] {
-      copy_kernel<D, S><<<blocks, threads, 0, stream>>>(static_cast<D*>(dst.raw_data()), di,
-                                                         static_cast<const S*>(src.raw_data()), si, n);
+      if (dst_contiguous)
+        gather_kernel<D, S><<<blocks, threads, 0, stream>>>(static_cast<D*>(dst.raw_data()),
+                                                             static_cast<const S*>(src.raw_data()), si, n);
+      else
+        copy_kernel<D, S><<<blocks, threads, 0, stream>>>(static_cast<D*>(dst.raw_data()), di,
+                                                           static_cast<const S*>(src.raw_data()), si, n);
     });
   });
   check_launch(ctx, "copy");

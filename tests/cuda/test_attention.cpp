@@ -105,7 +105,9 @@ DenseKernel selected(const rt::Context& ctx, const sattn::AttentionParams& p, st
 
 // A bf16/f16 case cuDNN must run: auto picks it; cuDNN and the same-dtype CUDA reference both meet the
 // 16-bit tolerance, and cuDNN meets the relative rule against the reference.
-void check_cudnn_case(const rt::Context& ctx, const Problem& p) {
+// `extra_atol` covers what the reference does not share with cuDNN, e.g. an f32 bias that cuDNN gets
+// rounded to bf16 (up to 2^-9 relative per score).
+void check_cudnn_case(const rt::Context& ctx, const Problem& p, double extra_atol = 0) {
   std::string why;
   INFO("q " << p.gpu.q.str() << " k " << p.gpu.k.str() << " v " << p.gpu.v.str());
   REQUIRE(selected(ctx, p.gpu, &why) == DenseKernel::Cudnn);
@@ -114,7 +116,7 @@ void check_cudnn_case(const rt::Context& ctx, const Problem& p) {
   const test::Diff naive = run_on_gpu(ctx, p.gpu, DenseKernel::Reference, want);
   CHECK(fast.rel_l2 <= kTol16);
   CHECK(naive.rel_l2 <= kTol16);
-  CHECK(fast.rel_l2 <= 2 * naive.rel_l2 + kRelativeRuleAtol);
+  CHECK(fast.rel_l2 <= 2 * naive.rel_l2 + kRelativeRuleAtol + extra_atol);
 }
 
 }  // namespace
@@ -165,7 +167,7 @@ TEST_CASE("attention.cudnn_t5_relative_bias", "[cuda]") {
   }
   SECTION("[B, H, L, L] f32 (converted)") {
     c.bias_rank = 4, c.bias_dtype = DType::F32;
-    check_cudnn_case(ctx, make_problem(ctx, c, 33));
+    check_cudnn_case(ctx, make_problem(ctx, c, 33), /*extra_atol=*/2e-3);
   }
   SECTION("[H, L, L] broadcast over heads, [B, H, L, L] broadcast over batch (stride 0)") {
     Problem p = make_problem(ctx, c, 34);

@@ -52,3 +52,20 @@ TEST_CASE("transfer.concat_and_upsample_match_cpu", "[cuda]") {
   REQUIRE(up_got.shape() == up_want.shape());
   CHECK(test::compare(up_got, up_want).max_abs == 0.0);
 }
+
+TEST_CASE("transfer.transposes_nchw_nhwc_and_2d", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  rt::TorchGenerator gen(4);
+  // Odd sizes so tiles are partial; bf16 -> bf16 copies are exact.
+  for (const rt::Shape& shape : {rt::Shape{2, 37, 9, 11}, rt::Shape{1, 128, 33, 65}}) {
+    const Tensor host = rt::to_host(ctx, rt::to_ctx(ctx, gen.randn(shape)));  // bf16-rounded values in f32
+    const Tensor dev = rt::to_ctx(ctx, host);
+    const Tensor nhwc = rt::contiguous(ctx, dev.permute({0, 2, 3, 1}));
+    CHECK(test::compare(rt::to_host(ctx, nhwc), host.permute({0, 2, 3, 1}).contiguous()).max_abs == 0.0);
+    const Tensor back = rt::contiguous(ctx, nhwc.permute({0, 3, 1, 2}));
+    CHECK(test::compare(rt::to_host(ctx, back), host).max_abs == 0.0);
+  }
+  const Tensor m = rt::to_host(ctx, rt::to_ctx(ctx, gen.randn({45, 70})));
+  CHECK(test::compare(rt::to_host(ctx, rt::contiguous(ctx, rt::to_ctx(ctx, m).transpose(0, 1))),
+                      m.transpose(0, 1).contiguous()).max_abs == 0.0);
+}
