@@ -114,7 +114,12 @@ Timing bench_attention(const rt::Context& ctx, const BenchOptions& o, const dit:
   p.q = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 4);
   p.k = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 5);
   p.v = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 6);
-  auto [ms, min_ms] = time_ms(ctx, o.warmup, o.runs * 4, [&] { sattn::attention(ctx, p); });
+  // Ten calls per sample, so the host's per-call work overlaps the GPU as it does inside a step.
+  constexpr int kBurst = 10;
+  auto [burst_ms, burst_min_ms] = time_ms(ctx, o.warmup, o.runs, [&] {
+    for (int i = 0; i < kBurst; ++i) sattn::attention(ctx, p);
+  });
+  const double ms = burst_ms / kBurst, min_ms = burst_min_ms / kBurst;
   const int64_t calls = cfg.depth + cfg.depth_single;
   const double flops = 4.0 * double(len) * double(len) * double(cfg.head_dim) * double(cfg.num_heads);
   std::ostringstream d;
