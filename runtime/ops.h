@@ -84,4 +84,15 @@ Tensor embedding(const Context& ctx, const Tensor& ids, const Tensor& table);
 // out[2p] = x[2p]·cos − x[2p+1]·sin, out[2p+1] = x[2p]·sin + x[2p+1]·cos.
 Tensor rope(const Context& ctx, const Tensor& x, const Tensor& cos, const Tensor& sin);
 
+// ---- fused (the Flux blocks' hot paths; each equals the chain of ops it names) -------------------
+// x [B, L, C], shift/scale [B, C] (any strides, e.g. chunks of one [B, k·C] modulation output) ->
+// [B, L, C]: layer_norm(x, no affine, eps)·(1 + scale) + shift, shift and scale broadcast over L.
+Tensor layer_norm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
+// x, y [B, L, C], gate [B, C] -> x + gate·y, gate broadcast over L (the gated residual add).
+Tensor gated_residual(const Context& ctx, const Tensor& x, const Tensor& gate, const Tensor& y);
+// x [B, L, H, D] (any strides, e.g. q of a fused qkv projection), weight [D] or undefined, cos/sin
+// [L, D/2] -> contiguous [B, L, H, D]: rope(rms_norm(x, weight, eps), cos, sin).
+Tensor qk_norm_rope(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& cos, const Tensor& sin,
+                    float eps);
+
 }  // namespace rt

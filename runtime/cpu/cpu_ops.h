@@ -36,4 +36,9 @@ Tensor concat(const Context& ctx, const std::vector<Tensor>& xs, int64_t dim);
 Tensor embedding(const Context& ctx, const Tensor& ids, const Tensor& table);
 Tensor rope(const Context& ctx, const Tensor& x, const Tensor& cos, const Tensor& sin);
 
+Tensor layer_norm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
+Tensor gated_residual(const Context& ctx, const Tensor& x, const Tensor& gate, const Tensor& y);
+Tensor qk_norm_rope(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& cos, const Tensor& sin,
+                    float eps);
+
 }  // namespace rt::cpu

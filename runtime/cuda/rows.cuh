@@ -120,26 +120,33 @@ inline Rows last_dim_rows(const Tensor& t) {
   return r;
 }
 
-inline unsigned grid_for(const Context& ctx, int64_t items, int threads) {
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>(blocks_for(items, threads), int64_t(ctx.cuda().sm_count) * 32)));
-}
-
 // ---- packs along rows ---------------------------------------------------------------------------------
 // f.template pack<kVec, kPacked>(row, col) handles elements [col, col + kVec) of row `row`; rows are
-// `len` long (a multiple of kVec).
+// `len` long (a multiple of kVec). Threads are (x: packs of a row, y: rows) and blockIdx.y splits long
+// rows, so a thread stays on one row for several packs and the row's offsets (divisions through the
+// indexers) are computed once per row, not per pack.
 template <int kVec, bool kPacked, typename F>
-static __global__ void pack_rows_kernel(int64_t rows, int64_t len, F f) {
-  const int64_t per_row = len / kVec, n = rows * per_row;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    f.template pack<kVec, kPacked>(i / per_row, (i % per_row) * kVec);
+static __global__ void pack_rows_kernel(int64_t rows, int64_t per_row, F f) {
+  const int64_t row_step = int64_t(gridDim.x) * blockDim.y, col_step = int64_t(gridDim.y) * blockDim.x;
+  for (int64_t row = int64_t(blockIdx.x) * blockDim.y + threadIdx.y; row < rows; row += row_step)
+    for (int64_t p = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; p < per_row; p += col_step)
+      f.template pack<kVec, kPacked>(row, p * kVec);
 }
 
+// 256 threads a block, x wide enough for about four packs a thread along a row; at most ~32 blocks per
+// SM in all (the loops cover the rest).
 template <int kVec, bool kPacked, typename F>
 void launch_pack_rows(const Context& ctx, int64_t rows, int64_t len, const F& f, const char* op) {
-  const int64_t n = rows * (len / kVec);
-  if (n == 0) return;
-  const int threads = 256;
-  pack_rows_kernel<kVec, kPacked><<<grid_for(ctx, n, threads), threads, 0, ctx.cuda().stream>>>(rows, len, f);
+  const int64_t per_row = len / kVec;
+  if (rows * per_row == 0) return;
+  int64_t tx = 1;
+  while (tx < 256 && tx * 4 < per_row) tx *= 2;
+  const int64_t ty = 256 / tx;
+  const int64_t col_blocks = std::min<int64_t>((per_row + tx * 4 - 1) / (tx * 4), 65535);
+  const int64_t max_blocks = std::max<int64_t>(1, int64_t(ctx.cuda().sm_count) * 32 / col_blocks);
+  const int64_t row_blocks = std::min((rows + ty - 1) / ty, max_blocks);
+  const dim3 grid{unsigned(row_blocks), unsigned(col_blocks)}, block{unsigned(tx), unsigned(ty)};
+  pack_rows_kernel<kVec, kPacked><<<grid, block, 0, ctx.cuda().stream>>>(rows, per_row, f);
   check_launch(ctx, op);
 }
 
@@ -227,7 +234,7 @@ void launch_norm_rows_as(const Context& ctx, const T* x, const Rows& r, int64_t 
   if (packs <= 256) {
     int width = 1;
     while (width < 32 && width * 2 < packs) width *= 2;
-    const dim3 block(unsigned(width), unsigned(256 / width));
+    const dim3 block{unsigned(width), unsigned(256 / width)};
     const unsigned grid = unsigned((rows + block.y - 1) / block.y);
     norm_rows_kernel<T, kVec, kPacked, false><<<grid, block, 0, stream>>>(x, r.outer, r.stride, rows, r.len, out, stats, epi);
   } else {

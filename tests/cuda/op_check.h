@@ -7,10 +7,13 @@
 //   about 2^-9/√3 ≈ 1.1e-3 for bf16, plus an intermediate rounding where the composition has one.
 #pragma once
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "harness/compare.h"
 #include "harness/gpu.h"
 #include "ops.h"
+#include "rng.h"
 
 namespace opcheck {
 
@@ -26,6 +29,23 @@ struct Input {
 inline Input input(const rt::Context& ctx, const rt::Tensor& x) {
   const rt::Tensor dev = rt::to_ctx(ctx, x);
   return {dev, rt::to_host(ctx, dev)};
+}
+
+// randn·scale + shift on the host: wider values reach the activations' tails, and a mean far from zero
+// tests the norms' cancellation.
+inline rt::Tensor randn(rt::TorchGenerator& gen, const rt::Shape& shape, float scale = 1.f, float shift = 0.f) {
+  return rt::affine(test::cpu_context(), gen.randn(shape), scale, shift);
+}
+
+// RoPE tables cos/sin [L, half] of random angles.
+inline std::pair<rt::Tensor, rt::Tensor> rope_tables(rt::TorchGenerator& gen, int64_t l, int64_t half) {
+  const std::vector<float> theta = gen.randn({l, half}).to_vector();
+  std::vector<float> c(theta.size()), s(theta.size());
+  for (size_t i = 0; i < theta.size(); ++i) {
+    c[i] = std::cos(3.f * theta[i]);
+    s[i] = std::sin(3.f * theta[i]);
+  }
+  return {rt::Tensor::from_vector(c, {l, half}), rt::Tensor::from_vector(s, {l, half})};
 }
 
 inline bool all_finite(const rt::Tensor& host) {

@@ -31,11 +31,6 @@ struct Unary {
 };
 const Unary kUnary[] = {{"silu", rt::silu}, {"gelu_tanh", rt::gelu_tanh}, {"gelu_erf", rt::gelu_erf}, {"quick_gelu", rt::quick_gelu}};
 
-// randn·scale, so the activations see their tails.
-Tensor randn(rt::TorchGenerator& gen, const Shape& shape, float scale = 1.f) {
-  return rt::affine(test::cpu_context(), gen.randn(shape), scale, 0.f);
-}
-
 void binary_shapes(DType dtype) {
   DITRUN_GPU_OR_SKIP(ctx, dtype);
   const rt::Context& cpu = test::cpu_context();
@@ -101,9 +96,9 @@ void unary_and_affine(DType dtype) {
   DITRUN_GPU_OR_SKIP(ctx, dtype);
   const rt::Context& cpu = test::cpu_context();
   rt::TorchGenerator gen(104);
-  const auto wide = opcheck::input(ctx, randn(gen, {3, 1000}, 3.f));
-  const auto odd = opcheck::input(ctx, randn(gen, {7, 13}, 4.f));
-  const auto t = opcheck::input(ctx, randn(gen, {13, 24}, 2.f));
+  const auto wide = opcheck::input(ctx, opcheck::randn(gen, {3, 1000}, 3.f));
+  const auto odd = opcheck::input(ctx, opcheck::randn(gen, {7, 13}, 4.f));
+  const auto t = opcheck::input(ctx, opcheck::randn(gen, {13, 24}, 2.f));
   const std::vector<std::pair<Tensor, Tensor>> xs = {
       {wide.dev, wide.host}, {odd.dev, odd.host},
       {t.dev.transpose(0, 1), t.host.transpose(0, 1)},        // last dim strided

@@ -67,24 +67,11 @@ TEST_CASE("layout.embedding_out_of_range_is_nan", "[cuda]") {
   }
 }
 
-// cos/sin of random angles, [L, D/2].
-std::pair<Tensor, Tensor> tables(rt::TorchGenerator& gen, int64_t l, int64_t half) {
-  const std::vector<float> theta = gen.randn({l, half}).to_vector();
-  std::vector<float> c(theta.size()), s(theta.size());
-  for (size_t i = 0; i < theta.size(); ++i) {
-    c[i] = std::cos(3.f * theta[i]);
-    s[i] = std::sin(3.f * theta[i]);
-  }
-  return {Tensor::from_vector(c, {l, half}), Tensor::from_vector(s, {l, half})};
-}
-
 void rope_views(DType dtype) {
   DITRUN_GPU_OR_SKIP(ctx, dtype);
   const rt::Context& cpu = test::cpu_context();
   rt::TorchGenerator gen(303);
-  struct View {
-    Tensor dev, host;
-  };
+  using View = opcheck::Input;
   std::vector<View> xs;
   const auto plain = opcheck::input(ctx, gen.randn({2, 9, 3, 128}));
   xs.push_back({plain.dev, plain.host});
@@ -99,7 +86,7 @@ void rope_views(DType dtype) {
   const auto e = opcheck::input(ctx, gen.randn({0, 9, 3, 8}));
   xs.push_back({e.dev, e.host});
   for (const View& x : xs) {
-    const auto [c, s] = tables(gen, 9, x.host.size(3) / 2);
+    const auto [c, s] = opcheck::rope_tables(gen, 9, x.host.size(3) / 2);
     INFO(x.host.str() << " strides " << rt::shape_str(x.host.strides()));
     // cos/sin in the context's dtype, then in f32 next to (possibly) 16-bit x.
     const auto cd = opcheck::input(ctx, c), sd = opcheck::input(ctx, s);
