@@ -5,10 +5,18 @@
 
 namespace rt::nn {
 
+// Matrix layers compute in their weight's dtype: an input kept wider (a model's f32 residual stream)
+// is rounded to it first, and the output comes back in the weight's dtype.
+inline Tensor as_weight_dtype(const Context& ctx, const Tensor& x, const Tensor& weight) {
+  return x.dtype() == weight.dtype() ? x : cast(ctx, x, weight.dtype());
+}
+
 struct Linear {
   Tensor weight;  // [out, in]
   Tensor bias;    // [out] or undefined
-  Tensor operator()(const Context& ctx, const Tensor& x) const { return linear(ctx, x, weight, bias); }
+  Tensor operator()(const Context& ctx, const Tensor& x) const {
+    return linear(ctx, as_weight_dtype(ctx, x, weight), weight, bias);
+  }
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
 };
@@ -35,7 +43,9 @@ struct GroupNorm {
 struct Conv2d {
   Tensor weight, bias;  // [O, C, kh, kw], [O]
   int64_t stride = 1, padding = 0;
-  Tensor operator()(const Context& ctx, const Tensor& x) const { return conv2d(ctx, x, weight, bias, stride, padding); }
+  Tensor operator()(const Context& ctx, const Tensor& x) const {
+    return conv2d(ctx, as_weight_dtype(ctx, x, weight), weight, bias, stride, padding);
+  }
 };
 
 // Sinusoidal embedding of t [B] -> [B, dim], as diffusers' get_timestep_embedding (float32 math):
