@@ -45,7 +45,6 @@ static nn::Linear load_linear(const weights::WeightLoader& w, int64_t in, int64_
   return l;
 }
 
-static Tensor layer_norm(const rt::Context& ctx, const Tensor& x) { return rt::layer_norm(ctx, x, {}, {}, kNormEps); }
 
 // [B, L, 3·H·D] -> q, k, v [B, L, H, D]: strided views of the projection output.
 struct QKV {
@@ -56,12 +55,19 @@ static QKV split_heads(const Tensor& qkv, int64_t heads, int64_t head_dim) {
   return {t.select(2, 0), t.select(2, 1), t.select(2, 2)};
 }
 
-// RoPE on q and k, then softmax attention through sparse_attention -> [B, L, H·D].
-static Tensor rope_attention(const rt::Context& ctx, const QKV& x, const RopeTables& pe, int layer_index,
-                             int step_index) {
+// QKNorm then RoPE of q and k (one fused pass each), for tokens [begin, end) of the RoPE tables.
+static void norm_rope(const rt::Context& ctx, QKV& x, const QKNorm& norm, const RopeTables& pe, int64_t begin) {
+  const int64_t end = begin + x.q.size(1);
+  const Tensor cos = pe.cos.slice(0, begin, end), sin = pe.sin.slice(0, begin, end);
+  x.q = rt::qk_norm_rope(ctx, x.q, norm.query_norm.weight, cos, sin, norm.query_norm.eps);  // [B, L, H, D]
+  x.k = rt::qk_norm_rope(ctx, x.k, norm.key_norm.weight, cos, sin, norm.key_norm.eps);
+}
+
+// Softmax attention through sparse_attention -> [B, L, H·D].
+static Tensor attention(const rt::Context& ctx, const QKV& x, int layer_index, int step_index) {
   sattn::AttentionParams p;
-  p.q = rt::rope(ctx, x.q, pe.cos, pe.sin);  // [B, L, H, D]
-  p.k = rt::rope(ctx, x.k, pe.cos, pe.sin);
+  p.q = x.q;
+  p.k = x.k;
   p.v = x.v;
   p.layer_index = layer_index;
   p.step_index = step_index;
@@ -69,8 +75,8 @@ static Tensor rope_attention(const rt::Context& ctx, const QKV& x, const RopeTab
   return o.reshape({o.size(0), o.size(1), o.size(2) * o.size(3)});
 }
 
-static Tensor gated(const rt::Context& ctx, const Tensor& gate, const Tensor& x) {
-  return rt::mul(ctx, gate.unsqueeze(1), x);  // gate [B, C] over tokens
+static Tensor modulated_norm(const rt::Context& ctx, const Tensor& x, const ModulationOut& m) {
+  return rt::layer_norm_modulate(ctx, x, m.shift, m.scale, kNormEps);  // LN(x)·(1 + scale) + shift
 }
 
 MLPEmbedder MLPEmbedder::load(const weights::WeightLoader& w, int64_t in_dim, int64_t hidden) {
@@ -132,35 +138,30 @@ void DoubleStreamBlock::forward(const rt::Context& ctx, Tensor& img, Tensor& txt
                                 const RopeTables& pe, int step_index) const {
   const auto img_m = img_mod(ctx, vec), txt_m = txt_mod(ctx, vec);
 
-  // prepare image and text for attention
-  const Tensor img_modulated = nn::modulate(ctx, layer_norm(ctx, img), img_m[0].shift, img_m[0].scale);
-  QKV img_qkv = split_heads(img_attn.qkv(ctx, img_modulated), num_heads, head_dim);  // [B, N, H, D]
-  img_qkv.q = img_attn.norm.query_norm(ctx, img_qkv.q);
-  img_qkv.k = img_attn.norm.key_norm(ctx, img_qkv.k);
-
-  const Tensor txt_modulated = nn::modulate(ctx, layer_norm(ctx, txt), txt_m[0].shift, txt_m[0].scale);
-  QKV txt_qkv = split_heads(txt_attn.qkv(ctx, txt_modulated), num_heads, head_dim);  // [B, T, H, D]
-  txt_qkv.q = txt_attn.norm.query_norm(ctx, txt_qkv.q);
-  txt_qkv.k = txt_attn.norm.key_norm(ctx, txt_qkv.k);
+  // prepare image and text for attention; the RoPE tables list text tokens first
+  const int64_t t_len = txt.size(1);
+  QKV img_qkv = split_heads(img_attn.qkv(ctx, modulated_norm(ctx, img, img_m[0])), num_heads, head_dim);  // [B, N, H, D]
+  norm_rope(ctx, img_qkv, img_attn.norm, pe, t_len);
+  QKV txt_qkv = split_heads(txt_attn.qkv(ctx, modulated_norm(ctx, txt, txt_m[0])), num_heads, head_dim);  // [B, T, H, D]
+  norm_rope(ctx, txt_qkv, txt_attn.norm, pe, 0);
 
   // joint attention, text first
   const QKV joint{rt::concat(ctx, {txt_qkv.q, img_qkv.q}, 1), rt::concat(ctx, {txt_qkv.k, img_qkv.k}, 1),
                   rt::concat(ctx, {txt_qkv.v, img_qkv.v}, 1)};  // [B, T+N, H, D]
-  const Tensor attn = rope_attention(ctx, joint, pe, layer_index, step_index);  // [B, T+N, C]
-  const int64_t t_len = txt.size(1);
+  const Tensor attn = attention(ctx, joint, layer_index, step_index);  // [B, T+N, C]
   const Tensor txt_attn_out = attn.slice(1, 0, t_len), img_attn_out = attn.slice(1, t_len, attn.size(1));
 
   // image stream
-  img = rt::add(ctx, img, gated(ctx, img_m[0].gate, img_attn.proj(ctx, img_attn_out)));
-  Tensor h = nn::modulate(ctx, layer_norm(ctx, img), img_m[1].shift, img_m[1].scale);
+  img = rt::gated_residual(ctx, img, img_m[0].gate, img_attn.proj(ctx, img_attn_out));
+  Tensor h = modulated_norm(ctx, img, img_m[1]);
   h = img_mlp_2(ctx, rt::linear_gelu_tanh(ctx, h, img_mlp_0.weight, img_mlp_0.bias));  // [B, N, C]
-  img = rt::add(ctx, img, gated(ctx, img_m[1].gate, h));
+  img = rt::gated_residual(ctx, img, img_m[1].gate, h);
 
   // text stream
-  txt = rt::add(ctx, txt, gated(ctx, txt_m[0].gate, txt_attn.proj(ctx, txt_attn_out)));
-  h = nn::modulate(ctx, layer_norm(ctx, txt), txt_m[1].shift, txt_m[1].scale);
+  txt = rt::gated_residual(ctx, txt, txt_m[0].gate, txt_attn.proj(ctx, txt_attn_out));
+  h = modulated_norm(ctx, txt, txt_m[1]);
   h = txt_mlp_2(ctx, rt::linear_gelu_tanh(ctx, h, txt_mlp_0.weight, txt_mlp_0.bias));  // [B, T, C]
-  txt = rt::add(ctx, txt, gated(ctx, txt_m[1].gate, h));
+  txt = rt::gated_residual(ctx, txt, txt_m[1].gate, h);
 }
 
 // ---- SingleStreamBlock -------------------------------------------------------------------------
@@ -182,18 +183,17 @@ SingleStreamBlock SingleStreamBlock::load(const weights::WeightLoader& w, const 
 Tensor SingleStreamBlock::forward(const rt::Context& ctx, const Tensor& x, const Tensor& vec, const RopeTables& pe,
                                   int step_index) const {
   const ModulationOut mod = modulation(ctx, vec)[0];
-  const Tensor x_mod = nn::modulate(ctx, layer_norm(ctx, x), mod.shift, mod.scale);
+  const Tensor x_mod = modulated_norm(ctx, x, mod);
   // linear1 in two products so the MLP half gets its GELU in the GEMM epilogue: [B, L, 3C] and [B, L, M].
   const Tensor w1 = linear1.weight, b1 = linear1.bias;
   const Tensor u = rt::linear(ctx, x_mod, w1.slice(0, 0, 3 * hidden), b1.defined() ? b1.slice(0, 0, 3 * hidden) : b1);
   QKV qkv = split_heads(u, num_heads, head_dim);  // [B, L, H, D]
-  qkv.q = norm.query_norm(ctx, qkv.q);
-  qkv.k = norm.key_norm(ctx, qkv.k);
-  const Tensor attn = rope_attention(ctx, qkv, pe, layer_index, step_index);            // [B, L, C]
+  norm_rope(ctx, qkv, norm, pe, 0);
+  const Tensor attn = attention(ctx, qkv, layer_index, step_index);                     // [B, L, C]
   const Tensor mlp = rt::linear_gelu_tanh(ctx, x_mod, w1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden),
                                           b1.defined() ? b1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden) : b1);  // [B, L, M]
   const Tensor out = linear2(ctx, rt::concat(ctx, {attn, mlp}, 2));                     // [B, L, C]
-  return rt::add(ctx, x, gated(ctx, mod.gate, out));
+  return rt::gated_residual(ctx, x, mod.gate, out);
 }
 
 // ---- LastLayer ------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ Tensor LastLayer::forward(const rt::Context& ctx, const Tensor& x, const Tensor&
   const Tensor m = adaLN_modulation_1(ctx, rt::silu(ctx, vec));  // [B, 2C]
   const int64_t c = m.size(1) / 2;
   const Tensor shift = m.slice(1, 0, c), scale = m.slice(1, c, 2 * c);
-  return linear(ctx, nn::modulate(ctx, layer_norm(ctx, x), shift, scale));  // [B, N, C_out]
+  return linear(ctx, rt::layer_norm_modulate(ctx, x, shift, scale, kNormEps));  // [B, N, C_out]
 }
 
 }  // namespace dit::flux
