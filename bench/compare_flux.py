@@ -15,7 +15,7 @@ for path in sorted(glob.glob(os.path.join(d, "ditrun_*.json"))):
     ours = json.load(open(path))["parts"]
     other = os.path.join(d, f"diffusers_{size}.json")
     theirs = json.load(open(other))["parts"] if os.path.exists(other) else {}
-    for part in ["dit step", "attention/step", "vae decode", "text encode"]:
+    for part in ["dit step", "attention/step", "linear/step", "vae decode", "text encode"]:
         o = ours.get(part)
         if part == "attention/step":
             s = theirs.get("sdpa", {}).get("cudnn", {})
@@ -34,4 +34,4 @@ hdr = ("size", "part", "ditrun ms", "baseline ms", "ratio", "ours GiB", "theirs 
 w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 for r in [hdr] + rows:
     print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
-print("baseline: diffusers (dit, vae, text) and PyTorch SDPA cuDNN backend x 57 calls (attention)")
+print("baseline: diffusers (dit, vae, text), PyTorch SDPA cuDNN backend x 57 calls (attention), torch F.linear (linear)")

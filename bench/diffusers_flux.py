@@ -87,6 +87,23 @@ def bench_sdpa(seq, warmup, runs):
     return out
 
 
+def bench_gemm(size, text_len, warmup, runs):
+    # the step's linear layers as torch runs them (F.linear = cuBLAS addmm), weighted by count per step
+    n, t, c, m = (size // 16) ** 2, text_len, 3072, 12288
+    shapes = [(n, c, 3 * c, 19), (n, c, c, 19), (n, c, m, 19), (n, m, c, 19),
+              (t, c, 3 * c, 19), (t, c, c, 19), (t, c, m, 19), (t, m, c, 19),
+              (n + t, c, 3 * c, 38), (n + t, c, m, 38), (n + t, c + m, c, 38)]
+    total = flops = 0.0
+    for rows, k, out, count in shapes:
+        x = torch.randn(1, rows, k, device="cuda", dtype=torch.bfloat16)
+        w = torch.randn(out, k, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(out, device="cuda", dtype=torch.bfloat16)
+        ms, _ = median_ms(lambda: [F.linear(x, w, b) for _ in range(5)], 1, runs)
+        total += ms / 5 * count
+        flops += 2 * rows * k * out * count
+    return {"ms": total, "min_ms": total, "tflops": flops / (total * 1e-3) / 1e12}
+
+
 def bench_vae(size, warmup, runs):
     from diffusers import AutoencoderKL
     vae = build(lambda: AutoencoderKL(
@@ -136,7 +153,7 @@ def main():
     ap.add_argument("--text-len", type=int, default=512)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--parts", default="dit,attention,vae,text")
+    ap.add_argument("--parts", default="dit,attention,gemm,vae,text")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     parts = a.parts.split(",")
@@ -146,6 +163,8 @@ def main():
     seq = (a.size // 16) ** 2 + a.text_len
     if "attention" in parts:
         res["parts"]["sdpa"] = bench_sdpa(seq, a.warmup, a.runs)
+    if "gemm" in parts:
+        res["parts"]["linear/step"] = bench_gemm(a.size, a.text_len, a.warmup, a.runs)
     if "dit" in parts:
         res["parts"]["dit step"] = bench_dit(a.size, a.text_len, a.warmup, a.runs)
     if "vae" in parts:

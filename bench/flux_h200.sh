@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${DITRUN_BIN:-$root/build-gpu/app/ditrun}"
 out="${OUT:-$root/bench-results}"
-parts="${BENCH_PARTS:-dit,attention,vae,text}"
+parts="${BENCH_PARTS:-dit,attention,gemm,vae,text}"
 mkdir -p "$out"
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(1024 2048)

@@ -35,7 +35,7 @@ struct BenchOptions {
   int width = 1024, height = 1024;
   int text_len = 512;
   int warmup = 2, runs = 5;
-  std::string parts = "dit,attention,vae,text";
+  std::string parts = "dit,attention,gemm,vae,text";
   uint64_t seed = 0;
   std::string json;
   int depth = -1, depth_single = -1;  // override the block counts (per-block costs, small smoke runs)
@@ -98,12 +98,18 @@ Timing bench_dit(const rt::Context& ctx, const BenchOptions& o, const dit::flux:
   const rt::Tensor timestep = rt::Tensor::full({1}, 0.5f);
   const rt::Tensor guidance = cfg.guidance_embed ? rt::Tensor::full({1}, 3.5f) : rt::Tensor();
   const dit::flux::RopeTables pe = model->rope(ctx, latent_image_ids(h2, w2), text_ids(o.text_len));
-  auto [ms, min_ms] = time_ms(ctx, o.warmup, o.runs, [&] { model->forward(ctx, latents, pe, txt, timestep, y, guidance, 0); });
+  double enqueue_ms = 0;  // host time to issue the step: when it nears the step time, the host is the bound
+  auto [ms, min_ms] = time_ms(ctx, o.warmup, o.runs, [&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    model->forward(ctx, latents, pe, txt, timestep, y, guidance, 0);
+    enqueue_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  });
   t.ms = ms;
   t.min_ms = min_ms;
   t.peak = peak_since_reset(ctx);
   std::ostringstream d;
-  d << n << " image + " << o.text_len << " text tokens, " << cfg.depth << "+" << cfg.depth_single << " blocks";
+  d << n << " image + " << o.text_len << " text tokens, " << cfg.depth << "+" << cfg.depth_single << " blocks, host issues it in "
+    << int(enqueue_ms) << " ms";
   t.detail = d.str();
   return t;
 }
@@ -126,6 +132,37 @@ Timing bench_attention(const rt::Context& ctx, const BenchOptions& o, const dit:
   d << calls << " calls x " << ms << " ms, S=" << len << ", " << flops / (ms * 1e-3) / 1e12 << " TFLOP/s";
   Timing t{"attention/step", d.str(), ms * double(calls), min_ms * double(calls)};
   return t;
+}
+
+// The step's linear layers alone, each shape timed with random operands and weighted by its count per step.
+Timing bench_gemm(const rt::Context& ctx, const BenchOptions& o, const dit::flux::Config& cfg) {
+  const int64_t n = int64_t(o.height / 16) * (o.width / 16), t = o.text_len, c = cfg.hidden_size, m = cfg.mlp_hidden();
+  struct Shape {
+    int64_t rows, in, out;
+    bool gelu;
+    int64_t count;
+  };
+  const int64_t d = cfg.depth, s = cfg.depth_single;
+  const std::vector<Shape> shapes = {
+      {n, c, 3 * c, false, d}, {n, c, c, false, d}, {n, c, m, true, d}, {n, m, c, false, d},
+      {t, c, 3 * c, false, d}, {t, c, c, false, d}, {t, c, m, true, d}, {t, m, c, false, d},
+      {n + t, c, 3 * c, false, s}, {n + t, c, m, true, s}, {n + t, c + m, c, false, s}};
+  double total_ms = 0, flops = 0;
+  uint64_t seed = 100;
+  for (const Shape& sh : shapes) {
+    const rt::Tensor x = random_input(ctx, {1, sh.rows, sh.in}, ctx.dtype(), seed++);
+    const rt::Tensor w = random_input(ctx, {sh.out, sh.in}, ctx.dtype(), seed++);
+    const rt::Tensor b = random_input(ctx, {sh.out}, ctx.dtype(), seed++);
+    constexpr int kBurst = 5;
+    auto [ms, unused] = time_ms(ctx, 1, o.runs, [&] {
+      for (int i = 0; i < kBurst; ++i) sh.gelu ? rt::linear_gelu_tanh(ctx, x, w, b) : rt::linear(ctx, x, w, b);
+    });
+    total_ms += ms / kBurst * double(sh.count);
+    flops += 2.0 * double(sh.rows) * double(sh.in) * double(sh.out) * double(sh.count);
+  }
+  std::ostringstream det;
+  det << shapes.size() << " shapes, " << flops / 1e12 << " TFLOP per step, " << flops / (total_ms * 1e-3) / 1e12 << " TFLOP/s";
+  return Timing{"linear/step", det.str(), total_ms, total_ms};
 }
 
 Timing bench_vae(const rt::Context& ctx, const BenchOptions& o) {
@@ -198,6 +235,7 @@ int run_bench(const BenchOptions& o) {
   try {
     if (want("dit")) rows.push_back(bench_dit(*ctx, o, *cfg));
     if (want("attention")) rows.push_back(bench_attention(*ctx, o, *cfg));
+    if (want("gemm")) rows.push_back(bench_gemm(*ctx, o, *cfg));
     if (want("vae")) rows.push_back(bench_vae(*ctx, o));
     if (want("text")) rows.push_back(bench_text(*ctx, o));
   } catch (const rt::OutOfMemory& e) {
@@ -241,7 +279,7 @@ Command add_bench_command(CLI::App& root) {
   c->add_option("--text-len", o->text_len, "T5 tokens")->capture_default_str();
   c->add_option("--warmup", o->warmup, "untimed runs first")->capture_default_str();
   c->add_option("--runs", o->runs, "timed runs (the median is reported)")->capture_default_str();
-  c->add_option("--parts", o->parts, "comma-separated: dit, attention, vae, text")->capture_default_str();
+  c->add_option("--parts", o->parts, "comma-separated: dit, attention, gemm, vae, text")->capture_default_str();
   c->add_option("--seed", o->seed, "seed of the random weights")->capture_default_str();
   c->add_option("--depth", o->depth, "override the number of double-stream blocks (e.g. 1 for a quick run)");
   c->add_option("--depth-single", o->depth_single, "override the number of single-stream blocks");

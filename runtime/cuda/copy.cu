@@ -85,7 +85,7 @@ static __global__ void transpose_kernel(Dst* dst, const Src* src, int64_t rows, 
                                         int64_t dst_bs, int64_t src_ld, int64_t src_bs) {
   __shared__ float tile[kTile][kTile + 1];  // +1: the column reads hit 32 different banks
   const int64_t b = blockIdx.z;
-  const int64_t i0 = int64_t(blockIdx.y) * kTile, j0 = int64_t(blockIdx.x) * kTile;
+  const int64_t i0 = int64_t(blockIdx.x) * kTile, j0 = int64_t(blockIdx.y) * kTile;
   const Src* s = src + b * src_bs;
   Dst* d = dst + b * dst_bs;
   for (int k = threadIdx.y; k < kTile; k += blockDim.y) {  // read src rows j0+k, columns i0+tx
@@ -130,8 +130,10 @@ static bool try_transpose(const Context& ctx, const Tensor& dst, const Tensor& s
   const int64_t rows = d.size[r - 2], cols = d.size[r - 1], batch = r == 3 ? d.size[0] : 1;
   const bool dst_ok = d.dst_stride[r - 1] == 1 && d.dst_stride[r - 2] == cols && (r == 2 || d.dst_stride[0] == rows * cols);
   const bool src_ok = d.src_stride[r - 2] == 1 && d.src_stride[r - 1] == rows && (r == 2 || d.src_stride[0] == rows * cols);
-  if (!dst_ok || !src_ok || batch > 65535) return false;
-  const dim3 grid(unsigned((cols + kTile - 1) / kTile), unsigned((rows + kTile - 1) / kTile), unsigned(batch));
+  // Row tiles on grid.x (up to 2^31 - 1: an NHWC image of 2048x2048 has 4M rows), column tiles on grid.y.
+  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+  if (!dst_ok || !src_ok || batch > 65535 || col_tiles > 65535 || row_tiles > INT32_MAX) return false;
+  const dim3 grid{unsigned(row_tiles), unsigned(col_tiles), unsigned(batch)};
   const dim3 block(kTile, 8);
   DITRUN_DISPATCH_FLOAT(dst.dtype(), D, [&] {
     DITRUN_DISPATCH_FLOAT(src.dtype(), S, [&] {
