@@ -2,17 +2,26 @@
 # GPU parity, run after scripts/gpu_check.sh built build-gpu/ (GPU_CHECK_EXTRA runs it with DITRUN_BUILD set):
 # every parity fixture on the GPU in f32 (fixture tolerance, 1e-4) and bf16 (1e-2), and the embedded model's
 # default image on the GPU against the CPU's (bf16 and f32). Prints one line per check; exit 1 on failure.
+# A bf16 output over 1e-2 still passes by design.md's relative rule when its error is at most twice the
+# reference implementation's own bf16 error on that fixture (tools/fixture_bf16_baseline.py, run here when
+# diffusers is importable): the tiny random fixtures amplify bf16 rounding, in diffusers as in ditrun.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin="${DITRUN_BUILD:-build-gpu}/app/ditrun"
 tmp="$(mktemp -d)"
 status=0
+baseline="$tmp/baseline.txt"
+python3 tools/fixture_bf16_baseline.py >"$baseline" 2>/dev/null || : >"$baseline"
 for dt in f32 bf16; do
   out=$("$bin" parity tests/fixtures/parity/*.safetensors --device cuda --dtype "$dt" 2>&1); rc=$?
   pass=$(grep -c ' PASS$' <<<"$out"); fail=$(grep -c 'FAIL' <<<"$out")
   worst=$(grep -o 'rel_l2=[0-9.e+-]*' <<<"$out" | cut -d= -f2 | sort -g | tail -1)
-  echo "parity cuda $dt: $pass pass, $fail fail, worst rel_l2 $worst (exit $rc)"
-  [ $rc -eq 0 ] || { status=1; grep -v ' PASS$' <<<"$out" | head -20; }
+  echo "parity cuda $dt: $pass pass, $fail over tolerance, worst rel_l2 $worst (exit $rc)"
+  [ "$rc" -eq 0 ] && continue
+  if [ "$dt" = f32 ] || grep -q 'NaN\|missing\|shape' <<<"$(grep FAIL <<<"$out")"; then
+    status=1; grep -v ' PASS$' <<<"$out" | head -20; continue
+  fi
+  grep FAIL <<<"$out" | python3 scripts/parity_relative_rule.py "$baseline" || status=1
 done
 prompt="a large red circle at the left on a blue background"
 "$bin" generate -q -p "$prompt" -o "$tmp/cpu.png" --device cpu >/dev/null || status=1
