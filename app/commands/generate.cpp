@@ -17,6 +17,7 @@
 #include "app/io/png_writer.h"
 #include "app/pipeline/flux_pipeline.h"
 #include "base/out_of_memory.h"
+#include "ops.h"
 
 namespace app {
 
@@ -157,7 +158,11 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
     std::fprintf(stderr, "ditrun generate: %s\n", st.message().c_str());
     return kExitOutput;
   }
-  if (!o.quiet) std::fprintf(stderr, "ditrun: wrote %s in %.1fs\n", o.out.c_str(), seconds());
+  if (!o.quiet) {
+    std::fprintf(stderr, "ditrun: wrote %s in %.1fs", o.out.c_str(), seconds());
+    if (ctx.is_cuda()) std::fprintf(stderr, " (peak GPU memory %.2f GiB)", double(rt::memory_stats(ctx).peak) / double(1ull << 30));
+    std::fprintf(stderr, "\n");
+  }
   std::printf("%s\n", o.out.c_str());
   return kExitOk;
 }
