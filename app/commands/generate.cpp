@@ -59,6 +59,8 @@ int validate(const GenerateOptions& o) {
   if (!(p.guidance >= 0.f || p.guidance == -1.f) || !std::isfinite(p.guidance))
     return usage_error("--guidance must be a finite number >= 0");
   if (!(p.true_cfg >= 1.f && std::isfinite(p.true_cfg))) return usage_error("--true-cfg must be >= 1 (1 disables true CFG)");
+  if (p.vae_tile != 0 && (p.vae_tile < 128 || p.vae_tile % 64 != 0))
+    return usage_error("--vae-tile " + std::to_string(p.vae_tile) + " must be 0 (off) or a multiple of 64 of at least 128 pixels, e.g. 512");
   if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
     return usage_error("--max-sequence-length " + std::to_string(p.max_sequence_length) + " is out of range; use 1..512 (T5 in Flux)");
   return kExitOk;
@@ -189,6 +191,7 @@ Command add_generate_command(CLI::App& root) {
   c->add_option("-o,--out", o->out, "Output PNG path")->capture_default_str();
   c->add_flag("--overwrite", o->overwrite, "Replace --out if it exists");
   c->add_flag("-q,--quiet", o->quiet, "No progress on stderr");
+  c->add_option("--vae-tile", o->params.vae_tile, "Decode in overlapping tiles of this many pixels (0 = whole image; e.g. 512 bounds VAE memory)");
   add_device_options(*c, o->device);
   return {c, [o] { return run_generate(*o); }};
 }

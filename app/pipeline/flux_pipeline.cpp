@@ -19,6 +19,7 @@
 #include "text_encoder/tokenizer/t5_tokenizer.h"
 #include "vae/flux/decoder.h"
 #include "vae/flux/names.h"
+#include "vae/flux/tiled_decode.h"
 
 namespace app {
 
@@ -195,7 +196,8 @@ rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const Gene
 
   progress("decode", 0, 1);
   const rt::Tensor z = vae::flux::unscale_latents(ctx, unpack_latents(ctx, latents, lh, lw), m.vae_config);
-  const rt::Tensor image = rt::to_host(ctx, m.vae->forward(ctx, z));  // [1, 3, H, W] f32 on the host
+  const rt::Tensor decoded = p.vae_tile > 0 ? vae::flux::decode_tiled(ctx, *m.vae, z, p.vae_tile) : m.vae->forward(ctx, z);
+  const rt::Tensor image = rt::to_host(ctx, decoded);  // [1, 3, H, W] f32 on the host
   progress("decode", 1, 1);
   return image.select(0, 0).contiguous();
 }

@@ -20,6 +20,7 @@ struct GenerateParams {
   float guidance = -1.f;        // embedded guidance (ignored by models without guidance_in)
   uint64_t seed = 42;
   int max_sequence_length = 0;
+  int64_t vae_tile = 0;  // > 0: decode in overlapping tiles of this many pixels (vae/flux/tiled_decode.h)
 };
 
 // What a model generates with when the user does not say: Flux's (1024², 28 steps and T5 length 512
