@@ -43,6 +43,9 @@ Tensor linear(const Context& ctx, const Tensor& x, const Tensor& weight, const T
 Tensor matmul(const Context& ctx, const Tensor& a, const Tensor& b);
 // gelu_tanh(linear(x, weight, bias)) in one pass where the backend fuses it (cuBLASLt's GELU epilogue).
 Tensor linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+// acc [..., N] + x·weightᵀ + bias: a product split along K (Flux's single-stream linear2 over [attn | mlp]
+// without concatenating them); on the GPU acc is cuBLASLt's C operand.
+Tensor linear_accumulate(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& acc);
 
 // ---- elementwise (numpy broadcasting between a and b) --------------------------------------
 Tensor add(const Context& ctx, const Tensor& a, const Tensor& b);

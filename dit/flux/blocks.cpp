@@ -192,7 +192,10 @@ Tensor SingleStreamBlock::forward(const rt::Context& ctx, const Tensor& x, const
   const Tensor attn = attention(ctx, qkv, layer_index, step_index);                     // [B, L, C]
   const Tensor mlp = rt::linear_gelu_tanh(ctx, x_mod, w1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden),
                                           b1.defined() ? b1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden) : b1);  // [B, L, M]
-  const Tensor out = linear2(ctx, rt::concat(ctx, {attn, mlp}, 2));                     // [B, L, C]
+  // linear2 over [attn | mlp] as two products into one output, without building the concatenation.
+  const Tensor w2 = linear2.weight;  // [C, C + M]
+  Tensor out = rt::linear(ctx, attn, w2.slice(1, 0, hidden), linear2.bias);                     // [B, L, C]
+  out = rt::linear_accumulate(ctx, mlp, w2.slice(1, hidden, hidden + mlp_hidden), {}, out);      // [B, L, C]
   return rt::gated_residual(ctx, x, mod.gate, out);
 }
 

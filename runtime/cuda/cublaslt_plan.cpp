@@ -96,7 +96,7 @@ static std::string operand_key(const GemmOperand& o) {
 
 static std::shared_ptr<LtPlan> build_plan(DeviceState& st, DType dtype, int64_t m, int64_t n, int64_t k, int64_t batch,
                                           const GemmOperand& a, const GemmOperand& b, void* d, GemmEpilogue epilogue,
-                                          const void* bias) {
+                                          const void* bias, const void* c) {
   auto plan = std::make_shared<LtPlan>();
   const cudaDataType_t type = cuda_type(dtype);
   // CUBLAS_COMPUTE_32F without the _FAST_TF32 variant keeps f32 products in full f32.
@@ -119,9 +119,10 @@ static std::shared_ptr<LtPlan> build_plan(DeviceState& st, DType dtype, int64_t 
   const uint64_t ws = st.cublaslt_workspace_bytes;
   DITRUN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
   const uint32_t al_a = alignment(a.data), al_b = alignment(b.data), al_d = alignment(d);
+  const uint32_t al_c = c ? alignment(c) : al_d;
   DITRUN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
   DITRUN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
-  DITRUN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d)));
+  DITRUN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
   DITRUN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d)));
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
@@ -141,15 +142,16 @@ static std::shared_ptr<LtPlan> build_plan(DeviceState& st, DType dtype, int64_t 
 
 // Times each candidate on the real operands (events on the stream, median of three after one warm-up) and
 // keeps the fastest. The heuristic's first pick was ~10% slower than PyTorch's GEMMs on Flux's shapes.
-static void tune(DeviceState& st, LtPlan& plan, const void* a, const void* b, void* d) {
-  const float alpha = 1.f, beta = 0.f;
+static void tune(DeviceState& st, LtPlan& plan, const void* a, const void* b, void* d, const void* c) {
+  const float alpha = 1.f, beta = c ? 1.f : 0.f;
+  const void* cc = c ? c : d;
   cudaEvent_t start, stop;
   DITRUN_CUDA_CHECK(cudaEventCreate(&start));
   DITRUN_CUDA_CHECK(cudaEventCreate(&stop));
   float best = 0;
   for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
     auto launch = [&] {
-      return cublasLtMatmul(st.cublaslt, plan.op, &alpha, a, plan.a, b, plan.b, &beta, d, plan.d, d, plan.d, &algo,
+      return cublasLtMatmul(st.cublaslt, plan.op, &alpha, a, plan.a, b, plan.b, &beta, cc, plan.d, d, plan.d, &algo,
                             st.cublaslt_workspace, st.cublaslt_workspace_bytes, st.stream);
     };
     if (launch() != CUBLAS_STATUS_SUCCESS) continue;
@@ -173,7 +175,7 @@ static void tune(DeviceState& st, LtPlan& plan, const void* a, const void* b, vo
 }
 
 bool gemm(const Context& ctx, DType dtype, int64_t m, int64_t n, int64_t k, int64_t batch, const GemmOperand& a,
-          const GemmOperand& b, void* d, GemmEpilogue epilogue, const void* bias) {
+          const GemmOperand& b, void* d, GemmEpilogue epilogue, const void* bias, const void* c) {
   CHECK(m > 0 && n > 0 && k > 0 && batch > 0, "gemm: empty problem m=", m, " n=", n, " k=", k, " batch=", batch);
   CHECK(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && batch <= INT32_MAX, "gemm: m=", m, " n=", n, " k=", k,
         " batch=", batch, " exceed what cuBLASLt takes (int32)");
@@ -183,26 +185,28 @@ bool gemm(const Context& ctx, DType dtype, int64_t m, int64_t n, int64_t k, int6
                     "," + std::to_string(k) + ",b" + std::to_string(batch) + "|A" + operand_key(a) + "|B" +
                     operand_key(b) + "|D" + std::to_string(alignment(d)) + "|e" + std::to_string(int(epilogue));
   if (has_bias(epilogue)) key += ",bias" + std::to_string(alignment(bias));
+  if (c) key += ",C" + std::to_string(alignment(c));  // beta = 1: the heuristic sees C's alignment too
 
   std::shared_ptr<LtPlan> plan;
   {
     std::lock_guard<std::mutex> lock(st.plans_mu);
     auto it = st.plans.find(key);
     if (it == st.plans.end()) {
-      plan = build_plan(st, dtype, m, n, k, batch, a, b, d, epilogue, bias);
+      plan = build_plan(st, dtype, m, n, k, batch, a, b, d, epilogue, bias, c);
       st.plans.emplace(key, plan);
     } else {
       plan = std::static_pointer_cast<LtPlan>(it->second);
     }
   }
   if (!plan->found) return false;
-  const float alpha = 1.f, beta = 0.f;
+  const float alpha = 1.f, beta = c ? 1.f : 0.f;
   std::lock_guard<std::mutex> lock(plan->mu);
   if (has_bias(epilogue))
     DITRUN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-  if (!plan->candidates.empty()) tune(st, *plan, a.data, b.data, d);
-  const cublasStatus_t s = cublasLtMatmul(st.cublaslt, plan->op, &alpha, a.data, plan->a, b.data, plan->b, &beta, d,
-                                          plan->d, d, plan->d, &plan->algo, st.cublaslt_workspace,
+  if (c == d) plan->candidates.clear();  // in-place accumulation: a timing run would change C
+  if (!plan->candidates.empty()) tune(st, *plan, a.data, b.data, d, c);
+  const cublasStatus_t s = cublasLtMatmul(st.cublaslt, plan->op, &alpha, a.data, plan->a, b.data, plan->b, &beta,
+                                          c ? c : d, plan->d, d, plan->d, &plan->algo, st.cublaslt_workspace,
                                           st.cublaslt_workspace_bytes, st.stream);
   // The heuristic's own algorithm refused at launch: remember it and let the caller take another route.
   if (s == CUBLAS_STATUS_NOT_SUPPORTED) {

@@ -33,6 +33,7 @@ void fill_uniform(const Context& ctx, const Tensor& dst, uint64_t seed, float lo
 
 Tensor linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias);
 Tensor matmul(const Context& ctx, const Tensor& a, const Tensor& b);
+Tensor linear_accumulate(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& acc);
 Tensor linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 Tensor binary(const Context& ctx, cpu::BinaryOp op, const Tensor& a, const Tensor& b);  // broadcast views

@@ -76,8 +76,9 @@ static Tensor fresh(const Context& ctx, const Tensor& t) {
   return out;
 }
 
+// acc (optional, the output's shape): added to the product through cuBLASLt's C operand (beta = 1).
 static Tensor linear_with(const Context& ctx, const Tensor& x_in, const Tensor& weight, const Tensor& bias_in, bool gelu,
-                          const char* op) {
+                          const char* op, const Tensor& acc_in = {}) {
   const DType dt = x_in.dtype();
   const int64_t k = x_in.size(-1), n = weight.size(0);
   Shape out_shape = x_in.shape();
@@ -86,7 +87,9 @@ static Tensor linear_with(const Context& ctx, const Tensor& x_in, const Tensor& 
   if (y.numel() == 0) return y;
   // The bias epilogue reads a packed vector of the output's dtype.
   Tensor bias = bias_in.defined() ? rt::cast(ctx, bias_in, dt) : Tensor();
-  if (k == 0) {  // an empty sum: y = bias or 0, then the activation
+  const Tensor acc = acc_in.defined() ? rt::cast(ctx, acc_in, dt) : Tensor();  // contiguous, y's dtype
+  if (k == 0) {
+    if (acc.defined()) return rt::add(ctx, acc, bias.defined() ? bias : rt::zeros(ctx, {n}, dt));  // an empty sum: y = bias or 0, then the activation
     if (bias.defined()) cuda::copy(ctx, y, bias.expand(out_shape));
     else cuda::fill(ctx, y, 0.f);
     return gelu ? rt::gelu_tanh(ctx, y) : y;
@@ -106,7 +109,9 @@ static Tensor linear_with(const Context& ctx, const Tensor& x_in, const Tensor& 
       x = rt::contiguous(ctx, x);
       CHECK(rows_operand(x, b), op, ": x ", x.str());
     }
-    if (gemm(ctx, dt, n, y.numel() / n, k, 1, a, b, y.raw_data(), epi, bias.defined() ? bias.raw_data() : nullptr)) break;
+    if (gemm(ctx, dt, n, y.numel() / n, k, 1, a, b, y.raw_data(), epi, bias.defined() ? bias.raw_data() : nullptr,
+             acc.defined() ? acc.raw_data() : nullptr))
+      break;
     CHECK(attempt == 0 || (attempt == 1 && epi != GemmEpilogue::None), op, ": cuBLASLt has no algorithm for x ", x.str(),
           " weight ", w.str(), ", not even on aligned copies without an epilogue");
     if (attempt == 0) {
@@ -129,6 +134,10 @@ Tensor linear(const Context& ctx, const Tensor& x, const Tensor& weight, const T
 
 Tensor linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return linear_with(ctx, x, weight, bias, true, "linear_gelu_tanh");
+}
+
+Tensor linear_accumulate(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& acc) {
+  return linear_with(ctx, x, weight, bias, false, "linear_accumulate", acc);
 }
 
 // C[..., M, N] = A[..., M, K] · B[..., K, N] as Cᵀ = Bᵀ · Aᵀ: cuBLAS's A is our b, its B our a.

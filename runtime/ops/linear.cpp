@@ -24,6 +24,17 @@ Tensor linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weigh
   return cpu::unary(ctx, cpu::UnaryOp::GeluTanh, cpu::linear(ctx, x, weight, bias));
 }
 
+Tensor linear_accumulate(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& acc) {
+  check_linear(ctx, "linear_accumulate", x, weight, bias);
+  detail::require_float(ctx, "linear_accumulate", "acc", acc);
+  Shape out = x.shape();
+  out.back() = weight.size(0);
+  CHECK(acc.shape() == out, "linear_accumulate: acc ", acc.str(), " must be ", shape_str(out), " for x ", x.str(),
+        " and weight ", weight.str());
+  if (x.device().is_cuda()) RT_CUDA(linear_accumulate(ctx, x, weight, bias, contiguous(ctx, acc)));
+  return cpu::binary(ctx, cpu::BinaryOp::Add, acc, cpu::linear(ctx, x, weight, bias));
+}
+
 Tensor matmul(const Context& ctx, const Tensor& a, const Tensor& b) {
   detail::require_float(ctx, "matmul", "a", a);
   detail::require_float(ctx, "matmul", "b", b);

@@ -157,3 +157,26 @@ TEST_CASE("linear.flux_shapes_bf16", "[cuda]") {
     OPCHECK_MATCH(ctx, y.slice(0, r0, r0 + 37), want, 1e-2);
   }
 }
+
+// Flux's single-stream linear2 split along K: acc + x·W[:, k0:k1]ᵀ (+ bias) with W a column slice (row
+// stride > K) and acc another product, against the CPU.
+TEST_CASE("linear.accumulate_column_slices", "[cuda]") {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    DITRUN_GPU_OR_SKIP(gpu, dt);
+    const rt::Context& cpu = test::cpu_context();
+    rt::TorchGenerator gen(77);
+    const int64_t rows = 37, c = 48, m = 200;
+    const Tensor attn = as_stored(gpu, gen.randn({1, rows, c})), mlp = as_stored(gpu, gen.randn({1, rows, m}));
+    const Tensor w = as_stored(gpu, rt::affine(cpu, gen.randn({c, c + m}), 0.07f, 0.f));
+    const Tensor b = as_stored(gpu, gen.randn({c}));
+    const Tensor want = rt::linear(cpu, rt::concat(cpu, {attn, mlp}, 2), w, b);
+    const Tensor wd = rt::to_ctx(gpu, w);
+    const Tensor first = rt::linear(gpu, rt::to_ctx(gpu, attn), wd.slice(1, 0, c), rt::to_ctx(gpu, b));
+    const Tensor got = rt::linear_accumulate(gpu, rt::to_ctx(gpu, mlp), wd.slice(1, c, c + m), {}, first);
+    REQUIRE(got.shape() == want.shape());
+    const test::Diff d = test::compare(rt::to_host(gpu, got), want);
+    INFO(rt::dtype_name(dt) << ": " << d.str());
+    CHECK_FALSE(d.nan_mismatch);
+    CHECK(d.rel_l2 <= gemm_tolerance(dt));
+  }
+}
