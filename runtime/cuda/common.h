@@ -1,6 +1,7 @@
 // Checks for CUDA runtime, cuBLASLt and cuDNN calls. A failure names the expression, the file:line and
 // the library's message, then aborts: the op's inputs were validated, so a failing call is a bug or a
-// broken device. Out of memory is reported separately (see alloc.cpp), because the user can act on it.
+// broken device. Out of memory is reported separately (cuda::empty in copy.cu throws rt::OutOfMemory),
+// because the user can act on it.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>

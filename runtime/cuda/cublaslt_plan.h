@@ -1,7 +1,7 @@
 // cuBLASLt matrix products for the CUDA ops. A problem is stated in cuBLAS's column-major terms; its
-// descriptors and the heuristic's algorithm are built once per problem (shapes, leading dimensions,
-// pointer alignments, epilogue) and cached in DeviceState::plans, so a steady-state call makes no
-// heuristic query. Host-only header.
+// descriptors and algorithm are chosen once per problem (shapes, leading dimensions, pointer alignments,
+// epilogue, C operand) and cached in DeviceState::plans: large problems time the heuristic's top 8
+// algorithms on their first call, so a steady-state call makes no heuristic query. Host-only header.
 #pragma once
 #include <cstdint>
 
