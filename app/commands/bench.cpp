@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -230,8 +231,25 @@ int run_bench(const BenchOptions& o) {
     std::fprintf(stderr, "ditrun bench: %s\n", ctx.status().message().c_str());
     return kExitUsage;
   }
-  std::vector<Timing> rows;
+  // A full-size model on the CPU is f32 (48 GB for Flux.1): refuse what cannot fit instead of being killed.
+  // Per block, from the layer shapes: double ~36·C², single ~15·C² parameters.
+  const double c2 = double(cfg->hidden_size) * double(cfg->hidden_size);
   auto want = [&](const char* part) { return ("," + o.parts + ",").find(std::string(",") + part + ",") != std::string::npos; };
+  const double dit_bytes = want("dit") ? (36.0 * double(cfg->depth) + 15.0 * double(cfg->depth_single)) * c2 * 4.0 : 0.0;
+  const double t5_bytes = want("text") ? 4.8e9 * 4.0 : 0.0;  // T5-XXL's encoder, f32
+  const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  if (ctx->device().is_cpu() && t5_bytes > 0.7 * ram) {
+    std::fprintf(stderr, "ditrun bench: the text part runs T5-XXL, about %.0f GB of f32 weights on the CPU; this machine "
+                 "has %.0f GB. Use --device cuda, or leave it out (--parts dit,attention,gemm,vae)\n", t5_bytes / 1e9, ram / 1e9);
+    return kExitUsage;
+  }
+  if (ctx->device().is_cpu() && dit_bytes > 0.7 * ram) {
+    std::fprintf(stderr, "ditrun bench: %s with %lld+%lld blocks needs about %.0f GB of f32 weights on the CPU; this "
+                 "machine has %.0f GB. Use --device cuda, or fewer blocks (--depth 1 --depth-single 1)\n",
+                 o.model.c_str(), (long long)cfg->depth, (long long)cfg->depth_single, dit_bytes / 1e9, ram / 1e9);
+    return kExitUsage;
+  }
+  std::vector<Timing> rows;
   try {
     if (want("dit")) rows.push_back(bench_dit(*ctx, o, *cfg));
     if (want("attention")) rows.push_back(bench_attention(*ctx, o, *cfg));
