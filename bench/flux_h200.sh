@@ -4,6 +4,11 @@
 # (bench/compare_flux.py). Needs a CUDA build (default build-gpu/, see scripts/gpu_check.sh), torch on the
 # machine and diffusers importable (PYTHONPATH, e.g. the .whl wheels of docs/performance.md).
 # usage: bench/flux_h200.sh [SIZES...]   (default: 1024 2048); results in $OUT (or bench-results/)
+# On the offline GPU machine diffusers travels as wheels made here, in the repository root:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 -d .whl diffusers==0.42.1 importlib_metadata zipp
+# and each call starts with: pip install --no-index --no-deps --target /tmp/site .whl/*.whl; PYTHONPATH=/tmp/site
+# (carry .whl, .devdeps and third_party; scripts/gpu_check.sh builds build-gpu/ and can run this as GPU_CHECK_EXTRA).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${DITRUN_BIN:-$root/build-gpu/app/ditrun}"
