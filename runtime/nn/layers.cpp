@@ -23,11 +23,4 @@ Tensor timestep_embedding(const Context& ctx, const Tensor& t_in, int64_t dim, b
   return to_device(ctx, out, ctx.device(), ctx.dtype());
 }
 
-Tensor modulate(const Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale) {
-  CHECK(x.dim() == 3 && shift.dim() == 2 && scale.dim() == 2, "modulate: x ", x.str(), " shift ", shift.str(),
-        " scale ", scale.str());
-  const Tensor one_plus = affine(ctx, scale, 1.f, 1.f).unsqueeze(1);  // [B, 1, C]
-  return add(ctx, mul(ctx, x, one_plus), shift.unsqueeze(1));
-}
-
 }  // namespace rt::nn

@@ -54,7 +54,4 @@ struct Conv2d {
 Tensor timestep_embedding(const Context& ctx, const Tensor& t, int64_t dim, bool flip_sin_to_cos,
                           float downscale_freq_shift, float scale = 1.f, float max_period = 10000.f);
 
-// x·(1 + scale) + shift with scale/shift broadcast over tokens: x [B, L, C], scale/shift [B, C].
-Tensor modulate(const Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale);
-
 }  // namespace rt::nn
