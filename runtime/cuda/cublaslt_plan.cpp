@@ -7,10 +7,10 @@
 #include <mutex>
 #include <string>
 #include <vector>
-#include <algorithm>
 
 #include "cuda/common.h"
 #include "cuda/device_state.h"
+#include "cuda/timing.h"
 
 namespace rt::cuda {
 
@@ -144,33 +144,12 @@ static std::shared_ptr<LtPlan> build_plan(DeviceState& st, DType dtype, int64_t 
 // keeps the fastest. The heuristic's first pick was ~10% slower than PyTorch's GEMMs on Flux's shapes.
 static void tune(DeviceState& st, LtPlan& plan, const void* a, const void* b, void* d, const void* c) {
   const float alpha = 1.f, beta = c ? 1.f : 0.f;
-  const void* cc = c ? c : d;
-  cudaEvent_t start, stop;
-  DITRUN_CUDA_CHECK(cudaEventCreate(&start));
-  DITRUN_CUDA_CHECK(cudaEventCreate(&stop));
-  float best = 0;
-  for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
-    auto launch = [&] {
-      return cublasLtMatmul(st.cublaslt, plan.op, &alpha, a, plan.a, b, plan.b, &beta, cc, plan.d, d, plan.d, &algo,
-                            st.cublaslt_workspace, st.cublaslt_workspace_bytes, st.stream);
-    };
-    if (launch() != CUBLAS_STATUS_SUCCESS) continue;
-    float ms[3];
-    for (float& t : ms) {
-      DITRUN_CUDA_CHECK(cudaEventRecord(start, st.stream));
-      DITRUN_CUBLAS_CHECK(launch());
-      DITRUN_CUDA_CHECK(cudaEventRecord(stop, st.stream));
-      DITRUN_CUDA_CHECK(cudaEventSynchronize(stop));
-      DITRUN_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
-    }
-    std::sort(ms, ms + 3);
-    if (best == 0 || ms[1] < best) {
-      best = ms[1];
-      plan.algo = algo;
-    }
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  const int64_t best = fastest_launch(st.stream, int64_t(plan.candidates.size()), [&](int64_t i) {
+    return cublasLtMatmul(st.cublaslt, plan.op, &alpha, a, plan.a, b, plan.b, &beta, c ? c : d, plan.d, d, plan.d,
+                          &plan.candidates[size_t(i)], st.cublaslt_workspace, st.cublaslt_workspace_bytes,
+                          st.stream) == CUBLAS_STATUS_SUCCESS;
+  });
+  if (best >= 0) plan.algo = plan.candidates[size_t(best)];
   plan.candidates.clear();
 }
 

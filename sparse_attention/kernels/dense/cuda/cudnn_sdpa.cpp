@@ -27,6 +27,7 @@
 #include "cuda/common.h"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
+#include "cuda/timing.h"
 
 namespace sattn::kernels::cuda {
 
@@ -285,28 +286,9 @@ rt::Tensor cudnn_sdpa(const rt::Context& ctx, const AttentionParams& p) {
   void* ws = workspace.defined() ? workspace.raw_data() : nullptr;
   cudnnHandle_t handle = ctx.cuda().cudnn;
   if (plan->index < 0) {  // time every built plan once on these operands; keep the fastest
-    cudaEvent_t start, stop;
-    DITRUN_CUDA_CHECK(cudaEventCreate(&start));
-    DITRUN_CUDA_CHECK(cudaEventCreate(&stop));
-    float best = 0;
-    for (int64_t i = 0; i < plan->plan_count; ++i) {
-      if (plan->graph->execute_plan_at_index(handle, pack, ws, i).is_bad()) continue;
-      float ms[3];
-      for (float& t : ms) {
-        DITRUN_CUDA_CHECK(cudaEventRecord(start, ctx.cuda().stream));
-        CHECK(plan->graph->execute_plan_at_index(handle, pack, ws, i).is_good(), "cudnn_sdpa: plan ", i, " failed on rerun");
-        DITRUN_CUDA_CHECK(cudaEventRecord(stop, ctx.cuda().stream));
-        DITRUN_CUDA_CHECK(cudaEventSynchronize(stop));
-        DITRUN_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
-      }
-      std::sort(ms, ms + 3);
-      if (plan->index < 0 || ms[1] < best) {
-        best = ms[1];
-        plan->index = i;
-      }
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    plan->index = rt::cuda::fastest_launch(ctx.cuda().stream, plan->plan_count, [&](int64_t i) {
+      return plan->graph->execute_plan_at_index(handle, pack, ws, i).is_good();
+    });
     CHECK(plan->index >= 0, "cudnn_sdpa: none of the ", plan->plan_count, " built plans ran for q ", p.q.str());
   }
   fe::error_t e = plan->plan_count > 1 || plan->index > 0 ? plan->graph->execute_plan_at_index(handle, pack, ws, plan->index)
