@@ -1,0 +1,44 @@
+// The one block-sparse representation that every method plans and every sparse kernel executes
+// (design.md §3.3): for each (batch, head, query tile), the key tiles to visit, split into full tiles
+// (every element allowed) and partial tiles (the kernel evaluates the element mask there).
+//
+// Tiles are cut from the sequence in *layout order*: position p of the permuted sequence holds natural
+// token perm[p] (perm empty = identity). Re-layouts (GRAT groups, NATTEN tiles, PARO axis orders) only
+// change perm, so callers never see them: kernels gather q/k/v through perm (or receive them permuted)
+// and scatter the output back.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sparse_attention/mask_rule.h"
+
+namespace sattn {
+
+struct BlockLayout {
+  int64_t q_tile = 0, kv_tile = 0;          // tokens per tile (the last tile of a sequence may be shorter)
+  int64_t seq_len = 0;                      // Lq == Lk (self-attention)
+  int64_t batch = 1, heads = 1;             // 1 = the same plan for every batch entry / head (broadcast)
+  std::vector<int32_t> perm;                // layout position -> natural token index; empty = identity
+  // CSR over entries e = (b·heads + h)·num_q_tiles() + qt; indices sorted ascending, unique.
+  std::vector<int32_t> full_offsets, full_index;
+  std::vector<int32_t> partial_offsets, partial_index;
+  // The element mask on partial tiles (in natural token indices, through perm).
+  MaskRule rule;
+
+  int64_t num_q_tiles() const { return q_tile == 0 ? 0 : (seq_len + q_tile - 1) / q_tile; }
+  int64_t num_kv_tiles() const { return kv_tile == 0 ? 0 : (seq_len + kv_tile - 1) / kv_tile; }
+  int64_t entries() const { return batch * heads * num_q_tiles(); }
+  int64_t entry(int64_t b, int64_t h, int64_t qt) const {
+    return ((batch == 1 ? 0 : b) * heads + (heads == 1 ? 0 : h)) * num_q_tiles() + qt;
+  }
+  // Share of (query tile, key tile) pairs visited, and of query-key elements allowed by the rule
+  // (tile density >= FLOP density; their ratio is the masking overhead).
+  double tile_density() const;
+};
+
+// Empty string when the layout is well formed (sizes, offsets monotone, indices sorted, in range, unique,
+// full ∩ partial = ∅, perm a permutation); otherwise what is wrong.
+std::string validate(const BlockLayout& layout);
+
+}  // namespace sattn

@@ -1,0 +1,127 @@
+// The element-level definition of every structured attention method: which key a query may attend,
+// as a function of the two tokens' indices in natural order. This one function is the semantics of
+// dense, GNA and GRAT (../shared/docs/parity-fixtures.md, "The attention module"); the CPU reference
+// evaluates it for every (query, key) pair, planners derive block layouts from it, and CUDA kernels call
+// it on partially masked tiles, so the three cannot drift. Plain data and inline functions only: the
+// header compiles as host code and, under nvcc, as device code.
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define SATTN_HD __host__ __device__ __forceinline__
+#else
+#define SATTN_HD inline
+#endif
+
+namespace sattn {
+
+// Where a sequence's tokens come from: a grid of image/video tokens in row-major [T, H, W] order (t
+// slowest) and an optional text segment before or after it, of which the first text_valid are real.
+struct TokenLayout {
+  int64_t grid[3] = {1, 0, 0};  // T, H, W; H == 0: no grid (a plain sequence: only dense methods apply)
+  int64_t text_len = 0;
+  bool text_before = true;  // Flux puts T5 tokens before the image; HunyuanVideo appends its text
+  int64_t text_valid = -1;  // -1: every text token is real
+
+  SATTN_HD int64_t grid_tokens() const { return grid[1] == 0 ? 0 : grid[0] * grid[1] * grid[2]; }
+  SATTN_HD int64_t seq_len() const { return grid_tokens() + text_len; }
+  SATTN_HD int64_t valid_text() const { return text_valid < 0 ? text_len : text_valid; }
+  SATTN_HD int64_t grid_begin() const { return text_before ? text_len : 0; }
+  SATTN_HD bool is_grid(int64_t i) const { return i >= grid_begin() && i < grid_begin() + grid_tokens(); }
+  // Position inside the text segment of a text token.
+  SATTN_HD int64_t text_index(int64_t i) const { return text_before ? i : i - grid_tokens(); }
+  // Coordinates (t, h, w) of a grid token.
+  SATTN_HD void coords(int64_t i, int64_t c[3]) const {
+    const int64_t g = i - grid_begin();
+    c[2] = g % grid[2];
+    c[1] = (g / grid[2]) % grid[1];
+    c[0] = g / (grid[2] * grid[1]);
+  }
+};
+
+enum class MaskMethod : int32_t {
+  Dense = 0,         // every valid key
+  Neighborhood = 1,  // GNA / NATTEN: window, stride, dilation, causality per axis
+  Group = 2,         // GRAT: variant B (surrounding groups) or X (criss-cross)
+};
+
+struct MaskRule {
+  TokenLayout tokens;
+  MaskMethod method = MaskMethod::Dense;
+  // Neighborhood, per axis (t, h, w). A 2-D image uses window[0] = 1 on its T = 1 axis.
+  int64_t window[3] = {1, 1, 1}, stride[3] = {1, 1, 1}, dilation[3] = {1, 1, 1};
+  bool causal[3] = {false, false, false};
+  // Group, per axis (t, h, w); radius b for variant B.
+  int64_t group[3] = {1, 1, 1};
+  int64_t radius = 1;
+  bool criss_cross = false;  // true: variant X, false: variant B
+};
+
+// NATTEN's per-axis neighborhood rule (sparse-attention.md §2.1): may coordinate i attend coordinate j on
+// an axis of length L? Constant window size (shifted, not clipped, at the borders); the queries of one
+// stride group share their leader's window; dilation d splits the axis into d interleaved sub-grids.
+SATTN_HD bool neighborhood_axis(int64_t i, int64_t j, int64_t L, int64_t w, int64_t s, int64_t d, bool causal) {
+  if (d > 1) {
+    if (i % d != j % d) return false;
+    const int64_t g = i % d;
+    L = L / d + 1 - (g + d - L % d) / d;
+    i /= d;
+    j /= d;
+  }
+  const int64_t left = w / 2, right = w / 2 + (w % 2) - 1;
+  int64_t start, end;
+  if (causal) {
+    int64_t leader = (i / s) * s + s - 1;
+    if (leader > L - 1) leader = L - 1;
+    start = leader - left - right;
+    if (start < 0) start = 0;
+    end = i + 1 < L ? i + 1 : L;
+  } else {
+    int64_t leader = (i / s) * s + s / 2;
+    if (leader > L - 1) leader = L - 1;
+    start = leader - left;
+    if (start < 0) start = 0;
+    if (leader + right >= L) start += L - right - leader - 1;
+    end = start + w;
+  }
+  return j >= start && j < end;
+}
+
+// GRAT between two grid tokens (coordinates qc, kc).
+SATTN_HD bool group_allows(const MaskRule& r, const int64_t qc[3], const int64_t kc[3]) {
+  if (!r.criss_cross) {
+    for (int a = 0; a < 3; ++a) {
+      const int64_t d = qc[a] / r.group[a] - kc[a] / r.group[a];
+      if (d > r.radius || -d > r.radius) return false;
+    }
+    return true;
+  }
+  // Criss-cross: share the group index on at least one axis that has more than one group.
+  bool any_axis = false;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t groups = (r.tokens.grid[a] + r.group[a] - 1) / r.group[a];
+    if (groups <= 1) continue;
+    any_axis = true;
+    if (qc[a] / r.group[a] == kc[a] / r.group[a]) return true;
+  }
+  return !any_axis;
+}
+
+// May query token q attend key token k (natural sequence indices)? Padded text keys are never attended;
+// text queries (padded ones too) attend every valid key; grid queries attend every valid text key plus
+// the grid keys their method allows.
+SATTN_HD bool allowed(const MaskRule& r, int64_t q, int64_t k) {
+  const TokenLayout& t = r.tokens;
+  const bool k_grid = t.is_grid(k);
+  if (!k_grid && t.text_index(k) >= t.valid_text()) return false;
+  if (!t.is_grid(q) || !k_grid || r.method == MaskMethod::Dense) return true;
+  int64_t qc[3], kc[3];
+  t.coords(q, qc);
+  t.coords(k, kc);
+  if (r.method == MaskMethod::Group) return group_allows(r, qc, kc);
+  for (int a = 0; a < 3; ++a)
+    if (!neighborhood_axis(qc[a], kc[a], t.grid[a], r.window[a], r.stride[a], r.dilation[a], r.causal[a])) return false;
+  return true;
+}
+
+}  // namespace sattn
