@@ -247,6 +247,15 @@ def lr_at(frac, step, base, warmup_steps, final=0.1):
     return base * w * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def schedule_frac(args, clock):
+    """Where this run is on the cosine: one schedule can span several device calls (each under the 10-minute
+    limit) through --schedule-span (its total seconds) and --schedule-offset (seconds done by earlier calls)."""
+    if not args.schedule_span:
+        return clock.frac()
+    done = args.schedule_offset + clock.frac() * clock.seconds
+    return min(1.0, done / args.schedule_span)
+
+
 def sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -458,7 +467,7 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
     text.train()
     step, per_res, loss_ema, t_data, t_wait = 0, {r: 0 for r in res}, None, 0.0, 0.0
     while not clock.done():
-        frac = clock.frac()
+        frac = schedule_frac(args, clock)
         lr = lr_at(frac, step, args.lr, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -567,7 +576,7 @@ def crude_check(img, scene, spec):
     return dict(r, color=col == o.color, position=list(cell) == spec["_position_by_name"][o.position]["cell"])
 
 
-def sample_grid(out, spec, dev, steps, L, n256=16, n512=4):
+def sample_grid(out, spec, dev, steps, L, n256=16, n512=4, cfg=1.0):
     from diffusers import FluxPipeline
     pipe = FluxPipeline.from_pretrained(out, torch_dtype=torch.float32).to(dev)
     pipe.set_progress_bar_config(disable=True)
@@ -583,8 +592,9 @@ def sample_grid(out, spec, dev, steps, L, n256=16, n512=4):
         imgs = []
         for i, p in enumerate(prompts):
             g = torch.Generator("cpu").manual_seed(i)
+            neg = dict(negative_prompt="", true_cfg_scale=cfg) if cfg > 1 else {}
             imgs.append(pipe(p, height=size, width=size, num_inference_steps=steps, guidance_scale=0.0,
-                             max_sequence_length=L, generator=g, output_type="np").images[0])
+                             max_sequence_length=L, generator=g, output_type="np", **neg).images[0])
         imgs = [(np.clip(im, 0, 1) * 255).round().astype(np.uint8) for im in imgs]
         checks = [crude_check(im, s, spec) for im, s in zip(imgs, scenes)]
         ref = world.render(scenes, size, spec, "cpu")
@@ -652,6 +662,8 @@ def cmd_train(args):
         dev, torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor(), amp,
         torch.__version__, diffusers.__version__, transformers.__version__))
 
+    if args.resume and args.keep_ae:
+        raise SystemExit("--resume and --keep-ae exclude each other (--resume keeps the autoencoder already)")
     if args.resume:
         # Continue from a trained folder: its autoencoder is kept as is (stage A is skipped) and the
         # transformer and text encoders train on from their saved (EMA) weights.
@@ -671,6 +683,15 @@ def cmd_train(args):
         clip = CLIPTextModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder"))).to(dev)
         t5 = T5EncoderModel._from_config(transformers.AutoConfig.from_pretrained(os.path.join(init, "text_encoder_2"))).to(dev)
         previous = None
+    kept_ae = None
+    if args.keep_ae:
+        # A new transformer and new text encoders on a finished autoencoder (its training record is copied):
+        # the DiT's GPU time then goes to the DiT.
+        ka = os.path.abspath(args.keep_ae)
+        vae = AutoencoderKL.from_pretrained(os.path.join(ka, "vae"), torch_dtype=torch.float32).to(dev)
+        with open(os.path.join(ka, "train_config.json")) as f:
+            kept_ae = json.load(f)["stage_a_autoencoder"]
+        args.ae_fraction = 0.0
     clip_tok = CLIPTokenizer.from_pretrained(os.path.join(init, "tokenizer"))
     t5_tok = AutoTokenizer.from_pretrained(os.path.join(init, "tokenizer_2"))
     scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(os.path.join(init, "scheduler"))
@@ -679,7 +700,7 @@ def cmd_train(args):
     log("parameters", counts)
 
     # ---- stage A: autoencoder
-    if previous is None:
+    if previous is None and kept_ae is None:
         log("stage A: AutoencoderKL for %.0fs" % (args.seconds * args.ae_fraction))
         ae_info = train_ae(vae, args, dev, amp, spec, None)
         vae.requires_grad_(False)
@@ -690,12 +711,12 @@ def cmd_train(args):
         log("stage A done: %d steps, %s; latent mean %.4f std %.4f" % (ae_info["steps"], ae_eval, mean, std))
     else:
         vae.requires_grad_(False)
-        prev_a = previous["stage_a_autoencoder"]
+        prev_a = previous["stage_a_autoencoder"] if previous is not None else kept_ae
         ae_info = {k: prev_a[k] for k in ("steps", "seconds", "final_rec_loss") if k in prev_a}
         ae_eval = {k: v for k, v in prev_a.items() if k.startswith("psnr")}
         mean, std = prev_a["latent_mean"], prev_a["latent_std"]
         shift, scale = vae.config.shift_factor, vae.config.scaling_factor
-        log("stage A skipped: autoencoder of %s (%s)" % (args.resume, ae_eval))
+        log("stage A skipped: autoencoder of %s (%s)" % (args.resume or args.keep_ae, ae_eval))
 
     # ---- stage B: transformer + text encoders
     text = TextEncoders(clip, t5, clip_tok, t5_tok, L)
@@ -738,7 +759,8 @@ def cmd_train(args):
         "arch": ARCH, "scheduler": SCHEDULER, "parameters": counts,
         "max_sequence_length": L, "default_steps": DEFAULT_STEPS,
         "stage_a_autoencoder": dict(ae_info, **ae_eval, latent_mean=mean, latent_std=std,
-                                    scaling_factor=scale, shift_factor=shift),
+                                    scaling_factor=scale, shift_factor=shift,
+                                    **({"kept_from": args.keep_ae} if args.keep_ae else {})),
         "stage_b_transformer": dict(dit_info, flow_loss_fixed_sigmas=flow_eval,
                                     text_encoders="frozen random" if args.freeze_text else "trained from scratch, jointly"),
         "objective": "rectified flow: x_t=(1-s)x0+s*eps, target eps-x0, s=shift_mu(sigmoid(N(%g,%g))) with mu as "
@@ -758,7 +780,8 @@ def cmd_train(args):
     # ---- sanity eval with diffusers' FluxPipeline on the saved folder
     t = time.time()
     n256, n512 = (2, 1) if args.smoke else (args.eval_n, 4)
-    cfg["sanity_eval"] = sample_grid(out, spec, dev, defaults["steps"], L, n256, n512) if args.eval_n else {}
+    cfg["sanity_eval"] = sample_grid(out, spec, dev, defaults["steps"], L, n256, n512,
+                                     args.eval_cfg) if args.eval_n else {}
     cfg["wall_seconds"]["sanity_eval"] = time.time() - t
     cfg["wall_seconds"]["total"] = time.time() - wall0
     with open(os.path.join(out, "train_config.json"), "w") as f:
@@ -847,6 +870,13 @@ def main():
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--resume", default=None, help="a trained folder: keep its autoencoder, train its transformer "
                    "and text encoders further (stage A skipped)")
+    t.add_argument("--keep-ae", default=None, help="a trained folder: take its autoencoder as is (stage A skipped) "
+                   "and train a new transformer and new text encoders")
+    t.add_argument("--schedule-span", type=float, default=0.0, help="seconds the lr cosine spans, over several "
+                   "runs (0: this run's --seconds)")
+    t.add_argument("--schedule-offset", type=float, default=0.0, help="seconds of the span done by earlier runs")
+    t.add_argument("--eval-cfg", type=float, default=1.0, help="true CFG scale (negative prompt \"\") of the "
+                   "sample grid")
     t.add_argument("--device", default=None)
     t.add_argument("--no-amp", action="store_true", help="float32 instead of bf16 autocast on the GPU")
     t.add_argument("--smoke", action="store_true", help="tiny batches (CPU check of the whole path)")
