@@ -32,9 +32,17 @@ struct BlockLayout {
   int64_t entry(int64_t b, int64_t h, int64_t qt) const {
     return ((batch == 1 ? 0 : b) * heads + (heads == 1 ? 0 : h)) * num_q_tiles() + qt;
   }
-  // Share of (query tile, key tile) pairs visited, and of query-key elements allowed by the rule
-  // (tile density >= FLOP density; their ratio is the masking overhead).
+  // Tokens in tile `t` of a sequence cut into tiles of `tile` tokens (the last one may be shorter).
+  int64_t tile_tokens(int64_t t, int64_t tile) const {
+    const int64_t rest = seq_len - t * tile;
+    return rest < tile ? rest : tile;
+  }
+  // Share of the query-key elements inside visited (query tile, key tile) pairs, over all entries: what a
+  // kernel computes. flop_density() is the share the rule allows (every element of full tiles plus the
+  // allowed() elements of partial tiles): what it must compute. tile_density() >= flop_density(); their
+  // ratio is the masking overhead. Both are 0 for an empty sequence.
   double tile_density() const;
+  double flop_density() const;
 };
 
 // Empty string when the layout is well formed (sizes, offsets monotone, indices sorted, in range, unique,
