@@ -57,34 +57,41 @@ struct MaskRule {
   bool criss_cross = false;  // true: variant X, false: variant B
 };
 
-// NATTEN's per-axis neighborhood rule (sparse-attention.md §2.1): may coordinate i attend coordinate j on
-// an axis of length L? Constant window size (shifted, not clipped, at the borders); the queries of one
-// stride group share their leader's window; dilation d splits the axis into d interleaved sub-grids.
-SATTN_HD bool neighborhood_axis(int64_t i, int64_t j, int64_t L, int64_t w, int64_t s, int64_t d, bool causal) {
+// NATTEN's per-axis neighborhood rule (sparse-attention.md §2.1) for coordinate i on an axis of length L:
+// the keys it may attend are the coordinates j with j % d == i % d and j / d in [*start, *end) (indices
+// of i's dilation sub-grid). Constant window size (shifted, not clipped, at the borders); the queries of one
+// stride group share their leader's window; causal windows end at the query.
+SATTN_HD void neighborhood_window(int64_t i, int64_t L, int64_t w, int64_t s, int64_t d, bool causal, int64_t* start,
+                                  int64_t* end) {
   if (d > 1) {
-    if (i % d != j % d) return false;
     const int64_t g = i % d;
     L = L / d + 1 - (g + d - L % d) / d;
     i /= d;
-    j /= d;
   }
   const int64_t left = w / 2, right = w / 2 + (w % 2) - 1;
-  int64_t start, end;
   if (causal) {
     int64_t leader = (i / s) * s + s - 1;
     if (leader > L - 1) leader = L - 1;
-    start = leader - left - right;
-    if (start < 0) start = 0;
-    end = i + 1 < L ? i + 1 : L;
+    *start = leader - left - right;
+    if (*start < 0) *start = 0;
+    *end = i + 1 < L ? i + 1 : L;
   } else {
     int64_t leader = (i / s) * s + s / 2;
     if (leader > L - 1) leader = L - 1;
-    start = leader - left;
-    if (start < 0) start = 0;
-    if (leader + right >= L) start += L - right - leader - 1;
-    end = start + w;
+    *start = leader - left;
+    if (*start < 0) *start = 0;
+    if (leader + right >= L) *start += L - right - leader - 1;
+    *end = *start + w;
   }
-  return j >= start && j < end;
+}
+
+// May coordinate i attend coordinate j on that axis?
+SATTN_HD bool neighborhood_axis(int64_t i, int64_t j, int64_t L, int64_t w, int64_t s, int64_t d, bool causal) {
+  if (d > 1 && i % d != j % d) return false;
+  int64_t start, end;
+  neighborhood_window(i, L, w, s, d, causal, &start, &end);
+  const int64_t m = d > 1 ? j / d : j;
+  return m >= start && m < end;
 }
 
 // GRAT between two grid tokens (coordinates qc, kc).

@@ -1,0 +1,211 @@
+// The analytic planners (dense, gna, grat) against the exhaustive reference planner on hundreds of small
+// random rules: same layout order, so the CSR lists must be equal (visited tiles = tiles with an allowed
+// element, full = all-allowed), and every plan valid.
+#include <chrono>
+#include <random>
+
+#include "sparse_attention/methods/gna.h"
+#include "sparse_attention/methods/plan.h"
+
+#include <catch2/catch.hpp>
+
+using sattn::BlockLayout;
+using sattn::MaskMethod;
+using sattn::MaskRule;
+
+namespace {
+
+int64_t pick(std::mt19937& rng, int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+
+MaskRule random_tokens(std::mt19937& rng, int dims) {
+  MaskRule r;
+  r.tokens.grid[0] = dims == 3 ? pick(rng, 1, 5) : 1;
+  r.tokens.grid[1] = dims >= 2 ? pick(rng, 1, 7) : 1;
+  r.tokens.grid[2] = pick(rng, 1, dims == 1 ? 20 : 8);
+  r.tokens.text_len = pick(rng, 0, 1) ? pick(rng, 1, 9) : 0;
+  r.tokens.text_before = pick(rng, 0, 1) == 1;
+  r.tokens.text_valid = r.tokens.text_len ? pick(rng, -1, r.tokens.text_len) : -1;
+  return r;
+}
+
+void random_gna(std::mt19937& rng, MaskRule* r) {
+  r->method = MaskMethod::Neighborhood;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t len = r->tokens.grid[a];
+    r->dilation[a] = pick(rng, 0, 2) == 0 ? pick(rng, 1, std::max<int64_t>(1, len / 2)) : 1;
+    r->window[a] = pick(rng, 1, len / r->dilation[a]);
+    r->stride[a] = pick(rng, 1, r->window[a]);
+    r->causal[a] = pick(rng, 0, 3) == 0;
+  }
+}
+
+void random_grat(std::mt19937& rng, MaskRule* r) {
+  r->method = MaskMethod::Group;
+  for (int a = 0; a < 3; ++a) r->group[a] = pick(rng, 1, r->tokens.grid[a] + 1);
+  r->radius = pick(rng, 0, 2);
+  r->criss_cross = pick(rng, 0, 1) == 1;
+}
+
+std::string describe(const MaskRule& r, int64_t qt, int64_t kt) {
+  std::ostringstream s;
+  s << "grid " << r.tokens.grid[0] << "x" << r.tokens.grid[1] << "x" << r.tokens.grid[2] << " text " << r.tokens.text_len
+    << (r.tokens.text_before ? " before" : " after") << " valid " << r.tokens.text_valid << " method " << int(r.method)
+    << " window " << r.window[0] << "x" << r.window[1] << "x" << r.window[2] << " stride " << r.stride[0] << "x"
+    << r.stride[1] << "x" << r.stride[2] << " dilation " << r.dilation[0] << "x" << r.dilation[1] << "x" << r.dilation[2]
+    << " causal " << r.causal[0] << r.causal[1] << r.causal[2] << " group " << r.group[0] << "x" << r.group[1] << "x"
+    << r.group[2] << " radius " << r.radius << " X " << r.criss_cross << " tiles " << qt << "/" << kt;
+  return s.str();
+}
+
+void require_same_as_exhaustive(const BlockLayout& l, const std::string& what) {
+  INFO(what);
+  REQUIRE(sattn::validate(l) == "");
+  const BlockLayout ref = sattn::plan_exhaustive(l.rule, l.q_tile, l.kv_tile, l.perm);
+  REQUIRE(l.full_offsets == ref.full_offsets);
+  REQUIRE(l.full_index == ref.full_index);
+  REQUIRE(l.partial_offsets == ref.partial_offsets);
+  REQUIRE(l.partial_index == ref.partial_index);
+}
+
+}  // namespace
+
+TEST_CASE("planners.random rules equal the exhaustive planner", "[sparse]") {
+  std::mt19937 rng(1234);
+  for (int i = 0; i < 600; ++i) {
+    MaskRule r = random_tokens(rng, 1 + i % 3);
+    const int kind = i % 5;
+    if (kind == 1 || kind == 3) random_gna(rng, &r);
+    if (kind == 2 || kind == 4) random_grat(rng, &r);
+    REQUIRE(sattn::rule_error(r) == "");
+    const int64_t qt = pick(rng, 1, 12), kt = pick(rng, 1, 12);
+    require_same_as_exhaustive(sattn::plan(r, qt, kt), describe(r, qt, kt));
+  }
+}
+
+TEST_CASE("planners.gna with any re-layout box equals the exhaustive planner", "[sparse]") {
+  std::mt19937 rng(99);
+  for (int i = 0; i < 200; ++i) {
+    MaskRule r = random_tokens(rng, 2 + i % 2);
+    random_gna(rng, &r);
+    const int64_t box[3] = {pick(rng, 1, 4), pick(rng, 1, 4), pick(rng, 1, 4)};
+    const int64_t qt = pick(rng, 1, 16), kt = pick(rng, 1, 16);
+    require_same_as_exhaustive(sattn::plan_gna(r, qt, kt, box), describe(r, qt, kt));
+  }
+}
+
+TEST_CASE("planners.kernel tiles (128 x 64) on grids the boxes do not divide", "[sparse]") {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 60; ++i) {
+    MaskRule r;
+    r.tokens.grid[0] = i % 2 ? pick(rng, 2, 5) : 1;
+    r.tokens.grid[1] = pick(rng, 5, 23);
+    r.tokens.grid[2] = pick(rng, 5, 23);
+    r.tokens.text_len = pick(rng, 0, 40);
+    r.tokens.text_before = i % 3 != 0;
+    r.tokens.text_valid = pick(rng, -1, r.tokens.text_len);
+    if (i % 3 == 0) random_gna(rng, &r);
+    if (i % 3 == 1) {
+      random_grat(rng, &r);
+      r.group[1] = r.group[2] = 8;
+    }
+    require_same_as_exhaustive(sattn::plan(r, 128, 64), describe(r, 128, 64));
+  }
+}
+
+TEST_CASE("planners.aligned gna and grat are block-sparse: no partial tiles", "[sparse]") {
+  // GNA-paper rule: query tiles inside one stride group and key tiles dividing the window (here also at
+  // window starts on key-tile boundaries: leader 8k + 4, start 8k - 8) -> every visited tile is full.
+  // 32x32 grid, window 24x24, stride 8x8, query tiles 64 (8x8 boxes), key tiles 32 (4x8).
+  MaskRule g;
+  g.tokens.grid[1] = g.tokens.grid[2] = 32;
+  g.method = MaskMethod::Neighborhood;
+  g.window[1] = g.window[2] = 24;
+  g.stride[1] = g.stride[2] = 8;
+  const BlockLayout lg = sattn::plan(g, 64, 32);
+  REQUIRE(sattn::validate(lg) == "");
+  CHECK(lg.partial_index.empty());
+  CHECK(lg.tile_density() == Approx(lg.flop_density()));
+  CHECK(lg.flop_density() == Approx(0.5625));  // 24x24 of 32x32 keys per query
+  require_same_as_exhaustive(lg, "gna aligned");
+
+  MaskRule x;
+  x.tokens.grid[1] = 24;
+  x.tokens.grid[2] = 32;
+  x.tokens.text_len = 64;
+  x.method = MaskMethod::Group;
+  x.group[1] = x.group[2] = 8;
+  x.criss_cross = true;
+  const BlockLayout lx = sattn::plan(x, 64, 32);
+  REQUIRE(sattn::validate(lx) == "");
+  CHECK(lx.partial_index.empty());
+  require_same_as_exhaustive(lx, "grat X aligned");
+}
+
+TEST_CASE("planners.gna_box prefers extents dividing the stride, then the window", "[sparse]") {
+  MaskRule r;
+  r.tokens.grid[1] = r.tokens.grid[2] = 256;
+  r.method = MaskMethod::Neighborhood;
+  r.window[1] = r.window[2] = 80;
+  r.stride[1] = 16;
+  r.stride[2] = 8;
+  int64_t box[3];
+  sattn::gna_box(r, 128, box);
+  CHECK((box[0] == 1 && box[1] == 16 && box[2] == 8));
+  r.stride[1] = r.stride[2] = 1;  // no stride: boxes dividing the window 80 (16 x 8 or 8 x 16)
+  sattn::gna_box(r, 128, box);
+  CHECK(box[0] * box[1] * box[2] == 128);
+  CHECK((80 % box[1] == 0 && 80 % box[2] == 0));
+  r.tokens.grid[1] = 4;  // too small an axis: the box stops at the grid
+  r.window[1] = 4;
+  sattn::gna_box(r, 128, box);
+  CHECK(box[1] <= 4);
+}
+
+TEST_CASE("planners.rule_error says what is wrong", "[sparse]") {
+  MaskRule r;
+  r.tokens.grid[1] = 8;
+  r.tokens.grid[2] = 6;
+  r.method = MaskMethod::Neighborhood;
+  r.window[2] = 7;
+  CHECK_THAT(sattn::rule_error(r), Catch::Contains("larger than the grid's W axis of 6"));
+  r.window[2] = 3;
+  r.dilation[2] = 3;
+  CHECK_THAT(sattn::rule_error(r), Catch::Contains("x dilation 3"));
+  r.dilation[2] = 1;
+  r.stride[2] = 4;
+  CHECK_THAT(sattn::rule_error(r), Catch::Contains("stride 4 is larger than the window 3"));
+  r.stride[2] = 1;
+  CHECK(sattn::rule_error(r) == "");
+  r.tokens.grid[1] = 0;
+  CHECK_THAT(sattn::rule_error(r), Catch::Contains("needs a token grid"));
+}
+
+TEST_CASE("planners.large grids plan quickly", "[sparse]") {
+  // HunyuanVideo 30x48x80 with 256 text tokens (200 real) and Flux 4096² 256x256 + 512 text, at the
+  // block-sparse kernel's tiles (128 x 64).
+  MaskRule v;
+  v.tokens.grid[0] = 30;
+  v.tokens.grid[1] = 48;
+  v.tokens.grid[2] = 80;
+  v.tokens.text_len = 256;
+  v.tokens.text_valid = 200;
+  v.tokens.text_before = false;
+  v.method = MaskMethod::Neighborhood;
+  const int64_t w[3] = {18, 24, 24}, s[3] = {16, 8, 8};
+  for (int a = 0; a < 3; ++a) v.window[a] = w[a], v.stride[a] = s[a];
+  MaskRule f;
+  f.tokens.grid[1] = f.tokens.grid[2] = 256;
+  f.tokens.text_len = 512;
+  f.method = MaskMethod::Group;
+  f.group[1] = f.group[2] = 16;
+  for (const MaskRule& r : {v, f}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const BlockLayout l = sattn::plan(r, 128, 64);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE(sattn::validate(l) == "");
+    INFO("tiles " << l.num_q_tiles() << " x " << l.num_kv_tiles() << ", tile density " << l.tile_density() << ", "
+                  << secs << " s");
+    CHECK(secs < 5.0);
+    CHECK(l.tile_density() < 0.2);
+  }
+}
