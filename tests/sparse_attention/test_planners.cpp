@@ -6,6 +6,7 @@
 
 #include "sparse_attention/methods/gna.h"
 #include "sparse_attention/methods/plan.h"
+#include "random_rules.h"
 
 #include <catch2/catch.hpp>
 
@@ -13,48 +14,15 @@ using sattn::BlockLayout;
 using sattn::MaskMethod;
 using sattn::MaskRule;
 
+using test::pick;
+using test::random_gna;
+using test::random_grat;
+using test::random_tokens;
+
 namespace {
 
-int64_t pick(std::mt19937& rng, int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
-
-MaskRule random_tokens(std::mt19937& rng, int dims) {
-  MaskRule r;
-  r.tokens.grid[0] = dims == 3 ? pick(rng, 1, 5) : 1;
-  r.tokens.grid[1] = dims >= 2 ? pick(rng, 1, 7) : 1;
-  r.tokens.grid[2] = pick(rng, 1, dims == 1 ? 20 : 8);
-  r.tokens.text_len = pick(rng, 0, 1) ? pick(rng, 1, 9) : 0;
-  r.tokens.text_before = pick(rng, 0, 1) == 1;
-  r.tokens.text_valid = r.tokens.text_len ? pick(rng, -1, r.tokens.text_len) : -1;
-  return r;
-}
-
-void random_gna(std::mt19937& rng, MaskRule* r) {
-  r->method = MaskMethod::Neighborhood;
-  for (int a = 0; a < 3; ++a) {
-    const int64_t len = r->tokens.grid[a];
-    r->dilation[a] = pick(rng, 0, 2) == 0 ? pick(rng, 1, std::max<int64_t>(1, len / 2)) : 1;
-    r->window[a] = pick(rng, 1, len / r->dilation[a]);
-    r->stride[a] = pick(rng, 1, r->window[a]);
-    r->causal[a] = pick(rng, 0, 3) == 0;
-  }
-}
-
-void random_grat(std::mt19937& rng, MaskRule* r) {
-  r->method = MaskMethod::Group;
-  for (int a = 0; a < 3; ++a) r->group[a] = pick(rng, 1, r->tokens.grid[a] + 1);
-  r->radius = pick(rng, 0, 2);
-  r->criss_cross = pick(rng, 0, 1) == 1;
-}
-
 std::string describe(const MaskRule& r, int64_t qt, int64_t kt) {
-  std::ostringstream s;
-  s << "grid " << r.tokens.grid[0] << "x" << r.tokens.grid[1] << "x" << r.tokens.grid[2] << " text " << r.tokens.text_len
-    << (r.tokens.text_before ? " before" : " after") << " valid " << r.tokens.text_valid << " method " << int(r.method)
-    << " window " << r.window[0] << "x" << r.window[1] << "x" << r.window[2] << " stride " << r.stride[0] << "x"
-    << r.stride[1] << "x" << r.stride[2] << " dilation " << r.dilation[0] << "x" << r.dilation[1] << "x" << r.dilation[2]
-    << " causal " << r.causal[0] << r.causal[1] << r.causal[2] << " group " << r.group[0] << "x" << r.group[1] << "x"
-    << r.group[2] << " radius " << r.radius << " X " << r.criss_cross << " tiles " << qt << "/" << kt;
-  return s.str();
+  return test::describe(r) + " tiles " + std::to_string(qt) + "/" + std::to_string(kt);
 }
 
 void require_same_as_exhaustive(const BlockLayout& l, const std::string& what) {
@@ -72,10 +40,7 @@ void require_same_as_exhaustive(const BlockLayout& l, const std::string& what) {
 TEST_CASE("planners.random rules equal the exhaustive planner", "[sparse]") {
   std::mt19937 rng(1234);
   for (int i = 0; i < 600; ++i) {
-    MaskRule r = random_tokens(rng, 1 + i % 3);
-    const int kind = i % 5;
-    if (kind == 1 || kind == 3) random_gna(rng, &r);
-    if (kind == 2 || kind == 4) random_grat(rng, &r);
+    MaskRule r = test::random_rule(rng, i);
     REQUIRE(sattn::rule_error(r) == "");
     const int64_t qt = pick(rng, 1, 12), kt = pick(rng, 1, 12);
     require_same_as_exhaustive(sattn::plan(r, qt, kt), describe(r, qt, kt));
