@@ -1,6 +1,7 @@
 #include "sparse_attention/attention.h"
 
 #include "sparse_attention/kernels/dense/select.h"
+#include "sparse_attention/methods/structured.h"
 #include "sparse_attention/reference/dense_cpu.h"
 
 #if DITRUN_WITH_CUDA
@@ -43,6 +44,7 @@ static void validate(const rt::Context& ctx, const AttentionParams& p) {
 
 rt::Tensor attention(const rt::Context& ctx, const AttentionParams& p) {
   validate(ctx, p);
+  if (is_structured(p)) return structured_attention(ctx, p);
   std::string why;
   const std::optional<DenseKernel> kernel = select_dense_kernel(ctx, p, &why);
   CHECK(kernel.has_value(), "attention: the requested kernel '", dense_kernel_name(p.kernel), "' cannot run q ",
@@ -64,6 +66,12 @@ std::string describe_dense_kernel(const rt::Context& ctx, const AttentionParams&
   if (*kernel == DenseKernel::Cudnn) return "cudnn_sdpa";
   if (p.q.device().is_cpu()) return "cpu_reference";
   return why.empty() ? "cuda_reference" : "cuda_reference (cuDNN passed over: " + why + ")";
+}
+
+std::string describe_attention(const rt::Context& ctx, const AttentionParams& p) {
+  if (!is_structured(p)) return describe_dense_kernel(ctx, p);
+  validate(ctx, p);
+  return describe_structured(ctx, p);
 }
 
 }  // namespace sattn

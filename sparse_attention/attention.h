@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "context.h"
+#include "sparse_attention/methods/method_spec.h"
 #include "tensor.h"
 
 namespace sattn {
@@ -34,8 +35,15 @@ struct AttentionParams {
   // Where the call sits, so per-layer and per-step policies need no global state.
   int layer_index = -1;
   int step_index = -1;
-  // Forces a dense kernel (tests, benchmarks); models leave it Auto.
+  // Forces a dense kernel (tests, benchmarks); models leave it Auto. On a structured call (below)
+  // Reference forces the masked dense reference (the explicit mask) instead of the block-sparse path.
   DenseKernel kernel = DenseKernel::Auto;
+  // The sequence's tokens (image/video grid, text segment and its padding; mask_rule.h) and the method.
+  // The defaults (no layout, dense) are plain attention over every key. A method other than dense, or
+  // a layout whose text has padding, makes the call structured: self-attention over tokens.seq_len()
+  // tokens in natural order under the rule's mask, without bias or causal mask.
+  TokenLayout tokens;
+  MethodSpec method;
 };
 
 // Softmax attention; softmax statistics in float32 or wider. Aborts (CHECK) on inconsistent shapes,
@@ -46,5 +54,11 @@ rt::Tensor attention(const rt::Context& ctx, const AttentionParams& p);
 // "cpu_reference", or "cannot run: <why>" when p.kernel names a kernel that cannot run p. CHECKs shapes
 // like attention().
 std::string describe_dense_kernel(const rt::Context& ctx, const AttentionParams& p);
+
+// What attention(ctx, p) runs, for any call: describe_dense_kernel's line for plain calls; for structured
+// ones the method and the executor with its tile density, e.g. "gna:window=...: block_sparse (tile density
+// 0.094)", "grat:...: cuda masked dense reference (block-sparse passed over: <why>)",
+// "...: cpu block-layout reference", or "cannot run: <why>".
+std::string describe_attention(const rt::Context& ctx, const AttentionParams& p);
 
 }  // namespace sattn

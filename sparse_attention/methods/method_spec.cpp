@@ -1,0 +1,144 @@
+#include "sparse_attention/methods/method_spec.h"
+
+#include <charconv>
+#include <vector>
+
+namespace sattn {
+
+namespace {
+
+rt::Status bad(std::string_view text, const std::string& why) {
+  return rt::Status::error("attention method '" + std::string(text) + "': " + why);
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  for (size_t start = 0;;) {
+    const size_t end = s.find(sep, start);
+    parts.push_back(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+// "AxBxC", "BxC" or "C" -> out[0..2], missing leading axes = fill; every value in [lo, 2^31).
+rt::Status parse_axes(std::string_view text, std::string_view key, std::string_view value, int64_t lo, int64_t fill,
+                      int64_t out[3]) {
+  const std::vector<std::string_view> parts = split(value, 'x');
+  if (parts.size() > 3) return bad(text, std::string(key) + "=" + std::string(value) + " has more than 3 axes (T x H x W)");
+  const size_t skip = 3 - parts.size();
+  for (size_t a = 0; a < 3; ++a) out[a] = fill;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(parts[i].data(), parts[i].data() + parts[i].size(), v);
+    if (parts[i].empty() || ec != std::errc() || end != parts[i].data() + parts[i].size() || v < lo || v > INT32_MAX)
+      return bad(text, std::string(key) + "=" + std::string(value) + ": '" + std::string(parts[i]) +
+                           "' is not an integer >= " + std::to_string(lo));
+    out[skip + i] = v;
+  }
+  return rt::Status::ok();
+}
+
+std::string axes_str(const int64_t v[3]) {
+  return std::to_string(v[0]) + "x" + std::to_string(v[1]) + "x" + std::to_string(v[2]);
+}
+
+rt::Status parse_gna(std::string_view text, const std::vector<std::string_view>& kv, MaskRule* r) {
+  r->method = MaskMethod::Neighborhood;
+  bool has_window = false;
+  for (std::string_view item : kv) {
+    const size_t eq = item.find('=');
+    const std::string_view key = item.substr(0, eq), value = eq == std::string_view::npos ? "" : item.substr(eq + 1);
+    if (key == "window") {
+      RT_TRY(parse_axes(text, key, value, 1, 1, r->window));
+      has_window = true;
+    } else if (key == "stride") {
+      RT_TRY(parse_axes(text, key, value, 1, 1, r->stride));
+    } else if (key == "dilation") {
+      RT_TRY(parse_axes(text, key, value, 1, 1, r->dilation));
+    } else if (key == "causal") {
+      int64_t c[3];
+      RT_TRY(parse_axes(text, key, value, 0, 0, c));
+      for (int a = 0; a < 3; ++a) {
+        if (c[a] > 1) return bad(text, "causal=" + std::string(value) + ": each axis is 0 or 1");
+        r->causal[a] = c[a] == 1;
+      }
+    } else {
+      return bad(text, "unknown gna key '" + std::string(key) + "' (known: window, stride, dilation, causal)");
+    }
+  }
+  if (!has_window) return bad(text, "gna needs window=T x H x W (e.g. gna:window=1x24x24)");
+  for (int a = 0; a < 3; ++a)
+    if (r->stride[a] > r->window[a])
+      return bad(text, "stride " + axes_str(r->stride) + " exceeds window " + axes_str(r->window) + " on an axis");
+  return rt::Status::ok();
+}
+
+rt::Status parse_grat(std::string_view text, const std::vector<std::string_view>& kv, MaskRule* r) {
+  r->method = MaskMethod::Group;
+  r->group[0] = 1;
+  r->group[1] = r->group[2] = 16;
+  r->radius = 1;
+  for (std::string_view item : kv) {
+    const size_t eq = item.find('=');
+    const std::string_view key = item.substr(0, eq), value = eq == std::string_view::npos ? "" : item.substr(eq + 1);
+    if (key == "variant") {
+      if (value != "B" && value != "X" && value != "b" && value != "x")
+        return bad(text, "variant=" + std::string(value) + ": expected B (surrounding groups) or X (criss-cross)");
+      r->criss_cross = value == "X" || value == "x";
+    } else if (key == "group") {
+      RT_TRY(parse_axes(text, key, value, 1, 1, r->group));
+    } else if (key == "radius") {
+      int64_t v[3];
+      RT_TRY(parse_axes(text, key, value, 0, 0, v));
+      if (v[0] != 0 || v[1] != 0) return bad(text, "radius=" + std::string(value) + " is one number");
+      r->radius = v[2];
+    } else {
+      return bad(text, "unknown grat key '" + std::string(key) + "' (known: variant, group, radius)");
+    }
+  }
+  return rt::Status::ok();
+}
+
+}  // namespace
+
+rt::Result<MethodSpec> parse_method(std::string_view text) {
+  const size_t colon = text.find(':');
+  const std::string_view name = text.substr(0, colon);
+  const std::string_view rest = colon == std::string_view::npos ? "" : text.substr(colon + 1);
+  MethodSpec spec;
+  if (name == "dense" || name == "full") {
+    if (colon != std::string_view::npos) return bad(text, "dense takes no parameters");
+    return spec;
+  }
+  if (name != "gna" && name != "grat") return bad(text, "unknown method '" + std::string(name) + "' (known: dense, full, gna, grat)");
+  std::vector<std::string_view> kv;
+  if (!rest.empty()) kv = split(rest, ',');
+  for (size_t i = 0; i < kv.size(); ++i) {
+    if (kv[i].find('=') == std::string_view::npos || kv[i].front() == '=')
+      return bad(text, std::string("'").append(kv[i]).append("' is not key=value"));
+    for (size_t j = 0; j < i; ++j)
+      if (kv[j].substr(0, kv[j].find('=')) == kv[i].substr(0, kv[i].find('=')))
+        return bad(text, std::string("key '").append(kv[i].substr(0, kv[i].find('='))).append("' given twice"));
+  }
+  RT_TRY(name == "gna" ? parse_gna(text, kv, &spec.rule) : parse_grat(text, kv, &spec.rule));
+  return spec;
+}
+
+std::string method_str(const MethodSpec& s) {
+  const MaskRule& r = s.rule;
+  switch (r.method) {
+    case MaskMethod::Dense: return "dense";
+    case MaskMethod::Neighborhood: {
+      const int64_t causal[3] = {r.causal[0], r.causal[1], r.causal[2]};
+      return "gna:window=" + axes_str(r.window) + ",stride=" + axes_str(r.stride) + ",dilation=" + axes_str(r.dilation) +
+             ",causal=" + axes_str(causal);
+    }
+    case MaskMethod::Group:
+      return std::string("grat:variant=") + (r.criss_cross ? "X" : "B") + ",group=" + axes_str(r.group) +
+             ",radius=" + std::to_string(r.radius);
+  }
+  return "?";
+}
+
+}  // namespace sattn

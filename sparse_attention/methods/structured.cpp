@@ -1,0 +1,148 @@
+#include "sparse_attention/methods/structured.h"
+
+#include <cmath>
+#include <cstdio>
+#include <mutex>
+#include <vector>
+
+#include "base/check.h"
+#include "ops.h"
+#include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/methods/plan.h"
+#include "sparse_attention/reference/sparse_cpu.h"
+
+#if DITRUN_WITH_CUDA
+#include "cuda/device_state.h"
+#include "sparse_attention/reference/cuda/dense_cuda.h"
+#endif
+
+namespace sattn {
+
+namespace {
+
+enum class Executor { CpuLayout, CpuMasked, BlockSparse, CudaMasked, None };
+
+// The executor for a structured call; *why says why the block-sparse kernel was passed over, or (None)
+// why nothing runs.
+Executor choose(const AttentionParams& p, const BlockLayout& layout, std::string* why) {
+  const bool cpu = p.q.device().is_cpu();
+  if (p.kernel == DenseKernel::Cudnn) {
+    *why = "cuDNN runs plain dense calls only; this call has method " + method_str(p.method) +
+           (p.method.is_dense() ? " with padded text" : "");
+    return Executor::None;
+  }
+  if (cpu) return p.kernel == DenseKernel::Reference ? Executor::CpuMasked : Executor::CpuLayout;
+  if (p.kernel == DenseKernel::Auto) {
+    *why = kernels::block_sparse_refusal(p, layout);
+    if (why->empty()) return Executor::BlockSparse;
+  }
+  if (layout.seq_len <= kMaskedDenseMaxTokens) return Executor::CudaMasked;
+  *why = (why->empty() ? std::string() : *why + "; ") + "the masked dense reference takes at most " +
+         std::to_string(kMaskedDenseMaxTokens) + " tokens, this call has " + std::to_string(layout.seq_len);
+  return Executor::None;
+}
+
+#if DITRUN_WITH_CUDA
+std::string layout_key(const MaskRule& r) {
+  const TokenLayout& t = r.tokens;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, " grid=%lldx%lldx%lld text=%lld/%lld/%d tiles=%lldx%lld", (long long)t.grid[0],
+                (long long)t.grid[1], (long long)t.grid[2], (long long)t.text_len, (long long)t.valid_text(),
+                int(t.text_before), (long long)kernels::kBlockSparseQTile, (long long)kernels::kBlockSparseKvTile);
+  return "sattn.layout " + method_str(MethodSpec{r}) + buf;
+}
+
+// The explicit mask as an additive bias [H, L, L] (a broadcast view of one [L, L] matrix) on the dense
+// CUDA reference, which gives fully masked rows zeros.
+rt::Tensor cuda_masked(const rt::Context& ctx, const AttentionParams& p, const MaskRule& rule) {
+  const int64_t len = rule.tokens.seq_len();
+  std::vector<float> bias(size_t(len * len));
+  for (int64_t i = 0; i < len; ++i)
+    for (int64_t j = 0; j < len; ++j) bias[size_t(i * len + j)] = allowed(rule, i, j) ? 0.f : -INFINITY;
+  AttentionParams d = p;
+  d.tokens = TokenLayout{};
+  d.method = MethodSpec{};
+  d.kernel = DenseKernel::Reference;
+  d.bias = rt::to_ctx(ctx, rt::Tensor::from_vector(bias, {1, len, len})).expand({p.q.size(2), len, len});
+  return reference::dense_attention_cuda(ctx, d);
+}
+#endif
+
+}  // namespace
+
+bool is_structured(const AttentionParams& p) {
+  return !p.method.is_dense() || p.tokens.valid_text() < p.tokens.text_len;
+}
+
+MaskRule structured_rule(const AttentionParams& p) {
+  const MaskRule rule = p.method.for_tokens(p.tokens);
+  const std::string name = method_str(p.method);
+  const std::string why = rule_error(rule);
+  CHECK(why.empty(), "attention ", name, ": ", why);
+  CHECK(p.q.size(1) == rule.tokens.seq_len() && p.k.size(1) == rule.tokens.seq_len(), "attention ", name, ": q ",
+        p.q.str(), " and k ", p.k.str(), " must hold the token layout's ", rule.tokens.seq_len(),
+        " tokens (grid + text)");
+  CHECK(!p.bias.defined() && p.mask == MaskKind::None, "attention ", name,
+        ": a structured call takes no bias or causal mask (the method is the mask)");
+  return rule;
+}
+
+std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, const AttentionParams& p) {
+  const MaskRule rule = structured_rule(p);
+  auto make = [&] {
+    return std::make_shared<const BlockLayout>(plan(rule, kernels::kBlockSparseQTile, kernels::kBlockSparseKvTile));
+  };
+#if DITRUN_WITH_CUDA
+  if (ctx.is_cuda()) {
+    rt::cuda::DeviceState& st = ctx.cuda();
+    const std::string key = layout_key(rule);
+    std::lock_guard<std::mutex> lock(st.plans_mu);
+    auto it = st.plans.find(key);
+    if (it != st.plans.end()) return std::static_pointer_cast<const BlockLayout>(it->second);
+    std::shared_ptr<const BlockLayout> l = make();
+    st.plans[key] = std::const_pointer_cast<BlockLayout>(l);
+    return l;
+  }
+#endif
+  return make();
+}
+
+rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p) {
+  const std::shared_ptr<const BlockLayout> layout = structured_layout(ctx, p);
+  std::string why;
+  const Executor e = choose(p, *layout, &why);
+  CHECK(e != Executor::None, "attention ", method_str(p.method), " cannot run q ", p.q.str(), ": ", why);
+  switch (e) {
+    case Executor::CpuLayout: return reference::block_layout_attention_cpu(ctx, p, *layout);
+    case Executor::CpuMasked: return reference::masked_attention_cpu(ctx, p, layout->rule);
+#if DITRUN_WITH_CUDA
+    case Executor::BlockSparse: return kernels::cuda::block_sparse_attention(ctx, p, *layout);
+    case Executor::CudaMasked: return cuda_masked(ctx, p, layout->rule);
+#endif
+    default: break;
+  }
+  CHECK(false, "attention: CUDA tensors in a build without the CUDA backend");
+  return {};
+}
+
+std::string describe_structured(const rt::Context& ctx, const AttentionParams& p) {
+  if (const std::string bad = rule_error(p.method.for_tokens(p.tokens)); !bad.empty())
+    return "cannot run: " + method_str(p.method) + ": " + bad;
+  const std::shared_ptr<const BlockLayout> layout = structured_layout(ctx, p);
+  std::string why;
+  const Executor e = choose(p, *layout, &why);
+  char density[64];
+  std::snprintf(density, sizeof density, "tile density %.3f", layout->tile_density());
+  const std::string name = method_str(p.method) + ": ";
+  switch (e) {
+    case Executor::CpuLayout: return name + "cpu block-layout reference (" + density + ")";
+    case Executor::CpuMasked: return name + "cpu masked dense reference";
+    case Executor::BlockSparse: return name + "block_sparse (" + density + ")";
+    case Executor::CudaMasked:
+      return name + "cuda masked dense reference" + (why.empty() ? "" : " (block-sparse passed over: " + why + ")");
+    case Executor::None: break;
+  }
+  return "cannot run: " + why;
+}
+
+}  // namespace sattn

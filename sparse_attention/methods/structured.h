@@ -1,0 +1,29 @@
+// Structured attention calls (a method other than dense, or padded text): the layout is planned once
+// per rule (cached in a GPU context's plan cache), then run by the block-sparse kernel on GPUs when it
+// accepts the call, else by a masked dense reference (the explicit mask as an additive -inf bias, for
+// sequences of at most kMaskedDenseMaxTokens tokens), and by the CPU block-layout reference on the CPU.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "sparse_attention/attention.h"
+#include "sparse_attention/block_layout.h"
+
+namespace sattn {
+
+// The GPU masked dense fallback builds an L x L bias on the host.
+inline constexpr int64_t kMaskedDenseMaxTokens = 8192;
+
+bool is_structured(const AttentionParams& p);
+
+// p's rule (method over p.tokens); CHECKs that p is a valid structured call (self-attention over
+// tokens.seq_len() tokens, no bias or causal mask, rule_error() == "").
+MaskRule structured_rule(const AttentionParams& p);
+
+// The layout attention() runs for a structured p, planned at the block-sparse kernel's tiles.
+std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, const AttentionParams& p);
+
+rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p);
+std::string describe_structured(const rt::Context& ctx, const AttentionParams& p);
+
+}  // namespace sattn
