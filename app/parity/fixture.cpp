@@ -69,6 +69,7 @@ const std::vector<Entry>& table() {
       {"flux_vae_decoder", parity::run_flux_vae_decoder},
       {"flow_match_schedule", parity::run_flow_match_schedule},
       {"flux_denoise", parity::run_flux_denoise},
+      {"attention", parity::run_attention},
   };
   return kTable;
 }

@@ -10,5 +10,6 @@ rt::Result<ParityOutputs> run_clip_text_encoder(const rt::Context& ctx, const Pa
 rt::Result<ParityOutputs> run_flux_vae_decoder(const rt::Context& ctx, const ParityFixture& f);
 rt::Result<ParityOutputs> run_flow_match_schedule(const rt::Context& ctx, const ParityFixture& f);
 rt::Result<ParityOutputs> run_flux_denoise(const rt::Context& ctx, const ParityFixture& f);
+rt::Result<ParityOutputs> run_attention(const rt::Context& ctx, const ParityFixture& f);
 
 }  // namespace app::parity
