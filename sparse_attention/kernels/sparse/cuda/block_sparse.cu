@@ -1,0 +1,403 @@
+// Block-sparse flash attention (FA2 structure on sm_80 instructions, which run on sm_90a). One CTA of four
+// warps per (batch, head, query tile of 128 rows); each warp owns 32 query rows (two m16 row blocks).
+// The CTA walks its key tiles of 64 from the layout's CSR lists, full tiles first, then partial ones:
+//   S = Q·Kᵀ (mma.sync m16n8k16, f32 accumulators, Q and K through ldmatrix from swizzled shared memory),
+//   mask (partial tiles: allowed() per element in natural token indices; the ragged last key tile: keys
+//   past the end), online softmax in f32 with exp2 (max-subtracted, rescaling O when the max grows),
+//   O += P·V with P rounded to the input dtype (as every flash attention does) and V through
+//   ldmatrix.trans. K and V are double-buffered with cp.async: K[i+1] streams in during tile i, V[i+1]
+//   from the middle of tile i on, each behind its own commit group.
+// Rows are gathered through layout.perm in the loads (q, k, v stay in natural order in global memory) and
+// scattered back through it in the stores, so re-layouts cost no extra pass.
+//
+// Next speed step (FA3 on sm_90a): a TMA producer warp feeding a multi-stage K/V ring (tile lists turn into
+// TMA coordinates; perm-gathered rows need either a permuted copy made once per forward or
+// cp.async.bulk row gathers), two consumer warpgroups on wgmma 64xNx16 with S and O in registers and
+// ping-pong scheduling so softmax overlaps the other warpgroup's GEMMs, plus a bitmask per partial tile
+// computed once per plan instead of evaluating allowed() in the inner loop.
+#include "sparse_attention/kernels/sparse/block_sparse.h"
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cuda/common.cuh"
+#include "cuda/cuda_ops.h"
+#include "cuda/device_state.h"
+#include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
+#include "sparse_attention/mask_rule.h"
+
+namespace sattn::kernels::cuda {
+
+namespace {
+
+constexpr int kBM = int(kBlockSparseQTile);   // query rows per CTA
+constexpr int kBN = int(kBlockSparseKvTile);  // keys per tile
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kWarpRows = kBM / kWarps;  // 32: two m16 row blocks per warp
+static_assert(kWarpRows == 32 && kBN == 64, "the fragment loops and the 64-bit mask assume 32 rows per warp, 64 keys");
+
+struct KernelArgs {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;                                      // [B, L, H, D] contiguous
+  int64_t q_stride[3], k_stride[3], v_stride[3];  // batch, token, head, in elements; D is contiguous
+  int seq_len, heads, num_q_tiles, layout_batch, layout_heads;
+  const int32_t* perm;  // layout position -> natural token; nullptr = identity
+  const int32_t* full_offsets;
+  const int32_t* full_index;
+  const int32_t* partial_offsets;
+  const int32_t* partial_index;
+  float scale_log2;  // softmax scale · log2(e)
+  MaskRule rule;
+};
+
+// Element offset of (row, 16-byte chunk) in a [rows, D] shared tile. XOR-ing the chunk with row % 8 spreads
+// the eight rows that one ldmatrix phase reads over all 32 banks.
+template <int D>
+__device__ __forceinline__ int swizzle(int row, int chunk) {
+  return row * D + ((chunk ^ (row & 7)) << 3);
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));  // exp2(-inf) = +0
+  return y;
+}
+
+__device__ __forceinline__ int64_t natural(const KernelArgs& a, int pos) {
+  return a.perm != nullptr ? int64_t(__ldg(a.perm + pos)) : int64_t(pos);
+}
+
+// Starts the copy of ROWS layout positions from pos0 on (a slice of one batch and head whose tokens are
+// `ld` elements apart) into a swizzled shared tile. Positions past the sequence end become zeros.
+template <typename T, int D, int ROWS>
+__device__ __forceinline__ void load_tile(T* tile, const T* base, int64_t ld, int pos0, const KernelArgs& a) {
+  constexpr int kChunks = D / 8;
+  constexpr int kRowsPerPass = kThreads / kChunks;
+  const int chunk = int(threadIdx.x) % kChunks;
+#pragma unroll
+  for (int i = 0; i < ROWS / kRowsPerPass; ++i) {
+    const int row = i * kRowsPerPass + int(threadIdx.x) / kChunks;
+    const int pos = pos0 + row;
+    const bool valid = pos < a.seq_len;
+    const int64_t token = valid ? natural(a, pos) : 0;
+    cp_async_16(tile + swizzle<D>(row, chunk), base + token * ld + chunk * 8, valid);
+  }
+}
+
+// Zeros a warp's accumulator fragments (two row blocks of N n8 blocks).
+template <int N>
+__device__ __forceinline__ void zero_fill(float (&acc)[2][N][4]) {
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int n = 0; n < N; ++n)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[mi][n][c] = 0.f;
+}
+
+// s = Q[warp rows] · K[tile]ᵀ for the warp's 32 rows and the tile's 64 keys.
+template <typename T, int D>
+__device__ __forceinline__ void tile_scores(float (&s)[2][kBN / 8][4], const T* qs, const T* ks, int warp, int lane) {
+  zero_fill(s);
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a[2][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) ldmatrix_x4(a[mi], qs + swizzle<D>(warp * kWarpRows + mi * 16 + lane % 16, 2 * kk + lane / 16));
+#pragma unroll
+    for (int nb = 0; nb < kBN / 16; ++nb) {
+      uint32_t b[4];  // b[0], b[1]: keys 16nb..+7; b[2], b[3]: keys 16nb+8..+15
+      ldmatrix_x4(b, ks + swizzle<D>(nb * 16 + (lane / 16) * 8 + lane % 8, 2 * kk + (lane / 8) % 2));
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) {
+        mma_16x8x16<T>(s[mi][2 * nb], a[mi], b[0], b[1]);
+        mma_16x8x16<T>(s[mi][2 * nb + 1], a[mi], b[2], b[3]);
+      }
+    }
+  }
+}
+
+// -inf where a key does not exist (past the end) or, when `rule` is set, where allowed() refuses the pair.
+// allowed() is evaluated in a rolled loop into a bitmask (one instance of its integer arithmetic instead of
+// 64 inlined copies), then applied to the score registers.
+__device__ __forceinline__ void mask_scores(float s[2][kBN / 8][4], const KernelArgs& a, int q_row0, int k_pos0,
+                                            bool rule, int lane) {
+  const int g = lane / 4, t = lane % 4;
+  uint64_t keep = 0;  // bit (mi·2 + hh)·16 + nb·2 + c: row q_row0 + 16mi + 8hh + g, key k_pos0 + 8nb + 2t + c
+#pragma unroll 1
+  for (int col = 0; col < 16; ++col) {
+    const int k_pos = k_pos0 + (col / 2) * 8 + 2 * t + col % 2;
+    if (k_pos >= a.seq_len) continue;
+    if (!rule) {
+      keep |= 0x0001000100010001ull << col;
+      continue;
+    }
+    const int64_t k_token = natural(a, k_pos);
+#pragma unroll 1
+    for (int row = 0; row < 4; ++row) {
+      const int q_pos = q_row0 + (row / 2) * 16 + (row % 2) * 8 + g;
+      if (q_pos < a.seq_len && allowed(a.rule, natural(a, q_pos), k_token)) keep |= 1ull << (row * 16 + col);
+    }
+  }
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+      for (int nb = 0; nb < kBN / 8; ++nb)
+#pragma unroll
+        for (int c = 0; c < 2; ++c)
+          if (!((keep >> ((mi * 2 + hh) * 16 + nb * 2 + c)) & 1)) s[mi][nb][2 * hh + c] = -INFINITY;
+}
+
+// Online softmax over one tile: updates the running max m and (thread-partial) sum l of each of the thread's
+// four rows, rescales o, and turns s into unnormalized probabilities.
+template <int D>
+__device__ __forceinline__ void softmax_update(float s[2][kBN / 8][4], float o[2][D / 8][4], float m[2][2], float l[2][2],
+                                               float scale_log2) {
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nb = 0; nb < kBN / 8; ++nb) mx = fmaxf(mx, fmaxf(s[mi][nb][2 * hh], s[mi][nb][2 * hh + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[mi][hh], mx);
+      // A row with nothing attended so far keeps m = -inf; 0 as the reference then makes every p and alpha 0.
+      const float ref = m_new == -INFINITY ? 0.f : m_new * scale_log2;
+      const float alpha = fast_exp2(m[mi][hh] * scale_log2 - ref);
+      m[mi][hh] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int nb = 0; nb < kBN / 8; ++nb)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float p = fast_exp2(fmaf(s[mi][nb][2 * hh + c], scale_log2, -ref));
+          s[mi][nb][2 * hh + c] = p;
+          sum += p;
+        }
+      l[mi][hh] = l[mi][hh] * alpha + sum;
+#pragma unroll
+      for (int nd = 0; nd < D / 8; ++nd) {
+        o[mi][nd][2 * hh] *= alpha;
+        o[mi][nd][2 * hh + 1] *= alpha;
+      }
+    }
+}
+
+// o += P · V[tile]; P comes from the score registers (the accumulator layout of S is the A-fragment layout
+// of P once pairs are packed).
+template <typename T, int D>
+__device__ __forceinline__ void accumulate_pv(float o[2][D / 8][4], const float s[2][kBN / 8][4], const T* vs, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kBN / 16; ++kk) {
+    uint32_t p[2][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) {
+      p[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+      p[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+      p[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+      p[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+    }
+#pragma unroll
+    for (int db = 0; db < D / 16; ++db) {
+      uint32_t b[4];  // b[0], b[1]: columns 16db..+7; b[2], b[3]: columns 16db+8..+15
+      ldmatrix_x4_trans(b, vs + swizzle<D>(kk * 16 + ((lane / 8) % 2) * 8 + lane % 8, 2 * db + lane / 16));
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) {
+        mma_16x8x16<T>(o[mi][2 * db], p[mi], b[0], b[1]);
+        mma_16x8x16<T>(o[mi][2 * db + 1], p[mi], b[2], b[3]);
+      }
+    }
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelArgs a) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* qs = reinterpret_cast<T*>(smem);
+  T* ks = qs + kBM * D;      // two stages of [kBN, D]
+  T* vs = ks + 2 * kBN * D;  // two stages of [kBN, D]
+  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int q0 = qt * kBM;
+  constexpr int kChunks = D / 8;
+  T* out = static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D;
+  const int64_t out_ld = int64_t(a.heads) * D;
+
+  const int64_t e = (int64_t(a.layout_batch == 1 ? 0 : b) * a.layout_heads + (a.layout_heads == 1 ? 0 : h)) * a.num_q_tiles + qt;
+  const int full_begin = a.full_offsets[e], num_full = a.full_offsets[e + 1] - full_begin;
+  const int partial_begin = a.partial_offsets[e];
+  const int num_tiles = num_full + a.partial_offsets[e + 1] - partial_begin;
+  auto tile_at = [&](int i) {
+    if (i >= num_tiles) return -1;
+    return i < num_full ? __ldg(a.full_index + full_begin + i) : __ldg(a.partial_index + partial_begin + i - num_full);
+  };
+
+  if (num_tiles == 0) {  // no key visited: zeros, the defined output of a fully masked row
+    for (int idx = int(threadIdx.x); idx < kBM * kChunks; idx += kThreads) {
+      const int pos = q0 + idx / kChunks;
+      if (pos < a.seq_len) *reinterpret_cast<uint4*>(out + natural(a, pos) * out_ld + (idx % kChunks) * 8) = make_uint4(0, 0, 0, 0);
+    }
+    return;
+  }
+
+  const T* qg = static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[2];
+  const T* kg = static_cast<const T*>(a.k) + b * a.k_stride[0] + h * a.k_stride[2];
+  const T* vg = static_cast<const T*>(a.v) + b * a.v_stride[0] + h * a.v_stride[2];
+
+  // Commit groups in order: {Q, K0}, V0, K1, then per tile i: V[i+1] (after the first barrier) and K[i+2]
+  // (after the second). Every wait below leaves the two most recent groups in flight.
+  int tile = tile_at(0), next = tile_at(1), after = tile_at(2);
+  load_tile<T, D, kBM>(qs, qg, a.q_stride[1], q0, a);
+  load_tile<T, D, kBN>(ks, kg, a.k_stride[1], tile * kBN, a);
+  cp_async_commit();
+  load_tile<T, D, kBN>(vs, vg, a.v_stride[1], tile * kBN, a);
+  cp_async_commit();
+  if (next >= 0) load_tile<T, D, kBN>(ks + kBN * D, kg, a.k_stride[1], next * kBN, a);
+  cp_async_commit();
+
+  float o[2][D / 8][4];
+  zero_fill(o);
+  float m[2][2] = {{-INFINITY, -INFINITY}, {-INFINITY, -INFINITY}}, l[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+  const int last_kv_tile = (a.seq_len - 1) / kBN;
+  const bool ragged = a.seq_len % kBN != 0;
+
+  for (int i = 0; i < num_tiles; ++i) {
+    const int stage = i & 1;
+    cp_async_wait<2>();
+    __syncthreads();  // K[i] (and Q) landed for every thread; every warp is done with V[i-1]'s buffer
+    if (next >= 0) load_tile<T, D, kBN>(vs + (stage ^ 1) * kBN * D, vg, a.v_stride[1], next * kBN, a);
+    cp_async_commit();
+
+    float s[2][kBN / 8][4];
+    tile_scores<T, D>(s, qs, ks + stage * kBN * D, warp, lane);
+    const bool partial = i >= num_full;
+    if (partial || (ragged && tile == last_kv_tile)) mask_scores(s, a, q0 + warp * kWarpRows, tile * kBN, partial, lane);
+    softmax_update<D>(s, o, m, l, a.scale_log2);
+
+    cp_async_wait<2>();
+    __syncthreads();  // V[i] landed; every warp is done reading K[i]'s buffer
+    if (after >= 0) load_tile<T, D, kBN>(ks + stage * kBN * D, kg, a.k_stride[1], after * kBN, a);
+    cp_async_commit();
+    const int later = tile_at(i + 3);  // read now, used next iteration: the P·V below hides the latency
+    accumulate_pv<T, D>(o, s, vs + stage * kBN * D, lane);
+    tile = next, next = after, after = later;
+  }
+  cp_async_wait<0>();
+
+  // Normalize, stage the warp's 32 rows in its own rows of the Q tile (no other warp reads them), then store
+  // 16-byte chunks to the rows' natural positions.
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float sum = l[mi][hh];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;  // nothing attended: zeros
+      const int row = warp * kWarpRows + mi * 16 + hh * 8 + g;
+#pragma unroll
+      for (int nd = 0; nd < D / 8; ++nd)
+        *reinterpret_cast<uint32_t*>(qs + swizzle<D>(row, nd) + 2 * t) =
+            pack2<T>(o[mi][nd][2 * hh] * inv, o[mi][nd][2 * hh + 1] * inv);
+    }
+  __syncwarp();
+#pragma unroll 4
+  for (int idx = lane; idx < kWarpRows * kChunks; idx += 32) {
+    const int row = warp * kWarpRows + idx / kChunks, chunk = idx % kChunks;
+    const int pos = q0 + row;
+    if (pos < a.seq_len)
+      *reinterpret_cast<uint4*>(out + natural(a, pos) * out_ld + chunk * 8) =
+          *reinterpret_cast<const uint4*>(qs + swizzle<D>(row, chunk));
+  }
+}
+
+template <typename T, int D>
+void launch(const rt::Context& ctx, const KernelArgs& a, dim3 grid) {
+  constexpr int smem_bytes = (kBM + 4 * kBN) * D * int(sizeof(T));
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  block_sparse_kernel<T, D><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a);
+}
+
+// cp.async moves 16-byte chunks: each row's D elements must be contiguous and every row 16-byte aligned.
+rt::Tensor loadable(const rt::Context& ctx, const rt::Tensor& t) {
+  bool ok = t.strides()[3] == 1 && reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0;
+  for (int i = 0; i < 3; ++i) ok = ok && (t.size(i) == 1 || t.strides()[i] % 8 == 0);
+  if (ok) return t;
+  rt::Tensor c = rt::cuda::empty(ctx, t.shape(), t.dtype());
+  rt::cuda::copy(ctx, c, t);
+  return c;
+}
+
+// The layout's int32 arrays in one device buffer (4-byte words; rt::DType has no int32, so it is typed f32
+// and never read as floats).
+struct DeviceLayout {
+  rt::Tensor buffer;
+  const int32_t *perm = nullptr, *full_offsets = nullptr, *full_index = nullptr, *partial_offsets = nullptr,
+                *partial_index = nullptr;
+};
+
+DeviceLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) {
+  const std::vector<int32_t>* parts[5] = {&layout.perm, &layout.full_offsets, &layout.full_index,
+                                          &layout.partial_offsets, &layout.partial_index};
+  std::vector<int32_t> host;
+  size_t at[5];
+  for (int i = 0; i < 5; ++i) {
+    at[i] = host.size();
+    host.insert(host.end(), parts[i]->begin(), parts[i]->end());
+  }
+  DeviceLayout d;
+  d.buffer = rt::cuda::empty(ctx, {int64_t(host.size())}, rt::DType::F32);
+  // From pageable memory the copy returns once `host` is staged, so it may go out of scope. Under graph
+  // capture the call fails (a capture error), and the capture falls back to running eagerly.
+  DITRUN_CUDA_CHECK(cudaMemcpyAsync(d.buffer.raw_data(), host.data(), host.size() * sizeof(int32_t),
+                                    cudaMemcpyHostToDevice, ctx.cuda().stream));
+  const int32_t* base = static_cast<const int32_t*>(d.buffer.raw_data());
+  d.perm = layout.perm.empty() ? nullptr : base + at[0];
+  d.full_offsets = base + at[1], d.full_index = base + at[2];
+  d.partial_offsets = base + at[3], d.partial_index = base + at[4];
+  return d;
+}
+
+}  // namespace
+
+rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout) {
+  const std::string refusal = block_sparse_refusal(p, layout);
+  CHECK(refusal.empty(), "block_sparse_attention: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
+  // The kernel trusts the lists (tile ids become load addresses), so a malformed layout stops here.
+  const std::string bad = validate(layout);
+  CHECK(bad.empty(), "block_sparse_attention: invalid layout: ", bad);
+  const int64_t batch = p.q.size(0), len = p.q.size(1), heads = p.q.size(2), d = p.q.size(3);
+  const float scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(d));
+  CHECK(scale > 0.f && std::isfinite(scale), "block_sparse_attention: softmax scale ", scale, " must be positive");
+  rt::Tensor out = rt::cuda::empty(ctx, {batch, len, heads, d}, p.q.dtype());
+  if (out.numel() == 0) return out;
+
+  const rt::Tensor q = loadable(ctx, p.q), k = loadable(ctx, p.k), v = loadable(ctx, p.v);
+  const DeviceLayout dl = upload_layout(ctx, layout);
+  KernelArgs a{};
+  a.q = q.raw_data(), a.k = k.raw_data(), a.v = v.raw_data(), a.out = out.raw_data();
+  for (int i = 0; i < 3; ++i) a.q_stride[i] = q.strides()[i], a.k_stride[i] = k.strides()[i], a.v_stride[i] = v.strides()[i];
+  a.seq_len = int(len), a.heads = int(heads), a.num_q_tiles = int(layout.num_q_tiles());
+  a.layout_batch = int(layout.batch), a.layout_heads = int(layout.heads);
+  a.perm = dl.perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
+  a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index;
+  a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
+  a.rule = layout.rule;
+  const dim3 grid{unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch)};
+  const bool bf16 = p.q.dtype() == rt::DType::BF16;
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
+  rt::cuda::check_launch(ctx, "block_sparse_attention");
+  return out;
+}
+
+}  // namespace sattn::kernels::cuda
