@@ -27,6 +27,10 @@ Tensor contiguous(const Context& ctx, const Tensor& t);
 Tensor cast(const Context& ctx, const Tensor& t, DType dtype);
 // A view when the strides allow one, else a contiguous copy viewed as `shape`.
 Tensor reshape(const Context& ctx, const Tensor& t, const Shape& shape);
+// dst[i] = src[i] over equal shapes, converting between float dtypes: the one op that writes into an
+// existing tensor (the fixed input and output buffers of a captured CUDA graph). Both on the context's
+// device, any strides; dst must not overlap itself or src.
+void copy_(const Context& ctx, const Tensor& dst, const Tensor& src);
 // Waits for all queued device work of the context (no-op on the CPU).
 void synchronize(const Context& ctx);
 // Device memory of the context's pool (zeros on the CPU); the peak is since the last reset_peak_memory.

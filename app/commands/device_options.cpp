@@ -9,6 +9,9 @@ void add_device_options(CLI::App& cmd, DeviceOptions& o) {
   cmd.add_option("--dtype", o.dtype, "compute dtype: f32, bf16 or f16 (default: f32 on cpu, bf16 on cuda)");
   cmd.add_flag("--debug-sync", o.debug_sync,
                "GPU: synchronize after every op and name the op that failed (slow; also DITRUN_CUDA_DEBUG=1)");
+  cmd.add_flag_callback("--no-cuda-graph", [&o] { o.cuda_graph = false; },
+                        "GPU: issue every kernel of every denoising step instead of replaying the step as a CUDA graph "
+                        "from its second step on (graphs are also off with --debug-sync)");
   cmd.add_option("--threads", o.threads, "CPU threads (0 = all)");
 }
 

@@ -1,4 +1,5 @@
-// --device / --dtype / --debug-sync, shared by every command that runs a model, and the Context they make.
+// --device / --dtype / --debug-sync / --no-cuda-graph, shared by every command that runs a model, and the
+// Context they make.
 #pragma once
 #include <string>
 
@@ -12,6 +13,9 @@ struct DeviceOptions {
   std::string device = "cpu";  // cpu | cuda | cuda:N
   std::string dtype;           // f32 | bf16 | f16; empty: f32 on the CPU, bf16 on a GPU
   bool debug_sync = false;
+  // Replay the denoising step as a CUDA graph from its second step on (DenoiseOptions::cuda_graph); the
+  // context does not need it, the commands pass it on. Ignored on the CPU and with --debug-sync.
+  bool cuda_graph = true;
   int threads = 0;
 };
 

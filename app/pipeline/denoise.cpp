@@ -1,5 +1,9 @@
 #include "app/pipeline/denoise.h"
 
+#include <vector>
+
+#include "dit/flux/captured_forward.h"
+
 namespace app {
 
 using rt::Tensor;
@@ -22,20 +26,21 @@ rt::Tensor denoise(const rt::Context& ctx, const dit::flux::FluxTransformer& mod
   const dit::flux::RopeTables pe = model.rope(ctx, img_ids, cond.txt_ids);
   CHECK(!do_true_cfg || options.negative->txt_ids.size(0) == cond.txt_ids.size(0), "negative prompt length ",
         options.negative->txt_ids.str(), " differs from the prompt's ", cond.txt_ids.str());
+  dit::flux::CapturedForward step(ctx, model, pe, options.cuda_graph);
   for (int i = 0; i < n; ++i) {
     // The pipeline passes the scheduler timestep divided by 1000 (float32), not the sigma itself.
     const Tensor t = Tensor::full({B}, schedule.timesteps[i] / 1000.f);
+    std::vector<dit::flux::ForwardBranch> branches{{cond.txt, model.conditioning(ctx, t, cond.y, guidance)}};
+    if (do_true_cfg) branches.push_back({options.negative->txt, model.conditioning(ctx, t, options.negative->y, guidance)});
+    const std::vector<Tensor> out = step.run(ctx, latents, branches, i);
     // The model computes in the context's dtype; the update runs in the latents' dtype (f32), as
     // diffusers' scheduler upcasts before stepping.
-    Tensor v = rt::cast(ctx, model.forward(ctx, latents, pe, cond.txt, t, cond.y, guidance, i), latents.dtype());
-    if (do_true_cfg) {
-      const FluxCond& neg = *options.negative;
-      const Tensor v_neg = rt::cast(ctx, model.forward(ctx, latents, pe, neg.txt, t, neg.y, guidance, i), latents.dtype());
-      v = dit::sampling::true_cfg(ctx, v, v_neg, options.true_cfg_scale);
-    }
+    Tensor v = rt::cast(ctx, out[0], latents.dtype());
+    if (do_true_cfg) v = dit::sampling::true_cfg(ctx, v, rt::cast(ctx, out[1], latents.dtype()), options.true_cfg_scale);
     latents = dit::sampling::euler_step(ctx, latents, v, schedule.sigmas[i], schedule.sigmas[i + 1]);
     if (options.progress) options.progress(i + 1, n);
   }
+  if (options.graph_steps) *options.graph_steps = step.graph_calls();
   return latents;
 }
 

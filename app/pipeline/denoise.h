@@ -21,6 +21,11 @@ struct DenoiseOptions {
   const FluxCond* negative = nullptr;    // with true_cfg_scale > 1: v = v_neg + s·(v_pos − v_neg)
   float true_cfg_scale = 1.f;
   std::function<void(int step, int num_steps)> progress;  // after each step: (i + 1, N)
+  // GPU: from the second step on, replay the step's model calls as one CUDA graph
+  // (dit/flux/captured_forward.h). Ignored on the CPU and in debug-sync mode.
+  bool cuda_graph = true;
+  // When set, receives the number of steps whose model calls were replayed from a CUDA graph (tests).
+  int* graph_steps = nullptr;
 };
 
 // latents [B, N, C_in] packed noise; img_ids [N, 3]. Returns the packed latents after the last step.

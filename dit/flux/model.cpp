@@ -31,6 +31,14 @@ rt::Result<FluxTransformer> FluxTransformer::load(const weights::WeightLoader& w
 
 Tensor FluxTransformer::conditioning(const rt::Context& ctx, const Tensor& timesteps, const Tensor& y,
                                      const Tensor& guidance) const {
+  const Config& c = config_;
+  CHECK(timesteps.dim() == 1, "timesteps must be [B], got ", timesteps.str());
+  const int64_t B = timesteps.size(0);
+  CHECK(y.dim() == 2 && y.size(0) == B && y.size(1) == c.pooled_dim, "y must be [", B, ", ", c.pooled_dim, "], got ",
+        y.str());
+  CHECK(!c.guidance_embed || (guidance.defined() && guidance.dim() == 1 && guidance.size(0) == B),
+        "this Flux model embeds guidance: guidance must be [", B, "], got ",
+        guidance.defined() ? guidance.str() : std::string("none"));
   // The ×1000 is a float32 multiply before the sinusoid, as diffusers does it.
   auto embed = [&](const Tensor& t) {
     Tensor scaled = rt::to_host(ctx, t).clone();  // [B] f32 on the host
@@ -39,7 +47,7 @@ Tensor FluxTransformer::conditioning(const rt::Context& ctx, const Tensor& times
   };
   Tensor vec = time_in(ctx, embed(timesteps));  // [B, C]
   if (guidance_in) vec = rt::add(ctx, vec, (*guidance_in)(ctx, embed(guidance)));
-  return rt::add(ctx, vec, vector_in(ctx, y));
+  return rt::add(ctx, vec, vector_in(ctx, rt::cast(ctx, y, ctx.dtype())));
 }
 
 static Tensor ids_2d(const Tensor& ids, const char* what) {
@@ -57,11 +65,6 @@ Tensor FluxTransformer::forward(const rt::Context& ctx, const Tensor& img_in_x, 
   CHECK(txt_in_x.dim() == 3 && txt_in_x.size(0) == B && txt_in_x.size(2) == c.context_dim, "txt must be [", B,
         ", T, ", c.context_dim, "], got ", txt_in_x.str());
   CHECK(timesteps.dim() == 1 && timesteps.size(0) == B, "timesteps must be [", B, "], got ", timesteps.str());
-  CHECK(y.dim() == 2 && y.size(0) == B && y.size(1) == c.pooled_dim, "y must be [", B, ", ", c.pooled_dim, "], got ",
-        y.str());
-  CHECK(!c.guidance_embed || (guidance.defined() && guidance.dim() == 1 && guidance.size(0) == B),
-        "this Flux model embeds guidance: guidance must be [", B, "], got ",
-        guidance.defined() ? guidance.str() : std::string("none"));
   const Tensor img_pos = ids_2d(img_ids, "img_ids"), txt_pos = ids_2d(txt_ids, "txt_ids");
   CHECK(img_pos.size(0) == img_in_x.size(1) && txt_pos.size(0) == txt_in_x.size(1), "ids ", img_pos.str(), " / ",
         txt_pos.str(), " do not match img ", img_in_x.str(), " / txt ", txt_in_x.str());
@@ -78,12 +81,27 @@ RopeTables FluxTransformer::rope(const rt::Context& ctx, const Tensor& img_ids, 
 
 Tensor FluxTransformer::forward(const rt::Context& ctx, const Tensor& img_in_x, const RopeTables& pe, const Tensor& txt_in_x,
                                 const Tensor& timesteps, const Tensor& y, const Tensor& guidance, int step_index) const {
+  CHECK(timesteps.dim() == 1 && timesteps.size(0) == img_in_x.size(0), "timesteps ", timesteps.str(), " do not match img ",
+        img_in_x.str());
+  return forward_vec(ctx, img_in_x, pe, txt_in_x, conditioning(ctx, timesteps, y, guidance), step_index);
+}
+
+Tensor FluxTransformer::forward_vec(const rt::Context& ctx, const Tensor& img_in_x, const RopeTables& pe,
+                                    const Tensor& txt_in_x, const Tensor& vec_in, int step_index) const {
+  const Config& c = config_;
+  CHECK(img_in_x.dim() == 3 && img_in_x.size(2) == c.in_channels, "img must be [B, N, ", c.in_channels, "], got ",
+        img_in_x.str());
+  const int64_t B = img_in_x.size(0);
+  CHECK(txt_in_x.dim() == 3 && txt_in_x.size(0) == B && txt_in_x.size(2) == c.context_dim, "txt must be [", B,
+        ", T, ", c.context_dim, "], got ", txt_in_x.str());
+  CHECK(vec_in.dim() == 2 && vec_in.size(0) == B && vec_in.size(1) == c.hidden_size, "vec must be [", B, ", ",
+        c.hidden_size, "], got ", vec_in.str());
   CHECK(pe.cos.dim() == 2 && pe.cos.size(0) == img_in_x.size(1) + txt_in_x.size(1), "RoPE tables ", pe.cos.str(),
         " do not cover txt ", txt_in_x.str(), " + img ", img_in_x.str());
   // Inputs may arrive in f32 (latents, encoder outputs); the model computes in the context's dtype.
   Tensor img = img_in(ctx, rt::cast(ctx, img_in_x, ctx.dtype()));  // [B, N, C]
   Tensor txt = txt_in(ctx, rt::cast(ctx, txt_in_x, ctx.dtype()));  // [B, T, C]
-  const Tensor vec = conditioning(ctx, timesteps, rt::cast(ctx, y, ctx.dtype()), guidance);  // [B, C]
+  const Tensor vec = rt::cast(ctx, vec_in, ctx.dtype());            // [B, C]
 
   for (const DoubleStreamBlock& block : double_blocks) block.forward(ctx, img, txt, vec, pe, step_index);
 

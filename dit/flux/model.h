@@ -30,6 +30,17 @@ class FluxTransformer {
   // RoPE tables [T+N, D/2] for txt_ids then img_ids (host tensors [L, 3] or [B, L, 3]), on ctx's device in f32.
   RopeTables rope(const rt::Context& ctx, const rt::Tensor& img_ids, const rt::Tensor& txt_ids) const;
 
+  // The two halves of forward(). conditioning: vec [B, C] in ctx's dtype = time_in(TE(1000·t))
+  // (+ guidance_in(TE(1000·g))) + vector_in(y), with timesteps/y/guidance as forward() takes them. It
+  // embeds the timesteps on the host and uploads them, so it stays outside a captured CUDA graph.
+  rt::Tensor conditioning(const rt::Context& ctx, const rt::Tensor& timesteps, const rt::Tensor& y,
+                          const rt::Tensor& guidance) const;
+  // The blocks given vec [B, C]: img [B, N, C_in], txt [B, T, D_txt] (any float dtype, cast to ctx's)
+  // -> [B, N, C_out] in ctx's dtype. Device work only (no host reads or uploads), so it can be captured
+  // once its plans exist (dit/flux/captured_forward.h).
+  rt::Tensor forward_vec(const rt::Context& ctx, const rt::Tensor& img, const RopeTables& pe, const rt::Tensor& txt,
+                         const rt::Tensor& vec, int step_index = -1) const;
+
   const Config& config() const { return config_; }
 
  private:
@@ -40,10 +51,6 @@ class FluxTransformer {
   std::vector<DoubleStreamBlock> double_blocks;
   std::vector<SingleStreamBlock> single_blocks;
   LastLayer final_layer;
-
-  // vec [B, C] = time_in(TE(1000·t)) (+ guidance_in(TE(1000·g))) + vector_in(y).
-  rt::Tensor conditioning(const rt::Context& ctx, const rt::Tensor& timesteps, const rt::Tensor& y,
-                          const rt::Tensor& guidance) const;
 };
 
 }  // namespace dit::flux

@@ -32,6 +32,8 @@ Tensor conv2d(const Context& ctx, const Tensor& x, const Tensor& weight, const T
               int64_t padding);
 Tensor upsample_nearest2d(const Context& ctx, const Tensor& x, int64_t factor);
 
+// dst, src f32 of one shape, any strides.
+void copy_(const Context& ctx, const Tensor& dst, const Tensor& src);
 Tensor concat(const Context& ctx, const std::vector<Tensor>& xs, int64_t dim);
 Tensor embedding(const Context& ctx, const Tensor& ids, const Tensor& table);
 Tensor rope(const Context& ctx, const Tensor& x, const Tensor& cos, const Tensor& sin);

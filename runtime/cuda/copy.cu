@@ -51,7 +51,17 @@ void check_launch(const Context& ctx, const char* op) {
   }
 }
 
-void synchronize(const Context& ctx) { DITRUN_CUDA_CHECK(cudaStreamSynchronize(ctx.cuda().stream)); }
+// Host round trips cannot be recorded into a CUDA graph (a replay would read a long-freed host buffer, or
+// the host would read data that does not exist yet): during a capture they abandon it (cuda/graph.h),
+// and the caller runs the work eagerly.
+static void refuse_in_capture(const Context& ctx, const char* what) {
+  if (ctx.cuda().capturing) throw CaptureError(std::string(what) + " during a CUDA graph capture");
+}
+
+void synchronize(const Context& ctx) {
+  refuse_in_capture(ctx, "synchronize");
+  DITRUN_CUDA_CHECK(cudaStreamSynchronize(ctx.cuda().stream));
+}
 
 MemoryStats memory_stats(const Context& ctx) {
   cuda::synchronize(ctx);  // frees are stream-ordered: count them once they happened
@@ -202,6 +212,7 @@ void upload(const Context& ctx, const Tensor& dst, const Tensor& src) {
   DITRUN_CHECK(dst.is_contiguous() && src.is_contiguous() && dst.nbytes() == src.nbytes() && dst.dtype() == src.dtype(),
                "upload: ", dst.str(), " <- ", src.str());
   if (dst.nbytes() == 0) return;
+  refuse_in_capture(ctx, "a host-to-device upload");
   // From pageable memory the call returns once the source is staged, so the caller may free it.
   DITRUN_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyHostToDevice, ctx.cuda().stream));
 }
@@ -210,6 +221,7 @@ void download(const Context& ctx, const Tensor& dst, const Tensor& src) {
   DITRUN_CHECK(dst.is_contiguous() && src.is_contiguous() && dst.nbytes() == src.nbytes() && dst.dtype() == src.dtype(),
                "download: ", dst.str(), " <- ", src.str());
   if (dst.nbytes() == 0) return;
+  refuse_in_capture(ctx, "a device-to-host download");
   DITRUN_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToHost, ctx.cuda().stream));
   DITRUN_CUDA_CHECK(cudaStreamSynchronize(ctx.cuda().stream));
 }

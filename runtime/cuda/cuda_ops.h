@@ -17,6 +17,8 @@ namespace rt::cuda {
 Tensor empty(const Context& ctx, const Shape& shape, DType dtype);
 // After every launch: surfaces launch errors at once and, in debug-sync mode, kernel faults, naming `op`.
 void check_launch(const Context& ctx, const char* op);
+// synchronize, upload and download are host round trips: during a CUDA graph capture (cuda/graph.h) they
+// throw CaptureError instead, which abandons the capture.
 void synchronize(const Context& ctx);
 MemoryStats memory_stats(const Context& ctx);
 void reset_peak_memory(const Context& ctx);

@@ -7,6 +7,9 @@
 namespace rt::cuda {
 
 int64_t fastest_launch(cudaStream_t stream, int64_t count, const std::function<bool(int64_t)>& launch) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  DITRUN_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return count > 0 ? 0 : -1;
   cudaEvent_t start, stop;
   DITRUN_CUDA_CHECK(cudaEventCreate(&start));
   DITRUN_CUDA_CHECK(cudaEventCreate(&stop));

@@ -1,3 +1,4 @@
+#include "cpu/cpu_ops.h"
 #include "ops.h"
 #include "ops/validate.h"
 #include "random_hash.h"
@@ -60,6 +61,17 @@ Tensor cast(const Context& ctx, const Tensor& t, DType dtype) {
   Tensor out = empty(ctx, t.shape(), dtype);
   RT_CUDA_DO(copy(ctx, out, t));
   return out;
+}
+
+void copy_(const Context& ctx, const Tensor& dst, const Tensor& src) {
+  detail::require_float(ctx, "copy_", "dst", dst);
+  detail::require_float(ctx, "copy_", "src", src);
+  CHECK(dst.shape() == src.shape(), "copy_: dst ", dst.str(), " and src ", src.str(), " differ in shape");
+  if (dst.device().is_cuda()) {
+    RT_CUDA_DO(copy(ctx, dst, src));
+    return;
+  }
+  cpu::copy_(ctx, dst, src);
 }
 
 Tensor reshape(const Context& ctx, const Tensor& t, const Shape& shape) {

@@ -211,23 +211,28 @@ std::shared_ptr<Plan> build(cudnnHandle_t handle, const Layout& l) {
 }
 
 // The cached plan of p's layout, built on first use. Building holds the lock: plans are built once per
-// layout and the stream is the context's alone, so nothing waits for long.
+// layout and the stream is the context's alone, so nothing waits for long. Building is not capturable
+// (cuDNN may allocate and synchronize): a layout first met during a CUDA graph capture is refused, not
+// cached, and the capture discarded, so the eager run that replaces it builds the plan.
 std::shared_ptr<Plan> plan_for(const rt::Context& ctx, const Layout& l) {
   rt::cuda::DeviceState& st = ctx.cuda();
   const std::string key = key_of(l);
   std::lock_guard<std::mutex> lock(st.plans_mu);
-  std::shared_ptr<void>& slot = st.plans[key];
-  if (!slot) {
-    std::shared_ptr<Plan> plan;
-    try {
-      plan = build(st.cudnn, l);
-    } catch (const std::exception& e) {
-      plan = std::make_shared<Plan>();
-      plan->refusal = std::string("cuDNN frontend threw: ") + e.what();
-    }
-    slot = plan;
+  auto it = st.plans.find(key);
+  if (it != st.plans.end()) return std::static_pointer_cast<Plan>(it->second);
+  auto plan = std::make_shared<Plan>();
+  if (st.capturing) {
+    plan->refusal = "cuDNN plans are not built during a CUDA graph capture";
+    if (st.capture_refusal.empty()) st.capture_refusal = "attention layout " + key + " first met during the capture";
+    return plan;
   }
-  return std::static_pointer_cast<Plan>(slot);
+  try {
+    plan = build(st.cudnn, l);
+  } catch (const std::exception& e) {
+    plan->refusal = std::string("cuDNN frontend threw: ") + e.what();
+  }
+  st.plans.emplace(key, plan);
+  return plan;
 }
 
 // Checks that need no cuDNN call, each with the reason a user can act on.
@@ -285,14 +290,18 @@ rt::Tensor cudnn_sdpa(const rt::Context& ctx, const AttentionParams& p) {
   if (l.has_bias) pack[kUidBias] = bias.raw_data();
   void* ws = workspace.defined() ? workspace.raw_data() : nullptr;
   cudnnHandle_t handle = ctx.cuda().cudnn;
-  if (plan->index < 0) {  // time every built plan once on these operands; keep the fastest
+  if (plan->index < 0 && !ctx.cuda().capturing) {  // time every built plan once on these operands; keep the fastest
     plan->index = rt::cuda::fastest_launch(ctx.cuda().stream, plan->plan_count, [&](int64_t i) {
       return plan->graph->execute_plan_at_index(handle, pack, ws, i).is_good();
     });
     CHECK(plan->index >= 0, "cudnn_sdpa: none of the ", plan->plan_count, " built plans ran for q ", p.q.str());
   }
-  fe::error_t e = plan->plan_count > 1 || plan->index > 0 ? plan->graph->execute_plan_at_index(handle, pack, ws, plan->index)
-                                                          : plan->graph->execute(handle, pack, ws);
+  // Timing cannot run inside a CUDA graph capture: the first plan, untimed, and the next eager call times.
+  const int64_t index = std::max<int64_t>(plan->index, 0);
+  fe::error_t e = plan->plan_count > 1 || index > 0 ? plan->graph->execute_plan_at_index(handle, pack, ws, index)
+                                                    : plan->graph->execute(handle, pack, ws);
+  if (e.is_bad() && ctx.cuda().capturing)  // abandons the capture; the eager run reports a real failure
+    throw rt::cuda::CaptureError(std::string("cudnn_sdpa: execute during a CUDA graph capture: ") + e.get_message());
   CHECK(e.is_good(), "cudnn_sdpa: execute failed for q ", p.q.str(), " k ", p.k.str(), ": ", e.get_message());
   rt::cuda::check_launch(ctx, "attention.cudnn_sdpa");
   return out;
