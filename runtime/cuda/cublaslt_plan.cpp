@@ -183,7 +183,7 @@ bool gemm(const Context& ctx, DType dtype, int64_t m, int64_t n, int64_t k, int6
   if (has_bias(epilogue))
     DITRUN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   if (c == d) plan->candidates.clear();  // in-place accumulation: a timing run would change C
-  if (!plan->candidates.empty()) tune(st, *plan, a.data, b.data, d, c);
+  if (!plan->candidates.empty() && !st.capturing) tune(st, *plan, a.data, b.data, d, c);
   const cublasStatus_t s = cublasLtMatmul(st.cublaslt, plan->op, &alpha, a.data, plan->a, b.data, plan->b, &beta,
                                           c ? c : d, plan->d, d, plan->d, &plan->algo, st.cublaslt_workspace,
                                           st.cublaslt_workspace_bytes, st.stream);
