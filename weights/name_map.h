@@ -111,6 +111,10 @@ class WeightLoader {
   bool has(const std::string& name) const;
   // Shape of a present tensor (for inferring dimensions), or an empty shape when absent.
   rt::Shape shape_of(const std::string& name) const;
+  // Elements and bytes of the tensors handed out so far by this loader and its pp() copies, as placed
+  // (the target device's dtype), for load reports.
+  int64_t loaded_numel() const;
+  size_t loaded_bytes() const;
 
   // Error listing counts and the first few names of: missing, wrong-shaped (expected vs got), and
   // unexpected tensors (present in the checkpoint, never asked for). Adds a hint when the names look

@@ -1,6 +1,7 @@
 // WeightLoader (declared in name_map.h): strict, scoped access to canonical tensors. Problems are
 // recorded, construction continues with zero tensors, and finish() reports everything in one error
 // (counts plus the first few names), as the design's "aggregate, don't flood" rule asks.
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -29,6 +30,14 @@ struct WeightLoader::State {
   const rt::Context* target = nullptr;  // where tensors go; nullptr = CPU f32
   bool random = false;
   uint64_t seed = 0;
+  std::atomic<int64_t> numel{0};
+  std::atomic<size_t> bytes{0};
+
+  rt::Tensor counted(rt::Tensor t) {
+    numel += t.numel();
+    bytes += t.nbytes();
+    return t;
+  }
 };
 
 WeightLoader WeightLoader::random(const rt::Context& ctx, uint64_t seed, std::string component) {
@@ -47,9 +56,12 @@ WeightLoader& WeightLoader::place(const rt::Context& ctx) {
 }
 
 rt::Tensor WeightLoader::placed(rt::Tensor t) const {
-  if (state_->target == nullptr || !t.defined()) return t;
-  return rt::to_ctx(*state_->target, t);
+  if (!t.defined()) return t;
+  return state_->counted(state_->target == nullptr ? t : rt::to_ctx(*state_->target, t));
 }
+
+int64_t WeightLoader::loaded_numel() const { return state_->numel; }
+size_t WeightLoader::loaded_bytes() const { return state_->bytes; }
 
 // Random weights: the scale keeps activations of a deep random model finite (bf16 has no headroom for
 // growth over 57 blocks), which is all a speed measurement needs.
@@ -96,7 +108,7 @@ rt::Shape WeightLoader::shape_of(const std::string& name) const {
 
 rt::Tensor WeightLoader::get(const std::string& name, const rt::Shape& shape) const {
   const std::string full = prefix_ + name;
-  if (state_->random) return random_tensor(*state_->target, state_->seed, full, shape);
+  if (state_->random) return state_->counted(random_tensor(*state_->target, state_->seed, full, shape));
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     ++state_->required;
@@ -111,7 +123,7 @@ rt::Tensor WeightLoader::get(const std::string& name, const rt::Shape& shape) co
 
 rt::Tensor WeightLoader::get_optional(const std::string& name, const rt::Shape& shape) const {
   const std::string full = prefix_ + name;
-  if (state_->random) return random_tensor(*state_->target, state_->seed, full, shape);
+  if (state_->random) return state_->counted(random_tensor(*state_->target, state_->seed, full, shape));
   const MappedStore& store = *state_->store;
   {
     std::lock_guard<std::mutex> lock(state_->mu);

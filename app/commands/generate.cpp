@@ -26,6 +26,7 @@ namespace {
 struct GenerateOptions {
   ModelPathArgs paths;
   GenerateParams params;
+  LoadOptions load;
   std::string out = "ditrun.png";
   bool overwrite = false;
   bool quiet = false;
@@ -58,7 +59,8 @@ int validate(const GenerateOptions& o) {
   if (p.steps < 0 || p.steps > 1000) return usage_error("--steps " + std::to_string(p.steps) + " is out of range; use 1..1000");
   if (!(p.guidance >= 0.f || p.guidance == -1.f) || !std::isfinite(p.guidance))
     return usage_error("--guidance must be a finite number >= 0");
-  if (!(p.true_cfg >= 1.f && std::isfinite(p.true_cfg))) return usage_error("--true-cfg must be >= 1 (1 disables true CFG)");
+  if (p.true_cfg && !(*p.true_cfg >= 1.f && std::isfinite(*p.true_cfg)))
+    return usage_error("--true-cfg must be >= 1 (1 disables true CFG)");
   if (p.vae_tile != 0 && (p.vae_tile < 128 || p.vae_tile % 64 != 0))
     return usage_error("--vae-tile " + std::to_string(p.vae_tile) + " must be 0 (off) or a multiple of 64 of at least 128 pixels, e.g. 512");
   if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
@@ -88,6 +90,28 @@ void note_if_outside_embedded_world(const GenerateOptions& o) {
 
 int generate_with(const GenerateOptions& o, const rt::Context& ctx, const ComponentPaths& model_paths);
 
+// "loaded transformer: 9.1 M params, 18.2 MB bf16 on cuda:0 in 0.41 s"
+std::string describe_load(const ComponentLoad& c) {
+  char buf[256];
+  const double params = double(c.params), bytes = double(c.bytes);
+  std::snprintf(buf, sizeof buf, "loaded %s: %.*f %s params, %.*f %s %s on %s in %.2f s", c.name.c_str(),
+                params >= 1e9 ? 2 : 1, params >= 1e9 ? params / 1e9 : params / 1e6, params >= 1e9 ? "B" : "M",
+                bytes >= 1e9 ? 2 : 1, bytes >= 1e9 ? bytes / 1e9 : bytes / 1e6, bytes >= 1e9 ? "GB" : "MB",
+                rt::dtype_name(c.dtype), rt::device_str(c.device).c_str(), c.seconds);
+  return buf;
+}
+
+// Says when the effective true-CFG pair (the user's flags with the model's defaults) does nothing.
+void note_inert_true_cfg(const GenerateOptions& o, const GenerateParams& p) {
+  const float scale = p.true_cfg.value_or(1.f);
+  if (scale > 1.f && !p.negative_prompt)
+    std::fprintf(stderr, "ditrun generate: note: %s %.2f has no effect without --negative-prompt (\"\" is the empty prompt)\n",
+                 o.params.true_cfg ? "--true-cfg" : "the model's true CFG scale", scale);
+  if (scale <= 1.f && o.params.negative_prompt && !o.params.true_cfg)
+    std::fprintf(stderr, "ditrun generate: note: --negative-prompt has no effect without --true-cfg > 1 (this model's default is %g)\n",
+                 scale);
+}
+
 int run_generate(GenerateOptions o) {
   if (int rc = validate(o); rc != kExitOk) return rc;
   if (auto st = check_output_path(o.out, o.overwrite); !st) {
@@ -114,23 +138,34 @@ int run_generate(GenerateOptions o) {
 int generate_with(const GenerateOptions& o, const rt::Context& ctx, const ComponentPaths& model_paths) {
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  auto pipe = FluxPipeline::load(ctx, model_paths);
+  auto pipe = FluxPipeline::load(ctx, model_paths, o.load);
   if (!pipe) {
     std::fprintf(stderr, "ditrun generate: %s\n", pipe.status().message().c_str());
     return kExitModel;
   }
-  const GenerateParams p = (*pipe)->with_defaults(o.params);
+  GenerateParams p = (*pipe)->with_defaults(o.params);
+  p.cuda_graph = o.device.cuda_graph;
   {
     GenerateOptions effective = o;
     effective.params = p;
     if (int rc = validate(effective); rc != kExitOk) return rc;  // a model's defaults file can be wrong too
   }
-  if (p.true_cfg > 1.f && p.negative_prompt.empty())
-    std::fprintf(stderr, "ditrun generate: note: --true-cfg %.2f has no effect without --negative-prompt\n", p.true_cfg);
-  if (!o.quiet)
-    std::fprintf(stderr, "ditrun: %s; loaded in %.1fs\nditrun: %lldx%lld, %d steps, guidance %.2f, seed %llu\n",
-                 (*pipe)->describe().c_str(), seconds(), (long long)p.width, (long long)p.height, p.steps, p.guidance,
-                 (unsigned long long)p.seed);
+  note_inert_true_cfg(o, p);
+  const LoadReport& report = (*pipe)->load_report();
+  if (!o.quiet) {
+    for (const ComponentLoad& c : report.components) std::fprintf(stderr, "ditrun: %s\n", describe_load(c).c_str());
+    std::fprintf(stderr, "ditrun: %s; %s in %.2f s%s\nditrun: %lldx%lld, %d steps, guidance %.2f", (*pipe)->describe().c_str(),
+                 o.load.offload ? "checked" : "loaded", report.seconds,
+                 o.load.offload ? " (--offload: each component loads for its stage)" : "", (long long)p.width,
+                 (long long)p.height, p.steps, p.guidance);
+    if (p.runs_true_cfg()) std::fprintf(stderr, ", true CFG %.2f", *p.true_cfg);
+    std::fprintf(stderr, ", seed %llu\n", (unsigned long long)p.seed);
+  }
+  double stage_loads = 0;
+  const LoadFn on_load = [&](const ComponentLoad& c) {
+    stage_loads += c.seconds;
+    if (!o.quiet) std::fprintf(stderr, "ditrun: %s\n", describe_load(c).c_str());
+  };
   const bool tty = isatty(fileno(stderr));
   double denoise_start = 0;
   ProgressFn progress = [&](const char* stage, int i, int n) {
@@ -146,21 +181,25 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
       std::fprintf(stderr, "ditrun: %s...\n", stage);
     }
   };
-  auto image = (*pipe)->generate(ctx, p, progress);
+  auto image = (*pipe)->generate(ctx, p, progress, on_load);
   if (!image) {
     std::fprintf(stderr, "ditrun generate: %s\n", image.status().message().c_str());
     return kExitFailure;
   }
   std::ostringstream params;
-  params << "prompt: " << p.prompt << "\nnegative_prompt: " << p.negative_prompt << "\nwidth: " << p.width
-         << "\nheight: " << p.height << "\nsteps: " << p.steps << "\nguidance: " << p.guidance
-         << "\ntrue_cfg: " << p.true_cfg << "\nseed: " << p.seed << "\nmax_sequence_length: " << p.max_sequence_length
+  // What ran: a negative_prompt line (possibly empty) only when true CFG did, and its scale, else 1.
+  params << "prompt: " << p.prompt;
+  if (p.runs_true_cfg()) params << "\nnegative_prompt: " << *p.negative_prompt;
+  params << "\nwidth: " << p.width << "\nheight: " << p.height << "\nsteps: " << p.steps << "\nguidance: " << p.guidance
+         << "\ntrue_cfg: " << (p.runs_true_cfg() ? *p.true_cfg : 1.f) << "\nseed: " << p.seed
+         << "\nmax_sequence_length: " << p.max_sequence_length
          << "\nmodel: " << (o.paths.model.empty() ? o.paths.transformer : o.paths.model);
   if (auto st = write_png(o.out, image.value(), {{"parameters", params.str()}, {"Software", "ditrun 0.1.0"}}, o.overwrite); !st) {
     std::fprintf(stderr, "ditrun generate: %s\n", st.message().c_str());
     return kExitOutput;
   }
   if (!o.quiet) {
+    if (o.load.offload) std::fprintf(stderr, "ditrun: components loaded in %.2f s in total\n", report.seconds + stage_loads);
     std::fprintf(stderr, "ditrun: wrote %s in %.1fs", o.out.c_str(), seconds());
     if (ctx.is_cuda()) std::fprintf(stderr, " (peak GPU memory %.2f GiB)", double(rt::memory_stats(ctx).peak) / double(1ull << 30));
     std::fprintf(stderr, "\n");
@@ -180,8 +219,11 @@ Command add_generate_command(CLI::App& root) {
   c->add_option("--t5", o->paths.t5, "T5 encoder folder (weights and spiece.model)");
   c->add_option("--clip", o->paths.clip, "CLIP text encoder folder (weights and vocab.json + merges.txt or tokenizer.json)");
   c->add_option("-p,--prompt", o->params.prompt, "What the image shows")->required();
-  c->add_option("-n,--negative-prompt", o->params.negative_prompt, "What to steer away from (with --true-cfg > 1)");
-  c->add_option("--true-cfg", o->params.true_cfg, "True classifier-free guidance scale (1 = off; doubles the cost)")->capture_default_str();
+  c->add_option("-n,--negative-prompt", o->params.negative_prompt,
+                "What to steer away from with --true-cfg > 1; \"\" is the empty (unconditional) prompt, as in diffusers "
+                "(default: the model's; none for Flux)");
+  c->add_option("--true-cfg", o->params.true_cfg,
+                "True classifier-free guidance scale (1 = off; > 1 runs the transformer twice per step; default: the model's, 1 for Flux)");
   c->add_option("-W,--width", o->params.width, "Image width in pixels, multiple of 16 (default: the model's; 1024 for Flux)");
   c->add_option("-H,--height", o->params.height, "Image height in pixels, multiple of 16 (default: the model's; 1024 for Flux)");
   c->add_option("--steps", o->params.steps, "Denoising steps (default: the model's; 28 for dev, 4 for schnell)");
@@ -191,6 +233,9 @@ Command add_generate_command(CLI::App& root) {
   c->add_option("-o,--out", o->out, "Output PNG path")->capture_default_str();
   c->add_flag("--overwrite", o->overwrite, "Replace --out if it exists");
   c->add_flag("-q,--quiet", o->quiet, "No progress on stderr");
+  c->add_flag("--offload", o->load.offload,
+              "Keep only the component in use (text encoders, transformer, VAE) on the device: peak memory = largest "
+              "component + its activations instead of all of them; costs a reload of every component per generate call");
   c->add_option("--vae-tile", o->params.vae_tile, "Decode in overlapping tiles of this many pixels (0 = whole image; e.g. 512 bounds VAE memory)");
   add_device_options(*c, o->device);
   return {c, [o] { return run_generate(*o); }};

@@ -3,6 +3,8 @@
 // resolution-dependent shift, the denoising loop, unpacking, z/scaling + shift, VAE decode.
 #include "app/pipeline/flux_pipeline.h"
 
+#include <chrono>
+#include <cmath>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +14,7 @@
 #include "app/pipeline/detect.h"
 #include "dit/flux/names.h"
 #include "dit/sampling/flow_match.h"
+#include "ops.h"
 #include "rng.h"
 #include "text_encoder/clip/model.h"
 #include "text_encoder/t5/model.h"
@@ -24,9 +27,15 @@
 namespace app {
 
 struct FluxPipeline::Impl {
+  ComponentPaths paths;
+  bool offload = false;
+  dit::flux::Config transformer_config;
+  vae::flux::Config vae_config;
+  te::t5::Config t5_config;
+  te::clip::Config clip_config;
+  // Resident components; all empty with offload, where generate() loads each for its stage.
   std::optional<dit::flux::FluxTransformer> transformer;
   std::optional<vae::flux::Decoder> vae;
-  vae::flux::Config vae_config;
   std::optional<te::t5::T5Encoder> t5;
   std::optional<te::clip::ClipTextEncoder> clip;
   std::optional<te::T5Tokenizer> t5_tokenizer;
@@ -34,10 +43,16 @@ struct FluxPipeline::Impl {
   dit::sampling::SchedulerConfig scheduler;
   int clip_max_length = 77;
   ModelDefaults defaults;
+  LoadReport report;
 };
 
 FluxPipeline::FluxPipeline() : impl_(std::make_unique<Impl>()) {}
 FluxPipeline::~FluxPipeline() = default;
+
+using Clock = std::chrono::steady_clock;
+using Mapped = std::shared_ptr<weights::MappedStore>;
+
+static double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Opens a component's weights and checks they belong to the expected family before mapping names.
 static rt::Result<weights::TensorStore> open_component(const std::string& path, Family family, const std::string& flag) {
@@ -46,61 +61,132 @@ static rt::Result<weights::TensorStore> open_component(const std::string& path, 
   return store;
 }
 
-static rt::Status load_transformer(const rt::Context& ctx, FluxPipeline::Impl& m, const ComponentPaths& p) {
+static rt::Result<Mapped> map_transformer(const ComponentPaths& p) {
   RT_ASSIGN(weights::TensorStore store, open_component(p.transformer, Family::FluxTransformer, "--transformer"));
-  RT_ASSIGN(auto mapped, dit::flux::map_flux_checkpoint(std::move(store)));
-  RT_ASSIGN(dit::flux::Config cfg, flux_transformer_config(*mapped, p.transformer_config));
-  RT_ASSIGN(m.transformer, dit::flux::FluxTransformer::load(weights::WeightLoader(mapped, "transformer").place(ctx), cfg));
-  return rt::Status::ok();
+  return dit::flux::map_flux_checkpoint(std::move(store));
 }
 
-static rt::Status load_vae(const rt::Context& ctx, FluxPipeline::Impl& m, const ComponentPaths& p) {
+static rt::Result<Mapped> map_vae(const ComponentPaths& p) {
   RT_ASSIGN(weights::TensorStore store, open_component(p.vae, Family::FluxVAE, "--vae"));
-  RT_ASSIGN(auto mapped, vae::flux::map_vae_store(std::move(store)));
-  RT_ASSIGN(m.vae_config, flux_vae_config(*mapped, p.vae_config));
-  RT_ASSIGN(m.vae, vae::flux::Decoder::load(weights::WeightLoader(mapped, "vae").place(ctx), m.vae_config));
+  return vae::flux::map_vae_store(std::move(store));
+}
+
+static rt::Result<Mapped> map_t5(const ComponentPaths& p) {
+  RT_ASSIGN(weights::TensorStore store, open_component(p.t5, Family::T5Encoder, "--t5"));
+  return weights::MappedStore::create(store, te::t5::name_map(store));
+}
+
+static rt::Result<Mapped> map_clip(const ComponentPaths& p) {
+  RT_ASSIGN(weights::TensorStore store, open_component(p.clip, Family::ClipTextEncoder, "--clip"));
+  return weights::MappedStore::create(store, te::clip::name_map(store));
+}
+
+// What each model's load() checks of its config before reading any tensor, so a folder that would
+// fail there fails in load() with offload too.
+static rt::Status check_config(const dit::flux::Config& c) { return c.validate(); }
+static rt::Status check_config(const vae::flux::Config& c) { return c.validate(); }
+static rt::Status check_config(const te::t5::Config& c) {
+  RT_TRY(c.validate());
+  return c.activation().status();
+}
+static rt::Status check_config(const te::clip::Config& c) {
+  RT_TRY(c.validate());
+  return c.activation().status();
+}
+
+// Builds the model from `mapped` on ctx's device; `report` gets what was placed and the time since
+// `start` with the device's queue drained (uploads and casts run asynchronously).
+template <class Model, class Config>
+static rt::Result<Model> place(const rt::Context& ctx, const Mapped& mapped, const char* name, const Config& cfg,
+                               Clock::time_point start, ComponentLoad* report) {
+  weights::WeightLoader w(mapped, name);
+  w.place(ctx);
+  RT_ASSIGN(Model model, Model::load(w, cfg));
+  rt::synchronize(ctx);
+  *report = {name, w.loaded_numel(), w.loaded_bytes(), ctx.dtype(), ctx.device(), seconds_since(start)};
+  return model;
+}
+
+// load(): opens the component and builds and checks its config; places it unless offloading.
+template <class Model, class Config>
+static rt::Status open_and_place(const rt::Context& ctx, FluxPipeline::Impl& m, const char* name,
+                                 rt::Result<Mapped> (*map)(const ComponentPaths&),
+                                 rt::Result<Config> (*configure)(const weights::MappedStore&, const std::string&),
+                                 const std::string& config_json, Config* cfg, std::optional<Model>* resident) {
+  const auto start = Clock::now();
+  RT_ASSIGN(Mapped mapped, map(m.paths));
+  RT_ASSIGN(*cfg, configure(*mapped, config_json));
+  RT_TRY(check_config(*cfg));
+  if (m.offload) return rt::Status::ok();
+  ComponentLoad r;
+  RT_ASSIGN(*resident, place<Model>(ctx, mapped, name, *cfg, start, &r));
+  m.report.components.push_back(std::move(r));
   return rt::Status::ok();
 }
 
-static rt::Status load_text_encoders(const rt::Context& ctx, FluxPipeline::Impl& m, const ComponentPaths& p) {
-  {
-    RT_ASSIGN(weights::TensorStore store, open_component(p.t5, Family::T5Encoder, "--t5"));
-    RT_ASSIGN(auto mapped, weights::MappedStore::create(store, te::t5::name_map(store)));
-    RT_ASSIGN(te::t5::Config cfg, t5_config(*mapped, p.t5_config));
-    RT_ASSIGN(m.t5, te::t5::T5Encoder::load(weights::WeightLoader(mapped, "t5_encoder").place(ctx), cfg));
-  }
-  {
-    RT_ASSIGN(weights::TensorStore store, open_component(p.clip, Family::ClipTextEncoder, "--clip"));
-    RT_ASSIGN(auto mapped, weights::MappedStore::create(store, te::clip::name_map(store)));
-    RT_ASSIGN(te::clip::Config cfg, clip_config(*mapped, p.clip_config));
-    RT_ASSIGN(m.clip, te::clip::ClipTextEncoder::load(weights::WeightLoader(mapped, "clip_text_encoder").place(ctx), cfg));
-    m.clip_max_length = int(cfg.max_position_embeddings);
-  }
-  RT_ASSIGN(m.t5_tokenizer, te::T5Tokenizer::load(p.t5_tokenizer));
-  RT_ASSIGN(m.clip_tokenizer, te::ClipTokenizer::load(p.clip_tokenizer));
+// generate() with offload: the component for one stage, loaded from the paths load() checked.
+template <class Model, class Config>
+static rt::Result<Model> load_for_stage(const rt::Context& ctx, const FluxPipeline::Impl& m, const char* name,
+                                        rt::Result<Mapped> (*map)(const ComponentPaths&), const Config& cfg,
+                                        const LoadFn& on_load) {
+  const auto start = Clock::now();
+  RT_ASSIGN(Mapped mapped, map(m.paths));
+  ComponentLoad r;
+  RT_ASSIGN(Model model, place<Model>(ctx, mapped, name, cfg, start, &r));
+  if (on_load) on_load(r);
+  return model;
+}
+
+template <class T>
+static const T& resident_or(const std::optional<T>& resident, const std::optional<T>& loaded) {
+  return loaded ? *loaded : *resident;
+}
+
+template <class T>
+static rt::Status read_number(const std::string& path, const nlohmann::json& j, const char* key, T* out) {
+  const auto it = j.find(key);
+  if (it == j.end()) return rt::Status::ok();
+  if (!it->is_number()) return rt::Status::error(path + ": \"" + key + "\" must be a number, not " + it->dump());
+  *out = it->get<T>();
   return rt::Status::ok();
 }
 
 static rt::Status read_defaults(const std::string& path, ModelDefaults* d) {
   RT_ASSIGN(nlohmann::json j, read_json(path));
-  try {
-    d->width = j.value("width", d->width);
-    d->height = j.value("height", d->height);
-    d->steps = j.value("steps", d->steps);
-    d->max_sequence_length = j.value("max_sequence_length", d->max_sequence_length);
-    d->guidance = j.value("guidance", d->guidance);
-  } catch (const std::exception& e) {
-    return rt::Status::error(path + ": " + e.what() + " (expected numbers for width, height, steps, max_sequence_length, guidance)");
+  if (!j.is_object()) return rt::Status::error(path + ": expected a JSON object of defaults, not " + j.dump());
+  RT_TRY(read_number(path, j, "width", &d->width));
+  RT_TRY(read_number(path, j, "height", &d->height));
+  RT_TRY(read_number(path, j, "steps", &d->steps));
+  RT_TRY(read_number(path, j, "max_sequence_length", &d->max_sequence_length));
+  RT_TRY(read_number(path, j, "guidance", &d->guidance));
+  RT_TRY(read_number(path, j, "true_cfg", &d->true_cfg));
+  if (!(d->true_cfg >= 1.f && std::isfinite(d->true_cfg)))
+    return rt::Status::error(path + ": \"true_cfg\" " + j["true_cfg"].dump() + " must be >= 1 (1 disables true CFG)");
+  if (const auto it = j.find("negative_prompt"); it != j.end() && !it->is_null()) {
+    if (!it->is_string())
+      return rt::Status::error(path + ": \"negative_prompt\" must be a string (\"\" for the unconditional branch) or null, not " +
+                               it->dump());
+    d->negative_prompt = it->get<std::string>();
   }
   return rt::Status::ok();
 }
 
-rt::Result<std::shared_ptr<FluxPipeline>> FluxPipeline::load(const rt::Context& ctx, const ComponentPaths& paths) {
+rt::Result<std::shared_ptr<FluxPipeline>> FluxPipeline::load(const rt::Context& ctx, const ComponentPaths& paths,
+                                                             const LoadOptions& options) {
+  const auto start = Clock::now();
   std::shared_ptr<FluxPipeline> pipe(new FluxPipeline());
   Impl& m = *pipe->impl_;
-  RT_TRY(load_transformer(ctx, m, paths));
-  RT_TRY(load_vae(ctx, m, paths));
-  RT_TRY(load_text_encoders(ctx, m, paths));
+  m.paths = paths;
+  m.offload = options.offload;
+  RT_TRY((open_and_place<dit::flux::FluxTransformer>(ctx, m, "transformer", map_transformer, flux_transformer_config,
+                                                     paths.transformer_config, &m.transformer_config, &m.transformer)));
+  RT_TRY((open_and_place<vae::flux::Decoder>(ctx, m, "vae", map_vae, flux_vae_config, paths.vae_config, &m.vae_config, &m.vae)));
+  RT_TRY((open_and_place<te::t5::T5Encoder>(ctx, m, "t5_encoder", map_t5, t5_config, paths.t5_config, &m.t5_config, &m.t5)));
+  RT_TRY((open_and_place<te::clip::ClipTextEncoder>(ctx, m, "clip_text_encoder", map_clip, clip_config, paths.clip_config,
+                                                    &m.clip_config, &m.clip)));
+  m.clip_max_length = int(m.clip_config.max_position_embeddings);
+  RT_ASSIGN(m.t5_tokenizer, te::T5Tokenizer::load(paths.t5_tokenizer));
+  RT_ASSIGN(m.clip_tokenizer, te::ClipTokenizer::load(paths.clip_tokenizer));
   if (!paths.scheduler_config.empty()) {
     RT_ASSIGN(nlohmann::json json, read_json(paths.scheduler_config));
     RT_ASSIGN(m.scheduler, dit::sampling::SchedulerConfig::from_json(json));
@@ -112,26 +198,31 @@ rt::Result<std::shared_ptr<FluxPipeline>> FluxPipeline::load(const rt::Context& 
     m.defaults.max_sequence_length = 256;
   }
   if (!paths.defaults.empty()) RT_TRY(read_defaults(paths.defaults, &m.defaults));
-  const int64_t txt_dim = m.transformer->config().context_dim;
-  if (m.t5->config().d_model != txt_dim)
-    return rt::Status::error("T5 encoder width " + std::to_string(m.t5->config().d_model) +
+  const int64_t txt_dim = m.transformer_config.context_dim;
+  if (m.t5_config.d_model != txt_dim)
+    return rt::Status::error("T5 encoder width " + std::to_string(m.t5_config.d_model) +
                              " does not match the transformer's context width " + std::to_string(txt_dim) +
                              "; the --t5 weights belong to another model");
-  const int64_t pooled_dim = m.transformer->config().pooled_dim;
-  if (m.clip->config().hidden_size != pooled_dim)
-    return rt::Status::error("CLIP width " + std::to_string(m.clip->config().hidden_size) +
+  const int64_t pooled_dim = m.transformer_config.pooled_dim;
+  if (m.clip_config.hidden_size != pooled_dim)
+    return rt::Status::error("CLIP width " + std::to_string(m.clip_config.hidden_size) +
                              " does not match the transformer's pooled width " + std::to_string(pooled_dim) +
                              "; the --clip weights belong to another model");
-  if (m.vae_config.latent_channels * 4 != m.transformer->config().in_channels)
+  if (m.vae_config.latent_channels * 4 != m.transformer_config.in_channels)
     return rt::Status::error("VAE latent channels " + std::to_string(m.vae_config.latent_channels) +
-                             " do not match the transformer's input (" + std::to_string(m.transformer->config().in_channels) +
+                             " do not match the transformer's input (" + std::to_string(m.transformer_config.in_channels) +
                              " = 4 x latent channels expected); the --vae weights belong to another model");
+  m.report.seconds = seconds_since(start);
   return pipe;
 }
 
-bool FluxPipeline::has_guidance() const { return impl_->transformer->config().guidance_embed; }
+bool FluxPipeline::has_guidance() const { return impl_->transformer_config.guidance_embed; }
 
 const ModelDefaults& FluxPipeline::defaults() const { return impl_->defaults; }
+
+const LoadReport& FluxPipeline::load_report() const { return impl_->report; }
+
+bool FluxPipeline::offload() const { return impl_->offload; }
 
 GenerateParams FluxPipeline::with_defaults(GenerateParams p) const {
   const ModelDefaults& d = impl_->defaults;
@@ -140,13 +231,17 @@ GenerateParams FluxPipeline::with_defaults(GenerateParams p) const {
   if (p.steps <= 0) p.steps = d.steps;
   if (p.max_sequence_length <= 0) p.max_sequence_length = d.max_sequence_length;
   if (p.guidance < 0) p.guidance = d.guidance;
+  // Each of the pair falls back on its own: --negative-prompt alone takes the model's scale, --true-cfg
+  // alone the model's negative prompt, and --true-cfg 1 turns CFG off whatever the model says.
+  if (!p.true_cfg) p.true_cfg = d.true_cfg;
+  if (!p.negative_prompt) p.negative_prompt = d.negative_prompt;
   return p;
 }
 
 std::string FluxPipeline::describe() const {
   std::ostringstream os;
   os << "Flux " << (has_guidance() ? "(guidance-distilled, dev-like)" : "(no guidance embedding, schnell-like)") << ": "
-     << impl_->transformer->config().str();
+     << impl_->transformer_config.str();
   return os.str();
 }
 
@@ -154,15 +249,23 @@ static rt::Tensor ids_tensor(const std::vector<int64_t>& ids) {
   return rt::Tensor::from_vector_i64(ids, {1, int64_t(ids.size())});
 }
 
-static FluxCond encode_prompt(const rt::Context& ctx, const FluxPipeline::Impl& m, const std::string& prompt, int max_seq) {
+static FluxCond encode_prompt(const rt::Context& ctx, const FluxPipeline::Impl& m, const te::t5::T5Encoder& t5,
+                              const te::clip::ClipTextEncoder& clip, const std::string& prompt, int max_seq) {
   FluxCond c;
-  c.y = m.clip->forward(ctx, ids_tensor(m.clip_tokenizer->encode(prompt, m.clip_max_length))).pooler_output;
-  c.txt = m.t5->forward(ctx, ids_tensor(m.t5_tokenizer->encode(prompt, max_seq)));
+  c.y = clip.forward(ctx, ids_tensor(m.clip_tokenizer->encode(prompt, m.clip_max_length))).pooler_output;
+  c.txt = t5.forward(ctx, ids_tensor(m.t5_tokenizer->encode(prompt, max_seq)));
   c.txt_ids = text_ids(c.txt.size(1));
   return c;
 }
 
-rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const GenerateParams& p, const ProgressFn& progress) const {
+// With offload, the stage's component was a local of the stage's scope and is gone: wait for the
+// device so its memory is back in the pool before the next component loads.
+static void after_stage(const rt::Context& ctx, const FluxPipeline::Impl& m) {
+  if (m.offload) rt::synchronize(ctx);
+}
+
+rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const GenerateParams& p, const ProgressFn& progress,
+                                              const LoadFn& on_load) const {
   const Impl& m = *impl_;
   // diffusers: vae_scale_factor = 2^(len(block_out_channels) - 1); latents are 2·⌊H / (2·factor)⌋ high.
   const int64_t factor = int64_t(1) << (m.vae_config.num_up_blocks() - 1);
@@ -170,33 +273,59 @@ rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const Gene
   if (lh == 0 || lw == 0)
     return rt::Status::error("image " + std::to_string(p.width) + "x" + std::to_string(p.height) + " is too small for this model (minimum " +
                              std::to_string(factor * 2) + " pixels per side)");
+  const bool true_cfg = p.runs_true_cfg();
   progress("encode", 0, 1);
-  const FluxCond cond = encode_prompt(ctx, m, p.prompt, p.max_sequence_length);
-  const bool true_cfg = p.true_cfg > 1.f && !p.negative_prompt.empty();
-  FluxCond neg;
-  if (true_cfg) neg = encode_prompt(ctx, m, p.negative_prompt, p.max_sequence_length);
+  FluxCond cond, neg;
+  {
+    std::optional<te::t5::T5Encoder> t5;
+    std::optional<te::clip::ClipTextEncoder> clip;
+    if (m.offload) {
+      RT_ASSIGN(t5, (load_for_stage<te::t5::T5Encoder>(ctx, m, "t5_encoder", map_t5, m.t5_config, on_load)));
+      RT_ASSIGN(clip, (load_for_stage<te::clip::ClipTextEncoder>(ctx, m, "clip_text_encoder", map_clip, m.clip_config, on_load)));
+    }
+    const auto& t5_model = resident_or(m.t5, t5);
+    const auto& clip_model = resident_or(m.clip, clip);
+    cond = encode_prompt(ctx, m, t5_model, clip_model, p.prompt, p.max_sequence_length);
+    if (true_cfg) neg = encode_prompt(ctx, m, t5_model, clip_model, *p.negative_prompt, p.max_sequence_length);
+  }
+  after_stage(ctx, m);
   progress("encode", 1, 1);
 
-  const int64_t c = m.transformer->config().in_channels / 4;
+  const int64_t c = m.transformer_config.in_channels / 4;
   rt::TorchGenerator gen(p.seed);
   const rt::Tensor noise = gen.randn({1, c, lh, lw});
   rt::Tensor latents = pack_latents(ctx, rt::to_device(ctx, noise, ctx.device(), rt::DType::F32));  // f32 between steps
   const rt::Tensor img_ids = latent_image_ids(lh / 2, lw / 2);
-  const auto schedule = dit::sampling::flux_schedule(p.steps, latents.size(1), m.scheduler);
-
-  DenoiseOptions opt;
-  if (has_guidance()) opt.guidance = p.guidance;
-  if (true_cfg) {
-    opt.negative = &neg;
-    opt.true_cfg_scale = p.true_cfg;
+  {
+    std::optional<dit::flux::FluxTransformer> transformer;
+    if (m.offload) {
+      RT_ASSIGN(transformer, (load_for_stage<dit::flux::FluxTransformer>(ctx, m, "transformer", map_transformer,
+                                                                         m.transformer_config, on_load)));
+    }
+    const auto& model = resident_or(m.transformer, transformer);
+    const auto schedule = dit::sampling::flux_schedule(p.steps, latents.size(1), m.scheduler);
+    DenoiseOptions opt;
+    opt.cuda_graph = p.cuda_graph;
+    if (has_guidance()) opt.guidance = p.guidance;
+    if (true_cfg) {
+      opt.negative = &neg;
+      opt.true_cfg_scale = *p.true_cfg;
+    }
+    progress("denoise", 0, schedule.steps());
+    opt.progress = [&](int i, int n) { progress("denoise", i, n); };
+    latents = denoise(ctx, model, latents, cond, img_ids, schedule, opt);
   }
-  progress("denoise", 0, schedule.steps());
-  opt.progress = [&](int i, int n) { progress("denoise", i, n); };
-  latents = denoise(ctx, *m.transformer, latents, cond, img_ids, schedule, opt);
+  cond = neg = FluxCond();
+  after_stage(ctx, m);
 
   progress("decode", 0, 1);
+  std::optional<vae::flux::Decoder> vae;
+  if (m.offload) {
+    RT_ASSIGN(vae, (load_for_stage<vae::flux::Decoder>(ctx, m, "vae", map_vae, m.vae_config, on_load)));
+  }
+  const auto& decoder = resident_or(m.vae, vae);
   const rt::Tensor z = vae::flux::unscale_latents(ctx, unpack_latents(ctx, latents, lh, lw), m.vae_config);
-  const rt::Tensor decoded = p.vae_tile > 0 ? vae::flux::decode_tiled(ctx, *m.vae, z, p.vae_tile) : m.vae->forward(ctx, z);
+  const rt::Tensor decoded = p.vae_tile > 0 ? vae::flux::decode_tiled(ctx, decoder, z, p.vae_tile) : decoder.forward(ctx, z);
   const rt::Tensor image = rt::to_host(ctx, decoded);  // [1, 3, H, W] f32 on the host
   progress("decode", 1, 1);
   return image.select(0, 0).contiguous();
