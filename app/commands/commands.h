@@ -18,5 +18,6 @@ Command add_parity_command(CLI::App& root);
 Command add_inspect_command(CLI::App& root);
 Command add_evaluate_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
+Command add_bench_attention_command(CLI::App& root);
 
 }  // namespace app

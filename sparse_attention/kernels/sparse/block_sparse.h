@@ -24,15 +24,28 @@ std::string block_sparse_refusal(const AttentionParams& p, const BlockLayout& la
 
 namespace cuda {
 
+// The layout's int32 arrays on the GPU (one buffer; typed f32 because rt::DType has no int32, never read
+// as floats). upload_layout CHECKs validate(layout) first: the kernel trusts the lists. The copy comes
+// from pageable host memory (the driver may synchronize with the stream, and it cannot be captured into a
+// CUDA graph), so callers that run one layout many times should upload it once, keep it beside the
+// layout (e.g. in the plan cache) and pass it to block_sparse_attention.
+struct UploadedLayout {
+  rt::Tensor buffer;
+  const int32_t *perm = nullptr, *full_offsets = nullptr, *full_index = nullptr, *partial_offsets = nullptr,
+                *partial_index = nullptr;  // perm: nullptr = identity
+  size_t words = 0;                        // int32 values in buffer (a consistency check against the layout)
+};
+UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout);
+
 // Softmax attention over the key tiles `layout` visits: full tiles unmasked, partial tiles through
 // allowed(layout.rule, q, k) in natural token indices; keys in unvisited tiles are not attended.
 // q, k, v [B, L, H, D] in natural token order (any strides; views whose rows are not 16-byte aligned
 // are copied), output [B, L, H, D] contiguous in q's dtype, natural order. A query row that attends no key
 // (no visited tile, or every element of its visited partial tiles masked) outputs zeros, as the CPU
-// reference defines a fully masked row. CHECKs block_sparse_refusal(p, layout) == "" and validate(layout).
-// The layout's int32 arrays are uploaded on every call (KBs to a few MB, from pageable host memory: under
-// CUDA graph capture the upload fails with a capture error and the capture falls back to eager runs).
-rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout);
+// reference defines a fully masked row. CHECKs block_sparse_refusal(p, layout) == "". `uploaded`:
+// upload_layout(ctx, layout) made earlier (nullptr: validate and upload now, on every call).
+rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                                  const UploadedLayout* uploaded = nullptr);
 
 }  // namespace cuda
 

@@ -8,7 +8,8 @@
 //   ldmatrix.trans. K and V are double-buffered with cp.async: K[i+1] streams in during tile i, V[i+1]
 //   from the middle of tile i on, each behind its own commit group.
 // Rows are gathered through layout.perm in the loads (q, k, v stay in natural order in global memory) and
-// scattered back through it in the stores, so re-layouts cost no extra pass.
+// scattered back through it in the stores, so re-layouts cost no extra pass. The layout's lists reach the
+// kernel through upload_layout: once per call, or once per plan when the caller keeps the upload.
 //
 // Next speed step (FA3 on sm_90a): a TMA producer warp feeding a multi-stage K/V ring (tile lists turn into
 // TMA coordinates; perm-gathered rows need either a permuted copy made once per forward or
@@ -337,15 +338,12 @@ rt::Tensor loadable(const rt::Context& ctx, const rt::Tensor& t) {
   return c;
 }
 
-// The layout's int32 arrays in one device buffer (4-byte words; rt::DType has no int32, so it is typed f32
-// and never read as floats).
-struct DeviceLayout {
-  rt::Tensor buffer;
-  const int32_t *perm = nullptr, *full_offsets = nullptr, *full_index = nullptr, *partial_offsets = nullptr,
-                *partial_index = nullptr;
-};
+}  // namespace
 
-DeviceLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) {
+UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) {
+  // The kernel trusts the lists (tile ids become load addresses), so a malformed layout stops here.
+  const std::string bad = validate(layout);
+  CHECK(bad.empty(), "block_sparse_attention: invalid layout: ", bad);
   const std::vector<int32_t>* parts[5] = {&layout.perm, &layout.full_offsets, &layout.full_index,
                                           &layout.partial_offsets, &layout.partial_index};
   std::vector<int32_t> host;
@@ -354,27 +352,23 @@ DeviceLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) {
     at[i] = host.size();
     host.insert(host.end(), parts[i]->begin(), parts[i]->end());
   }
-  DeviceLayout d;
+  UploadedLayout d;
   d.buffer = rt::cuda::empty(ctx, {int64_t(host.size())}, rt::DType::F32);
-  // From pageable memory the copy returns once `host` is staged, so it may go out of scope. Under graph
-  // capture the call fails (a capture error), and the capture falls back to running eagerly.
+  // From pageable memory the copy returns once `host` is staged, so it may go out of scope.
   DITRUN_CUDA_CHECK(cudaMemcpyAsync(d.buffer.raw_data(), host.data(), host.size() * sizeof(int32_t),
                                     cudaMemcpyHostToDevice, ctx.cuda().stream));
   const int32_t* base = static_cast<const int32_t*>(d.buffer.raw_data());
   d.perm = layout.perm.empty() ? nullptr : base + at[0];
   d.full_offsets = base + at[1], d.full_index = base + at[2];
   d.partial_offsets = base + at[3], d.partial_index = base + at[4];
+  d.words = host.size();
   return d;
 }
 
-}  // namespace
-
-rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout) {
+rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                                  const UploadedLayout* uploaded) {
   const std::string refusal = block_sparse_refusal(p, layout);
   CHECK(refusal.empty(), "block_sparse_attention: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
-  // The kernel trusts the lists (tile ids become load addresses), so a malformed layout stops here.
-  const std::string bad = validate(layout);
-  CHECK(bad.empty(), "block_sparse_attention: invalid layout: ", bad);
   const int64_t batch = p.q.size(0), len = p.q.size(1), heads = p.q.size(2), d = p.q.size(3);
   const float scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(d));
   CHECK(scale > 0.f && std::isfinite(scale), "block_sparse_attention: softmax scale ", scale, " must be positive");
@@ -382,7 +376,13 @@ rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams&
   if (out.numel() == 0) return out;
 
   const rt::Tensor q = loadable(ctx, p.q), k = loadable(ctx, p.k), v = loadable(ctx, p.v);
-  const DeviceLayout dl = upload_layout(ctx, layout);
+  UploadedLayout fresh;
+  if (uploaded == nullptr) fresh = upload_layout(ctx, layout);
+  const UploadedLayout& dl = uploaded != nullptr ? *uploaded : fresh;
+  const size_t words = layout.perm.size() + layout.full_offsets.size() + layout.full_index.size() +
+                       layout.partial_offsets.size() + layout.partial_index.size();
+  CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty(), "block_sparse_attention: the uploaded layout (",
+        dl.words, " words) was not made from this layout (", words, " words)");
   KernelArgs a{};
   a.q = q.raw_data(), a.k = k.raw_data(), a.v = v.raw_data(), a.out = out.raw_data();
   for (int i = 0; i < 3; ++i) a.q_stride[i] = q.strides()[i], a.k_stride[i] = k.strides()[i], a.v_stride[i] = v.strides()[i];

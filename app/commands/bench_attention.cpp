@@ -1,0 +1,204 @@
+// `ditrun bench-attention`: one attention problem (a token grid plus a text segment, heads x head dim),
+// planned by each --method and run by the block-sparse kernel, against cuDNN's dense SDPA on the same
+// q, k, v. Prints per method the tile density, the FLOP density, our time and effective TFLOP/s (on the
+// visited tiles' FLOPs), cuDNN's dense time and the ratios the sparse-attention targets use
+// (ours / cuDNN, and ours / (tile density x cuDNN), the target being <= 1.3). GPU only.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/commands/commands.h"
+#include "app/commands/device_options.h"
+#include "app/commands/exit_codes.h"
+#include "base/out_of_memory.h"
+#include "ops.h"
+#include "sparse_attention/attention.h"
+#include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/methods/method_spec.h"
+#include "sparse_attention/methods/plan.h"
+
+#if DITRUN_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "cuda/device_state.h"
+#endif
+
+namespace app {
+
+namespace {
+
+struct BenchAttentionOptions {
+  DeviceOptions device;
+  std::string grid = "1x128x128";
+  int64_t text = 512, text_valid = -1;
+  bool text_after = false;
+  int64_t heads = 24, dim = 128;
+  std::vector<std::string> methods = {"dense"};
+  int warmup = 3, repeat = 20;
+};
+
+#if DITRUN_WITH_CUDA
+// "TxHxW" or "HxW" -> grid; false when malformed.
+bool parse_grid(const std::string& text, int64_t grid[3]) {
+  std::vector<int64_t> v;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find('x', start), text.size());
+    const std::string part = text.substr(start, end - start);
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || part.size() > 9) return false;
+    v.push_back(std::stoll(part));
+    start = end + 1;
+  }
+  if (v.size() < 2 || v.size() > 3) return false;
+  if (v.size() == 2) v.insert(v.begin(), 1);
+  for (int a = 0; a < 3; ++a) {
+    if (v[size_t(a)] < 1) return false;
+    grid[a] = v[size_t(a)];
+  }
+  return true;
+}
+
+// Mean GPU time of f over `repeat` calls (CUDA events on the context's stream) after `warmup` calls.
+double gpu_ms(const rt::Context& ctx, int warmup, int repeat, const std::function<void()>& f) {
+  for (int i = 0; i < warmup; ++i) f();
+  cudaStream_t stream = ctx.cuda().stream;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < repeat; ++i) f();
+  cudaEventRecord(stop, stream);
+  cudaEventSynchronize(stop);
+  float ms = 0.f;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return double(ms) / repeat;
+}
+
+// Relative L2 distance of two device tensors of one shape (through the host, in double).
+double rel_l2(const rt::Context& ctx, const rt::Tensor& a, const rt::Tensor& b) {
+  const std::vector<float> x = rt::to_host(ctx, a).to_vector(), y = rt::to_host(ctx, b).to_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    num += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    den += double(y[i]) * y[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+int run(const BenchAttentionOptions& o) {
+  sattn::TokenLayout tokens;
+  if (!parse_grid(o.grid, tokens.grid)) {
+    std::fprintf(stderr, "ditrun bench-attention: --grid %s: expected TxHxW or HxW with positive sizes\n", o.grid.c_str());
+    return kExitUsage;
+  }
+  tokens.text_len = o.text, tokens.text_valid = o.text_valid, tokens.text_before = !o.text_after;
+  if (o.text < 0 || o.text_valid > o.text || o.heads < 1 || o.repeat < 1 || o.warmup < 0 ||
+      !sattn::kernels::block_sparse_head_dim_supported(o.dim)) {
+    std::fprintf(stderr, "ditrun bench-attention: need --text >= 0, --text-valid <= --text, --heads >= 1, --repeat >= 1, "
+                 "--warmup >= 0 and --dim 64 or 128\n");
+    return kExitUsage;
+  }
+  std::vector<sattn::MethodSpec> specs;
+  for (const std::string& m : o.methods) {
+    auto spec = sattn::parse_method(m);
+    if (!spec) {
+      std::fprintf(stderr, "ditrun bench-attention: %s\n", spec.status().message().c_str());
+      return kExitUsage;
+    }
+    if (const std::string bad = sattn::rule_error(spec->for_tokens(tokens)); !bad.empty()) {
+      std::fprintf(stderr, "ditrun bench-attention: %s on this grid: %s\n", m.c_str(), bad.c_str());
+      return kExitUsage;
+    }
+    specs.push_back(*spec);
+  }
+  auto ctx = make_context(o.device, rt::LogLevel::Info);
+  if (!ctx) {
+    std::fprintf(stderr, "ditrun bench-attention: %s\n", ctx.status().message().c_str());
+    return kExitUsage;
+  }
+  if (!ctx->is_cuda() || (ctx->dtype() != rt::DType::BF16 && ctx->dtype() != rt::DType::F16)) {
+    std::fprintf(stderr, "ditrun bench-attention: the block-sparse kernel needs --device cuda and --dtype bf16 or f16\n");
+    return kExitUsage;
+  }
+  const int64_t len = tokens.seq_len();
+  const double dense_flops = 4.0 * double(len) * double(len) * double(o.dim) * double(o.heads);
+  try {
+    sattn::AttentionParams p;
+    uint64_t seed = 1;
+    for (rt::Tensor* t : {&p.q, &p.k, &p.v}) {
+      *t = rt::empty(*ctx, {1, len, o.heads, o.dim}, ctx->dtype());
+      rt::fill_uniform(*ctx, *t, seed++, -1.f, 1.f);
+    }
+    sattn::AttentionParams dense = p;
+    dense.kernel = sattn::DenseKernel::Cudnn;
+    rt::Tensor cudnn_out;
+    const double cudnn_ms = gpu_ms(*ctx, o.warmup, o.repeat, [&] { cudnn_out = sattn::attention(*ctx, dense); });
+    std::printf("ditrun bench-attention: grid %lldx%lldx%lld + text %lld (valid %lld, %s) = %lld tokens, %lld heads x %lld, "
+                "%s, %s, mean of %d calls after %d\n",
+                (long long)tokens.grid[0], (long long)tokens.grid[1], (long long)tokens.grid[2], (long long)o.text,
+                (long long)tokens.valid_text(), o.text_after ? "after" : "before", (long long)len, (long long)o.heads,
+                (long long)o.dim, rt::dtype_name(ctx->dtype()), ctx->cuda().name.c_str(), o.repeat, o.warmup);
+    std::printf("cuDNN dense: %.3f ms, %.1f TFLOP/s\n", cudnn_ms, dense_flops / (cudnn_ms * 1e-3) / 1e12);
+    std::printf("%-52s %8s %9s %9s %10s %8s %8s %8s\n", "method", "plan ms", "tile dens", "flop dens", "sparse ms",
+                "TFLOP/s", "/cudnn", "/(d·cud)");
+    for (const sattn::MethodSpec& spec : specs) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const sattn::BlockLayout layout = sattn::plan(spec.for_tokens(tokens), sattn::kernels::kBlockSparseQTile,
+                                                    sattn::kernels::kBlockSparseKvTile);
+      const double plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double tile_density = layout.tile_density(), flop_density = layout.flop_density();
+      // Uploaded once, as a plan cache would keep it: the time is the kernel's.
+      const sattn::kernels::cuda::UploadedLayout uploaded = sattn::kernels::cuda::upload_layout(*ctx, layout);
+      rt::Tensor out;
+      const double ms = gpu_ms(*ctx, o.warmup, o.repeat,
+                               [&] { out = sattn::kernels::cuda::block_sparse_attention(*ctx, p, layout, &uploaded); });
+      std::printf("%-52s %8.1f %9.4f %9.4f %10.3f %8.1f %8.3f %8.3f\n", sattn::method_str(spec).c_str(), plan_ms,
+                  tile_density, flop_density, ms, tile_density * dense_flops / (ms * 1e-3) / 1e12, ms / cudnn_ms,
+                  ms / (tile_density * cudnn_ms));
+      // Same softmax over the same keys as cuDNN (a dense method without padded text): a correctness check.
+      if (spec.is_dense() && tokens.valid_text() == tokens.text_len)
+        std::printf("  dense check: relative L2 distance to cuDNN %.2e\n", rel_l2(*ctx, out, cudnn_out));
+    }
+  } catch (const rt::OutOfMemory& e) {
+    std::fprintf(stderr, "ditrun bench-attention: %s\n", e.what());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+#else
+int run(const BenchAttentionOptions&) {
+  std::fprintf(stderr, "ditrun bench-attention: this build has no CUDA backend (the block-sparse kernel is GPU-only)\n");
+  return kExitUsage;
+}
+#endif
+
+}  // namespace
+
+Command add_bench_attention_command(CLI::App& root) {
+  auto o = std::make_shared<BenchAttentionOptions>();
+  CLI::App* c = root.add_subcommand("bench-attention",
+                                    "Time the block-sparse attention kernel per method against cuDNN dense (GPU)");
+  c->add_option("--grid", o->grid, "token grid TxHxW (or HxW): Flux 2048x2048 is 128x128")->capture_default_str();
+  c->add_option("--text", o->text, "text tokens in the sequence")->capture_default_str();
+  c->add_option("--text-valid", o->text_valid, "real text tokens (the rest is padding; -1: all)")->capture_default_str();
+  c->add_flag("--text-after", o->text_after, "text after the grid (HunyuanVideo) instead of before (Flux)");
+  c->add_option("--heads", o->heads, "attention heads")->capture_default_str();
+  c->add_option("--dim", o->dim, "head dim: 64 or 128")->capture_default_str();
+  c->add_option("--method", o->methods,
+                "attention method, repeatable: dense | gna:window=...,stride=...,dilation=... | grat:variant=B|X,group=...")
+      ->capture_default_str();
+  c->add_option("--warmup", o->warmup, "untimed calls first")->capture_default_str();
+  c->add_option("--repeat", o->repeat, "timed calls (the mean is reported)")->capture_default_str();
+  o->device.device = "cuda";
+  add_device_options(*c, o->device);
+  return {c, [o] { return run(*o); }};
+}
+
+}  // namespace app

@@ -1,0 +1,381 @@
+// The block-sparse attention kernel (kernels/sparse/cuda/block_sparse.cu) against the dense CPU reference
+// with an explicit additive bias: 0 where allowed(rule, q, k) holds and the layout visits the pair's tile
+// (for an exact plan that is allowed() alone), -inf elsewhere. The CPU gets the very values the GPU holds
+// (the bf16/f16-rounded inputs, converted back to f32).
+// Tolerances, relative L2 over the output: bf16/f16 <= 1e-2, attention class: the kernel rounds P to the
+// 16-bit type before P·V and rounds O on output (2^-9 relative each in bf16), the f32 CPU does not. On top,
+// flash-attention's relative rule (design.md §3.4): error <= 2 x error(the dense CUDA reference run with
+// the same bias in the same dtype, a naive kernel with the same roundings) + 1e-3.
+// Rows that attend no key (no visited tile, or nothing allowed in the visited ones) are left out of the
+// comparison (set to 0 on both sides) and must be exactly 0 on the GPU.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "harness/compare.h"
+#include "harness/gpu.h"
+#include "ops.h"
+#include "rng.h"
+#include "sparse_attention/attention.h"
+#include "sparse_attention/block_layout.h"
+#include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/methods/plan.h"
+#if DITRUN_WITH_CUDA
+#include "sparse_attention/reference/cuda/dense_cuda.h"
+#endif
+
+#include <catch2/catch.hpp>
+
+using rt::DType;
+using rt::Tensor;
+using sattn::BlockLayout;
+using sattn::MaskRule;
+using sattn::kernels::kBlockSparseKvTile;
+using sattn::kernels::kBlockSparseQTile;
+
+namespace {
+
+constexpr double kTol16 = 1e-2;
+constexpr double kRelativeRuleAtol = 1e-3;
+
+// Device params and the CPU params holding the same values in f32.
+struct Problem {
+  sattn::AttentionParams gpu, cpu;
+};
+
+enum class Views {
+  Contiguous,
+  FusedQkv,        // q, k, v are slices of one [B, L, 3, H, D] tensor (strided, 16-byte aligned rows)
+  FusedMisaligned  // as FusedQkv, but v starts one element into its rows (the kernel copies it first)
+};
+
+Problem make_problem(const rt::Context& ctx, int64_t b, int64_t l, int64_t h, int64_t d, Views views, uint64_t seed) {
+  rt::TorchGenerator gen(seed);
+  Problem p;
+  if (views == Views::Contiguous) {
+    p.gpu.q = rt::to_ctx(ctx, gen.randn({b, l, h, d}));
+    p.gpu.k = rt::to_ctx(ctx, gen.randn({b, l, h, d}));
+    p.gpu.v = rt::to_ctx(ctx, gen.randn({b, l, h, d}));
+  } else {
+    const Tensor qkv = rt::to_ctx(ctx, gen.randn({b, l, 3, h, d}));
+    p.gpu.q = qkv.select(2, 0), p.gpu.k = qkv.select(2, 1), p.gpu.v = qkv.select(2, 2);
+    if (views == Views::FusedMisaligned) p.gpu.v = rt::to_ctx(ctx, gen.randn({b, l, h, d + 8})).slice(3, 1, 1 + d);
+  }
+  p.cpu.q = rt::to_host(ctx, p.gpu.q), p.cpu.k = rt::to_host(ctx, p.gpu.k), p.cpu.v = rt::to_host(ctx, p.gpu.v);
+  return p;
+}
+
+bool all_finite(const Tensor& host) {
+  for (float x : host.to_vector())
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+// The mask the layout defines for batch b, head h as a [B, H, L, L] f32 bias (natural indices): 0 where
+// the pair's tile is visited and allowed() holds, -inf elsewhere. *attends[(b·L + q)·H + h] says whether
+// query q of (b, h) attends any key. Also checks that every pair of a full tile is allowed.
+Tensor layout_bias(const BlockLayout& l, int64_t batch, int64_t heads, std::vector<char>* attends) {
+  const int64_t len = l.seq_len;
+  Tensor bias = Tensor::full({batch, heads, len, len}, -INFINITY);
+  float* out = bias.data<float>();
+  attends->assign(size_t(batch * len * heads), 0);
+  auto token = [&](int64_t pos) { return l.perm.empty() ? pos : int64_t(l.perm[size_t(pos)]); };
+  int64_t full_pairs_refused = 0;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t qt = 0; qt < l.num_q_tiles(); ++qt) {
+        const int64_t e = l.entry(b, h, qt);
+        auto visit = [&](int32_t kt, bool full) {
+          for (int64_t qp = qt * l.q_tile; qp < std::min(len, (qt + 1) * l.q_tile); ++qp)
+            for (int64_t kp = int64_t(kt) * l.kv_tile; kp < std::min(len, (kt + 1) * l.kv_tile); ++kp) {
+              const int64_t qn = token(qp), kn = token(kp);
+              const bool ok = sattn::allowed(l.rule, qn, kn);
+              if (full && !ok) ++full_pairs_refused;
+              if (!ok) continue;
+              out[((b * heads + h) * len + qn) * len + kn] = 0.f;
+              (*attends)[size_t((b * len + qn) * heads + h)] = 1;
+            }
+        };
+        for (int32_t i = l.full_offsets[size_t(e)]; i < l.full_offsets[size_t(e) + 1]; ++i) visit(l.full_index[size_t(i)], true);
+        for (int32_t i = l.partial_offsets[size_t(e)]; i < l.partial_offsets[size_t(e) + 1]; ++i)
+          visit(l.partial_index[size_t(i)], false);
+      }
+  CHECK(full_pairs_refused == 0);
+  return bias;
+}
+
+// uploaded: the layout goes through upload_layout first and is passed in (the plan-cache path).
+Tensor run_block_sparse(const rt::Context& ctx, const sattn::AttentionParams& p, const BlockLayout& l,
+                        bool uploaded = false) {
+#if DITRUN_WITH_CUDA
+  if (!uploaded) return sattn::kernels::cuda::block_sparse_attention(ctx, p, l);
+  const sattn::kernels::cuda::UploadedLayout u = sattn::kernels::cuda::upload_layout(ctx, l);
+  return sattn::kernels::cuda::block_sparse_attention(ctx, p, l, &u);
+#else
+  FAIL("block_sparse_attention needs a CUDA build");
+  return {};
+#endif
+}
+
+Tensor run_dense_reference(const rt::Context& ctx, const sattn::AttentionParams& p) {
+#if DITRUN_WITH_CUDA
+  return sattn::reference::dense_attention_cuda(ctx, p);
+#else
+  FAIL("dense_attention_cuda needs a CUDA build");
+  return {};
+#endif
+}
+
+// Zeros the rows (b, q, h) that attend nothing; returns how many there are.
+int64_t zero_empty_rows(Tensor& host, const std::vector<char>& attends) {
+  const int64_t d = host.size(3);
+  int64_t n = 0;
+  for (size_t r = 0; r < attends.size(); ++r) {
+    if (attends[r]) continue;
+    ++n;
+    std::fill(host.data<float>() + int64_t(r) * d, host.data<float>() + int64_t(r + 1) * d, 0.f);
+  }
+  return n;
+}
+
+// Runs the kernel on `layout` and checks it against the CPU reference with the layout's bias; returns the
+// kernel's output on the host.
+Tensor check_layout(const rt::Context& ctx, const Problem& p, const BlockLayout& layout) {
+  REQUIRE(sattn::validate(layout) == "");
+  REQUIRE(sattn::kernels::block_sparse_refusal(p.gpu, layout) == "");
+  const int64_t b = p.gpu.q.size(0), h = p.gpu.q.size(2);
+  std::vector<char> attends;
+  const Tensor bias = layout_bias(layout, b, h, &attends);
+
+  Tensor got = rt::to_host(ctx, run_block_sparse(ctx, p.gpu, layout));
+  REQUIRE(got.shape() == p.cpu.q.shape());
+  REQUIRE(all_finite(got));
+  const Tensor got_raw = got.clone();
+
+  sattn::AttentionParams cpu = p.cpu;
+  cpu.bias = bias;
+  cpu.kernel = sattn::DenseKernel::Reference;
+  Tensor want = sattn::attention(test::cpu_context(), cpu).contiguous().clone();
+  sattn::AttentionParams naive = p.gpu;
+  naive.bias = rt::to_device(ctx, bias, ctx.device(), p.gpu.q.dtype());
+  Tensor naive_out = rt::to_host(ctx, run_dense_reference(ctx, naive)).contiguous().clone();
+
+  // Rows that attend nothing: exactly zero from the kernel, then out of the comparison.
+  const int64_t empty = zero_empty_rows(want, attends);
+  zero_empty_rows(naive_out, attends);
+  int64_t nonzero = 0;
+  for (size_t r = 0; r < attends.size(); ++r)
+    if (!attends[r])
+      for (int64_t c = 0; c < got.size(3); ++c) nonzero += got.data<float>()[int64_t(r) * got.size(3) + c] != 0.f;
+  CHECK(nonzero == 0);
+  zero_empty_rows(got, attends);
+
+  const test::Diff fast = test::compare(got, want), slow = test::compare(naive_out, want);
+  std::printf("  block_sparse q %s, tile density %.3f, flop density %.3f, %lld empty rows: %s (dense reference %s)\n",
+              p.gpu.q.str().c_str(), layout.tile_density(), layout.flop_density(), (long long)empty, fast.str().c_str(),
+              slow.str().c_str());
+  CHECK(fast.rel_l2 <= kTol16);
+  CHECK(fast.rel_l2 <= 2 * slow.rel_l2 + kRelativeRuleAtol);
+  return got_raw;
+}
+
+MaskRule grid_rule(int64_t t, int64_t hh, int64_t w, int64_t text_len, bool text_before, int64_t text_valid) {
+  MaskRule r;
+  r.tokens.grid[0] = t, r.tokens.grid[1] = hh, r.tokens.grid[2] = w;
+  r.tokens.text_len = text_len, r.tokens.text_before = text_before, r.tokens.text_valid = text_valid;
+  return r;
+}
+
+void set3(int64_t (&dst)[3], int64_t a, int64_t b, int64_t c) { dst[0] = a, dst[1] = b, dst[2] = c; }
+
+// GRAT's group-major order: groups row-major over the group grid, tokens row-major inside a group (border
+// groups smaller), text where the token layout puts it.
+std::vector<int32_t> group_major_perm(const sattn::TokenLayout& t, const int64_t group[3]) {
+  std::vector<int32_t> grid_tokens(size_t(t.grid_tokens()));
+  std::iota(grid_tokens.begin(), grid_tokens.end(), int32_t(t.grid_begin()));
+  auto key = [&](int32_t token) {
+    int64_t c[3];
+    t.coords(token, c);
+    int64_t k = 0;
+    for (int a = 0; a < 3; ++a) k = k * ((t.grid[a] + group[a] - 1) / group[a]) + c[a] / group[a];
+    for (int a = 0; a < 3; ++a) k = k * group[a] + c[a] % group[a];
+    return k;
+  };
+  std::stable_sort(grid_tokens.begin(), grid_tokens.end(), [&](int32_t x, int32_t y) { return key(x) < key(y); });
+  std::vector<int32_t> perm;
+  for (int64_t i = 0; i < t.text_len; ++i) perm.push_back(int32_t(t.text_before ? i : t.grid_tokens() + i));
+  perm.insert(t.text_before ? perm.end() : perm.begin(), grid_tokens.begin(), grid_tokens.end());
+  return perm;
+}
+
+}  // namespace
+
+TEST_CASE("sparse_attention.gna2d_stride_dilation_padded_text_before", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  // 23x29 grid (neither axis a tile multiple), 41 text tokens first of which 30 are real: L = 708.
+  MaskRule rule = grid_rule(1, 23, 29, 41, true, 30);
+  rule.method = sattn::MaskMethod::Neighborhood;
+  set3(rule.window, 1, 7, 9), set3(rule.stride, 1, 2, 3), set3(rule.dilation, 1, 2, 1);
+  REQUIRE(sattn::rule_error(rule) == "");
+  const Problem p = make_problem(ctx, 2, rule.tokens.seq_len(), 3, 128, Views::Contiguous, 101);
+  SECTION("exhaustive plan, natural order") {
+    check_layout(ctx, p, sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile));
+  }
+  SECTION("analytic plan (box-major re-layout)") {
+    const BlockLayout l = sattn::plan(rule, kBlockSparseQTile, kBlockSparseKvTile);
+    CHECK_FALSE(l.perm.empty());
+    check_layout(ctx, p, l);
+  }
+}
+
+TEST_CASE("sparse_attention.grat_b_group_major_text_after_f16_d64", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::F16);
+  // 20x36 grid in 8x8 groups (the last group row is 4 tall), 19 text tokens after the grid: L = 739.
+  MaskRule rule = grid_rule(1, 20, 36, 19, false, -1);
+  rule.method = sattn::MaskMethod::Group;
+  set3(rule.group, 1, 8, 8);
+  rule.radius = 1;
+  REQUIRE(sattn::rule_error(rule) == "");
+  // Batch 2 under a layout of batch 1 (broadcast).
+  const Problem p = make_problem(ctx, 2, rule.tokens.seq_len(), 2, 64, Views::Contiguous, 102);
+  check_layout(ctx, p, sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile,
+                                              group_major_perm(rule.tokens, rule.group)));
+}
+
+TEST_CASE("sparse_attention.grat_x_3d_strided_views_and_attention_entry", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  // 3x12x20 grid, criss-cross over 1x4x8 groups, 24 text tokens first of which 20 are real: L = 744.
+  MaskRule rule = grid_rule(3, 12, 20, 24, true, 20);
+  rule.method = sattn::MaskMethod::Group;
+  rule.criss_cross = true;
+  set3(rule.group, 1, 4, 8);
+  REQUIRE(sattn::rule_error(rule) == "");
+  const BlockLayout l = sattn::plan(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  SECTION("q, k, v slices of one fused tensor") {
+    const Problem p = make_problem(ctx, 1, rule.tokens.seq_len(), 2, 128, Views::FusedQkv, 103);
+    REQUIRE_FALSE(p.gpu.q.is_contiguous());
+    const Tensor direct = check_layout(ctx, p, l);
+    // sattn::attention plans the same layout and runs this kernel on it: the same bits.
+    sattn::AttentionParams entry = p.gpu;
+    entry.tokens = rule.tokens;
+    entry.method = sattn::MethodSpec{rule};
+    const std::string what = sattn::describe_attention(ctx, entry);
+    INFO(what);
+    CHECK(what.find("block_sparse") != std::string::npos);
+    CHECK(test::compare(rt::to_host(ctx, sattn::attention(ctx, entry)), direct).max_abs == 0.0);
+    // A layout uploaded once and passed in: the same bits again.
+    CHECK(test::compare(rt::to_host(ctx, run_block_sparse(ctx, p.gpu, l, /*uploaded=*/true)), direct).max_abs == 0.0);
+  }
+  SECTION("v rows not 16-byte aligned (copied before the kernel)") {
+    check_layout(ctx, make_problem(ctx, 1, rule.tokens.seq_len(), 2, 128, Views::FusedMisaligned, 104), l);
+  }
+}
+
+TEST_CASE("sparse_attention.layouts_per_batch_and_head_with_empty_rows", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  // 17x30 neighborhood 9x30 (every column): full and partial tiles, L = 510.
+  MaskRule rule = grid_rule(1, 17, 30, 0, true, -1);
+  rule.method = sattn::MaskMethod::Neighborhood;
+  set3(rule.window, 1, 9, 30);
+  REQUIRE(sattn::rule_error(rule) == "");
+  const BlockLayout base = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  const int64_t batch = 2, heads = 3, kv_tiles = base.num_kv_tiles();
+  using Lists = std::pair<std::vector<int32_t>, std::vector<int32_t>>;  // full, partial
+  auto lists = [&](int64_t qt) {
+    const auto f = base.full_offsets, p = base.partial_offsets;
+    return Lists{{base.full_index.begin() + f[size_t(qt)], base.full_index.begin() + f[size_t(qt) + 1]},
+                 {base.partial_index.begin() + p[size_t(qt)], base.partial_index.begin() + p[size_t(qt) + 1]}};
+  };
+  auto merged = [](Lists x) {
+    std::vector<int32_t> all = x.first;
+    all.insert(all.end(), x.second.begin(), x.second.end());
+    std::sort(all.begin(), all.end());
+    return all;
+  };
+  // One variant per (batch, head), all different: exact; every visited tile partial; query tile 1 visits
+  // nothing and tile 2 only its partial tiles; every key tile partial (tiles with nothing allowed
+  // included); only the lowest visited tile (rows with nothing allowed in it attend nothing); exact.
+  const std::vector<std::function<Lists(int64_t)>> variants = {
+      [&](int64_t qt) { return lists(qt); },
+      [&](int64_t qt) { return Lists{{}, merged(lists(qt))}; },
+      [&](int64_t qt) { return qt == 1 ? Lists{} : qt == 2 ? Lists{{}, lists(qt).second} : lists(qt); },
+      [&](int64_t) {
+        std::vector<int32_t> all(static_cast<size_t>(kv_tiles));
+        std::iota(all.begin(), all.end(), 0);
+        return Lists{{}, all};
+      },
+      [&](int64_t qt) {
+        const Lists x = lists(qt);
+        const std::vector<int32_t> all = merged(x);
+        if (all.empty()) return Lists{};
+        const bool full = std::find(x.first.begin(), x.first.end(), all[0]) != x.first.end();
+        return full ? Lists{{all[0]}, {}} : Lists{{}, {all[0]}};
+      },
+      [&](int64_t qt) { return lists(qt); },
+  };
+  BlockLayout l = base;
+  l.batch = batch, l.heads = heads;
+  l.full_offsets = {0}, l.partial_offsets = {0}, l.full_index.clear(), l.partial_index.clear();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t qt = 0; qt < l.num_q_tiles(); ++qt) {
+        const Lists x = variants[size_t(b * heads + h)](qt);
+        sattn::append_entry(l, x.first, x.second);
+      }
+  const Problem p = make_problem(ctx, batch, rule.tokens.seq_len(), heads, 64, Views::Contiguous, 105);
+  std::vector<char> attends;
+  layout_bias(l, batch, heads, &attends);
+  CHECK(std::count(attends.begin(), attends.end(), 0) > kBlockSparseQTile);  // query tile 1 of (0, 2) and more
+  check_layout(ctx, p, l);
+}
+
+TEST_CASE("sparse_attention.dense_all_tiles_full", "[cuda]") {
+  // A plain sequence of 1000 tokens (the last key tile holds 40): every tile full, no element mask but
+  // the sequence end.
+  MaskRule rule = grid_rule(1, 25, 40, 0, true, -1);
+  const auto run = [&](const rt::Context& ctx, int64_t d, uint64_t seed) {
+    const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
+    REQUIRE(l.partial_index.empty());
+    check_layout(ctx, make_problem(ctx, 1, rule.tokens.seq_len(), 4, d, Views::Contiguous, seed), l);
+  };
+  SECTION("bf16 D=128") {
+    DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+    run(ctx, 128, 106);
+  }
+  SECTION("f16 D=64") {
+    DITRUN_GPU_OR_SKIP(ctx, DType::F16);
+    run(ctx, 64, 107);
+  }
+}
+
+TEST_CASE("sparse_attention.block_sparse_refusals", "[cuda]") {
+  const MaskRule rule = grid_rule(1, 8, 16, 0, true, -1);
+  const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  rt::TorchGenerator gen(108);
+  sattn::AttentionParams cpu;
+  cpu.q = gen.randn({1, 128, 2, 64}), cpu.k = gen.randn({1, 128, 2, 64}), cpu.v = gen.randn({1, 128, 2, 64});
+  CHECK(sattn::kernels::block_sparse_refusal(cpu, l).find("CUDA tensors") != std::string::npos);
+
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  sattn::AttentionParams p;
+  p.q = rt::to_ctx(ctx, cpu.q), p.k = rt::to_ctx(ctx, cpu.k), p.v = rt::to_ctx(ctx, cpu.v);
+  CHECK(sattn::kernels::block_sparse_refusal(p, l) == "");
+  const BlockLayout small = sattn::plan_exhaustive(rule, 64, 64);
+  CHECK(sattn::kernels::block_sparse_refusal(p, small).find("q_tile=128 kv_tile=64") != std::string::npos);
+  sattn::AttentionParams wide = p;
+  for (Tensor* t : {&wide.q, &wide.k, &wide.v}) *t = rt::to_ctx(ctx, gen.randn({1, 128, 2, 96}));
+  CHECK(sattn::kernels::block_sparse_refusal(wide, l).find("D=96") != std::string::npos);
+  sattn::AttentionParams f32 = p;
+  for (Tensor* t : {&f32.q, &f32.k, &f32.v}) *t = rt::to_device(ctx, *t, ctx.device(), DType::F32);
+  CHECK(sattn::kernels::block_sparse_refusal(f32, l).find("bf16 or f16") != std::string::npos);
+  sattn::AttentionParams causal = p;
+  causal.mask = sattn::MaskKind::Causal;
+  CHECK(sattn::kernels::block_sparse_refusal(causal, l).find("causal") != std::string::npos);
+  BlockLayout three_heads = l;
+  three_heads.heads = 3;
+  CHECK(sattn::kernels::block_sparse_refusal(p, three_heads).find("heads 3") != std::string::npos);
+}
