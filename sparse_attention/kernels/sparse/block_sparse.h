@@ -24,22 +24,25 @@ std::string block_sparse_refusal(const AttentionParams& p, const BlockLayout& la
 
 namespace cuda {
 
-// The layout's int32 arrays on the GPU (one buffer; typed f32 because rt::DType has no int32, never read
-// as floats). upload_layout CHECKs validate(layout) first: the kernel trusts the lists. The copy comes
-// from pageable host memory (the driver may synchronize with the stream, and it cannot be captured into a
-// CUDA graph), so callers that run one layout many times should upload it once, keep it beside the
-// layout (e.g. in the plan cache) and pass it to block_sparse_attention.
+// The layout on the GPU: its int32 arrays in one buffer (typed f32 because rt::DType has no int32, never
+// read as floats), and the element mask of every partial tile (kBlockSparseQTile 64-bit rows per listed
+// partial tile, from allowed() through perm, computed by a GPU kernel). upload_layout CHECKs
+// validate(layout) first: the kernel trusts the lists. The copy comes from pageable host memory (the driver
+// may synchronize with the stream, and it cannot be captured into a CUDA graph) and the masks cost one
+// allowed() evaluation per element of every partial tile, so callers that run one layout many times
+// should upload it once, keep it beside the layout (e.g. in the plan cache) and pass it in.
 struct UploadedLayout {
-  rt::Tensor buffer;
+  rt::Tensor buffer, masks;
   const int32_t *perm = nullptr, *full_offsets = nullptr, *full_index = nullptr, *partial_offsets = nullptr,
                 *partial_index = nullptr;  // perm: nullptr = identity
-  size_t words = 0;                        // int32 values in buffer (a consistency check against the layout)
+  const uint64_t* partial_masks = nullptr;
+  size_t words = 0;  // int32 values in buffer (a consistency check against the layout)
 };
 UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout);
 
 // Softmax attention over the key tiles `layout` visits: full tiles unmasked, partial tiles through
 // allowed(layout.rule, q, k) in natural token indices; keys in unvisited tiles are not attended.
-// q, k, v [B, L, H, D] in natural token order (any strides; views whose rows are not 16-byte aligned
+// (The partial-tile masks come from upload_layout.) q, k, v [B, L, H, D] in natural token order (any strides; views whose rows are not 16-byte aligned
 // are copied), output [B, L, H, D] contiguous in q's dtype, natural order. A query row that attends no key
 // (no visited tile, or every element of its visited partial tiles masked) outputs zeros, as the CPU
 // reference defines a fully masked row. CHECKs block_sparse_refusal(p, layout) == "". `uploaded`:

@@ -2,20 +2,19 @@
 // warps per (batch, head, query tile of 128 rows); each warp owns 32 query rows (two m16 row blocks).
 // The CTA walks its key tiles of 64 from the layout's CSR lists, full tiles first, then partial ones:
 //   S = Q·Kᵀ (mma.sync m16n8k16, f32 accumulators, Q and K through ldmatrix from swizzled shared memory),
-//   mask (partial tiles: allowed() per element in natural token indices; the ragged last key tile: keys
-//   past the end), online softmax in f32 with exp2 (max-subtracted, rescaling O when the max grows),
+//   mask (partial tiles: the element mask from allowed() in natural token indices, precomputed per
+//   partial tile by upload_layout as 64-bit rows; the ragged last key tile: keys past the end), online softmax in f32 with exp2 (max-subtracted, rescaling O when the max grows),
 //   O += P·V with P rounded to the input dtype (as every flash attention does) and V through
 //   ldmatrix.trans. K and V are double-buffered with cp.async: K[i+1] streams in during tile i, V[i+1]
 //   from the middle of tile i on, each behind its own commit group.
 // Rows are gathered through layout.perm in the loads (q, k, v stay in natural order in global memory) and
-// scattered back through it in the stores, so re-layouts cost no extra pass. The layout's lists reach the
-// kernel through upload_layout: once per call, or once per plan when the caller keeps the upload.
+// scattered back through it in the stores, so re-layouts cost no extra pass. The layout's lists and masks
+// reach the kernel through upload_layout: once per call, or once per plan when the caller keeps the upload.
 //
 // Next speed step (FA3 on sm_90a): a TMA producer warp feeding a multi-stage K/V ring (tile lists turn into
 // TMA coordinates; perm-gathered rows need either a permuted copy made once per forward or
 // cp.async.bulk row gathers), two consumer warpgroups on wgmma 64xNx16 with S and O in registers and
-// ping-pong scheduling so softmax overlaps the other warpgroup's GEMMs, plus a bitmask per partial tile
-// computed once per plan instead of evaluating allowed() in the inner loop.
+// ping-pong scheduling so softmax overlaps the other warpgroup's GEMMs; heaviest query tiles first.
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 
 #include <cmath>
@@ -51,8 +50,8 @@ struct KernelArgs {
   const int32_t* full_index;
   const int32_t* partial_offsets;
   const int32_t* partial_index;
-  float scale_log2;  // softmax scale · log2(e)
-  MaskRule rule;
+  const uint64_t* partial_masks;  // per partial slot, kBM words: bit c of word r = allowed(row r, key c)
+  float scale_log2;               // softmax scale · log2(e)
 };
 
 // Element offset of (row, 16-byte chunk) in a [rows, D] shared tile. XOR-ing the chunk with row % 8 spreads
@@ -122,28 +121,10 @@ __device__ __forceinline__ void tile_scores(float (&s)[2][kBN / 8][4], const T* 
   }
 }
 
-// -inf where a key does not exist (past the end) or, when `rule` is set, where allowed() refuses the pair.
-// allowed() is evaluated in a rolled loop into a bitmask (one instance of its integer arithmetic instead of
-// 64 inlined copies), then applied to the score registers.
-__device__ __forceinline__ void mask_scores(float s[2][kBN / 8][4], const KernelArgs& a, int q_row0, int k_pos0,
-                                            bool rule, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  uint64_t keep = 0;  // bit (mi·2 + hh)·16 + nb·2 + c: row q_row0 + 16mi + 8hh + g, key k_pos0 + 8nb + 2t + c
-#pragma unroll 1
-  for (int col = 0; col < 16; ++col) {
-    const int k_pos = k_pos0 + (col / 2) * 8 + 2 * t + col % 2;
-    if (k_pos >= a.seq_len) continue;
-    if (!rule) {
-      keep |= 0x0001000100010001ull << col;
-      continue;
-    }
-    const int64_t k_token = natural(a, k_pos);
-#pragma unroll 1
-    for (int row = 0; row < 4; ++row) {
-      const int q_pos = q_row0 + (row / 2) * 16 + (row % 2) * 8 + g;
-      if (q_pos < a.seq_len && allowed(a.rule, natural(a, q_pos), k_token)) keep |= 1ull << (row * 16 + col);
-    }
-  }
+// -inf where the key is refused: bit (8nb + 2t + c) of rows[mi·2 + hh] is key 8nb + 2t + c of the tile for
+// the thread's row 16mi + 8hh + g.
+__device__ __forceinline__ void apply_mask(float s[2][kBN / 8][4], const uint64_t rows[4], int lane) {
+  const int t = lane % 4;
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -152,7 +133,7 @@ __device__ __forceinline__ void mask_scores(float s[2][kBN / 8][4], const Kernel
       for (int nb = 0; nb < kBN / 8; ++nb)
 #pragma unroll
         for (int c = 0; c < 2; ++c)
-          if (!((keep >> ((mi * 2 + hh) * 16 + nb * 2 + c)) & 1)) s[mi][nb][2 * hh + c] = -INFINITY;
+          if (!((rows[mi * 2 + hh] >> (nb * 8 + 2 * t + c)) & 1)) s[mi][nb][2 * hh + c] = -INFINITY;
 }
 
 // Online softmax over one tile: updates the running max m and (thread-partial) sum l of each of the thread's
@@ -277,10 +258,21 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
     if (next >= 0) load_tile<T, D, kBN>(vs + (stage ^ 1) * kBN * D, vg, a.v_stride[1], next * kBN, a);
     cp_async_commit();
 
+    // Partial tiles: the rows' masks, read before the scores so that the GEMM hides the load. The ragged
+    // last tile: keys past the end.
+    const bool partial = i >= num_full, ragged_tile = ragged && tile == last_kv_tile;
+    uint64_t rows[4];
+    if (partial) {
+      const uint64_t* mask = a.partial_masks + int64_t(partial_begin + i - num_full) * kBM + warp * kWarpRows + lane / 4;
+#pragma unroll
+      for (int r = 0; r < 4; ++r) rows[r] = __ldg(mask + (r / 2) * 16 + (r % 2) * 8);
+    } else if (ragged_tile) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) rows[r] = (uint64_t(1) << (a.seq_len - tile * kBN)) - 1;
+    }
     float s[2][kBN / 8][4];
     tile_scores<T, D>(s, qs, ks + stage * kBN * D, warp, lane);
-    const bool partial = i >= num_full;
-    if (partial || (ragged && tile == last_kv_tile)) mask_scores(s, a, q0 + warp * kWarpRows, tile * kBN, partial, lane);
+    if (partial || ragged_tile) apply_mask(s, rows, lane);
     softmax_update<D>(s, o, m, l, a.scale_log2);
 
     cp_async_wait<2>();
@@ -338,17 +330,40 @@ rt::Tensor loadable(const rt::Context& ctx, const rt::Tensor& t) {
   return c;
 }
 
+// The element mask of every partial (entry, key tile) slot, from allowed() in natural token indices: one
+// block per slot, one thread per query row of the tile; bit c of word [slot·kBM + row] says whether query
+// position qt·kBM + row attends key position kt·kBN + c (0 past the sequence end). Computed once per
+// upload, so the attention kernel's inner loop reads four words per partial tile instead of evaluating
+// allowed() (integer divisions) 64 times per thread.
+__global__ void partial_masks_kernel(uint64_t* masks, const int32_t* slot_q_tile, const int32_t* partial_index,
+                                     const int32_t* perm, int seq_len, const MaskRule rule) {
+  const int64_t slot = blockIdx.x;
+  const int q_pos = slot_q_tile[slot] * kBM + int(threadIdx.x), k0 = partial_index[slot] * kBN;
+  uint64_t bits = 0;
+  if (q_pos < seq_len) {
+    const int64_t q = perm != nullptr ? perm[q_pos] : q_pos;
+    for (int c = 0; c < kBN && k0 + c < seq_len; ++c)
+      if (allowed(rule, q, perm != nullptr ? perm[k0 + c] : k0 + c)) bits |= uint64_t(1) << c;
+  }
+  masks[slot * kBM + threadIdx.x] = bits;
+}
+
 }  // namespace
 
 UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) {
   // The kernel trusts the lists (tile ids become load addresses), so a malformed layout stops here.
   const std::string bad = validate(layout);
   CHECK(bad.empty(), "block_sparse_attention: invalid layout: ", bad);
-  const std::vector<int32_t>* parts[5] = {&layout.perm, &layout.full_offsets, &layout.full_index,
-                                          &layout.partial_offsets, &layout.partial_index};
+  // The query tile of each partial slot, for the mask kernel.
+  std::vector<int32_t> slot_q_tile(layout.partial_index.size());
+  for (int64_t e = 0; e < layout.entries(); ++e)
+    for (int32_t j = layout.partial_offsets[size_t(e)]; j < layout.partial_offsets[size_t(e) + 1]; ++j)
+      slot_q_tile[size_t(j)] = int32_t(e % layout.num_q_tiles());
+  const std::vector<int32_t>* parts[6] = {&layout.perm, &layout.full_offsets, &layout.full_index,
+                                          &layout.partial_offsets, &layout.partial_index, &slot_q_tile};
   std::vector<int32_t> host;
-  size_t at[5];
-  for (int i = 0; i < 5; ++i) {
+  size_t at[6];
+  for (int i = 0; i < 6; ++i) {
     at[i] = host.size();
     host.insert(host.end(), parts[i]->begin(), parts[i]->end());
   }
@@ -362,6 +377,15 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) 
   d.full_offsets = base + at[1], d.full_index = base + at[2];
   d.partial_offsets = base + at[3], d.partial_index = base + at[4];
   d.words = host.size();
+  const int64_t slots = int64_t(layout.partial_index.size());
+  d.masks = rt::cuda::empty(ctx, {std::max<int64_t>(slots, 1) * kBM}, rt::DType::I64);
+  d.partial_masks = static_cast<const uint64_t*>(d.masks.raw_data());
+  if (slots > 0) {
+    partial_masks_kernel<<<unsigned(slots), kBM, 0, ctx.cuda().stream>>>(static_cast<uint64_t*>(d.masks.raw_data()),
+                                                                          base + at[5], d.partial_index, d.perm,
+                                                                          int(layout.seq_len), layout.rule);
+    rt::cuda::check_launch(ctx, "block_sparse_attention.partial_masks");
+  }
   return d;
 }
 
@@ -380,7 +404,7 @@ rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams&
   if (uploaded == nullptr) fresh = upload_layout(ctx, layout);
   const UploadedLayout& dl = uploaded != nullptr ? *uploaded : fresh;
   const size_t words = layout.perm.size() + layout.full_offsets.size() + layout.full_index.size() +
-                       layout.partial_offsets.size() + layout.partial_index.size();
+                       layout.partial_offsets.size() + 2 * layout.partial_index.size();
   CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty(), "block_sparse_attention: the uploaded layout (",
         dl.words, " words) was not made from this layout (", words, " words)");
   KernelArgs a{};
@@ -389,9 +413,8 @@ rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams&
   a.seq_len = int(len), a.heads = int(heads), a.num_q_tiles = int(layout.num_q_tiles());
   a.layout_batch = int(layout.batch), a.layout_heads = int(layout.heads);
   a.perm = dl.perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
-  a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index;
+  a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
   a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
-  a.rule = layout.rule;
   const dim3 grid{unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch)};
   const bool bf16 = p.q.dtype() == rt::DType::BF16;
   if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
