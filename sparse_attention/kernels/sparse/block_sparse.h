@@ -41,9 +41,9 @@ struct UploadedLayout {
 UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout);
 
 // Softmax attention over the key tiles `layout` visits: full tiles unmasked, partial tiles through
-// allowed(layout.rule, q, k) in natural token indices; keys in unvisited tiles are not attended.
-// (The partial-tile masks come from upload_layout.) q, k, v [B, L, H, D] in natural token order (any strides; views whose rows are not 16-byte aligned
-// are copied), output [B, L, H, D] contiguous in q's dtype, natural order. A query row that attends no key
+// allowed(layout.rule, q, k) in natural token indices (the masks of upload_layout); keys in unvisited
+// tiles are not attended. q, k, v [B, L, H, D] in natural token order (any strides; views whose rows are
+// not 16-byte aligned are copied), output [B, L, H, D] contiguous in q's dtype, natural order. A query row that attends no key
 // (no visited tile, or every element of its visited partial tiles masked) outputs zeros, as the CPU
 // reference defines a fully masked row. CHECKs block_sparse_refusal(p, layout) == "". `uploaded`:
 // upload_layout(ctx, layout) made earlier (nullptr: validate and upload now, on every call).
