@@ -107,6 +107,22 @@ std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, con
   return make();
 }
 
+#if DITRUN_WITH_CUDA
+// The layout's device copy, made once per layout and kept in the plan cache beside it: an upload per call
+// would synchronize with the stream, recompute the partial-tile masks and make CUDA graph capture fail.
+static std::shared_ptr<const kernels::cuda::UploadedLayout> uploaded_layout(const rt::Context& ctx, const AttentionParams& p,
+                                                                            const BlockLayout& layout) {
+  rt::cuda::DeviceState& st = ctx.cuda();
+  const std::string key = layout_key(structured_rule(p)) + "/uploaded";
+  std::lock_guard<std::mutex> lock(st.plans_mu);
+  auto it = st.plans.find(key);
+  if (it != st.plans.end()) return std::static_pointer_cast<const kernels::cuda::UploadedLayout>(it->second);
+  auto u = std::make_shared<kernels::cuda::UploadedLayout>(kernels::cuda::upload_layout(ctx, layout));
+  st.plans[key] = u;
+  return u;
+}
+#endif
+
 rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p) {
   const std::shared_ptr<const BlockLayout> layout = structured_layout(ctx, p);
   std::string why;
@@ -116,7 +132,10 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
     case Executor::CpuLayout: return reference::block_layout_attention_cpu(ctx, p, *layout);
     case Executor::CpuMasked: return reference::masked_attention_cpu(ctx, p, layout->rule);
 #if DITRUN_WITH_CUDA
-    case Executor::BlockSparse: return kernels::cuda::block_sparse_attention(ctx, p, *layout);
+    case Executor::BlockSparse: {
+      const auto uploaded = uploaded_layout(ctx, p, *layout);
+      return kernels::cuda::block_sparse_attention(ctx, p, *layout, uploaded.get());
+    }
     case Executor::CudaMasked: return cuda_masked(ctx, p, layout->rule);
 #endif
     default: break;
