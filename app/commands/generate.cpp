@@ -18,6 +18,8 @@
 #include "app/pipeline/flux_pipeline.h"
 #include "base/out_of_memory.h"
 #include "ops.h"
+#include "sparse_attention/methods/method_spec.h"
+#include "sparse_attention/methods/plan.h"
 
 namespace app {
 
@@ -27,6 +29,8 @@ struct GenerateOptions {
   ModelPathArgs paths;
   GenerateParams params;
   LoadOptions load;
+  std::string attention = "dense";  // --attention as typed; parsed into params.attention
+  int dense_steps = 0;
   std::string out = "ditrun.png";
   bool overwrite = false;
   bool quiet = false;
@@ -45,6 +49,29 @@ std::string size_hint(const char* what, int64_t v) {
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "ditrun generate: %s\n", msg.c_str());
   return kExitUsage;
+}
+
+// --attention and --dense-steps into params.attention.
+int parse_attention(GenerateOptions& o) {
+  auto method = sattn::parse_method(o.attention);
+  if (!method) return usage_error("--attention " + o.attention + ": " + method.status().message());
+  if (o.dense_steps < 0) return usage_error("--dense-steps " + std::to_string(o.dense_steps) + " must be >= 0");
+  o.params.attention.method = *method;
+  o.params.attention.dense_steps = o.dense_steps;
+  return kExitOk;
+}
+
+// A sparse method must fit the image's token grid (H/16 x W/16 packed latents after the T5 tokens).
+int check_attention_fits(const GenerateOptions& o, const GenerateParams& p) {
+  if (p.attention.method.is_dense()) return kExitOk;
+  sattn::TokenLayout tokens;
+  tokens.grid[1] = p.height / 16;
+  tokens.grid[2] = p.width / 16;
+  tokens.text_len = p.max_sequence_length;
+  const std::string why = sattn::rule_error(p.attention.method.for_tokens(tokens));
+  if (why.empty()) return kExitOk;
+  return usage_error("--attention " + o.attention + " does not fit " + std::to_string(p.width) + "x" + std::to_string(p.height) +
+                     " (a " + std::to_string(tokens.grid[1]) + "x" + std::to_string(tokens.grid[2]) + " token grid): " + why);
 }
 
 int validate(const GenerateOptions& o) {
@@ -113,6 +140,7 @@ void note_inert_true_cfg(const GenerateOptions& o, const GenerateParams& p) {
 }
 
 int run_generate(GenerateOptions o) {
+  if (int rc = parse_attention(o); rc != kExitOk) return rc;
   if (int rc = validate(o); rc != kExitOk) return rc;
   if (auto st = check_output_path(o.out, o.overwrite); !st) {
     std::fprintf(stderr, "ditrun generate: %s\n", st.message().c_str());
@@ -150,6 +178,7 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
     effective.params = p;
     if (int rc = validate(effective); rc != kExitOk) return rc;  // a model's defaults file can be wrong too
   }
+  if (int rc = check_attention_fits(o, p); rc != kExitOk) return rc;
   note_inert_true_cfg(o, p);
   const LoadReport& report = (*pipe)->load_report();
   if (!o.quiet) {
@@ -160,6 +189,7 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
                  (long long)p.height, p.steps, p.guidance);
     if (p.runs_true_cfg()) std::fprintf(stderr, ", true CFG %.2f", *p.true_cfg);
     std::fprintf(stderr, ", seed %llu\n", (unsigned long long)p.seed);
+    if (!p.attention.method.is_dense()) std::fprintf(stderr, "ditrun: attention %s\n", p.attention.describe().c_str());
   }
   double stage_loads = 0;
   const LoadFn on_load = [&](const ComponentLoad& c) {
@@ -194,6 +224,7 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
          << "\ntrue_cfg: " << (p.runs_true_cfg() ? *p.true_cfg : 1.f) << "\nseed: " << p.seed
          << "\nmax_sequence_length: " << p.max_sequence_length
          << "\nmodel: " << (o.paths.model.empty() ? o.paths.transformer : o.paths.model);
+  if (!p.attention.method.is_dense()) params << "\nattention: " << p.attention.describe();
   if (auto st = write_png(o.out, image.value(), {{"parameters", params.str()}, {"Software", "ditrun 0.1.0"}}, o.overwrite); !st) {
     std::fprintf(stderr, "ditrun generate: %s\n", st.message().c_str());
     return kExitOutput;
@@ -236,6 +267,12 @@ Command add_generate_command(CLI::App& root) {
   c->add_flag("--offload", o->load.offload,
               "Keep only the component in use (text encoders, transformer, VAE) on the device: peak memory = largest "
               "component + its activations instead of all of them; costs a reload of every component per generate call");
+  c->add_option("--attention", o->attention,
+                "Transformer attention method: dense, gna:window=1x16x16,stride=1x8x8 (NATTEN's rule per axis T x H x W; "
+                "also dilation=, causal=) or grat:variant=B|X,group=1x16x16,radius=1")
+      ->capture_default_str();
+  c->add_option("--dense-steps", o->dense_steps, "With a sparse --attention: run the first N denoising steps dense")
+      ->capture_default_str();
   c->add_option("--vae-tile", o->params.vae_tile, "Decode in overlapping tiles of this many pixels (0 = whole image; e.g. 512 bounds VAE memory)");
   add_device_options(*c, o->device);
   return {c, [o] { return run_generate(*o); }};

@@ -24,6 +24,8 @@ struct DenoiseOptions {
   // GPU: from the second step on, replay the step's model calls as one CUDA graph
   // (dit/flux/captured_forward.h). Ignored on the CPU and in debug-sync mode.
   bool cuda_graph = true;
+  // The attention method of each step and layer (dense warm-up steps, dense layers); dense by default.
+  dit::flux::AttentionPolicy attention;
   // When set, receives the number of steps whose model calls were replayed from a CUDA graph (tests).
   int* graph_steps = nullptr;
 };

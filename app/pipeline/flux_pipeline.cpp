@@ -306,6 +306,7 @@ rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const Gene
     const auto schedule = dit::sampling::flux_schedule(p.steps, latents.size(1), m.scheduler);
     DenoiseOptions opt;
     opt.cuda_graph = p.cuda_graph;
+    opt.attention = p.attention;
     if (has_guidance()) opt.guidance = p.guidance;
     if (true_cfg) {
       opt.negative = &neg;

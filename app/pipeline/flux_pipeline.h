@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/pipeline/model_paths.h"
+#include "dit/flux/attention_policy.h"
 #include "context.h"
 
 namespace app {
@@ -26,6 +27,7 @@ struct GenerateParams {
   int max_sequence_length = 0;
   int64_t vae_tile = 0;  // > 0: decode in overlapping tiles of this many pixels (vae/flux/tiled_decode.h)
   bool cuda_graph = true;  // GPU: replay the denoising step as a CUDA graph (DenoiseOptions::cuda_graph)
+  dit::flux::AttentionPolicy attention;  // the transformer's attention method per step and layer (dense by default)
 
   // Whether generate runs true CFG with these (effective) values.
   bool runs_true_cfg() const { return negative_prompt.has_value() && true_cfg.value_or(1.f) > 1.f; }

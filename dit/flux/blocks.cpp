@@ -63,14 +63,27 @@ static void norm_rope(const rt::Context& ctx, QKV& x, const QKNorm& norm, const 
   x.k = rt::qk_norm_rope(ctx, x.k, norm.key_norm.weight, cos, sin, norm.key_norm.eps);
 }
 
-// Softmax attention through sparse_attention -> [B, L, H·D].
-static Tensor attention(const rt::Context& ctx, const QKV& x, int layer_index, int step_index) {
+// Softmax attention through sparse_attention -> [B, L, H·D]. x is the joint sequence, text first; a sparse
+// method gets the image grid from the RoPE tables.
+static Tensor attention(const rt::Context& ctx, const QKV& x, int layer_index, int step_index, const RopeTables& pe,
+                        const AttentionPolicy& policy) {
   sattn::AttentionParams p;
   p.q = x.q;
   p.k = x.k;
   p.v = x.v;
   p.layer_index = layer_index;
   p.step_index = step_index;
+  p.method = policy.method_for(step_index, layer_index);
+  if (!p.method.is_dense()) {
+    const int64_t len = x.q.size(1), grid = pe.grid_h * pe.grid_w;
+    CHECK(grid > 0 && grid <= len, "attention ", sattn::method_str(p.method), " needs the image grid, but the image ids of ",
+          len, " tokens are not a row-major h x w grid after the text (RoPE grid ", pe.grid_h, "x", pe.grid_w, ")");
+    p.tokens.grid[0] = 1;
+    p.tokens.grid[1] = pe.grid_h;
+    p.tokens.grid[2] = pe.grid_w;
+    p.tokens.text_len = len - grid;
+    p.tokens.text_before = true;
+  }
   const Tensor o = sattn::attention(ctx, p);  // [B, L, H, D]
   return o.reshape({o.size(0), o.size(1), o.size(2) * o.size(3)});
 }
@@ -135,7 +148,7 @@ DoubleStreamBlock DoubleStreamBlock::load(const weights::WeightLoader& w, const 
 }
 
 void DoubleStreamBlock::forward(const rt::Context& ctx, Tensor& img, Tensor& txt, const Tensor& vec,
-                                const RopeTables& pe, int step_index) const {
+                                const RopeTables& pe, int step_index, const AttentionPolicy& policy) const {
   const auto img_m = img_mod(ctx, vec), txt_m = txt_mod(ctx, vec);
 
   // prepare image and text for attention; the RoPE tables list text tokens first
@@ -148,7 +161,7 @@ void DoubleStreamBlock::forward(const rt::Context& ctx, Tensor& img, Tensor& txt
   // joint attention, text first
   const QKV joint{rt::concat(ctx, {txt_qkv.q, img_qkv.q}, 1), rt::concat(ctx, {txt_qkv.k, img_qkv.k}, 1),
                   rt::concat(ctx, {txt_qkv.v, img_qkv.v}, 1)};  // [B, T+N, H, D]
-  const Tensor attn = attention(ctx, joint, layer_index, step_index);  // [B, T+N, C]
+  const Tensor attn = attention(ctx, joint, layer_index, step_index, pe, policy);  // [B, T+N, C]
   const Tensor txt_attn_out = attn.slice(1, 0, t_len), img_attn_out = attn.slice(1, t_len, attn.size(1));
 
   // image stream
@@ -181,7 +194,7 @@ SingleStreamBlock SingleStreamBlock::load(const weights::WeightLoader& w, const 
 }
 
 Tensor SingleStreamBlock::forward(const rt::Context& ctx, const Tensor& x, const Tensor& vec, const RopeTables& pe,
-                                  int step_index) const {
+                                  int step_index, const AttentionPolicy& policy) const {
   const ModulationOut mod = modulation(ctx, vec)[0];
   const Tensor x_mod = modulated_norm(ctx, x, mod);
   // linear1 in two products so the MLP half gets its GELU in the GEMM epilogue: [B, L, 3C] and [B, L, M].
@@ -189,7 +202,7 @@ Tensor SingleStreamBlock::forward(const rt::Context& ctx, const Tensor& x, const
   const Tensor u = rt::linear(ctx, x_mod, w1.slice(0, 0, 3 * hidden), b1.defined() ? b1.slice(0, 0, 3 * hidden) : b1);
   QKV qkv = split_heads(u, num_heads, head_dim);  // [B, L, H, D]
   norm_rope(ctx, qkv, norm, pe, 0);
-  const Tensor attn = attention(ctx, qkv, layer_index, step_index);                     // [B, L, C]
+  const Tensor attn = attention(ctx, qkv, layer_index, step_index, pe, policy);                     // [B, L, C]
   const Tensor mlp = rt::linear_gelu_tanh(ctx, x_mod, w1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden),
                                           b1.defined() ? b1.slice(0, 3 * hidden, 3 * hidden + mlp_hidden) : b1);  // [B, L, M]
   // linear2 over [attn | mlp] as two products into one output, without building the concatenation.

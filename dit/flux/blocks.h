@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "context.h"
+#include "dit/flux/attention_policy.h"
 #include "dit/flux/config.h"
 #include "nn/layers.h"
 #include "weights/name_map.h"
@@ -12,9 +13,12 @@
 namespace dit::flux {
 
 // RoPE tables for the joint sequence: cos/sin [L, D/2], pair p of the head dim rotated by
-// ids[n, axis(p)]·ω_p (axes laid out one after another, models.md §1.5).
+// ids[n, axis(p)]·ω_p (axes laid out one after another, models.md §1.5). grid_h x grid_w: the image
+// tokens' grid (row-major, after the text) when the ids say so (FluxTransformer::rope), else 0 x 0; a
+// sparse attention method needs it.
 struct RopeTables {
   rt::Tensor cos, sin;
+  int64_t grid_h = 0, grid_w = 0;
 };
 // ids [L, n_axes] (float positions). Angles and cos/sin in double, as diffusers' FluxPosEmbed
 // (freqs_dtype float64), then stored as float32.
@@ -61,7 +65,7 @@ struct DoubleStreamBlock {
   static DoubleStreamBlock load(const weights::WeightLoader& w, const Config& c, int layer_index);
   // img [B, N, C], txt [B, T, C], vec [B, C]; updates both streams in place.
   void forward(const rt::Context& ctx, rt::Tensor& img, rt::Tensor& txt, const rt::Tensor& vec,
-               const RopeTables& pe, int step_index) const;
+               const RopeTables& pe, int step_index, const AttentionPolicy& attention = {}) const;
 };
 
 struct SingleStreamBlock {
@@ -75,7 +79,7 @@ struct SingleStreamBlock {
   static SingleStreamBlock load(const weights::WeightLoader& w, const Config& c, int layer_index);
   // x [B, L, C] (text then image) -> [B, L, C].
   rt::Tensor forward(const rt::Context& ctx, const rt::Tensor& x, const rt::Tensor& vec, const RopeTables& pe,
-                     int step_index) const;
+                     int step_index, const AttentionPolicy& attention = {}) const;
 };
 
 struct LastLayer {

@@ -12,9 +12,11 @@ namespace dit::flux {
 using rt::Tensor;
 
 struct CapturedForward::State {
-  State(const FluxTransformer& m, const RopeTables& p) : model(m), pe(p) {}
+  State(const FluxTransformer& m, const RopeTables& p, const AttentionPolicy& a) : model(m), pe(p), attention(a) {}
   const FluxTransformer& model;
   const RopeTables& pe;
+  const AttentionPolicy attention;
+  std::string warmed_key, graph_key;  // graph_step's keys
   bool enabled = false;
   int calls = 0;  // calls through the static buffers
   int graph_calls = 0;
@@ -31,8 +33,14 @@ struct CapturedForward::State {
 #endif
 };
 
-CapturedForward::CapturedForward(const rt::Context& ctx, const FluxTransformer& model, const RopeTables& pe, bool enabled)
-    : s_(std::make_unique<State>(model, pe)) {
+GraphStep graph_step(const std::string& key, const std::string& warmed_key, const std::string& graph_key, bool graph_ready) {
+  if (graph_ready && key == graph_key) return GraphStep::Replay;
+  return key == warmed_key ? GraphStep::Capture : GraphStep::Eager;
+}
+
+CapturedForward::CapturedForward(const rt::Context& ctx, const FluxTransformer& model, const RopeTables& pe, bool enabled,
+                                 const AttentionPolicy& attention)
+    : s_(std::make_unique<State>(model, pe, attention)) {
   s_->enabled = DITRUN_WITH_CUDA && enabled && ctx.is_cuda() && !ctx.debug_sync();
 }
 
@@ -66,7 +74,7 @@ std::vector<Tensor> CapturedForward::run(const rt::Context& ctx, const Tensor& i
     fixed = same_tensor(branches[i].txt, s.txt_given[i]) && branches[i].vec.shape() == s.vec[i].shape();
   if (!fixed) {
     std::vector<Tensor> outs;
-    for (const ForwardBranch& b : branches) outs.push_back(s.model.forward_vec(ctx, img, s.pe, b.txt, b.vec, step_index));
+    for (const ForwardBranch& b : branches) outs.push_back(s.model.forward_vec(ctx, img, s.pe, b.txt, b.vec, step_index, s.attention));
     return outs;
   }
 
@@ -75,16 +83,26 @@ std::vector<Tensor> CapturedForward::run(const rt::Context& ctx, const Tensor& i
   // Everything forward_vec allocates dies inside the body, so a capture of it owns all its temporaries.
   auto body = [&] {
     for (size_t i = 0; i < branches.size(); ++i) {
-      const Tensor y = s.model.forward_vec(ctx, s.x, s.pe, s.txt[i], s.vec[i], step_index);
+      const Tensor y = s.model.forward_vec(ctx, s.x, s.pe, s.txt[i], s.vec[i], step_index, s.attention);
       rt::copy_(ctx, s.out[i], y);
     }
   };
   bool replayed = false;
 #if DITRUN_WITH_CUDA
+  const Config& c = s.model.config();
+  const std::string key = s.attention.dense_key(step_index, int(c.depth + c.depth_single));
+  const GraphStep what = graph_step(key, s.warmed_key, s.graph_key, s.graph.ready());
   std::string why;
-  if (s.calls == 1) why = s.graph.capture(ctx, body);
-  if (why.empty() && s.graph.ready()) why = s.graph.launch(ctx);
-  replayed = why.empty() && s.graph.ready();
+  if (what == GraphStep::Eager) {
+    s.warmed_key = key;
+    s.graph.reset();  // another key's graph will not replay again: its memory goes back before the eager step
+  }
+  if (what == GraphStep::Capture) {
+    s.graph_key = key;
+    why = s.graph.capture(ctx, body);
+  }
+  if (why.empty() && what != GraphStep::Eager) why = s.graph.launch(ctx);
+  replayed = why.empty() && what != GraphStep::Eager;
   if (!why.empty()) {
     s.failure = why;
     s.graph.reset();

@@ -16,8 +16,10 @@
 // memory for the next. On top: the static buffers, [B, N, C_in + k·C_out] and k·[B, C] for k branches.
 // The graph is released (and its memory trimmed) when this object is destroyed.
 //
-// The step_index of the capturing call is baked into the graph: attention policies that change with the
-// step cannot be replayed this way.
+// The step_index of the capturing call is baked into the graph, so a graph serves only the steps whose
+// attention work equals the captured step's: the key is AttentionPolicy::dense_key (which layers run
+// dense). A step with another key runs eagerly (building its plans), the next step with that key
+// captures a new graph in place of the old one: dense warm-up steps, then the sparse steps, each replayed.
 #pragma once
 #include <memory>
 #include <string>
@@ -33,16 +35,23 @@ struct ForwardBranch {
   rt::Tensor vec;  // [B, C], from FluxTransformer::conditioning
 };
 
+// What CapturedForward does with a step whose attention key is `key`: replay the graph captured for that
+// key, capture one (a step with this key already ran eagerly and built its plans: `warmed_key`), or run
+// eagerly and remember the key as warmed.
+enum class GraphStep { Eager, Capture, Replay };
+GraphStep graph_step(const std::string& key, const std::string& warmed_key, const std::string& graph_key, bool graph_ready);
+
 class CapturedForward {
  public:
   // `enabled` false, a CPU context or debug-sync mode: every call runs eagerly. model and pe must
   // outlive this object.
-  CapturedForward(const rt::Context& ctx, const FluxTransformer& model, const RopeTables& pe, bool enabled);
+  CapturedForward(const rt::Context& ctx, const FluxTransformer& model, const RopeTables& pe, bool enabled,
+                  const AttentionPolicy& attention = {});
   ~CapturedForward();
   CapturedForward(const CapturedForward&) = delete;
   CapturedForward& operator=(const CapturedForward&) = delete;
 
-  // model.forward_vec(ctx, img, pe, b.txt, b.vec, step_index) for every branch b: fresh [B, N, C_out]
+  // model.forward_vec(ctx, img, pe, b.txt, b.vec, step_index, attention) for every branch b: fresh [B, N, C_out]
   // tensors in the context's dtype. Calls that differ from the first in shapes, txt tensors or the
   // number of branches run eagerly.
   std::vector<rt::Tensor> run(const rt::Context& ctx, const rt::Tensor& img, const std::vector<ForwardBranch>& branches,

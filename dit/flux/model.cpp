@@ -71,12 +71,28 @@ Tensor FluxTransformer::forward(const rt::Context& ctx, const Tensor& img_in_x, 
   return forward(ctx, img_in_x, rope(ctx, img_ids, txt_ids), txt_in_x, timesteps, y, guidance, step_index);
 }
 
+// h x w when the image ids [N, 3] are (0, n / w, n % w) for n < N = h·w (latent_image_ids), else 0 x 0.
+static void image_grid(const Tensor& ids_host, int64_t* h, int64_t* w) {
+  *h = *w = 0;
+  const std::vector<float> ids = ids_host.to_vector();
+  const int64_t n = ids_host.size(0);
+  if (n == 0 || ids_host.size(1) != 3) return;
+  const int64_t width = int64_t(ids[(n - 1) * 3 + 2]) + 1, height = int64_t(ids[(n - 1) * 3 + 1]) + 1;
+  if (width <= 0 || height <= 0 || width * height != n) return;
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i * 3] != 0.f || ids[i * 3 + 1] != float(i / width) || ids[i * 3 + 2] != float(i % width)) return;
+  *h = height;
+  *w = width;
+}
+
 RopeTables FluxTransformer::rope(const rt::Context& ctx, const Tensor& img_ids, const Tensor& txt_ids) const {
   const Tensor img_pos = rt::to_host(ctx, ids_2d(img_ids, "img_ids")), txt_pos = rt::to_host(ctx, ids_2d(txt_ids, "txt_ids"));
   const rt::Context host;
   const Tensor ids = rt::concat(host, {txt_pos, img_pos}, 0);  // [T+N, 3]
   const RopeTables pe = embed_nd(ids, config_.axes_dims_rope, config_.theta);  // [T+N, D/2]
-  return {rt::to_device(ctx, pe.cos, ctx.device(), rt::DType::F32), rt::to_device(ctx, pe.sin, ctx.device(), rt::DType::F32)};
+  RopeTables out{rt::to_device(ctx, pe.cos, ctx.device(), rt::DType::F32), rt::to_device(ctx, pe.sin, ctx.device(), rt::DType::F32)};
+  image_grid(img_pos, &out.grid_h, &out.grid_w);
+  return out;
 }
 
 Tensor FluxTransformer::forward(const rt::Context& ctx, const Tensor& img_in_x, const RopeTables& pe, const Tensor& txt_in_x,
@@ -87,7 +103,8 @@ Tensor FluxTransformer::forward(const rt::Context& ctx, const Tensor& img_in_x, 
 }
 
 Tensor FluxTransformer::forward_vec(const rt::Context& ctx, const Tensor& img_in_x, const RopeTables& pe,
-                                    const Tensor& txt_in_x, const Tensor& vec_in, int step_index) const {
+                                    const Tensor& txt_in_x, const Tensor& vec_in, int step_index,
+                                    const AttentionPolicy& attention) const {
   const Config& c = config_;
   CHECK(img_in_x.dim() == 3 && img_in_x.size(2) == c.in_channels, "img must be [B, N, ", c.in_channels, "], got ",
         img_in_x.str());
@@ -103,11 +120,11 @@ Tensor FluxTransformer::forward_vec(const rt::Context& ctx, const Tensor& img_in
   Tensor txt = txt_in(ctx, rt::cast(ctx, txt_in_x, ctx.dtype()));  // [B, T, C]
   const Tensor vec = rt::cast(ctx, vec_in, ctx.dtype());            // [B, C]
 
-  for (const DoubleStreamBlock& block : double_blocks) block.forward(ctx, img, txt, vec, pe, step_index);
+  for (const DoubleStreamBlock& block : double_blocks) block.forward(ctx, img, txt, vec, pe, step_index, attention);
 
   const int64_t t_len = txt.size(1);
   Tensor x = rt::concat(ctx, {txt, img}, 1);  // [B, T+N, C]
-  for (const SingleStreamBlock& block : single_blocks) x = block.forward(ctx, x, vec, pe, step_index);
+  for (const SingleStreamBlock& block : single_blocks) x = block.forward(ctx, x, vec, pe, step_index, attention);
   img = x.slice(1, t_len, x.size(1));  // [B, N, C]
 
   return final_layer.forward(ctx, img, vec);  // [B, N, C_out]

@@ -27,7 +27,8 @@ class FluxTransformer {
   rt::Tensor forward(const rt::Context& ctx, const rt::Tensor& img, const RopeTables& pe, const rt::Tensor& txt,
                      const rt::Tensor& timesteps, const rt::Tensor& y, const rt::Tensor& guidance,
                      int step_index = -1) const;
-  // RoPE tables [T+N, D/2] for txt_ids then img_ids (host tensors [L, 3] or [B, L, 3]), on ctx's device in f32.
+  // RoPE tables [T+N, D/2] for txt_ids then img_ids (host tensors [L, 3] or [B, L, 3]), on ctx's device in f32,
+  // with the image grid when img_ids are latent_image_ids' (0, r, c) in row-major order.
   RopeTables rope(const rt::Context& ctx, const rt::Tensor& img_ids, const rt::Tensor& txt_ids) const;
 
   // The two halves of forward(). conditioning: vec [B, C] in ctx's dtype = time_in(TE(1000·t))
@@ -38,8 +39,9 @@ class FluxTransformer {
   // The blocks given vec [B, C]: img [B, N, C_in], txt [B, T, D_txt] (any float dtype, cast to ctx's)
   // -> [B, N, C_out] in ctx's dtype. Device work only (no host reads or uploads), so it can be captured
   // once its plans exist (dit/flux/captured_forward.h).
+  // attention chooses each attention call's method (dense by default).
   rt::Tensor forward_vec(const rt::Context& ctx, const rt::Tensor& img, const RopeTables& pe, const rt::Tensor& txt,
-                         const rt::Tensor& vec, int step_index = -1) const;
+                         const rt::Tensor& vec, int step_index = -1, const AttentionPolicy& attention = {}) const;
 
   const Config& config() const { return config_; }
 
