@@ -1,0 +1,126 @@
+// `ditrun compare` (issue 5): full attention and sparse methods from one loaded pipeline, one seed, with
+// PSNR/SSIM/densities in report.json. On the CPU with the embedded model (models/ditrun-shapes) at 256²,
+// a 16x16 token grid, and 4 steps to keep it fast.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/io/png_writer.h"
+#include "harness/run.h"
+#include "harness/safetensors_writer.h"
+
+#include <catch2/catch.hpp>
+
+namespace fs = std::filesystem;
+
+static const std::string kCommon =
+    "compare -q -p 'a large red circle at the left on a blue background' -W 256 -H 256 --steps 4 --seed 3 ";
+
+static std::vector<uint8_t> read_rgb(const std::string& path) {
+  int w = 0, h = 0;
+  auto px = app::read_png_rgb8(path, &w, &h);
+  INFO(path << ": " << px.status().message());
+  REQUIRE(px);
+  return std::move(px.value());
+}
+
+static nlohmann::json read_report(const std::string& dir) {
+  std::ifstream in(dir + "/report.json");
+  REQUIRE(in);
+  return nlohmann::json::parse(in);
+}
+
+TEST_CASE("compare.full_and_gna", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare") + "/out";  // --out-dir is created
+  const test::RunResult r =
+      test::run_ditrun(kCommon + "--attention full,gna:window=1x8x8,stride=1x4x4 --out-dir " + test::q(dir));
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  const std::string gna = "gna_window_1x8x8_stride_1x4x4";
+  for (const std::string& f : std::vector<std::string>{"full.png", gna + ".png", "side_by_side.png", "report.json"}) CHECK(fs::exists(dir + "/" + f));
+  int w = 0, h = 0;
+  REQUIRE(app::read_png_rgb8(dir + "/side_by_side.png", &w, &h));
+  CHECK(w == 512);
+  CHECK(h == 256);
+  const nlohmann::json rep = read_report(dir);
+  CHECK(rep["seed"] == 3);
+  CHECK(rep["width"] == 256);
+  CHECK(rep["steps"] == 4);
+  REQUIRE(rep["methods"].size() == 2);
+  const auto& full = rep["methods"][0];
+  const auto& m = rep["methods"][1];
+  CHECK(full["name"] == "full");
+  CHECK(full["psnr"].is_null());  // identical to itself: infinite PSNR is written as null
+  CHECK(full["tile_density"] == 1.0);
+  CHECK(m["name"] == gna);
+  CHECK(m["spec"].get<std::string>().rfind("gna:window=1x8x8,stride=1x4x4", 0) == 0);
+  REQUIRE(m["psnr"].is_number());
+  CHECK(m["psnr"].get<double>() > 10.0);
+  CHECK(std::isfinite(m["psnr"].get<double>()));
+  for (const char* d : {"tile_density", "flop_density"}) {
+    INFO(d);
+    CHECK(m[d].get<double>() > 0.0);
+    CHECK(m[d].get<double>() < 1.0);
+  }
+  CHECK(m["tile_density"].get<double>() >= m["flop_density"].get<double>());
+  CHECK(m["seconds"].get<double>() > 0.0);
+#if DITRUN_WITH_OPENCV
+  REQUIRE(m["ssim"].is_number());
+  CHECK(m["ssim"].get<double>() > 0.0);
+  CHECK(m["ssim"].get<double>() < 1.0);
+  CHECK(full["ssim"].get<double>() == Approx(1.0));
+  CHECK(m["evaluator"].is_array());
+  CHECK(!m["evaluator"].empty());
+#else
+  CHECK(m["ssim"].is_null());
+  CHECK(r.stdout_text.find("n/a (built without OpenCV)") != std::string::npos);
+#endif
+  CHECK(r.stdout_text.find(gna) != std::string::npos);  // the table
+  fs::remove_all(fs::path(dir).parent_path());
+}
+
+TEST_CASE("compare.full_twice_is_identical", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare_twice");
+  const test::RunResult r = test::run_ditrun(kCommon + "--attention full,full --out-dir " + test::q(dir));
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(read_rgb(dir + "/full.png") == read_rgb(dir + "/full_2.png"));
+  const nlohmann::json rep = read_report(dir);
+  REQUIRE(rep["methods"].size() == 2);
+  CHECK(rep["methods"][1]["psnr"].is_null());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("compare.bad_method_is_usage_error", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare_bad");
+  const test::RunResult r = test::run_ditrun(kCommon + "--attention full,gna:windw=1x8x8 --out-dir " + test::q(dir));
+  INFO(r.out);
+  CHECK(r.rc == 2);
+  CHECK(r.stderr_text.find("--attention") != std::string::npos);
+  CHECK(!fs::exists(dir + "/full.png"));
+  // A window larger than the 16x16 grid is caught too (after the model's defaults are known).
+  const test::RunResult big = test::run_ditrun(kCommon + "--attention gna:window=1x32x32 --out-dir " + test::q(dir));
+  INFO(big.out);
+  CHECK(big.rc == 2);
+  CHECK(big.stderr_text.find("--attention") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("compare.existing_output_needs_overwrite", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare_exists");
+  const std::string report = dir + "/report.json";
+  { std::ofstream(report) << "keep me\n"; }
+  const test::RunResult r = test::run_ditrun(kCommon + "--attention full --out-dir " + test::q(dir));
+  INFO(r.out);
+  CHECK(r.rc != 0);
+  std::ifstream in(report);
+  std::string line;
+  std::getline(in, line);
+  CHECK(line == "keep me");
+  CHECK(!fs::exists(dir + "/full.png"));
+  fs::remove_all(dir);
+}
