@@ -21,7 +21,7 @@
 #include "app/pipeline/flux_pipeline.h"
 #include "base/out_of_memory.h"
 #include "ops.h"
-#include "sparse_attention/methods/plan.h"
+#include "dit/flux/attention_policy.h"
 
 namespace app {
 
@@ -132,17 +132,10 @@ int check_outputs(const CompareOptions& o, const std::vector<Entry>& entries) {
   return kExitOk;
 }
 
-// A sparse method must fit the image's token grid (H/16 x W/16 packed latents after the T5 tokens).
+// A sparse method must fit the image's token grid.
 int check_fits(const Entry& e, const GenerateParams& p) {
-  if (e.method.is_dense()) return kExitOk;
-  sattn::TokenLayout tokens;
-  tokens.grid[1] = p.height / 16;
-  tokens.grid[2] = p.width / 16;
-  tokens.text_len = p.max_sequence_length;
-  const std::string why = sattn::rule_error(e.method.for_tokens(tokens));
-  if (why.empty()) return kExitOk;
-  return usage_error("--attention " + e.text + " does not fit " + std::to_string(p.width) + "x" + std::to_string(p.height) +
-                     " (a " + std::to_string(tokens.grid[1]) + "x" + std::to_string(tokens.grid[2]) + " token grid): " + why);
+  const std::string why = dit::flux::attention_fit_error(e.method, p.width, p.height, p.max_sequence_length);
+  return why.empty() ? kExitOk : usage_error("--attention " + e.text + " " + why);
 }
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }

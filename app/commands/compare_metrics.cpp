@@ -10,6 +10,7 @@
 #endif
 #include "base/check.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "dit/flux/attention_policy.h"
 #include "sparse_attention/methods/plan.h"
 
 namespace app::compare {
@@ -90,12 +91,7 @@ nlohmann::ordered_json evaluate(const std::string&, const Rgb8&, std::string* wh
 
 Densities densities(const sattn::MethodSpec& method, int64_t width, int64_t height, int64_t text_len) {
   if (method.is_dense()) return {};
-  sattn::TokenLayout tokens;  // as dit/flux/blocks.cpp fills it: text first, then the packed latent grid
-  tokens.grid[0] = 1;
-  tokens.grid[1] = height / 16;
-  tokens.grid[2] = width / 16;
-  tokens.text_len = text_len;
-  tokens.text_before = true;
+  const sattn::TokenLayout tokens = dit::flux::joint_tokens(text_len, height / 16, width / 16);  // as the blocks see it
   const sattn::BlockLayout layout =
       sattn::plan(method.for_tokens(tokens), sattn::kernels::kBlockSparseQTile, sattn::kernels::kBlockSparseKvTile);
   return {layout.tile_density(), layout.flop_density()};

@@ -19,7 +19,7 @@
 #include "base/out_of_memory.h"
 #include "ops.h"
 #include "sparse_attention/methods/method_spec.h"
-#include "sparse_attention/methods/plan.h"
+#include "dit/flux/attention_policy.h"
 
 namespace app {
 
@@ -61,17 +61,10 @@ int parse_attention(GenerateOptions& o) {
   return kExitOk;
 }
 
-// A sparse method must fit the image's token grid (H/16 x W/16 packed latents after the T5 tokens).
+// A sparse method must fit the image's token grid.
 int check_attention_fits(const GenerateOptions& o, const GenerateParams& p) {
-  if (p.attention.method.is_dense()) return kExitOk;
-  sattn::TokenLayout tokens;
-  tokens.grid[1] = p.height / 16;
-  tokens.grid[2] = p.width / 16;
-  tokens.text_len = p.max_sequence_length;
-  const std::string why = sattn::rule_error(p.attention.method.for_tokens(tokens));
-  if (why.empty()) return kExitOk;
-  return usage_error("--attention " + o.attention + " does not fit " + std::to_string(p.width) + "x" + std::to_string(p.height) +
-                     " (a " + std::to_string(tokens.grid[1]) + "x" + std::to_string(tokens.grid[2]) + " token grid): " + why);
+  const std::string why = dit::flux::attention_fit_error(p.attention.method, p.width, p.height, p.max_sequence_length);
+  return why.empty() ? kExitOk : usage_error("--attention " + o.attention + " " + why);
 }
 
 int validate(const GenerateOptions& o) {

@@ -5,9 +5,18 @@
 #include <string>
 #include <vector>
 
+#include "sparse_attention/mask_rule.h"
 #include "sparse_attention/methods/method_spec.h"
 
 namespace dit::flux {
+
+// Flux's joint sequence as sparse attention sees it: text_len T5 tokens, then the grid_h x grid_w packed
+// latent tokens in row-major order.
+sattn::TokenLayout joint_tokens(int64_t text_len, int64_t grid_h, int64_t grid_w);
+
+// "" when `method` fits a width x height image with text_len T5 tokens (the grid is height/16 x width/16:
+// 8x VAE, 2x2 packing), else "does not fit WxH (a hxw token grid): why".
+std::string attention_fit_error(const sattn::MethodSpec& method, int64_t width, int64_t height, int64_t text_len);
 
 struct AttentionPolicy {
   sattn::MethodSpec method;       // dense by default

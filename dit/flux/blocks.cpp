@@ -78,11 +78,7 @@ static Tensor attention(const rt::Context& ctx, const QKV& x, int layer_index, i
     const int64_t len = x.q.size(1), grid = pe.grid_h * pe.grid_w;
     CHECK(grid > 0 && grid <= len, "attention ", sattn::method_str(p.method), " needs the image grid, but the image ids of ",
           len, " tokens are not a row-major h x w grid after the text (RoPE grid ", pe.grid_h, "x", pe.grid_w, ")");
-    p.tokens.grid[0] = 1;
-    p.tokens.grid[1] = pe.grid_h;
-    p.tokens.grid[2] = pe.grid_w;
-    p.tokens.text_len = len - grid;
-    p.tokens.text_before = true;
+    p.tokens = joint_tokens(len - grid, pe.grid_h, pe.grid_w);
   }
   const Tensor o = sattn::attention(ctx, p);  // [B, L, H, D]
   return o.reshape({o.size(0), o.size(1), o.size(2) * o.size(3)});

@@ -110,10 +110,10 @@ std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, con
 #if DITRUN_WITH_CUDA
 // The layout's device copy, made once per layout and kept in the plan cache beside it: an upload per call
 // would synchronize with the stream, recompute the partial-tile masks and make CUDA graph capture fail.
-static std::shared_ptr<const kernels::cuda::UploadedLayout> uploaded_layout(const rt::Context& ctx, const AttentionParams& p,
+static std::shared_ptr<const kernels::cuda::UploadedLayout> uploaded_layout(const rt::Context& ctx,
                                                                             const BlockLayout& layout) {
   rt::cuda::DeviceState& st = ctx.cuda();
-  const std::string key = layout_key(structured_rule(p)) + "/uploaded";
+  const std::string key = layout_key(layout.rule) + "/uploaded";
   std::lock_guard<std::mutex> lock(st.plans_mu);
   auto it = st.plans.find(key);
   if (it != st.plans.end()) return std::static_pointer_cast<const kernels::cuda::UploadedLayout>(it->second);
@@ -133,7 +133,7 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
     case Executor::CpuMasked: return reference::masked_attention_cpu(ctx, p, layout->rule);
 #if DITRUN_WITH_CUDA
     case Executor::BlockSparse: {
-      const auto uploaded = uploaded_layout(ctx, p, *layout);
+      const auto uploaded = uploaded_layout(ctx, *layout);
       return kernels::cuda::block_sparse_attention(ctx, p, *layout, uploaded.get());
     }
     case Executor::CudaMasked: return cuda_masked(ctx, p, layout->rule);
