@@ -473,9 +473,17 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
     txt_ids = torch.zeros(text.L, 3, device=dev)
     ids_cache = {}
     clock = Clock(args.seconds * (1 - args.ae_fraction))
+    # torch.compile fuses the many small elementwise kernels of a hidden-256 model (norms, modulation, RoPE,
+    # GELU), which dominate its step; one compile per resolution (static shapes), eager if compiling fails.
+    model = transformer
+    if args.compile:
+        torch._dynamo.config.automatic_dynamic_shapes = False
+        torch._dynamo.config.cache_size_limit = 16
+        model = torch.compile(transformer)
     transformer.train()
     text.train()
     step, per_res, loss_ema, t_data, t_wait = 0, {r: 0 for r in res}, None, 0.0, 0.0
+    compile_failed = False
     while not clock.done():
         frac = schedule_frac(args, clock)
         lr = lr_at(frac, step, args.lr, args.warmup)
@@ -505,9 +513,16 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
         xt = (1 - s) * x0 + s * noise
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             pooled, emb = text(clip_ids, t5_ids)
-            pred = transformer(hidden_states=xt, timestep=sigma, pooled_projections=pooled,
-                               encoder_hidden_states=emb, txt_ids=txt_ids, img_ids=img_ids, guidance=None,
-                               return_dict=False)[0]
+            kw = dict(hidden_states=xt, timestep=sigma, pooled_projections=pooled, encoder_hidden_states=emb,
+                      txt_ids=txt_ids, img_ids=img_ids, guidance=None, return_dict=False)
+            try:
+                pred = model(**kw)[0]
+            except Exception as e:  # noqa: BLE001 (any compiler failure: train on eagerly)
+                if model is transformer:
+                    raise
+                log("torch.compile failed (%s: %s); eager from here" % (type(e).__name__, str(e)[:300]))
+                model, compile_failed = transformer, True
+                pred = model(**kw)[0]
         if fg is None:
             loss = F.mse_loss(pred.float(), noise - x0)
         else:
@@ -538,6 +553,7 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
     transformer.eval()
     text.eval()
     return {"steps": step, "steps_per_resolution": per_res, "seconds": seconds,
+            "compiled": bool(args.compile and not compile_failed),
             "final_loss_avg": loss_ema, "data_workers": args.data_workers,
             "data_seconds": t_data, "data_share": t_data / max(seconds, 1e-9),
             "data_wait_seconds": t_wait, "data_wait_share": t_wait / max(seconds, 1e-9),
@@ -915,6 +931,7 @@ def main():
     t.add_argument("--caption-dropout", type=float, default=0.0)
     t.add_argument("--fg-weight", type=float, default=0.0, help="extra loss weight of tokens on or next to an "
                    "object (1 + w there, 1 elsewhere; 0: plain mean)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the transformer's training step")
     t.add_argument("--freeze-text", action="store_true", help="keep the text encoders at their random init")
     t.add_argument("--eval-n", type=int, default=16, help="held-out prompts generated at 256 after training (0: none)")
     t.add_argument("--data-workers", type=int, default=None,
