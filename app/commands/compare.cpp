@@ -1,20 +1,26 @@
-// `ditrun compare`: one prompt, seed and noise through full attention and each listed sparse method,
-// with the pipeline loaded once. Writes one PNG per method, a side-by-side PNG and report.json to
-// --out-dir, and prints a table: PSNR and SSIM against full, the evaluator's attribute score, the
-// method's tile and FLOP density on the model's token grid (the sparse steps' work; dense warm-up steps
-// are not counted) and the wall time of each generation.
+// `ditrun compare`: prompts, seeds and noise through full attention and each listed sparse method, with
+// the pipeline loaded once. One prompt (--prompt): one PNG per method, a side-by-side PNG and report.json in
+// --out-dir. A prompts file (--prompts, JSON lines with "prompt" and optional "seed" / "image", or plain
+// lines): <out-dir>/<method>/<image>.png per prompt and a report.json with per-prompt rows and a summary
+// per method (mean and worst PSNR, mean SSIM, evaluator accuracy per attribute and its difference to full).
+// Printed per method: PSNR and SSIM against full, the evaluator's score, the method's tile and FLOP density
+// on the model's token grid (the sparse steps' work; dense warm-up steps are not counted), the time of one
+// attention call on that grid (timed alone) and the generation's wall time (after an untimed warm-up).
 // report.json writes an infinite PSNR (an image identical to full's) as null.
 #include <algorithm>
+#include <map>
 #include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include "app/commands/commands.h"
 #include "app/commands/compare_metrics.h"
+#include "app/commands/compare_timing.h"
 #include "app/commands/device_options.h"
 #include "app/commands/exit_codes.h"
 #include "app/io/png_writer.h"
@@ -35,18 +41,36 @@ struct CompareOptions {
   GenerateParams params;
   std::string attention;  // "full,gna:window=...,stride=...,grat:..."
   int dense_steps = 0;
+  std::string prompts_file;  // --prompts: many prompts instead of --prompt
+  int limit = 0;             // first N prompts of the file (0 = all)
   std::string out_dir;
   bool overwrite = false;
   bool quiet = false;
   DeviceOptions device;
 };
 
+// One prompt of the run: what to generate and the file stem of its images.
+struct Item {
+  std::string prompt;
+  uint64_t seed = 42;
+  std::string stem;
+};
+
+// Per-method results over the prompts, for the summary.
+struct Totals {
+  std::vector<double> psnr, ssim, seconds;
+  std::map<std::string, std::pair<int, int>> attributes;  // attribute -> (correct, scored)
+  int all_correct = 0, scored_images = 0;
+};
+
 struct Entry {
   std::string text, name;  // as typed; file stem
   sattn::MethodSpec method;
-  compare::Rgb8 image = {};
+  compare::Rgb8 image = {};  // of the current prompt
   rt::Tensor tensor = {};
   double seconds = 0;
+  double attention_ms = 0;
+  Totals totals;
 };
 
 int fail(int code, const std::string& msg) {
@@ -89,9 +113,16 @@ int parse_entries(const CompareOptions& o, std::vector<Entry>& entries) {
   for (const std::string& text : split_methods(o.attention)) {
     auto method = sattn::parse_method(text);
     if (!method) return usage_error("--attention " + text + ": " + method.status().message());
-    entries.push_back({text, "", *method});
+    Entry e;
+    e.text = text;
+    e.method = *method;
+    entries.push_back(e);
   }
-  if (entries.empty() || !entries[0].method.is_dense()) entries.insert(entries.begin(), Entry{"full", "", {}});
+  if (entries.empty() || !entries[0].method.is_dense()) {
+    Entry full;
+    full.text = "full";
+    entries.insert(entries.begin(), full);
+  }
   for (size_t i = 0; i < entries.size(); ++i) {
     const std::string stem = file_stem(entries[i]);
     entries[i].name = stem;
@@ -101,8 +132,8 @@ int parse_entries(const CompareOptions& o, std::vector<Entry>& entries) {
   return kExitOk;
 }
 
-int validate(const GenerateParams& p) {
-  if (p.prompt.find_first_not_of(" \t\r\n") == std::string::npos) return usage_error("--prompt is empty");
+int validate(const GenerateParams& p, bool need_prompt) {
+  if (need_prompt && p.prompt.find_first_not_of(" \t\r\n") == std::string::npos) return usage_error("--prompt is empty");
   for (auto [name, v] : {std::pair{"width", p.width}, std::pair{"height", p.height}})
     if (v != 0 && (v < 16 || v > 8192 || v % 16 != 0))
       return usage_error(std::string("--") + name + " " + std::to_string(v) + " must be a multiple of 16 in 16..8192");
@@ -110,16 +141,55 @@ int validate(const GenerateParams& p) {
   return kExitOk;
 }
 
+// --prompts: JSON lines {"prompt": ..., "seed": N, "image": "0001.png"} (seed and image optional) or plain
+// lines; blank lines are skipped. Seeds default to --seed, image stems to the line number.
+int read_items(const CompareOptions& o, std::vector<Item>& items) {
+  std::ifstream in(o.prompts_file);
+  if (!in) return usage_error("--prompts " + o.prompts_file + ": cannot read the file");
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    char stem[32];
+    std::snprintf(stem, sizeof stem, "%04d", n);
+    Item it{line, o.params.seed, stem};
+    if (line[0] == '{') {
+      const json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("prompt") || !j["prompt"].is_string())
+        return usage_error("--prompts " + o.prompts_file + " line " + std::to_string(n) +
+                           ": expected a JSON object with a \"prompt\" string (or a plain-text prompt)");
+      it.prompt = j["prompt"].get<std::string>();
+      if (j.contains("seed") && j["seed"].is_number_unsigned()) it.seed = j["seed"].get<uint64_t>();
+      if (j.contains("image") && j["image"].is_string()) it.stem = fs::path(j["image"].get<std::string>()).stem().string();
+    }
+    if (it.prompt.find_first_not_of(" \t\r") == std::string::npos)
+      return usage_error("--prompts " + o.prompts_file + " line " + std::to_string(n) + ": the prompt is empty");
+    items.push_back(it);
+    if (o.limit > 0 && int(items.size()) == o.limit) break;
+  }
+  if (items.empty()) return usage_error("--prompts " + o.prompts_file + ": no prompts in the file");
+  return kExitOk;
+}
+
+bool many(const CompareOptions& o) { return !o.prompts_file.empty(); }
+
+std::string image_path(const CompareOptions& o, const Entry& e, const Item& it) {
+  return many(o) ? o.out_dir + "/" + e.name + "/" + it.stem + ".png" : o.out_dir + "/" + e.name + ".png";
+}
+
 // Every output is checked before the model loads; nothing is overwritten without --overwrite.
-int check_outputs(const CompareOptions& o, const std::vector<Entry>& entries) {
+int check_outputs(const CompareOptions& o, const std::vector<Entry>& entries, const std::vector<Item>& items) {
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
+  for (const Entry& e : entries)
+    if (!ec && many(o)) fs::create_directories(o.out_dir + "/" + e.name, ec);
   if (ec) {
     std::fprintf(stderr, "ditrun compare: --out-dir %s: %s\n", o.out_dir.c_str(), ec.message().c_str());
     return kExitOutput;
   }
-  std::vector<std::string> pngs = {o.out_dir + "/side_by_side.png"};
-  for (const Entry& e : entries) pngs.push_back(o.out_dir + "/" + e.name + ".png");
+  std::vector<std::string> pngs;
+  if (!many(o)) pngs.push_back(o.out_dir + "/side_by_side.png");
+  for (const Entry& e : entries)
+    for (const Item& it : items) pngs.push_back(image_path(o, e, it));
   for (const std::string& path : pngs)
     if (auto st = check_output_path(path, o.overwrite); !st) {
       std::fprintf(stderr, "ditrun compare: %s\n", st.message().c_str());
@@ -140,36 +210,11 @@ int check_fits(const Entry& e, const GenerateParams& p) {
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-int write_report(const CompareOptions& o, const GenerateParams& p, const std::vector<Entry>& entries) {
-  json methods = json::array();
-  std::string eval_why;
-  std::printf("%-44s %8s %7s %6s %6s %8s %6s\n", "method", "psnr_dB", "ssim", "tile", "flop", "seconds", "eval");
-  for (const Entry& e : entries) {
-    const double db = compare::psnr(entries[0].image, e.image);
-    const std::optional<double> s = compare::ssim(entries[0].image, e.image);
-    const compare::Densities d = compare::densities(e.method, p.width, p.height, p.max_sequence_length);
-    const json ev = compare::evaluate(p.prompt, e.image, &eval_why);
-    int correct = 0;
-    if (ev.is_array())
-      for (const json& r : ev) correct += r["correct"].get<bool>();
-    methods.push_back({{"name", e.name}, {"spec", e.method.is_dense() ? "dense" : sattn::method_str(e.method)},
-                       {"image", e.name + ".png"}, {"psnr", number_or_null(db)}, {"ssim", s ? json(*s) : json(nullptr)},
-                       {"tile_density", d.tile}, {"flop_density", d.flop}, {"seconds", e.seconds}, {"evaluator", ev}});
-    char psnr_s[16] = "inf", ssim_s[16] = "n/a", eval_s[16] = "-";
-    if (std::isfinite(db)) std::snprintf(psnr_s, sizeof psnr_s, "%.2f", db);
-    if (s) std::snprintf(ssim_s, sizeof ssim_s, "%.4f", *s);
-    if (ev.is_array()) std::snprintf(eval_s, sizeof eval_s, "%d/%zu", correct, ev.size());
-    std::printf("%-44s %8s %7s %6.3f %6.3f %8.2f %6s\n", e.name.c_str(), psnr_s, ssim_s, d.tile, d.flop, e.seconds, eval_s);
-  }
-  if (!compare::ssim(entries[0].image, entries[0].image)) std::printf("ssim: n/a (built without OpenCV)\n");
-  if (!eval_why.empty() && !o.quiet) std::fprintf(stderr, "ditrun compare: no evaluator scores: %s\n", eval_why.c_str());
-  const json report = {{"prompt", p.prompt}, {"seed", p.seed}, {"width", p.width}, {"height", p.height},
-                       {"steps", p.steps}, {"dense_steps", o.dense_steps}, {"max_sequence_length", p.max_sequence_length},
-                       {"side_by_side", "side_by_side.png"}, {"methods", methods}};
-  const std::string path = o.out_dir + "/report.json", tmp = path + ".tmp";
+int write_json(const std::string& path, const json& j) {
+  const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
-    out << report.dump(2) << "\n";
+    out << j.dump(2) << "\n";
     if (!out) {
       std::fprintf(stderr, "ditrun compare: cannot write %s\n", tmp.c_str());
       return kExitOutput;
@@ -184,24 +229,120 @@ int write_report(const CompareOptions& o, const GenerateParams& p, const std::ve
   return kExitOk;
 }
 
-int compare_with(const CompareOptions& o, const rt::Context& ctx, const ComponentPaths& model_paths, std::vector<Entry>& entries) {
-  auto pipe = FluxPipeline::load(ctx, model_paths, {});
-  if (!pipe) {
-    std::fprintf(stderr, "ditrun compare: %s\n", pipe.status().message().c_str());
-    return kExitModel;
+// The current prompt's metrics of every method against full (entries[0]); adds them to the totals.
+json score_prompt(std::vector<Entry>& entries, const std::string& prompt, std::string* eval_why) {
+  json methods = json::array();
+  for (Entry& e : entries) {
+    const double db = compare::psnr(entries[0].image, e.image);
+    const std::optional<double> s = compare::ssim(entries[0].image, e.image);
+    const json ev = compare::evaluate(prompt, e.image, eval_why);
+    Totals& t = e.totals;
+    if (&e != &entries[0]) t.psnr.push_back(db);
+    if (s) t.ssim.push_back(*s);
+    t.seconds.push_back(e.seconds);
+    int correct = 0;
+    if (ev.is_array()) {
+      for (const json& r : ev) {
+        auto& [ok, n] = t.attributes[r["attribute"].get<std::string>()];
+        ok += r["correct"].get<bool>();
+        ++n;
+        correct += r["correct"].get<bool>();
+      }
+      t.all_correct += correct == int(ev.size());
+      ++t.scored_images;
+    }
+    methods.push_back({{"name", e.name}, {"psnr", number_or_null(db)}, {"ssim", s ? json(*s) : json(nullptr)},
+                       {"seconds", e.seconds}, {"evaluator", ev}});
   }
-  GenerateParams p = (*pipe)->with_defaults(o.params);
-  p.cuda_graph = o.device.cuda_graph;
-  if (int rc = validate(p); rc != kExitOk) return rc;
-  for (const Entry& e : entries)
-    if (int rc = check_fits(e, p); rc != kExitOk) return rc;
+  return methods;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  int n = 0;
+  for (double x : v)
+    if (std::isfinite(x)) s += x, ++n;
+  return n ? s / n : std::nan("");
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+double accuracy(const Totals& t) {
+  int ok = 0, n = 0;
+  for (const auto& [name, c] : t.attributes) ok += c.first, n += c.second;
+  return n ? 100.0 * ok / n : std::nan("");
+}
+
+// One row per method: densities, attention call time, PSNR/SSIM against full, evaluator accuracy
+// (every attribute of every image, in %) and its difference to full's, median generation seconds.
+json summarize(const GenerateParams& p, const std::vector<Entry>& entries, bool print) {
+  json rows = json::array();
+  if (print)
+    std::printf("%-40s %6s %6s %8s %9s %8s %7s %7s %8s\n", "method", "tile", "flop", "attn_ms", "psnr_dB", "min_dB",
+                "ssim", "eval%", "seconds");
+  const double full_acc = accuracy(entries[0].totals);
+  for (const Entry& e : entries) {
+    const compare::Densities d = compare::densities(e.method, p.width, p.height, p.max_sequence_length);
+    const Totals& t = e.totals;
+    const double psnr_mean = mean(t.psnr), ssim_mean = mean(t.ssim), acc = accuracy(t);
+    double worst = std::numeric_limits<double>::infinity();
+    for (double x : t.psnr) worst = std::min(worst, x);
+    json attrs = json::object();
+    for (const auto& [name, c] : t.attributes) attrs[name] = 100.0 * c.first / c.second;
+    rows.push_back({{"name", e.name}, {"spec", e.method.is_dense() ? "dense" : sattn::method_str(e.method)},
+                    {"tile_density", d.tile}, {"flop_density", d.flop}, {"attention_ms", e.attention_ms},
+                    {"psnr_mean", number_or_null(psnr_mean)}, {"psnr_min", number_or_null(worst)},
+                    {"ssim_mean", number_or_null(ssim_mean)}, {"evaluator_accuracy", number_or_null(acc)},
+                    {"evaluator_vs_full", number_or_null(acc - full_acc)}, {"evaluator_attributes", attrs},
+                    {"all_correct", t.scored_images ? json(100.0 * t.all_correct / t.scored_images) : json(nullptr)},
+                    {"seconds_median", number_or_null(median(t.seconds))}});
+    if (!print) continue;
+    char psnr_s[16] = "inf", min_s[16] = "inf", ssim_s[16] = "n/a", eval_s[16] = "-";
+    if (std::isfinite(psnr_mean)) std::snprintf(psnr_s, sizeof psnr_s, "%.2f", psnr_mean);
+    if (std::isfinite(worst)) std::snprintf(min_s, sizeof min_s, "%.2f", worst);
+    if (std::isfinite(ssim_mean)) std::snprintf(ssim_s, sizeof ssim_s, "%.4f", ssim_mean);
+    if (std::isfinite(acc)) std::snprintf(eval_s, sizeof eval_s, "%.1f", acc);
+    std::printf("%-40s %6.3f %6.3f %8.3f %9s %8s %7s %7s %8.2f\n", e.name.c_str(), d.tile, d.flop, e.attention_ms, psnr_s,
+                min_s, ssim_s, eval_s, median(t.seconds));
+  }
+  return rows;
+}
+
+int write_single_report(const CompareOptions& o, const GenerateParams& p, const std::vector<Entry>& entries,
+                        const json& scored) {
+  json methods = json::array();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    const compare::Densities d = compare::densities(e.method, p.width, p.height, p.max_sequence_length);
+    json m = scored[i];
+    m["spec"] = e.method.is_dense() ? "dense" : sattn::method_str(e.method);
+    m["image"] = e.name + ".png";
+    m["tile_density"] = d.tile;
+    m["flop_density"] = d.flop;
+    m["attention_ms"] = e.attention_ms;
+    methods.push_back(m);
+  }
+  const json report = {{"prompt", p.prompt}, {"seed", p.seed}, {"width", p.width}, {"height", p.height},
+                       {"steps", p.steps}, {"dense_steps", o.dense_steps}, {"max_sequence_length", p.max_sequence_length},
+                       {"side_by_side", "side_by_side.png"}, {"methods", methods}};
+  return write_json(o.out_dir + "/report.json", report);
+}
+
+// Generates `it` with every method into the entries' images and PNGs.
+int run_item(const CompareOptions& o, const rt::Context& ctx, const FluxPipeline& pipe, GenerateParams p, const Item& it,
+             std::vector<Entry>& entries) {
+  p.prompt = it.prompt;
+  p.seed = it.seed;
   const ProgressFn progress = [](const char*, int, int) {};
   for (Entry& e : entries) {
     p.attention.method = e.method;
     p.attention.dense_steps = e.method.is_dense() ? 0 : o.dense_steps;
-    if (!o.quiet) std::fprintf(stderr, "ditrun compare: %s...\n", e.name.c_str());
     const auto t0 = std::chrono::steady_clock::now();
-    auto image = (*pipe)->generate(ctx, p, progress);
+    auto image = pipe.generate(ctx, p, progress);
     e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!image) {
       std::fprintf(stderr, "ditrun compare: %s: %s\n", e.text.c_str(), image.status().message().c_str());
@@ -212,28 +353,83 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
     const std::string params = "prompt: " + p.prompt + "\nwidth: " + std::to_string(p.width) + "\nheight: " +
                                std::to_string(p.height) + "\nsteps: " + std::to_string(p.steps) + "\nseed: " +
                                std::to_string(p.seed) + "\nattention: " + p.attention.describe();
-    if (auto st = write_png(o.out_dir + "/" + e.name + ".png", e.tensor, {{"parameters", params}, {"Software", "ditrun 0.1.0"}},
-                            o.overwrite);
+    if (auto st = write_png(image_path(o, e, it), e.tensor, {{"parameters", params}, {"Software", "ditrun 0.1.0"}}, o.overwrite);
         !st) {
       std::fprintf(stderr, "ditrun compare: %s\n", st.message().c_str());
       return kExitOutput;
     }
   }
-  std::vector<rt::Tensor> row;
-  for (const Entry& e : entries) row.push_back(e.tensor);
-  if (auto st = write_png(o.out_dir + "/side_by_side.png", rt::concat(ctx, row, 2), {{"Software", "ditrun 0.1.0"}}, o.overwrite);
-      !st) {
-    std::fprintf(stderr, "ditrun compare: %s\n", st.message().c_str());
-    return kExitOutput;
+  return kExitOk;
+}
+
+int compare_with(const CompareOptions& o, const rt::Context& ctx, const ComponentPaths& model_paths,
+                 std::vector<Entry>& entries, const std::vector<Item>& items) {
+  auto pipe = FluxPipeline::load(ctx, model_paths, {});
+  if (!pipe) {
+    std::fprintf(stderr, "ditrun compare: %s\n", pipe.status().message().c_str());
+    return kExitModel;
   }
-  return write_report(o, p, entries);
+  GenerateParams p = (*pipe)->with_defaults(o.params);
+  p.cuda_graph = o.device.cuda_graph;
+  if (int rc = validate(p, false); rc != kExitOk) return rc;
+  for (const Entry& e : entries)
+    if (int rc = check_fits(e, p); rc != kExitOk) return rc;
+
+  const dit::flux::Config& cfg = (*pipe)->transformer_config();
+  const sattn::TokenLayout tokens = dit::flux::joint_tokens(p.max_sequence_length, p.height / 16, p.width / 16);
+  for (Entry& e : entries) e.attention_ms = compare::attention_call_ms(ctx, e.method, tokens, cfg.num_heads, cfg.head_dim);
+  {
+    // One-time setup (kernel plans, CUDA graph capture) would otherwise be timed in the first generation.
+    GenerateParams warm = p;
+    warm.prompt = items[0].prompt;
+    warm.steps = std::min(p.steps, 3);
+    if (auto w = (*pipe)->generate(ctx, warm, [](const char*, int, int) {}); !w) {
+      std::fprintf(stderr, "ditrun compare: %s\n", w.status().message().c_str());
+      return kExitFailure;
+    }
+  }
+  std::string eval_why;
+  json rows = json::array(), last;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!o.quiet) std::fprintf(stderr, "\rditrun compare: prompt %zu/%zu", i + 1, items.size());
+    if (int rc = run_item(o, ctx, **pipe, p, items[i], entries); rc != kExitOk) return rc;
+    last = score_prompt(entries, items[i].prompt, &eval_why);
+    rows.push_back({{"prompt", items[i].prompt}, {"seed", items[i].seed}, {"image", items[i].stem + ".png"}, {"methods", last}});
+  }
+  if (!o.quiet) std::fprintf(stderr, "\n");
+  if (!eval_why.empty() && !o.quiet) std::fprintf(stderr, "ditrun compare: no evaluator scores: %s\n", eval_why.c_str());
+  const json summary = summarize(p, entries, true);
+  if (!compare::ssim(entries[0].image, entries[0].image)) std::printf("ssim: n/a (built without OpenCV)\n");
+  if (!many(o)) {
+    std::vector<rt::Tensor> row;
+    for (const Entry& e : entries) row.push_back(e.tensor);
+    if (auto st = write_png(o.out_dir + "/side_by_side.png", rt::concat(ctx, row, 2), {{"Software", "ditrun 0.1.0"}}, o.overwrite);
+        !st) {
+      std::fprintf(stderr, "ditrun compare: %s\n", st.message().c_str());
+      return kExitOutput;
+    }
+    p.prompt = items[0].prompt;
+    p.seed = items[0].seed;
+    return write_single_report(o, p, entries, last);
+  }
+  const json report = {{"prompts_file", o.prompts_file}, {"prompts", items.size()}, {"width", p.width},
+                       {"height", p.height}, {"steps", p.steps}, {"dense_steps", o.dense_steps},
+                       {"max_sequence_length", p.max_sequence_length}, {"summary", summary}, {"items", rows}};
+  return write_json(o.out_dir + "/report.json", report);
 }
 
 int run_compare(const CompareOptions& o) {
   std::vector<Entry> entries;
   if (int rc = parse_entries(o, entries); rc != kExitOk) return rc;
-  if (int rc = validate(o.params); rc != kExitOk) return rc;
-  if (int rc = check_outputs(o, entries); rc != kExitOk) return rc;
+  if (o.params.prompt.empty() == o.prompts_file.empty()) return usage_error("give either --prompt or --prompts");
+  if (int rc = validate(o.params, !many(o)); rc != kExitOk) return rc;
+  std::vector<Item> items;
+  if (many(o)) {
+    if (int rc = read_items(o, items); rc != kExitOk) return rc;
+  } else {
+    items.push_back({o.params.prompt, o.params.seed, ""});
+  }
+  if (int rc = check_outputs(o, entries, items); rc != kExitOk) return rc;
   auto paths = resolve_model_paths(o.paths);
   if (!paths) {
     std::fprintf(stderr, "ditrun compare: %s\n", paths.status().message().c_str());
@@ -242,7 +438,7 @@ int run_compare(const CompareOptions& o) {
   auto made = make_context(o.device, o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info);
   if (!made) return usage_error(made.status().message());
   try {
-    return compare_with(o, made.value(), *paths, entries);
+    return compare_with(o, made.value(), *paths, entries, items);
   } catch (const rt::OutOfMemory& e) {
     return fail(kExitFailure, e.what());
   }
@@ -254,7 +450,11 @@ Command add_compare_command(CLI::App& root) {
   auto o = std::make_shared<CompareOptions>();
   CLI::App* c = root.add_subcommand("compare", "Generate one prompt with full attention and sparse methods; compare them");
   c->add_option("--model", o->paths.model, "diffusers Flux folder; default: the embedded model");
-  c->add_option("-p,--prompt", o->params.prompt, "What the image shows")->required();
+  c->add_option("-p,--prompt", o->params.prompt, "What the image shows (or --prompts)");
+  c->add_option("--prompts", o->prompts_file,
+                "A prompts file instead of --prompt: JSON lines {\"prompt\": ..., \"seed\": N, \"image\": \"0001.png\"} "
+                "(seed, image optional) or plain lines; images go to <out-dir>/<method>/, report.json gets a summary");
+  c->add_option("--limit", o->limit, "With --prompts: the first N prompts only");
   c->add_option("-s,--seed", o->params.seed, "Seed of the initial noise, shared by every method")->capture_default_str();
   c->add_option("-W,--width", o->params.width, "Image width in pixels, multiple of 16 (default: the model's)");
   c->add_option("-H,--height", o->params.height, "Image height in pixels, multiple of 16 (default: the model's)");

@@ -245,6 +245,8 @@ std::string FluxPipeline::describe() const {
   return os.str();
 }
 
+const dit::flux::Config& FluxPipeline::transformer_config() const { return impl_->transformer_config; }
+
 static rt::Tensor ids_tensor(const std::vector<int64_t>& ids) {
   return rt::Tensor::from_vector_i64(ids, {1, int64_t(ids.size())});
 }

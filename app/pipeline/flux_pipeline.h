@@ -9,6 +9,7 @@
 
 #include "app/pipeline/model_paths.h"
 #include "dit/flux/attention_policy.h"
+#include "dit/flux/config.h"
 #include "context.h"
 
 namespace app {
@@ -83,6 +84,7 @@ class FluxPipeline {
   // p with every unset field replaced by the model's default.
   GenerateParams with_defaults(GenerateParams p) const;
   std::string describe() const;  // one line: variant and dimensions
+  const dit::flux::Config& transformer_config() const;  // heads, head dim, layer counts
   const LoadReport& load_report() const;
   bool offload() const;
 

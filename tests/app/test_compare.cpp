@@ -124,3 +124,73 @@ TEST_CASE("compare.existing_output_needs_overwrite", "[compare]") {
   CHECK(!fs::exists(dir + "/full.png"));
   fs::remove_all(dir);
 }
+
+// --prompts: a JSON line with seed and image name, a plain line; --limit cuts the file.
+TEST_CASE("compare.prompts_file_summary", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare_prompts");
+  const std::string prompts = dir + "/prompts.jsonl";
+  {
+    std::ofstream f(prompts);
+    f << R"({"prompt": "a small green square at the top on a white background", "seed": 7, "image": "0007.png"})" << "\n\n"
+      << "a large red circle at the left on a blue background\n"
+      << "a medium blue star at the right on a yellow background\n";
+  }
+  const std::string out = dir + "/out";
+  const test::RunResult r = test::run_ditrun(
+      "compare -q -W 256 -H 256 --steps 4 --seed 3 --prompts " + test::q(prompts) +
+      " --limit 2 --attention gna:window=1x8x8,stride=1x4x4 --out-dir " + test::q(out));
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  const std::string gna = "gna_window_1x8x8_stride_1x4x4";
+  for (const std::string& m : {std::string("full"), gna}) {
+    CHECK(fs::exists(out + "/" + m + "/0007.png"));
+    CHECK(fs::exists(out + "/" + m + "/0003.png"));  // line 3 of the file (line 2 is blank)
+    CHECK(!fs::exists(out + "/" + m + "/0004.png"));  // --limit 2
+  }
+  CHECK(!fs::exists(out + "/side_by_side.png"));
+  const nlohmann::json rep = read_report(out);
+  CHECK(rep["prompts"] == 2);
+  REQUIRE(rep["items"].size() == 2);
+  CHECK(rep["items"][0]["seed"] == 7);
+  CHECK(rep["items"][1]["seed"] == 3);  // --seed for lines without one
+  REQUIRE(rep["summary"].size() == 2);
+  const auto& full = rep["summary"][0];
+  const auto& m = rep["summary"][1];
+  CHECK(full["name"] == "full");
+  CHECK(full["psnr_mean"].is_null());
+  CHECK(m["name"] == gna);
+  REQUIRE(m["psnr_mean"].is_number());
+  CHECK(m["psnr_mean"].get<double>() > 10.0);
+  CHECK(m["psnr_min"].get<double>() <= m["psnr_mean"].get<double>());
+  CHECK(m["tile_density"].get<double>() < 1.0);
+  CHECK(m["attention_ms"].get<double>() > 0.0);
+  CHECK(m["seconds_median"].get<double>() > 0.0);
+  // The items' per-method PSNR averages to the summary's.
+  const double a = rep["items"][0]["methods"][1]["psnr"].get<double>(), b = rep["items"][1]["methods"][1]["psnr"].get<double>();
+  CHECK(m["psnr_mean"].get<double>() == Approx((a + b) / 2));
+#if DITRUN_WITH_OPENCV
+  REQUIRE(full["evaluator_accuracy"].is_number());
+  CHECK(full["evaluator_vs_full"].get<double>() == Approx(0.0));
+  CHECK(m["evaluator_attributes"].contains("shape"));
+#endif
+  fs::remove_all(dir);
+}
+
+TEST_CASE("compare.prompts_file_errors", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare_prompts_bad");
+  const std::string prompts = dir + "/prompts.jsonl";
+  { std::ofstream(prompts) << "a red circle\n{\"promt\": \"typo\"}\n"; }
+  const test::RunResult bad = test::run_ditrun("compare -q --steps 2 --prompts " + test::q(prompts) +
+                                               " --attention full --out-dir " + test::q(dir + "/o"));
+  INFO(bad.out);
+  CHECK(bad.rc == 2);
+  CHECK(bad.stderr_text.find("line 2") != std::string::npos);
+  const test::RunResult none = test::run_ditrun("compare -q --steps 2 --attention full --out-dir " + test::q(dir + "/o"));
+  INFO(none.out);
+  CHECK(none.rc == 2);
+  CHECK(none.stderr_text.find("--prompts") != std::string::npos);
+  const test::RunResult both = test::run_ditrun("compare -q --steps 2 -p 'a red circle' --prompts " + test::q(prompts) +
+                                                " --attention full --out-dir " + test::q(dir + "/o"));
+  CHECK(both.rc == 2);
+  fs::remove_all(dir);
+}
