@@ -21,6 +21,7 @@
 #include "app/commands/exit_codes.h"
 #include "app/pipeline/denoise.h"
 #include "base/out_of_memory.h"
+#include "dit/flux/attention_policy.h"
 #include "dit/flux/captured_forward.h"
 #include "dit/flux/model.h"
 #include "ops.h"
@@ -44,6 +45,8 @@ struct BenchOptions {
   uint64_t seed = 0;
   std::string json;
   int depth = -1, depth_single = -1;  // override the block counts (per-block costs, small smoke runs)
+  std::vector<std::string> methods;    // --method: sparse attention methods timed besides dense
+  std::vector<sattn::MethodSpec> specs;
 };
 
 struct Timing {
@@ -141,11 +144,36 @@ void bench_dit(const rt::Context& ctx, const BenchOptions& o, const dit::flux::C
     dg << "no CUDA graph, ran eagerly: " << captured.failure();
   g.detail = dg.str();
   rows.push_back(g);
+  const double dense_ms = g.ms;
+  // Each sparse method's step, as the denoising loop runs its sparse steps (a graph keyed by the method).
+  for (size_t i = 0; i < o.specs.size(); ++i) {
+    dit::flux::AttentionPolicy policy;
+    policy.method = o.specs[i];
+    Timing m{"dit step graph " + o.methods[i], ""};
+    rt::reset_peak_memory(ctx);
+    dit::flux::CapturedForward sparse(ctx, *model, pe, true, policy);
+    auto sparse_step = [&] {
+      const std::vector<dit::flux::ForwardBranch> branches{{txt, model->conditioning(ctx, timestep, y, guidance)}};
+      sparse.run(ctx, latents, branches, 0);
+    };
+    sparse_step();
+    sparse_step();
+    std::tie(m.ms, m.min_ms) = timed(sparse_step);
+    m.peak = peak_since_reset(ctx);
+    std::ostringstream dm;
+    dm << std::fixed << std::setprecision(3) << m.ms / dense_ms << "x the dense graph step"
+       << (sparse.failure().empty() ? "" : "; no CUDA graph: " + sparse.failure());
+    m.detail = dm.str();
+    rows.push_back(m);
+  }
 }
 
-Timing bench_attention(const rt::Context& ctx, const BenchOptions& o, const dit::flux::Config& cfg) {
+Timing bench_attention(const rt::Context& ctx, const BenchOptions& o, const dit::flux::Config& cfg,
+                       const sattn::MethodSpec& method = {}, const std::string& name = "") {
   const int64_t len = int64_t(o.height / 16) * (o.width / 16) + o.text_len;
   sattn::AttentionParams p;
+  p.tokens = dit::flux::joint_tokens(o.text_len, o.height / 16, o.width / 16);
+  p.method = method;
   p.q = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 4);
   p.k = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 5);
   p.v = random_input(ctx, {1, len, cfg.num_heads, cfg.head_dim}, ctx.dtype(), 6);
@@ -159,7 +187,8 @@ Timing bench_attention(const rt::Context& ctx, const BenchOptions& o, const dit:
   const double flops = 4.0 * double(len) * double(len) * double(cfg.head_dim) * double(cfg.num_heads);
   std::ostringstream d;
   d << calls << " calls x " << ms << " ms, S=" << len << ", " << flops / (ms * 1e-3) / 1e12 << " TFLOP/s";
-  Timing t{"attention/step", d.str(), ms * double(calls), min_ms * double(calls)};
+  if (!method.is_dense()) d << " (on the visited tiles' share: " << sattn::describe_attention(ctx, p) << ")";
+  Timing t{name.empty() ? "attention/step" : "attention/step " + name, d.str(), ms * double(calls), min_ms * double(calls)};
   return t;
 }
 
@@ -233,7 +262,19 @@ Timing bench_text(const rt::Context& ctx, const BenchOptions& o) {
   return t;
 }
 
-int run_bench(const BenchOptions& o) {
+int run_bench(BenchOptions o) {
+  for (const std::string& m : o.methods) {
+    auto spec = sattn::parse_method(m);
+    if (!spec) {
+      std::fprintf(stderr, "ditrun bench: --method %s: %s\n", m.c_str(), spec.status().message().c_str());
+      return kExitUsage;
+    }
+    if (const std::string why = dit::flux::attention_fit_error(*spec, o.width, o.height, o.text_len); !why.empty()) {
+      std::fprintf(stderr, "ditrun bench: --method %s %s\n", m.c_str(), why.c_str());
+      return kExitUsage;
+    }
+    o.specs.push_back(*spec);
+  }
   if (!o.random_weights) {
     std::fprintf(stderr, "ditrun bench: only --random-weights is supported so far: it builds %s from its config with "
                  "seeded random weights (no download); add --random-weights\n", o.model.c_str());
@@ -280,7 +321,10 @@ int run_bench(const BenchOptions& o) {
   std::vector<Timing> rows;
   try {
     if (want("dit")) bench_dit(*ctx, o, *cfg, rows);
-    if (want("attention")) rows.push_back(bench_attention(*ctx, o, *cfg));
+    if (want("attention")) {
+      rows.push_back(bench_attention(*ctx, o, *cfg));
+      for (size_t i = 0; i < o.specs.size(); ++i) rows.push_back(bench_attention(*ctx, o, *cfg, o.specs[i], o.methods[i]));
+    }
     if (want("gemm")) rows.push_back(bench_gemm(*ctx, o, *cfg));
     if (want("vae")) rows.push_back(bench_vae(*ctx, o));
     if (want("text")) rows.push_back(bench_text(*ctx, o));
@@ -329,6 +373,9 @@ Command add_bench_command(CLI::App& root) {
   c->add_option("--seed", o->seed, "seed of the random weights")->capture_default_str();
   c->add_option("--depth", o->depth, "override the number of double-stream blocks (e.g. 1 for a quick run)");
   c->add_option("--depth-single", o->depth_single, "override the number of single-stream blocks");
+  c->add_option("--method", o->methods,
+                "also time the DiT step (GPU, as a CUDA graph) and the attention with this sparse method, e.g. "
+                "gna:window=1x80x80,stride=1x16x16 (repeatable; dense is always timed)");
   c->add_option("--json", o->json, "also write the results to this JSON file");
   add_device_options(*c, o->device);
   return {c, [o] { return run_bench(*o); }};
