@@ -43,6 +43,7 @@ struct CompareOptions {
   int dense_steps = 0;
   std::string prompts_file;  // --prompts: many prompts instead of --prompt
   int limit = 0;             // first N prompts of the file (0 = all)
+  bool score_existing = false;  // score the PNGs already in --out-dir instead of generating
   std::string out_dir;
   bool overwrite = false;
   bool quiet = false;
@@ -178,6 +179,20 @@ std::string image_path(const CompareOptions& o, const Entry& e, const Item& it) 
 
 // Every output is checked before the model loads; nothing is overwritten without --overwrite.
 int check_outputs(const CompareOptions& o, const std::vector<Entry>& entries, const std::vector<Item>& items) {
+  if (!o.overwrite && fs::exists(o.out_dir + "/report.json")) {
+    std::fprintf(stderr, "ditrun compare: %s/report.json exists; pass --overwrite to replace it\n", o.out_dir.c_str());
+    return kExitOutput;
+  }
+  if (o.score_existing) {
+    for (const Entry& e : entries)
+      for (const Item& it : items)
+        if (!fs::exists(image_path(o, e, it))) {
+          std::fprintf(stderr, "ditrun compare: --score-existing: %s is missing (generate it first, e.g. on a GPU)\n",
+                       image_path(o, e, it).c_str());
+          return kExitOutput;
+        }
+    return kExitOk;
+  }
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   for (const Entry& e : entries)
@@ -195,10 +210,6 @@ int check_outputs(const CompareOptions& o, const std::vector<Entry>& entries, co
       std::fprintf(stderr, "ditrun compare: %s\n", st.message().c_str());
       return kExitOutput;
     }
-  if (!o.overwrite && fs::exists(o.out_dir + "/report.json")) {
-    std::fprintf(stderr, "ditrun compare: %s/report.json exists; pass --overwrite to replace it\n", o.out_dir.c_str());
-    return kExitOutput;
-  }
   return kExitOk;
 }
 
@@ -294,7 +305,7 @@ json summarize(const GenerateParams& p, const std::vector<Entry>& entries, bool 
     json attrs = json::object();
     for (const auto& [name, c] : t.attributes) attrs[name] = 100.0 * c.first / c.second;
     rows.push_back({{"name", e.name}, {"spec", e.method.is_dense() ? "dense" : sattn::method_str(e.method)},
-                    {"tile_density", d.tile}, {"flop_density", d.flop}, {"attention_ms", e.attention_ms},
+                    {"tile_density", d.tile}, {"flop_density", d.flop}, {"attention_ms", number_or_null(e.attention_ms)},
                     {"psnr_mean", number_or_null(psnr_mean)}, {"psnr_min", number_or_null(worst)},
                     {"ssim_mean", number_or_null(ssim_mean)}, {"evaluator_accuracy", number_or_null(acc)},
                     {"evaluator_vs_full", number_or_null(acc - full_acc)}, {"evaluator_attributes", attrs},
@@ -323,13 +334,28 @@ int write_single_report(const CompareOptions& o, const GenerateParams& p, const 
     m["image"] = e.name + ".png";
     m["tile_density"] = d.tile;
     m["flop_density"] = d.flop;
-    m["attention_ms"] = e.attention_ms;
+    m["attention_ms"] = number_or_null(e.attention_ms);
     methods.push_back(m);
   }
   const json report = {{"prompt", p.prompt}, {"seed", p.seed}, {"width", p.width}, {"height", p.height},
                        {"steps", p.steps}, {"dense_steps", o.dense_steps}, {"max_sequence_length", p.max_sequence_length},
                        {"side_by_side", "side_by_side.png"}, {"methods", methods}};
   return write_json(o.out_dir + "/report.json", report);
+}
+
+// --score-existing: the entries' images of `it` from their PNGs (written by an earlier run).
+int load_item(const CompareOptions& o, const Item& it, std::vector<Entry>& entries) {
+  for (Entry& e : entries) {
+    int w = 0, h = 0;
+    auto px = read_png_rgb8(image_path(o, e, it), &w, &h);
+    if (!px) {
+      std::fprintf(stderr, "ditrun compare: %s\n", px.status().message().c_str());
+      return kExitOutput;
+    }
+    e.image = {std::move(px.value()), w, h};
+    e.seconds = std::nan("");
+  }
+  return kExitOk;
 }
 
 // Generates `it` with every method into the entries' images and PNGs.
@@ -377,8 +403,9 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
 
   const dit::flux::Config& cfg = (*pipe)->transformer_config();
   const sattn::TokenLayout tokens = dit::flux::joint_tokens(p.max_sequence_length, p.height / 16, p.width / 16);
-  for (Entry& e : entries) e.attention_ms = compare::attention_call_ms(ctx, e.method, tokens, cfg.num_heads, cfg.head_dim);
-  {
+  for (Entry& e : entries)
+    e.attention_ms = o.score_existing ? std::nan("") : compare::attention_call_ms(ctx, e.method, tokens, cfg.num_heads, cfg.head_dim);
+  if (!o.score_existing) {
     // One-time setup (kernel plans, CUDA graph capture) would otherwise be timed in the first generation.
     GenerateParams warm = p;
     warm.prompt = items[0].prompt;
@@ -392,7 +419,8 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
   json rows = json::array(), last;
   for (size_t i = 0; i < items.size(); ++i) {
     if (!o.quiet) std::fprintf(stderr, "\rditrun compare: prompt %zu/%zu", i + 1, items.size());
-    if (int rc = run_item(o, ctx, **pipe, p, items[i], entries); rc != kExitOk) return rc;
+    const int rc = o.score_existing ? load_item(o, items[i], entries) : run_item(o, ctx, **pipe, p, items[i], entries);
+    if (rc != kExitOk) return rc;
     last = score_prompt(entries, items[i].prompt, &eval_why);
     rows.push_back({{"prompt", items[i].prompt}, {"seed", items[i].seed}, {"image", items[i].stem + ".png"}, {"methods", last}});
   }
@@ -422,6 +450,7 @@ int run_compare(const CompareOptions& o) {
   std::vector<Entry> entries;
   if (int rc = parse_entries(o, entries); rc != kExitOk) return rc;
   if (o.params.prompt.empty() == o.prompts_file.empty()) return usage_error("give either --prompt or --prompts");
+  if (o.score_existing && !many(o)) return usage_error("--score-existing needs --prompts");
   if (int rc = validate(o.params, !many(o)); rc != kExitOk) return rc;
   std::vector<Item> items;
   if (many(o)) {
@@ -455,6 +484,9 @@ Command add_compare_command(CLI::App& root) {
                 "A prompts file instead of --prompt: JSON lines {\"prompt\": ..., \"seed\": N, \"image\": \"0001.png\"} "
                 "(seed, image optional) or plain lines; images go to <out-dir>/<method>/, report.json gets a summary");
   c->add_option("--limit", o->limit, "With --prompts: the first N prompts only");
+  c->add_flag("--score-existing", o->score_existing,
+              "With --prompts: score the PNGs an earlier run left in --out-dir (e.g. generated on a GPU machine "
+              "without OpenCV) instead of generating; writes report.json (needs --overwrite if one exists)");
   c->add_option("-s,--seed", o->params.seed, "Seed of the initial noise, shared by every method")->capture_default_str();
   c->add_option("-W,--width", o->params.width, "Image width in pixels, multiple of 16 (default: the model's)");
   c->add_option("-H,--height", o->params.height, "Image height in pixels, multiple of 16 (default: the model's)");

@@ -173,6 +173,20 @@ TEST_CASE("compare.prompts_file_summary", "[compare]") {
   CHECK(full["evaluator_vs_full"].get<double>() == Approx(0.0));
   CHECK(m["evaluator_attributes"].contains("shape"));
 #endif
+  // Scoring the PNGs again (as after a GPU run) gives the same PSNR, and no timings.
+  const test::RunResult again = test::run_ditrun("compare -q -W 256 -H 256 --prompts " + test::q(prompts) +
+                                                 " --limit 2 --attention gna:window=1x8x8,stride=1x4x4 --score-existing "
+                                                 "--overwrite --out-dir " + test::q(out));
+  INFO(again.out);
+  REQUIRE(again.rc == 0);
+  const nlohmann::json rescored = read_report(out);
+  CHECK(rescored["summary"][1]["psnr_mean"].get<double>() == Approx(m["psnr_mean"].get<double>()).epsilon(1e-12));
+  CHECK(rescored["summary"][1]["attention_ms"].is_null());
+  fs::remove(out + "/full/0007.png");
+  const test::RunResult missing = test::run_ditrun("compare -q --prompts " + test::q(prompts) + " --limit 2 --attention full "
+                                                   "--score-existing --overwrite --out-dir " + test::q(out));
+  CHECK(missing.rc != 0);
+  CHECK(missing.stderr_text.find("0007.png is missing") != std::string::npos);
   fs::remove_all(dir);
 }
 
