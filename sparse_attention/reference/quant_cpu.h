@@ -1,0 +1,36 @@
+// CPU reference of quantized block-sparse attention (quant.h): the numerics written out in plain loops, in
+// the order the CUDA kernel (kernels/sparse/cuda/block_sparse_quant.cu) computes them, so the two differ
+// only in f32 rounding (summation order, exp vs exp2). Small problems only (tests).
+#pragma once
+#include "sparse_attention/attention.h"
+#include "sparse_attention/block_layout.h"
+#include "sparse_attention/quant.h"
+
+namespace sattn::reference {
+
+struct QuantReferenceOptions {
+  bool smooth_k = true;    // subtract the per-(batch, head, channel) mean of k before quantizing
+  bool quantize_p = true;  // false: P·V with P in f32 (V still quantized); tests of the other stages
+};
+
+// Attention over the tiles `layout` lists (as block_layout_attention_cpu) with quantized operands:
+// per (batch, head) k is smoothed, q quantized in blocks of kQuantQBlock layout positions, k in blocks of
+// kQuantKBlock, v per channel; then per query row the key tiles are visited in the kernel's order (the
+// full list, then the partial list) with an online softmax in f32: per tile S from the integer dot
+// products, the running max updated from the tile, P = exp(S - max) quantized (255·P to u8, or 448·P to
+// e4m3), the tile's P·V summed exactly and added to the rescaled accumulator; at the end the V scale and
+// 1/(P scale · sum of the unquantized P) are applied. quant = None: no quantization anywhere (the result
+// equals block_layout_attention_cpu up to f32 rounding). A row that attends no key outputs zeros.
+// p: CPU f32, self-attention over layout.seq_len tokens, no bias or causal mask.
+rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                               AttnQuant quant, const QuantReferenceOptions& options = {});
+
+// The quality of a mode: relative L2 distance of quant_attention_cpu to the unquantized layout reference
+// (block_layout_attention_cpu) on the same inputs.
+double quant_error(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout, AttnQuant quant,
+                   const QuantReferenceOptions& options = {});
+
+// Round-to-nearest-even to an FP8 e4m3 (FN) value, saturating at ±448 (cvt.rn.satfinite.e4m3x2.f32).
+float round_e4m3(float x);
+
+}  // namespace sattn::reference
