@@ -3,12 +3,15 @@
 // resolution-dependent shift, the denoising loop, unpacking, z/scaling + shift, VAE decode.
 #include "app/pipeline/flux_pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "app/pipeline/batch_generate.h"
 #include "app/pipeline/components.h"
 #include "app/pipeline/denoise.h"
 #include "app/pipeline/detect.h"
@@ -332,6 +335,138 @@ rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const Gene
   const rt::Tensor image = rt::to_host(ctx, decoded);  // [1, 3, H, W] f32 on the host
   progress("decode", 1, 1);
   return image.select(0, 0).contiguous();
+}
+
+}  // namespace app
+
+namespace app {
+
+// The conditionings of `texts` from one forward of each encoder on all of them ([k, T] token ids).
+static std::vector<FluxCond> encode_prompts(const rt::Context& ctx, const FluxPipeline::Impl& m, const te::t5::T5Encoder& t5,
+                                            const te::clip::ClipTextEncoder& clip, const std::vector<std::string>& texts,
+                                            int max_seq) {
+  const int64_t k = int64_t(texts.size());
+  std::vector<int64_t> clip_ids, t5_ids;
+  for (const std::string& t : texts) {
+    const std::vector<int64_t> c = m.clip_tokenizer->encode(t, m.clip_max_length), f = m.t5_tokenizer->encode(t, max_seq);
+    clip_ids.insert(clip_ids.end(), c.begin(), c.end());
+    t5_ids.insert(t5_ids.end(), f.begin(), f.end());
+  }
+  const rt::Tensor y = clip.forward(ctx, rt::Tensor::from_vector_i64(clip_ids, {k, int64_t(m.clip_max_length)})).pooler_output;
+  const rt::Tensor txt = t5.forward(ctx, rt::Tensor::from_vector_i64(t5_ids, {k, int64_t(max_seq)}));
+  std::vector<FluxCond> rows(texts.size());
+  for (int64_t i = 0; i < k; ++i) {
+    rows[size_t(i)].y = rt::contiguous(ctx, y.slice(0, i, i + 1));
+    rows[size_t(i)].txt = rt::contiguous(ctx, txt.slice(0, i, i + 1));
+    rows[size_t(i)].txt_ids = text_ids(txt.size(1));
+  }
+  return rows;
+}
+
+// The rows of `conds` stacked along the batch dimension.
+static FluxCond stack_conds(const rt::Context& ctx, const std::vector<const FluxCond*>& conds) {
+  std::vector<rt::Tensor> txt, y;
+  for (const FluxCond* c : conds) {
+    txt.push_back(c->txt);
+    y.push_back(c->y);
+  }
+  return {rt::concat(ctx, txt, 0), rt::concat(ctx, y, 0), conds.front()->txt_ids};
+}
+
+rt::Result<std::vector<rt::Tensor>> FluxPipeline::generate_batch(const rt::Context& ctx, const GenerateParams& p,
+                                                                 const std::vector<BatchImage>& images,
+                                                                 TextEmbeddingCache* cache, const ProgressFn& progress,
+                                                                 const LoadFn& on_load) const {
+  CHECK(!images.empty(), "generate_batch: no images");
+  const Impl& m = *impl_;
+  const int64_t B = int64_t(images.size());
+  const int64_t factor = int64_t(1) << (m.vae_config.num_up_blocks() - 1);
+  const int64_t lh = 2 * (p.height / (factor * 2)), lw = 2 * (p.width / (factor * 2));
+  if (lh == 0 || lw == 0)
+    return rt::Status::error("image " + std::to_string(p.width) + "x" + std::to_string(p.height) + " is too small for this model (minimum " +
+                             std::to_string(factor * 2) + " pixels per side)");
+  const bool true_cfg = p.runs_true_cfg();
+  TextEmbeddingCache no_cache(0);
+  TextEmbeddingCache& texts = cache ? *cache : no_cache;
+
+  progress("encode", 0, 1);
+  std::map<std::string, FluxCond> conds;  // every text of this pass, so the cache may drop entries meanwhile
+  std::vector<std::string> missing;
+  auto want = [&](const std::string& t) {
+    if (conds.count(t) || std::find(missing.begin(), missing.end(), t) != missing.end()) return;
+    if (auto hit = texts.find(t, p.max_sequence_length)) conds[t] = *hit;
+    else missing.push_back(t);
+  };
+  for (const BatchImage& im : images) want(im.prompt);
+  if (true_cfg) want(*p.negative_prompt);
+  if (!missing.empty()) {
+    std::optional<te::t5::T5Encoder> t5;
+    std::optional<te::clip::ClipTextEncoder> clip;
+    if (m.offload) {
+      RT_ASSIGN(t5, (load_for_stage<te::t5::T5Encoder>(ctx, m, "t5_encoder", map_t5, m.t5_config, on_load)));
+      RT_ASSIGN(clip, (load_for_stage<te::clip::ClipTextEncoder>(ctx, m, "clip_text_encoder", map_clip, m.clip_config, on_load)));
+    }
+    std::vector<FluxCond> rows =
+        encode_prompts(ctx, m, resident_or(m.t5, t5), resident_or(m.clip, clip), missing, p.max_sequence_length);
+    for (size_t i = 0; i < missing.size(); ++i) {
+      texts.put(missing[i], p.max_sequence_length, rows[i]);
+      conds[missing[i]] = std::move(rows[i]);
+    }
+  }
+  after_stage(ctx, m);
+  progress("encode", 1, 1);
+  std::vector<const FluxCond*> pos_rows, neg_rows;
+  for (const BatchImage& im : images) {
+    pos_rows.push_back(&conds.at(im.prompt));
+    if (true_cfg) neg_rows.push_back(&conds.at(*p.negative_prompt));
+  }
+  FluxCond cond = stack_conds(ctx, pos_rows), neg;
+  if (true_cfg) neg = stack_conds(ctx, neg_rows);
+  conds.clear();
+
+  // Each image's noise from its own generator, exactly as generate() draws it for that seed.
+  const int64_t c = m.transformer_config.in_channels / 4;
+  std::vector<rt::Tensor> noise;
+  for (const BatchImage& im : images)
+    noise.push_back(rt::to_device(ctx, rt::TorchGenerator(im.seed).randn({1, c, lh, lw}), ctx.device(), rt::DType::F32));
+  rt::Tensor latents = pack_latents(ctx, B == 1 ? noise[0] : rt::concat(ctx, noise, 0));  // [B, N, 4C] f32
+  noise.clear();
+  const rt::Tensor img_ids = latent_image_ids(lh / 2, lw / 2);
+  {
+    std::optional<dit::flux::FluxTransformer> transformer;
+    if (m.offload) {
+      RT_ASSIGN(transformer, (load_for_stage<dit::flux::FluxTransformer>(ctx, m, "transformer", map_transformer,
+                                                                         m.transformer_config, on_load)));
+    }
+    const auto schedule = dit::sampling::flux_schedule(p.steps, latents.size(1), m.scheduler);
+    DenoiseOptions opt;
+    opt.cuda_graph = p.cuda_graph;
+    opt.attention = p.attention;
+    if (has_guidance()) opt.guidance = p.guidance;
+    if (true_cfg) {
+      opt.negative = &neg;
+      opt.true_cfg_scale = *p.true_cfg;
+    }
+    progress("denoise", 0, schedule.steps());
+    opt.progress = [&](int i, int n) { progress("denoise", i, n); };
+    latents = denoise(ctx, resident_or(m.transformer, transformer), latents, cond, img_ids, schedule, opt);
+  }
+  cond = neg = FluxCond();
+  after_stage(ctx, m);
+
+  progress("decode", 0, 1);
+  std::optional<vae::flux::Decoder> vae;
+  if (m.offload) {
+    RT_ASSIGN(vae, (load_for_stage<vae::flux::Decoder>(ctx, m, "vae", map_vae, m.vae_config, on_load)));
+  }
+  const auto& decoder = resident_or(m.vae, vae);
+  const rt::Tensor z = vae::flux::unscale_latents(ctx, unpack_latents(ctx, latents, lh, lw), m.vae_config);
+  const rt::Tensor decoded = rt::to_host(ctx, p.vae_tile > 0 ? vae::flux::decode_tiled(ctx, decoder, z, p.vae_tile)
+                                                             : decoder.forward(ctx, z));  // [B, 3, H, W] f32
+  progress("decode", 1, 1);
+  std::vector<rt::Tensor> out;
+  for (int64_t i = 0; i < B; ++i) out.push_back(decoded.select(0, i).contiguous());
+  return out;
 }
 
 }  // namespace app

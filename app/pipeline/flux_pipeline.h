@@ -14,6 +14,9 @@
 
 namespace app {
 
+struct BatchImage;          // batch_generate.h
+class TextEmbeddingCache;  // batch_generate.h
+
 // Zero / negative / unset fields take the model's defaults (ModelDefaults).
 struct GenerateParams {
   std::string prompt;
@@ -92,6 +95,15 @@ class FluxPipeline {
   // With offload, each component is loaded here (reported through on_load) and freed after its stage.
   rt::Result<rt::Tensor> generate(const rt::Context& ctx, const GenerateParams& p, const ProgressFn& progress,
                                   const LoadFn& on_load = {}) const;
+
+  // One decoded image [3, H, W] per entry of `images`, each with p's settings and the entry's prompt and
+  // seed (p.prompt and p.seed are not read), in one batched pass: the texts `cache` lacks are encoded
+  // together (then kept there; cache may be null), the transformer runs every step on all B latents,
+  // the VAE decodes them. Each image equals generate()'s for its prompt and seed within float rounding.
+  // A device out-of-memory throws rt::OutOfMemory (the caller may retry with fewer images).
+  rt::Result<std::vector<rt::Tensor>> generate_batch(const rt::Context& ctx, const GenerateParams& p,
+                                                     const std::vector<BatchImage>& images, TextEmbeddingCache* cache,
+                                                     const ProgressFn& progress, const LoadFn& on_load = {}) const;
 
   struct Impl;  // the loaded components (flux_pipeline.cpp)
 
