@@ -43,6 +43,13 @@ std::string axes_str(const int64_t v[3]) {
   return std::to_string(v[0]) + "x" + std::to_string(v[1]) + "x" + std::to_string(v[2]);
 }
 
+// The shortest decimal that parses back to v.
+std::string share_str(double v) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : "?";
+}
+
 rt::Status parse_gna(std::string_view text, const std::vector<std::string_view>& kv, MaskRule* r) {
   r->method = MaskMethod::Neighborhood;
   bool has_window = false;
@@ -100,6 +107,38 @@ rt::Status parse_grat(std::string_view text, const std::vector<std::string_view>
   return rt::Status::ok();
 }
 
+// A share in [0, 1] (the range checks come after every key is read).
+rt::Status parse_share(std::string_view text, std::string_view key, std::string_view value, double* out) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !(v >= 0.0 && v <= 1.0))
+    return bad(text, std::string(key) + "=" + std::string(value) + ": expected a number in [0, 1]");
+  *out = v;
+  return rt::Status::ok();
+}
+
+rt::Status parse_sla(std::string_view text, const std::vector<std::string_view>& kv, MethodSpec* spec) {
+  spec->dynamic = DynamicMethod::Sla;
+  SlaSpec& s = spec->sla;
+  for (std::string_view item : kv) {
+    const size_t eq = item.find('=');
+    const std::string_view key = item.substr(0, eq), value = eq == std::string_view::npos ? "" : item.substr(eq + 1);
+    if (key == "critical") {
+      RT_TRY(parse_share(text, key, value, &s.critical));
+    } else if (key == "marginal") {
+      RT_TRY(parse_share(text, key, value, &s.marginal));
+    } else {
+      return bad(text, "unknown sla key '" + std::string(key) + "' (known: critical, marginal)");
+    }
+  }
+  // At least one key tile per query tile runs softmax attention, so critical = 0 would still compute one.
+  if (s.critical <= 0.0) return bad(text, "critical must be in (0, 1] (the share of key tiles run with softmax)");
+  if (s.marginal >= 1.0) return bad(text, "marginal must be in [0, 1)");
+  if (s.critical + s.marginal > 1.0 + 1e-12)
+    return bad(text, "critical + marginal = " + share_str(s.critical + s.marginal) + " exceeds 1");
+  return rt::Status::ok();
+}
+
 }  // namespace
 
 rt::Result<MethodSpec> parse_method(std::string_view text) {
@@ -111,7 +150,8 @@ rt::Result<MethodSpec> parse_method(std::string_view text) {
     if (colon != std::string_view::npos) return bad(text, "dense takes no parameters");
     return spec;
   }
-  if (name != "gna" && name != "grat") return bad(text, "unknown method '" + std::string(name) + "' (known: dense, full, gna, grat)");
+  if (name != "gna" && name != "grat" && name != "sla")
+    return bad(text, "unknown method '" + std::string(name) + "' (known: dense, full, gna, grat, sla)");
   std::vector<std::string_view> kv;
   if (!rest.empty()) kv = split(rest, ',');
   for (size_t i = 0; i < kv.size(); ++i) {
@@ -121,11 +161,21 @@ rt::Result<MethodSpec> parse_method(std::string_view text) {
       if (kv[j].substr(0, kv[j].find('=')) == kv[i].substr(0, kv[i].find('=')))
         return bad(text, std::string("key '").append(kv[i].substr(0, kv[i].find('='))).append("' given twice"));
   }
-  RT_TRY(name == "gna" ? parse_gna(text, kv, &spec.rule) : parse_grat(text, kv, &spec.rule));
+  if (name == "sla") RT_TRY(parse_sla(text, kv, &spec));
+  else RT_TRY(name == "gna" ? parse_gna(text, kv, &spec.rule) : parse_grat(text, kv, &spec.rule));
   return spec;
 }
 
+std::string method_note(const MethodSpec& s) {
+  if (s.dynamic != DynamicMethod::Sla || s.sla.marginal <= 0.0) return "";
+  return "sla: marginal=" + share_str(s.sla.marginal) +
+         " is ignored: no SLA fine-tuned weights (proj_l) are loaded, so the training-free form runs (softmax over the "
+         "critical=" + share_str(s.sla.critical) + " top-k key tiles only)";
+}
+
 std::string method_str(const MethodSpec& s) {
+  if (s.dynamic == DynamicMethod::Sla)
+    return "sla:critical=" + share_str(s.sla.critical) + ",marginal=" + share_str(s.sla.marginal);
   const MaskRule& r = s.rule;
   switch (r.method) {
     case MaskMethod::Dense: return "dense";

@@ -9,10 +9,12 @@
 #include "ops.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "sparse_attention/methods/plan.h"
+#include "sparse_attention/methods/topk.h"
 #include "sparse_attention/reference/sparse_cpu.h"
 
 #if DITRUN_WITH_CUDA
 #include "cuda/device_state.h"
+#include "sparse_attention/kernels/sparse/cuda/topk_plan.h"
 #include "sparse_attention/reference/cuda/dense_cuda.h"
 #endif
 
@@ -43,13 +45,12 @@ Executor choose(const AttentionParams& p, const BlockLayout& layout, std::string
 }
 
 #if DITRUN_WITH_CUDA
-std::string layout_key(const MaskRule& r) {
-  const TokenLayout& t = r.tokens;
+std::string layout_key(const MethodSpec& m, const TokenLayout& t) {
   char buf[160];
   std::snprintf(buf, sizeof buf, " grid=%lldx%lldx%lld text=%lld/%lld/%d tiles=%lldx%lld", (long long)t.grid[0],
                 (long long)t.grid[1], (long long)t.grid[2], (long long)t.text_len, (long long)t.valid_text(),
                 int(t.text_before), (long long)kernels::kBlockSparseQTile, (long long)kernels::kBlockSparseKvTile);
-  return "sattn.layout " + method_str(MethodSpec{r}) + buf;
+  return "sattn.layout " + method_str(m) + buf;
 }
 
 // The explicit mask as an additive bias [H, L, L] (a broadcast view of one [L, L] matrix) on the dense
@@ -68,6 +69,87 @@ rt::Tensor cuda_masked(const rt::Context& ctx, const AttentionParams& p, const M
 }
 #endif
 
+// A dynamic method needs no token layout: without one, the call's tokens are a plain sequence (one text
+// segment of Lq valid tokens, so that the dense rule allows every key).
+MaskRule dynamic_rule(const AttentionParams& p) {
+  MaskRule rule = p.method.for_tokens(p.tokens);
+  if (rule.tokens.seq_len() == 0) {
+    rule.tokens = TokenLayout{};
+    rule.tokens.text_len = p.q.size(1);
+  }
+  return rule;
+}
+
+std::string padded_text_error(const MaskRule& rule) {
+  if (rule.tokens.valid_text() == rule.tokens.text_len) return "";
+  return "padded text is not supported (the critical tiles carry no element mask); the text has " +
+         std::to_string(rule.tokens.valid_text()) + " valid of " + std::to_string(rule.tokens.text_len) + " tokens";
+}
+
+float softmax_scale(const AttentionParams& p) { return p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(p.q.size(3))); }
+
+// A dynamic call's layout without its lists: tiles, sequence, the call's batch and heads, the rule.
+BlockLayout dynamic_shape(const AttentionParams& p, const MaskRule& rule) {
+  BlockLayout l;
+  l.q_tile = kernels::kBlockSparseQTile, l.kv_tile = kernels::kBlockSparseKvTile;
+  l.seq_len = rule.tokens.seq_len(), l.batch = p.q.size(0), l.heads = p.q.size(2);
+  l.rule = rule;
+  return l;
+}
+
+// The stand-in layout of a dynamic method (structured.h): the first `count` key tiles of every query tile.
+BlockLayout dynamic_stand_in(const MethodSpec& m, const MaskRule& rule) {
+  BlockLayout l;
+  l.q_tile = kernels::kBlockSparseQTile, l.kv_tile = kernels::kBlockSparseKvTile;
+  l.seq_len = rule.tokens.seq_len();
+  l.rule = rule;
+  std::vector<int32_t> first(size_t(sla_critical_count(m.sla, l.num_kv_tiles())));
+  for (size_t i = 0; i < first.size(); ++i) first[i] = int32_t(i);
+  for (int64_t e = 0; e < l.entries(); ++e) append_entry(l, first, {});
+  if (l.entries() == 0) l.full_offsets = l.partial_offsets = {0};
+  return l;
+}
+
+// SLA, training-free (no projection weights reach attention()): top-k block-sparse softmax attention over
+// the critical tiles, planned per call from q and k; marginal tiles are skipped (methods/topk.h).
+rt::Tensor dynamic_attention(const rt::Context& ctx, const AttentionParams& p) {
+  const MaskRule rule = structured_rule(p);
+  CHECK(p.kernel != DenseKernel::Cudnn, "attention ", method_str(p.method), ": cuDNN runs plain dense calls only");
+  if (p.q.device().is_cpu()) {
+    const SlaTiles tiles = plan_sla(ctx, p.q, p.k, softmax_scale(p), p.method.sla, rule, kernels::kBlockSparseQTile,
+                                    kernels::kBlockSparseKvTile);
+    return reference::block_layout_attention_cpu(ctx, p, tiles.layout);
+  }
+#if DITRUN_WITH_CUDA
+  const BlockLayout shape = dynamic_shape(p, rule);
+  const std::string why = kernels::block_sparse_refusal(p, shape);
+  CHECK(why.empty(), "attention ", method_str(p.method), " cannot run q ", p.q.str(),
+        ": on a GPU it runs the block-sparse kernel only: ", why);
+  const kernels::cuda::UploadedLayout lists = kernels::cuda::plan_topk(
+      ctx, p.q, p.k, softmax_scale(p), sla_critical_count(p.method.sla, shape.num_kv_tiles()), shape);
+  return kernels::cuda::block_sparse_attention_planned(ctx, p, shape, lists);
+#else
+  CHECK(false, "attention: CUDA tensors in a build without the CUDA backend");
+  return {};
+#endif
+}
+
+std::string describe_dynamic(const AttentionParams& p) {
+  const MaskRule rule = dynamic_rule(p);
+  const std::string name = method_str(p.method) + ": ";
+  if (p.kernel == DenseKernel::Cudnn) return "cannot run: " + name + "cuDNN runs plain dense calls only";
+  if (const std::string bad = padded_text_error(rule); !bad.empty()) return "cannot run: " + name + bad;
+  const BlockLayout shape = dynamic_shape(p, rule);
+  const int64_t nk = shape.num_kv_tiles();
+  const std::string what = "dynamic top-k, " + std::to_string(sla_critical_count(p.method.sla, nk)) + " of " +
+                           std::to_string(nk) + " key tiles per query tile" +
+                           (p.method.sla.marginal > 0 ? "; marginal tiles skipped (no SLA projection weights)" : "");
+  if (p.q.device().is_cpu()) return name + "cpu block-layout reference (" + what + ")";
+  const std::string why = kernels::block_sparse_refusal(p, shape);
+  if (!why.empty()) return "cannot run: " + name + "on a GPU it runs the block-sparse kernel only: " + why;
+  return name + "block_sparse (" + what + ")";
+}
+
 }  // namespace
 
 bool is_structured(const AttentionParams& p) {
@@ -75,8 +157,12 @@ bool is_structured(const AttentionParams& p) {
 }
 
 MaskRule structured_rule(const AttentionParams& p) {
-  const MaskRule rule = p.method.for_tokens(p.tokens);
+  const MaskRule rule = p.method.is_dynamic() ? dynamic_rule(p) : p.method.for_tokens(p.tokens);
   const std::string name = method_str(p.method);
+  if (p.method.is_dynamic()) {
+    const std::string bad = padded_text_error(rule);
+    CHECK(bad.empty(), "attention ", name, ": ", bad);
+  }
   const std::string why = rule_error(rule);
   CHECK(why.empty(), "attention ", name, ": ", why);
   CHECK(p.q.size(1) == rule.tokens.seq_len() && p.k.size(1) == rule.tokens.seq_len(), "attention ", name, ": q ",
@@ -90,12 +176,13 @@ MaskRule structured_rule(const AttentionParams& p) {
 std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, const AttentionParams& p) {
   const MaskRule rule = structured_rule(p);
   auto make = [&] {
+    if (p.method.is_dynamic()) return std::make_shared<const BlockLayout>(dynamic_stand_in(p.method, rule));
     return std::make_shared<const BlockLayout>(plan(rule, kernels::kBlockSparseQTile, kernels::kBlockSparseKvTile));
   };
 #if DITRUN_WITH_CUDA
   if (ctx.is_cuda()) {
     rt::cuda::DeviceState& st = ctx.cuda();
-    const std::string key = layout_key(rule);
+    const std::string key = layout_key(p.method, rule.tokens);
     std::lock_guard<std::mutex> lock(st.plans_mu);
     auto it = st.plans.find(key);
     if (it != st.plans.end()) return std::static_pointer_cast<const BlockLayout>(it->second);
@@ -113,7 +200,7 @@ std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, con
 static std::shared_ptr<const kernels::cuda::UploadedLayout> uploaded_layout(const rt::Context& ctx,
                                                                             const BlockLayout& layout) {
   rt::cuda::DeviceState& st = ctx.cuda();
-  const std::string key = layout_key(layout.rule) + "/uploaded";
+  const std::string key = layout_key(MethodSpec{layout.rule}, layout.rule.tokens) + "/uploaded";
   std::lock_guard<std::mutex> lock(st.plans_mu);
   auto it = st.plans.find(key);
   if (it != st.plans.end()) return std::static_pointer_cast<const kernels::cuda::UploadedLayout>(it->second);
@@ -124,6 +211,7 @@ static std::shared_ptr<const kernels::cuda::UploadedLayout> uploaded_layout(cons
 #endif
 
 rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p) {
+  if (p.method.is_dynamic()) return dynamic_attention(ctx, p);
   const std::shared_ptr<const BlockLayout> layout = structured_layout(ctx, p);
   std::string why;
   const Executor e = choose(p, *layout, &why);
@@ -145,6 +233,7 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
 }
 
 std::string describe_structured(const rt::Context& ctx, const AttentionParams& p) {
+  if (p.method.is_dynamic()) return describe_dynamic(p);
   if (const std::string bad = rule_error(p.method.for_tokens(p.tokens)); !bad.empty())
     return "cannot run: " + method_str(p.method) + ": " + bad;
   const std::shared_ptr<const BlockLayout> layout = structured_layout(ctx, p);

@@ -55,7 +55,7 @@ TEST_CASE("method_spec.grat defaults and variants", "[sparse]") {
 }
 
 TEST_CASE("method_spec.errors say what is wrong", "[sparse]") {
-  CHECK_THAT(error_of("sla"), Catch::Contains("unknown method 'sla'"));
+  CHECK_THAT(error_of("sparge"), Catch::Contains("unknown method 'sparge'"));
   CHECK_THAT(error_of("dense:x=1"), Catch::Contains("no parameters"));
   CHECK_THAT(error_of("gna:stride=1x8x8"), Catch::Contains("needs window"));
   CHECK_THAT(error_of("gna:window=24x24,size=3"), Catch::Contains("unknown gna key 'size'"));
@@ -69,4 +69,58 @@ TEST_CASE("method_spec.errors say what is wrong", "[sparse]") {
   CHECK_THAT(error_of("grat:variant=Y"), Catch::Contains("expected B"));
   CHECK_THAT(error_of("grat:radius=1x2"), Catch::Contains("one number"));
   CHECK_THAT(error_of("grat:radius=-1"), Catch::Contains("integer >= 0"));
+}
+
+TEST_CASE("method_spec.sla defaults, spelling and checks", "[sparse]") {
+  auto d = sattn::parse_method("sla");
+  REQUIRE(d.is_ok());
+  const sattn::MethodSpec& s = d.value();
+  CHECK(s.dynamic == sattn::DynamicMethod::Sla);
+  CHECK(s.is_dynamic());
+  CHECK(!s.is_dense());
+  // The rule stays dense: rule-based paths (rule_error, plan, allowed) see every valid key.
+  CHECK(s.rule.method == MaskMethod::Dense);
+  CHECK(s.sla.critical == 0.05);
+  CHECK(s.sla.marginal == 0.10);
+  CHECK(sattn::method_str(s) == "sla:critical=0.05,marginal=0.1");
+
+  auto u = sattn::parse_method("sla:critical=0.05,marginal=0.10");  // the spelling
+  REQUIRE(u.is_ok());
+  CHECK(sattn::method_str(u.value()) == "sla:critical=0.05,marginal=0.1");
+  auto t = sattn::parse_method("sla:marginal=0,critical=0.3");
+  REQUIRE(t.is_ok());
+  CHECK(t.value().sla.critical == 0.3);
+  CHECK(t.value().sla.marginal == 0.0);
+  CHECK(sattn::method_str(t.value()) == "sla:critical=0.3,marginal=0");
+  auto all = sattn::parse_method("sla:critical=1,marginal=0");
+  REQUIRE(all.is_ok());
+  CHECK(sattn::method_str(all.value()) == "sla:critical=1,marginal=0");
+  // Canonical spellings parse back to the same values, also for shares without a short decimal.
+  for (const char* text : {"sla:critical=0.1234567890123,marginal=0.3", "sla:critical=0.7,marginal=0.3",
+                           "sla:critical=1e-3,marginal=0.999"}) {
+    auto a = sattn::parse_method(text);
+    REQUIRE(a.is_ok());
+    auto b = sattn::parse_method(sattn::method_str(a.value()));
+    REQUIRE(b.is_ok());
+    CHECK(b.value().sla.critical == a.value().sla.critical);
+    CHECK(b.value().sla.marginal == a.value().sla.marginal);
+    CHECK(sattn::method_str(b.value()) == sattn::method_str(a.value()));
+  }
+  // A GNA/GRAT spec is not dynamic.
+  CHECK(!sattn::parse_method("grat").value().is_dynamic());
+  CHECK(!sattn::parse_method("dense").value().is_dynamic());
+}
+
+TEST_CASE("method_spec.sla errors", "[sparse]") {
+  CHECK_THAT(error_of("sla:critical=0"), Catch::Contains("critical must be in (0, 1]"));
+  CHECK_THAT(error_of("sla:critical=1.5"), Catch::Contains("expected a number in [0, 1]"));
+  CHECK_THAT(error_of("sla:critical=-0.1"), Catch::Contains("expected a number in [0, 1]"));
+  CHECK_THAT(error_of("sla:critical=abc"), Catch::Contains("expected a number in [0, 1]"));
+  CHECK_THAT(error_of("sla:critical=0.1x"), Catch::Contains("expected a number in [0, 1]"));
+  CHECK_THAT(error_of("sla:critical="), Catch::Contains("expected a number in [0, 1]"));
+  CHECK_THAT(error_of("sla:marginal=1"), Catch::Contains("marginal must be in [0, 1)"));
+  CHECK_THAT(error_of("sla:critical=0.6,marginal=0.5"), Catch::Contains("exceeds 1"));
+  CHECK_THAT(error_of("sla:topk=0.5"), Catch::Contains("unknown sla key 'topk'"));
+  CHECK_THAT(error_of("sla:critical=0.1,critical=0.2"), Catch::Contains("given twice"));
+  CHECK_THAT(error_of("sla:critical"), Catch::Contains("not key=value"));
 }

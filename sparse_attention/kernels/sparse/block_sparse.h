@@ -50,6 +50,13 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout);
 rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                   const UploadedLayout* uploaded = nullptr);
 
+// As block_sparse_attention, for lists built on the device by a dynamic planner (cuda/topk_plan.h), which
+// the host never sees: `shape` carries the layout's tiles, seq_len, batch, heads and rule for the refusal
+// checks (its CSR vectors are not read), `lists` the device lists, which the planner guarantees to be what
+// validate() checks. No host copy and no synchronization, so the call can be captured into a CUDA graph.
+rt::Tensor block_sparse_attention_planned(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& shape,
+                                          const UploadedLayout& lists);
+
 }  // namespace cuda
 
 }  // namespace sattn::kernels

@@ -389,8 +389,10 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) 
   return d;
 }
 
-rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
-                                  const UploadedLayout* uploaded) {
+namespace {
+
+// Launches the kernel on lists `dl` already on the device.
+rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout, const UploadedLayout& dl) {
   const std::string refusal = block_sparse_refusal(p, layout);
   CHECK(refusal.empty(), "block_sparse_attention: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
   const int64_t batch = p.q.size(0), len = p.q.size(1), heads = p.q.size(2), d = p.q.size(3);
@@ -400,13 +402,6 @@ rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams&
   if (out.numel() == 0) return out;
 
   const rt::Tensor q = loadable(ctx, p.q), k = loadable(ctx, p.k), v = loadable(ctx, p.v);
-  UploadedLayout fresh;
-  if (uploaded == nullptr) fresh = upload_layout(ctx, layout);
-  const UploadedLayout& dl = uploaded != nullptr ? *uploaded : fresh;
-  const size_t words = layout.perm.size() + layout.full_offsets.size() + layout.full_index.size() +
-                       layout.partial_offsets.size() + 2 * layout.partial_index.size();
-  CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty(), "block_sparse_attention: the uploaded layout (",
-        dl.words, " words) was not made from this layout (", words, " words)");
   KernelArgs a{};
   a.q = q.raw_data(), a.k = k.raw_data(), a.v = v.raw_data(), a.out = out.raw_data();
   for (int i = 0; i < 3; ++i) a.q_stride[i] = q.strides()[i], a.k_stride[i] = k.strides()[i], a.v_stride[i] = v.strides()[i];
@@ -421,6 +416,30 @@ rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams&
   else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention");
   return out;
+}
+
+}  // namespace
+
+rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                                  const UploadedLayout* uploaded) {
+  const std::string refusal = block_sparse_refusal(p, layout);
+  CHECK(refusal.empty(), "block_sparse_attention: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
+  if (p.q.numel() == 0) return rt::cuda::empty(ctx, {p.q.size(0), p.q.size(1), p.q.size(2), p.q.size(3)}, p.q.dtype());
+  UploadedLayout fresh;
+  if (uploaded == nullptr) fresh = upload_layout(ctx, layout);
+  const UploadedLayout& dl = uploaded != nullptr ? *uploaded : fresh;
+  const size_t words = layout.perm.size() + layout.full_offsets.size() + layout.full_index.size() +
+                       layout.partial_offsets.size() + 2 * layout.partial_index.size();
+  CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty(), "block_sparse_attention: the uploaded layout (",
+        dl.words, " words) was not made from this layout (", words, " words)");
+  return run(ctx, p, layout, dl);
+}
+
+rt::Tensor block_sparse_attention_planned(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& shape,
+                                          const UploadedLayout& lists) {
+  CHECK(lists.full_offsets != nullptr && lists.partial_offsets != nullptr,
+        "block_sparse_attention_planned: the device lists are missing");
+  return run(ctx, p, shape, lists);
 }
 
 }  // namespace sattn::kernels::cuda
