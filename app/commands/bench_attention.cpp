@@ -3,7 +3,9 @@
 // q, k, v. Prints per method the tile density, the FLOP density, our time and effective TFLOP/s (on the
 // visited tiles' FLOPs), cuDNN's dense time and the ratios the sparse-attention targets use
 // (ours / cuDNN, and ours / (tile density x cuDNN), the target being <= 1.3), plus the host planning time
-// and the one-time layout upload (lists and partial-tile masks). GPU only.
+// and the one-time layout upload (lists and partial-tile masks). With --quant int8 | int8-fp8pv each layout
+// also runs the quantized kernel (block_sparse_quant.h; its time includes the quantization pre-pass) and
+// prints its time, the speed-up over the bf16/f16 kernel on the same layout and its distance to it. GPU only.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,8 +22,10 @@
 #include "ops.h"
 #include "sparse_attention/attention.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/methods/method_spec.h"
 #include "sparse_attention/methods/plan.h"
+#include "sparse_attention/quant.h"
 
 #if DITRUN_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -40,6 +44,7 @@ struct BenchAttentionOptions {
   bool text_after = false;
   int64_t heads = 24, dim = 128;
   std::vector<std::string> methods = {"dense"};
+  std::string quant = "none";
   int warmup = 3, repeat = 20;
 };
 
@@ -104,6 +109,12 @@ int run(const BenchAttentionOptions& o) {
       !sattn::kernels::block_sparse_head_dim_supported(o.dim)) {
     std::fprintf(stderr, "ditrun bench-attention: need --text >= 0, --text-valid <= --text, --heads >= 1, --repeat >= 1, "
                  "--warmup >= 0 and --dim 64 or 128\n");
+    return kExitUsage;
+  }
+  sattn::AttnQuant quant = sattn::AttnQuant::None;
+  if (!sattn::parse_attn_quant(o.quant, &quant) || quant == sattn::AttnQuant::Int4) {
+    std::fprintf(stderr, "ditrun bench-attention: --quant %s: expected none, int8 or int8-fp8pv (int4 has only the CPU "
+                 "reference)\n", o.quant.c_str());
     return kExitUsage;
   }
   std::vector<sattn::MethodSpec> specs;
@@ -171,6 +182,20 @@ int run(const BenchAttentionOptions& o) {
       // Same softmax over the same keys as cuDNN (a dense method without padded text): a correctness check.
       if (spec.is_dense() && tokens.valid_text() == tokens.text_len)
         std::printf("  dense check: relative L2 distance to cuDNN %.2e\n", rel_l2(*ctx, out, cudnn_out));
+      if (quant == sattn::AttnQuant::None) continue;
+      if (const std::string why = sattn::kernels::block_sparse_quant_refusal(p, layout, quant); !why.empty()) {
+        std::printf("  %s: cannot run: %s\n", sattn::attn_quant_name(quant), why.c_str());
+        continue;
+      }
+      rt::Tensor quant_out;
+      const double quant_ms = gpu_ms(*ctx, o.warmup, o.repeat, [&] {
+        quant_out = sattn::kernels::cuda::block_sparse_attention_quant(*ctx, p, layout, quant, &uploaded);
+      });
+      std::printf("  %s: %.3f ms (with its pre-pass), %.1f TFLOP/s-equivalent, %s sparse / %s = %.3fx, relative L2 "
+                  "distance to the %s kernel %.2e\n",
+                  sattn::attn_quant_name(quant), quant_ms, tile_density * dense_flops / (quant_ms * 1e-3) / 1e12,
+                  rt::dtype_name(ctx->dtype()), sattn::attn_quant_name(quant), ms / quant_ms, rt::dtype_name(ctx->dtype()),
+                  rel_l2(*ctx, quant_out, out));
     }
   } catch (const rt::OutOfMemory& e) {
     std::fprintf(stderr, "ditrun bench-attention: %s\n", e.what());
@@ -199,6 +224,10 @@ Command add_bench_attention_command(CLI::App& root) {
   c->add_option("--dim", o->dim, "head dim: 64 or 128")->capture_default_str();
   c->add_option("--method", o->methods,
                 "attention method, repeatable: dense | gna:window=...,stride=...,dilation=... | grat:variant=B|X,group=...")
+      ->capture_default_str();
+  c->add_option("--quant", o->quant,
+                "also run the quantized kernel on each layout: none | int8 (INT8 Q/K and P·V) | int8-fp8pv (INT8 Q/K, "
+                "FP8 P·V)")
       ->capture_default_str();
   c->add_option("--warmup", o->warmup, "untimed calls first")->capture_default_str();
   c->add_option("--repeat", o->repeat, "timed calls (the mean is reported)")->capture_default_str();

@@ -1,0 +1,39 @@
+// The quantized variant of the block-sparse attention kernel (block_sparse.h): the same tiles, the same
+// layout (lists, perm, partial-tile masks from upload_layout), with the numerics of quant.h (INT8 Q/K with
+// per-block scales and K smoothing; INT8 or FP8 e4m3 P·V; f32 softmax and accumulation). Its CPU reference
+// is reference/quant_cpu.h. Plain C++ header; the kernels (cuda/block_sparse_quant.cu) exist only in CUDA
+// builds.
+#pragma once
+#include <string>
+
+#include "sparse_attention/attention.h"
+#include "sparse_attention/block_layout.h"
+#include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/quant.h"
+
+namespace sattn::kernels {
+
+// "" when block_sparse_attention_quant runs (p, layout, quant), else why not: everything
+// block_sparse_refusal asks, and quant Int8 or Int8Fp8Pv (Int4 has only the CPU reference; None is
+// block_sparse_attention). Int8Fp8Pv also needs an sm_89+ GPU (the FP8 MMA), checked at the call.
+std::string block_sparse_quant_refusal(const AttentionParams& p, const BlockLayout& layout, AttnQuant quant);
+
+namespace cuda {
+
+// Quantized block-sparse attention, in two steps on the context's stream:
+//  1. pre-pass (three small kernels): per (batch, head) the mean of k and max|v| per channel over the
+//     sequence; then per 64 layout positions (gathered through layout.perm) q quantized to s8 per 32 rows,
+//     k - mean to s8 per 64 rows, v to s8 or e4m3 with the channel scales, written in layout order into
+//     pool buffers (v transposed, for the P·V MMA), padded with zeros to whole query tiles;
+//  2. attention: one CTA of four warps per (batch, head, query tile of 128), QK with mma.sync m16n8k32
+//     s8·s8 -> s32, online softmax in f32, P·V with mma.sync m16n8k32 u8·s8 -> s32 or e4m3·e4m3 -> f32
+//     per key tile, added to an f32 accumulator; the output scattered back through perm.
+// q, k, v [B, L, H, D] (any strides), output [B, L, H, D] contiguous in q's dtype, natural order; a row
+// that attends no key outputs zeros. CHECKs block_sparse_quant_refusal(p, layout, quant) == "".
+// `uploaded`: upload_layout(ctx, layout) made earlier (nullptr: validate and upload now).
+rt::Tensor block_sparse_attention_quant(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                                        AttnQuant quant, const UploadedLayout* uploaded = nullptr);
+
+}  // namespace cuda
+
+}  // namespace sattn::kernels

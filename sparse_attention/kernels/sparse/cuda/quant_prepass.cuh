@@ -1,0 +1,194 @@
+// The pre-pass of the quantized block-sparse kernel (numerics: quant.h; reference: reference/quant_cpu.cpp):
+//   column_partials: per (batch·head, chunk of tokens) the sum of k and the max |v| per channel;
+//   column_finalize: per batch·head the mean of k (K smoothing) and the V scale per channel;
+//   quantize_block:  per (64 layout positions, batch·head) q -> s8 with a scale per 32 rows, k - mean -> s8
+//                    with one scale, v -> s8 or e4m3 with the channel scales, in layout order (rows gathered
+//                    through perm), v transposed; positions past the sequence end become zeros.
+// Sums and maxima reduce in a fixed order: the results do not depend on scheduling.
+// Included once, by block_sparse_quant.cu.
+#pragma once
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "cuda/common.cuh"
+
+namespace sattn::kernels::cuda {
+
+namespace {
+
+constexpr int kPrepassThreads = 256;
+constexpr int kPrepassRows = 64;  // layout positions per quantize_block CTA (one K scale block)
+
+struct PrepassArgs {
+  const void *q, *k, *v;
+  int64_t q_stride[4], k_stride[4], v_stride[4];  // batch, token, head, channel (elements)
+  const int32_t* perm;                            // layout position -> natural token; nullptr = identity
+  int seq_len, padded_len, heads, chunks, chunk_tokens;
+  float v_max;   // 127 (INT8 V) or 448 (e4m3 V)
+  bool v_fp8;
+  float* partial_sum;   // [BH, chunks, D]
+  float* partial_max;   // [BH, chunks, D]
+  float* k_mean;        // [BH, D]
+  float* v_scale;       // [BH, D]
+  int8_t* q8;           // [BH, padded_len, D]
+  int8_t* k8;           // [BH, padded_len, D]
+  uint8_t* vt8;         // [BH, D, padded_len], positions permuted inside each 16 (see v_key)
+  float* q_scale;       // [BH, padded_len / 32]
+  float* k_scale;       // [BH, padded_len / 64]
+};
+
+template <typename T>
+__device__ __forceinline__ float element(const void* base, const int64_t s[4], int b, int64_t token, int h, int c) {
+  return rt::cuda::to_float(static_cast<const T*>(base)[b * s[0] + token * s[1] + h * s[2] + c * s[3]]);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kPrepassThreads) column_partials_kernel(const PrepassArgs a) {
+  constexpr int kLanes = kPrepassThreads / D;  // tokens read side by side
+  __shared__ float sums[kLanes][D], maxes[kLanes][D];
+  const int chunk = int(blockIdx.x), bh = int(blockIdx.y), b = bh / a.heads, h = bh % a.heads;
+  const int c = int(threadIdx.x) % D, lane = int(threadIdx.x) / D;
+  const int t0 = chunk * a.chunk_tokens, t1 = min(a.seq_len, t0 + a.chunk_tokens);
+  float sum = 0.f, mx = 0.f;
+  for (int t = t0 + lane; t < t1; t += kLanes) {
+    sum += element<T>(a.k, a.k_stride, b, t, h, c);
+    mx = fmaxf(mx, fabsf(element<T>(a.v, a.v_stride, b, t, h, c)));
+  }
+  sums[lane][c] = sum, maxes[lane][c] = mx;
+  __syncthreads();
+  if (lane == 0) {
+    for (int i = 1; i < kLanes; ++i) sum += sums[i][c], mx = fmaxf(mx, maxes[i][c]);
+    a.partial_sum[(int64_t(bh) * a.chunks + chunk) * D + c] = sum;
+    a.partial_max[(int64_t(bh) * a.chunks + chunk) * D + c] = mx;
+  }
+}
+
+template <int D>
+__global__ void column_finalize_kernel(const PrepassArgs a) {
+  const int bh = int(blockIdx.x), c = int(threadIdx.x);
+  float sum = 0.f, mx = 0.f;
+  for (int i = 0; i < a.chunks; ++i) {
+    sum += a.partial_sum[(int64_t(bh) * a.chunks + i) * D + c];
+    mx = fmaxf(mx, a.partial_max[(int64_t(bh) * a.chunks + i) * D + c]);
+  }
+  a.k_mean[bh * D + c] = sum / float(a.seq_len);
+  a.v_scale[bh * D + c] = mx > 0.f ? mx / a.v_max : 1.f;
+}
+
+// Max over the CTA of two per-thread values (rows of the first and the second half of the block).
+__device__ __forceinline__ void block_max2(float& m0, float& m1, float (*scratch)[2]) {
+  for (int o = 16; o > 0; o /= 2) {
+    m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o));
+    m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o));
+  }
+  const int warp = int(threadIdx.x) / 32;
+  if (threadIdx.x % 32 == 0) scratch[warp][0] = m0, scratch[warp][1] = m1;
+  __syncthreads();
+  m0 = scratch[0][0], m1 = scratch[0][1];
+  for (int w = 1; w < kPrepassThreads / 32; ++w) m0 = fmaxf(m0, scratch[w][0]), m1 = fmaxf(m1, scratch[w][1]);
+  __syncthreads();  // scratch is reused by the next call
+}
+
+__device__ __forceinline__ uint32_t quantize_s8x4(const float* x, float scale) {
+  uint32_t word = 0;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int v = max(-127, min(127, __float2int_rn(x[j] / scale)));
+    word |= uint32_t(uint8_t(int8_t(v))) << (8 * j);
+  }
+  return word;
+}
+
+// The key held at position l of a transposed V tile: inside every 16 positions, position 4t + i holds key
+// 8(i / 2) + 2t + i % 2, the order in which a thread's P values (S accumulator columns 2t, 2t+1 of two
+// adjacent n8 blocks) fill its m16n8k32 A fragment.
+__device__ __forceinline__ int v_key(int l) {
+  const int r = l & 15, t = r >> 2, i = r & 3;
+  return (l & ~15) + 8 * (i >> 1) + 2 * t + (i & 1);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const PrepassArgs a) {
+  constexpr int kLd = D + 1;  // padded rows: the transposed V reads walk down a column
+  __shared__ float x[kPrepassRows * kLd];
+  __shared__ float scratch[kPrepassThreads / 32][2];
+  const int pos0 = int(blockIdx.x) * kPrepassRows, bh = int(blockIdx.y), b = bh / a.heads, h = bh % a.heads;
+  const int tid = int(threadIdx.x);
+  const int64_t row0 = int64_t(bh) * a.padded_len + pos0;  // first output row of this block
+
+  // Loads the block's rows of `src` (minus `shift` per channel when given) into x; zeros past the end.
+  auto load = [&](const void* src, const int64_t* stride, const float* shift) {
+    for (int idx = tid; idx < kPrepassRows * D; idx += kPrepassThreads) {
+      const int r = idx / D, c = idx % D, pos = pos0 + r;
+      float v = 0.f;
+      if (pos < a.seq_len) {
+        const int64_t token = a.perm != nullptr ? int64_t(a.perm[pos]) : int64_t(pos);
+        v = element<T>(src, stride, b, token, h, c) - (shift != nullptr ? shift[c] : 0.f);
+      }
+      x[r * kLd + c] = v;
+    }
+    __syncthreads();
+  };
+  // Max |x| over rows [0, 32) and [32, 64).
+  auto half_maxes = [&](float& m0, float& m1) {
+    m0 = 0.f, m1 = 0.f;
+    for (int idx = tid; idx < kPrepassRows * D; idx += kPrepassThreads) {
+      const float v = fabsf(x[(idx / D) * kLd + idx % D]);
+      if (idx / D < kPrepassRows / 2) m0 = fmaxf(m0, v);
+      else m1 = fmaxf(m1, v);
+    }
+    block_max2(m0, m1, scratch);
+  };
+  // Writes x as s8 rows, row r with scale scales[r / rows_per_scale].
+  auto store_rows = [&](int8_t* dst, const float* scales, int rows_per_scale) {
+    for (int w = tid; w < kPrepassRows * D / 4; w += kPrepassThreads) {
+      const int r = (w * 4) / D, c = (w * 4) % D;
+      float v[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) v[j] = x[r * kLd + c + j];
+      *reinterpret_cast<uint32_t*>(dst + (row0 + r) * D + c) = quantize_s8x4(v, scales[r / rows_per_scale]);
+    }
+    __syncthreads();  // x is reloaded next
+  };
+
+  // Q: one scale per 32 rows.
+  load(a.q, a.q_stride, nullptr);
+  float m0, m1;
+  half_maxes(m0, m1);
+  const float qs[2] = {m0 > 0.f ? m0 / 127.f : 1.f, m1 > 0.f ? m1 / 127.f : 1.f};
+  if (tid == 0) a.q_scale[row0 / 32] = qs[0], a.q_scale[row0 / 32 + 1] = qs[1];
+  store_rows(a.q8, qs, 32);
+
+  // K minus its mean: one scale for the 64 rows.
+  load(a.k, a.k_stride, a.k_mean + int64_t(bh) * D);
+  half_maxes(m0, m1);
+  const float m = fmaxf(m0, m1);
+  const float ks[1] = {m > 0.f ? m / 127.f : 1.f};
+  if (tid == 0) a.k_scale[row0 / 64] = ks[0];
+  store_rows(a.k8, ks, kPrepassRows);
+
+  // V with its channel scales, transposed: row c of the output holds channel c of the 64 positions.
+  load(a.v, a.v_stride, nullptr);
+  const float* vs = a.v_scale + int64_t(bh) * D;
+  for (int w = tid; w < D * kPrepassRows / 4; w += kPrepassThreads) {
+    const int c = w / (kPrepassRows / 4), l = (w % (kPrepassRows / 4)) * 4;
+    float v[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v[j] = x[v_key(l + j) * kLd + c];
+    uint32_t word;
+    if (a.v_fp8) {
+      const float s = vs[c];
+      const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v[0] / s, v[1] / s), __NV_SATFINITE, __NV_E4M3);
+      const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v[2] / s, v[3] / s), __NV_SATFINITE, __NV_E4M3);
+      word = lo | (hi << 16);
+    } else {
+      word = quantize_s8x4(v, vs[c]);
+    }
+    *reinterpret_cast<uint32_t*>(a.vt8 + (int64_t(bh) * D + c) * a.padded_len + pos0 + l) = word;
+  }
+}
+
+}  // namespace
+
+}  // namespace sattn::kernels::cuda

@@ -1,0 +1,199 @@
+// The quantized block-sparse kernel (kernels/sparse/cuda/block_sparse_quant.cu) against
+//  (a) its CPU reference (reference/quant_cpu.h) on the very values the GPU holds (the bf16/f16 inputs
+//      converted to f32): relative L2 <= 5e-3. Both quantize the same numbers with the same formulas
+//      (IEEE division, round-half-even), take exact integer dot products and visit the tiles in the same
+//      order, so they differ by f32 summation order, ex2.approx vs exp, the f32 vs double mean of k (a rare
+//      flip of one quantization level) and the kernel's final rounding of O to bf16/f16 (relative 2^-9 per
+//      element, ~1e-3 in L2): an order of magnitude under the bound;
+//  (b) the unquantized f32 layout reference (block_layout_attention_cpu): relative L2 <= 1.5 x the CPU
+//      reference's own error on the same inputs (tests/sparse_attention/test_quant.cpp measures 1.4e-2 to
+//      1.9e-2 for int8 and 3.5e-2 to 3.9e-2 for int8-fp8pv on random inputs).
+// Layouts from the planners (GNA with a box-major perm and padded text, GRAT group-major with text after),
+// odd lengths (24 + 37x29 tokens), D 64 and 128, 3 heads, batch 2, strided views, a query tile that visits
+// nothing (exact zeros), NaN-free outputs.
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "harness/compare.h"
+#include "harness/gpu.h"
+#include "ops.h"
+#include "rng.h"
+#include "sparse_attention/block_layout.h"
+#include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/kernels/sparse/block_sparse_quant.h"
+#include "sparse_attention/methods/plan.h"
+#include "sparse_attention/quant.h"
+#include "sparse_attention/reference/quant_cpu.h"
+#include "sparse_attention/reference/sparse_cpu.h"
+
+#include <catch2/catch.hpp>
+
+using rt::DType;
+using rt::Tensor;
+using sattn::AttnQuant;
+using sattn::BlockLayout;
+using sattn::MaskRule;
+using sattn::kernels::kBlockSparseKvTile;
+using sattn::kernels::kBlockSparseQTile;
+
+namespace {
+
+constexpr double kTolVsReference = 5e-3;
+constexpr double kFactorVsF32 = 1.5;
+
+struct Problem {
+  sattn::AttentionParams gpu, cpu;
+};
+
+// fused: q, k, v are slices of one [B, L, 3, H, D] tensor (strided views).
+Problem make_problem(const rt::Context& ctx, int64_t b, int64_t l, int64_t h, int64_t d, bool fused, uint64_t seed) {
+  rt::TorchGenerator gen(seed);
+  Problem p;
+  if (fused) {
+    const Tensor qkv = rt::to_ctx(ctx, gen.randn({b, l, 3, h, d}));
+    p.gpu.q = qkv.select(2, 0), p.gpu.k = qkv.select(2, 1), p.gpu.v = qkv.select(2, 2);
+  } else {
+    p.gpu.q = rt::to_ctx(ctx, gen.randn({b, l, h, d}));
+    p.gpu.k = rt::to_ctx(ctx, gen.randn({b, l, h, d}));
+    p.gpu.v = rt::to_ctx(ctx, gen.randn({b, l, h, d}));
+  }
+  p.cpu.q = rt::to_host(ctx, p.gpu.q), p.cpu.k = rt::to_host(ctx, p.gpu.k), p.cpu.v = rt::to_host(ctx, p.gpu.v);
+  return p;
+}
+
+bool all_finite(const Tensor& host) {
+  for (float x : host.to_vector())
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+Tensor run_quant(const rt::Context& ctx, const sattn::AttentionParams& p, const BlockLayout& l, AttnQuant quant) {
+#if DITRUN_WITH_CUDA
+  const sattn::kernels::cuda::UploadedLayout u = sattn::kernels::cuda::upload_layout(ctx, l);
+  return sattn::kernels::cuda::block_sparse_attention_quant(ctx, p, l, quant, &u);
+#else
+  FAIL("block_sparse_attention_quant needs a CUDA build");
+  return {};
+#endif
+}
+
+// Runs the kernel and checks (a) and (b) above; returns the kernel's output on the host.
+Tensor check_quant(const rt::Context& ctx, const Problem& p, const BlockLayout& layout, AttnQuant quant) {
+  REQUIRE(sattn::validate(layout) == "");
+  REQUIRE(sattn::kernels::block_sparse_quant_refusal(p.gpu, layout, quant) == "");
+  const Tensor got = rt::to_host(ctx, run_quant(ctx, p.gpu, layout, quant)).contiguous().clone();
+  REQUIRE(got.shape() == p.cpu.q.shape());
+  REQUIRE(all_finite(got));
+  const rt::Context& cpu = test::cpu_context();
+  const Tensor want = sattn::reference::quant_attention_cpu(cpu, p.cpu, layout, quant);
+  const Tensor exact = sattn::reference::block_layout_attention_cpu(cpu, p.cpu, layout);
+  const test::Diff vs_ref = test::compare(got, want), vs_f32 = test::compare(got, exact), ref_f32 = test::compare(want, exact);
+  std::printf("  %s q %s, tile density %.3f: vs CPU quant reference %s; vs f32 %s (CPU quant reference vs f32 %.2e)\n",
+              sattn::attn_quant_name(quant), p.gpu.q.str().c_str(), layout.tile_density(), vs_ref.str().c_str(),
+              vs_f32.str().c_str(), ref_f32.rel_l2);
+  CHECK_FALSE(vs_ref.nan_mismatch);
+  CHECK(vs_ref.rel_l2 <= kTolVsReference);
+  CHECK(vs_f32.rel_l2 <= kFactorVsF32 * ref_f32.rel_l2);
+  return got;
+}
+
+MaskRule grid_rule(int64_t t, int64_t hh, int64_t w, int64_t text_len, bool text_before, int64_t text_valid) {
+  MaskRule r;
+  r.tokens.grid[0] = t, r.tokens.grid[1] = hh, r.tokens.grid[2] = w;
+  r.tokens.text_len = text_len, r.tokens.text_before = text_before, r.tokens.text_valid = text_valid;
+  return r;
+}
+
+void set3(int64_t (&dst)[3], int64_t a, int64_t b, int64_t c) { dst[0] = a, dst[1] = b, dst[2] = c; }
+
+// GNA on 37x29 with 24 text tokens first, 17 of them real: L = 1097 (neither 128 nor 64 divides it).
+MaskRule gna_rule() {
+  MaskRule rule = grid_rule(1, 37, 29, 24, true, 17);
+  rule.method = sattn::MaskMethod::Neighborhood;
+  set3(rule.window, 1, 13, 11), set3(rule.stride, 1, 2, 3);
+  return rule;
+}
+
+}  // namespace
+
+TEST_CASE("block_sparse_quant.gna_padded_text_odd_length", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  const MaskRule rule = gna_rule();
+  REQUIRE(sattn::rule_error(rule) == "");
+  const BlockLayout l = sattn::plan(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  CHECK_FALSE(l.perm.empty());
+  CHECK_FALSE(l.partial_index.empty());
+  for (int64_t d : {64, 128})
+    for (AttnQuant quant : {AttnQuant::Int8, AttnQuant::Int8Fp8Pv}) {
+      INFO(sattn::attn_quant_name(quant) << " D=" << d);
+      check_quant(ctx, make_problem(ctx, 2, rule.tokens.seq_len(), 3, d, false, 200 + d), l, quant);
+    }
+}
+
+TEST_CASE("block_sparse_quant.grat_group_major_text_after_strided_f16", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::F16);
+  // 20x36 grid in 8x8 groups (the last group row is 4 tall), 19 text tokens after the grid: L = 739.
+  MaskRule rule = grid_rule(1, 20, 36, 19, false, -1);
+  rule.method = sattn::MaskMethod::Group;
+  set3(rule.group, 1, 8, 8);
+  REQUIRE(sattn::rule_error(rule) == "");
+  const BlockLayout l = sattn::plan(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  const Problem p = make_problem(ctx, 2, rule.tokens.seq_len(), 3, 128, true, 210);
+  REQUIRE_FALSE(p.gpu.q.is_contiguous());
+  for (AttnQuant quant : {AttnQuant::Int8, AttnQuant::Int8Fp8Pv}) {
+    INFO(sattn::attn_quant_name(quant));
+    check_quant(ctx, p, l, quant);
+  }
+}
+
+TEST_CASE("block_sparse_quant.dense_and_an_empty_query_tile", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  // 1000 tokens (the last key tile holds 40); per head a different layout: every tile; query tile 1
+  // visiting nothing and tile 3 only key tiles 2 and 9 as partial tiles.
+  const MaskRule rule = grid_rule(1, 25, 40, 0, true, -1);
+  const BlockLayout base = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  REQUIRE(base.partial_index.empty());
+  BlockLayout l = base;
+  l.heads = 3;
+  l.full_offsets = {0}, l.partial_offsets = {0}, l.full_index.clear(), l.partial_index.clear();
+  std::vector<int32_t> all(size_t(base.num_kv_tiles()));
+  for (size_t i = 0; i < all.size(); ++i) all[i] = int32_t(i);
+  for (int64_t h = 0; h < 3; ++h)
+    for (int64_t qt = 0; qt < l.num_q_tiles(); ++qt) {
+      if (h == 0 || (qt != 1 && qt != 3)) sattn::append_entry(l, all, {});
+      else if (qt == 1) sattn::append_entry(l, {}, {});
+      else sattn::append_entry(l, {}, {2, 9});
+    }
+  for (AttnQuant quant : {AttnQuant::Int8, AttnQuant::Int8Fp8Pv}) {
+    INFO(sattn::attn_quant_name(quant));
+    const Problem p = make_problem(ctx, 1, rule.tokens.seq_len(), 3, 64, false, 220);
+    const Tensor got = check_quant(ctx, p, l, quant);
+    // Query tile 1 of heads 1 and 2: exact zeros.
+    int64_t nonzero = 0;
+    for (int64_t h = 1; h < 3; ++h)
+      for (int64_t q = kBlockSparseQTile; q < 2 * kBlockSparseQTile; ++q)
+        for (int64_t c = 0; c < 64; ++c) nonzero += got.data<float>()[(q * 3 + h) * 64 + c] != 0.f;
+    CHECK(nonzero == 0);
+  }
+}
+
+TEST_CASE("block_sparse_quant.refusals", "[cuda]") {
+  const MaskRule rule = grid_rule(1, 8, 16, 0, true, -1);
+  const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  rt::TorchGenerator gen(230);
+  sattn::AttentionParams cpu;
+  cpu.q = gen.randn({1, 128, 2, 64}), cpu.k = gen.randn({1, 128, 2, 64}), cpu.v = gen.randn({1, 128, 2, 64});
+  CHECK(sattn::kernels::block_sparse_quant_refusal(cpu, l, AttnQuant::Int8).find("CUDA tensors") != std::string::npos);
+  CHECK(sattn::kernels::block_sparse_quant_refusal(cpu, l, AttnQuant::Int4).find("CPU reference") != std::string::npos);
+  CHECK(sattn::kernels::block_sparse_quant_refusal(cpu, l, AttnQuant::None).find("unquantized") != std::string::npos);
+
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  sattn::AttentionParams p;
+  p.q = rt::to_ctx(ctx, cpu.q), p.k = rt::to_ctx(ctx, cpu.k), p.v = rt::to_ctx(ctx, cpu.v);
+  CHECK(sattn::kernels::block_sparse_quant_refusal(p, l, AttnQuant::Int8) == "");
+  CHECK(sattn::kernels::block_sparse_quant_refusal(p, l, AttnQuant::Int8Fp8Pv) == "");
+  const BlockLayout small = sattn::plan_exhaustive(rule, 64, 64);
+  CHECK(sattn::kernels::block_sparse_quant_refusal(p, small, AttnQuant::Int8).find("q_tile=128") != std::string::npos);
+}
