@@ -73,6 +73,7 @@ class InterruptGuard {
     sigint_count = 0;
     struct sigaction sa {};
     sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART;  // reads and writes in progress (PNG, manifest, events on a pipe) go on
     sigemptyset(&sa.sa_mask);
     installed_ = ::sigaction(SIGINT, &sa, &previous_) == 0;
   }
