@@ -4,8 +4,8 @@
 // visited tiles' FLOPs), cuDNN's dense time and the ratios the sparse-attention targets use
 // (ours / cuDNN, and ours / (tile density x cuDNN), the target being <= 1.3), plus the host planning time
 // and the one-time layout upload (lists and partial-tile masks). With --quant int8 | int8-fp8pv each layout
-// also runs the quantized kernel (block_sparse_quant.h; its time includes the quantization pre-pass) and
-// prints its time, the speed-up over the bf16/f16 kernel on the same layout and its distance to it. GPU only.
+// also runs the quantized kernel (block_sparse_quant.h) and prints its time with and without the quantization
+// pre-pass, the speed-ups over the bf16/f16 kernel on the same layout and its distance to it. GPU only.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -187,14 +187,22 @@ int run(const BenchAttentionOptions& o) {
         std::printf("  %s: cannot run: %s\n", sattn::attn_quant_name(quant), why.c_str());
         continue;
       }
+      namespace kc = sattn::kernels::cuda;
       rt::Tensor quant_out;
       const double quant_ms = gpu_ms(*ctx, o.warmup, o.repeat, [&] {
-        quant_out = sattn::kernels::cuda::block_sparse_attention_quant(*ctx, p, layout, quant, &uploaded);
+        quant_out = kc::block_sparse_attention_quant(*ctx, p, layout, quant, &uploaded);
       });
-      std::printf("  %s: %.3f ms (with its pre-pass), %.1f TFLOP/s-equivalent, %s sparse / %s = %.3fx, relative L2 "
-                  "distance to the %s kernel %.2e\n",
-                  sattn::attn_quant_name(quant), quant_ms, tile_density * dense_flops / (quant_ms * 1e-3) / 1e12,
-                  rt::dtype_name(ctx->dtype()), sattn::attn_quant_name(quant), ms / quant_ms, rt::dtype_name(ctx->dtype()),
+      kc::QuantizedOperands operands;
+      const double prepass_ms = gpu_ms(*ctx, o.warmup, o.repeat,
+                                       [&] { operands = kc::quantize_operands(*ctx, p, layout, quant, uploaded); });
+      const double kernel_ms = gpu_ms(*ctx, o.warmup, o.repeat, [&] {
+        quant_out = kc::block_sparse_attention_quantized(*ctx, operands, layout, uploaded);
+      });
+      const char* name = sattn::attn_quant_name(quant);
+      std::printf("  %s: %.3f ms = pre-pass %.3f + kernel %.3f (%.1f TFLOP/s-equivalent); %s sparse / %s kernel = "
+                  "%.3fx, / (pre-pass + kernel) = %.3fx; relative L2 distance to the %s kernel %.2e\n",
+                  name, quant_ms, prepass_ms, kernel_ms, tile_density * dense_flops / (kernel_ms * 1e-3) / 1e12,
+                  rt::dtype_name(ctx->dtype()), name, ms / kernel_ms, ms / quant_ms, rt::dtype_name(ctx->dtype()),
                   rel_l2(*ctx, quant_out, out));
     }
   } catch (const rt::OutOfMemory& e) {

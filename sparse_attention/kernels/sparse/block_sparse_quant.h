@@ -34,6 +34,22 @@ namespace cuda {
 rt::Tensor block_sparse_attention_quant(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                         AttnQuant quant, const UploadedLayout* uploaded = nullptr);
 
+// The two steps of block_sparse_attention_quant, apart (benchmarks time them separately): the pre-pass's
+// pool buffers (8-bit q, k, transposed v in layout order, padded to whole query tiles; their scales),
+// and the attention over them. quantize_operands CHECKs the refusal; `uploaded` must come from `layout`.
+struct QuantizedOperands {
+  rt::Tensor q8, k8, vt8, scales, stats;  // typed f32 (rt::DType has no 8-bit integers); never read as floats
+  int64_t v_scale_offset = 0;             // floats into stats where the per-channel V scales start
+  AttnQuant quant = AttnQuant::Int8;
+  rt::DType dtype = rt::DType::BF16;      // of q, k, v and the output
+  int64_t batch = 0, len = 0, heads = 0, dim = 0, padded_len = 0;
+  float scale = 0.f;                      // the softmax scale
+};
+QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                                    AttnQuant quant, const UploadedLayout& uploaded);
+rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const QuantizedOperands& operands,
+                                            const BlockLayout& layout, const UploadedLayout& uploaded);
+
 }  // namespace cuda
 
 }  // namespace sattn::kernels

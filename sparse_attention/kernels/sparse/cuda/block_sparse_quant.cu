@@ -352,71 +352,101 @@ rt::Tensor bytes_buffer(const rt::Context& ctx, int64_t bytes) {
 
 }  // namespace
 
-rt::Tensor block_sparse_attention_quant(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
-                                        AttnQuant quant, const UploadedLayout* uploaded) {
-  const std::string refusal = block_sparse_quant_refusal(p, layout, quant);
-  CHECK(refusal.empty(), "block_sparse_attention_quant: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
-  const bool fp8 = quant_pv_fp8(quant);
-  const rt::cuda::DeviceState& dev = ctx.cuda();
-  CHECK(!fp8 || dev.cc_major * 10 + dev.cc_minor >= 89, "block_sparse_attention_quant: ", attn_quant_name(quant),
-        " needs the FP8 MMA of sm_89 or newer; this GPU is ", dev.name);
-  const int64_t batch = p.q.size(0), len = p.q.size(1), heads = p.q.size(2), d = p.q.size(3);
-  const float scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(d));
-  CHECK(scale > 0.f && std::isfinite(scale), "block_sparse_attention_quant: softmax scale ", scale, " must be positive");
-  rt::Tensor out = rt::cuda::empty(ctx, {batch, len, heads, d}, p.q.dtype());
-  if (out.numel() == 0) return out;
+namespace {
 
-  UploadedLayout fresh;
-  if (uploaded == nullptr) fresh = upload_layout(ctx, layout);
-  const UploadedLayout& dl = uploaded != nullptr ? *uploaded : fresh;
+// The uploaded lists belong to `layout` (the check of block_sparse.cu).
+void check_upload(const BlockLayout& layout, const UploadedLayout& dl) {
   const size_t words = layout.perm.size() + layout.full_offsets.size() + layout.full_index.size() +
                        layout.partial_offsets.size() + 2 * layout.partial_index.size();
   CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty(), "block_sparse_attention_quant: the uploaded layout (",
         dl.words, " words) was not made from this layout (", words, " words)");
+}
 
-  const int64_t bh = batch * heads, padded = layout.num_q_tiles() * kBM;
+}  // namespace
+
+QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                                    AttnQuant quant, const UploadedLayout& dl) {
+  const std::string refusal = block_sparse_quant_refusal(p, layout, quant);
+  CHECK(refusal.empty(), "block_sparse_attention_quant: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
+  const rt::cuda::DeviceState& dev = ctx.cuda();
+  CHECK(!quant_pv_fp8(quant) || dev.cc_major * 10 + dev.cc_minor >= 89, "block_sparse_attention_quant: ",
+        attn_quant_name(quant), " needs the FP8 MMA of sm_89 or newer; this GPU is ", dev.name);
+  check_upload(layout, dl);
+  QuantizedOperands o;
+  o.quant = quant, o.dtype = p.q.dtype();
+  o.batch = p.q.size(0), o.len = p.q.size(1), o.heads = p.q.size(2), o.dim = p.q.size(3);
+  o.scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(o.dim));
+  CHECK(o.scale > 0.f && std::isfinite(o.scale), "block_sparse_attention_quant: softmax scale ", o.scale, " must be positive");
+  o.padded_len = layout.num_q_tiles() * kBM;
+  const int64_t bh = o.batch * o.heads, padded = o.padded_len, d = o.dim;
+  if (bh * o.len * d == 0) return o;
+
   PrepassArgs pa{};
   pa.q = p.q.raw_data(), pa.k = p.k.raw_data(), pa.v = p.v.raw_data();
   for (int i = 0; i < 4; ++i) pa.q_stride[i] = p.q.strides()[i], pa.k_stride[i] = p.k.strides()[i], pa.v_stride[i] = p.v.strides()[i];
   pa.perm = dl.perm;
-  pa.seq_len = int(len), pa.padded_len = int(padded), pa.heads = int(heads);
-  pa.chunk_tokens = 256;
-  pa.chunks = int(std::min<int64_t>(128, (len + pa.chunk_tokens - 1) / pa.chunk_tokens));
-  pa.chunk_tokens = int((len + pa.chunks - 1) / pa.chunks);
-  pa.v_max = quant_v_max(quant), pa.v_fp8 = fp8;
-  const rt::Tensor stats = rt::cuda::empty(ctx, {bh * (2 * pa.chunks + 2) * d}, rt::DType::F32);
-  pa.partial_sum = static_cast<float*>(stats.raw_data());
+  pa.seq_len = int(o.len), pa.padded_len = int(padded), pa.heads = int(o.heads);
+  pa.chunks = int(std::min<int64_t>(128, (o.len + 255) / 256));
+  pa.chunk_tokens = int((o.len + pa.chunks - 1) / pa.chunks);
+  pa.v_max = quant_v_max(quant), pa.v_fp8 = quant_pv_fp8(quant);
+  // stats: the column partials (scratch), then k_mean and v_scale; scales: q_scale, then k_scale.
+  o.stats = rt::cuda::empty(ctx, {bh * (2 * pa.chunks + 2) * d}, rt::DType::F32);
+  pa.partial_sum = static_cast<float*>(o.stats.raw_data());
   pa.partial_max = pa.partial_sum + bh * pa.chunks * d;
   pa.k_mean = pa.partial_max + bh * pa.chunks * d;
   pa.v_scale = pa.k_mean + bh * d;
-  const rt::Tensor q8 = bytes_buffer(ctx, bh * padded * d), k8 = bytes_buffer(ctx, bh * padded * d),
-                   vt8 = bytes_buffer(ctx, bh * padded * d);
-  const rt::Tensor scales = rt::cuda::empty(ctx, {bh * (padded / kWarpRows + padded / kBN)}, rt::DType::F32);
-  pa.q8 = static_cast<int8_t*>(q8.raw_data()), pa.k8 = static_cast<int8_t*>(k8.raw_data());
-  pa.vt8 = static_cast<uint8_t*>(vt8.raw_data());
-  pa.q_scale = static_cast<float*>(scales.raw_data());
+  o.q8 = bytes_buffer(ctx, bh * padded * d), o.k8 = bytes_buffer(ctx, bh * padded * d), o.vt8 = bytes_buffer(ctx, bh * padded * d);
+  o.scales = rt::cuda::empty(ctx, {bh * (padded / kWarpRows + padded / kBN)}, rt::DType::F32);
+  pa.q8 = static_cast<int8_t*>(o.q8.raw_data()), pa.k8 = static_cast<int8_t*>(o.k8.raw_data());
+  pa.vt8 = static_cast<uint8_t*>(o.vt8.raw_data());
+  pa.q_scale = static_cast<float*>(o.scales.raw_data());
   pa.k_scale = pa.q_scale + bh * (padded / kWarpRows);
+  const bool bf16 = o.dtype == rt::DType::BF16;
+  if (d == 64) bf16 ? launch_prepass<__nv_bfloat16, 64>(ctx, pa, int(bh)) : launch_prepass<__half, 64>(ctx, pa, int(bh));
+  else bf16 ? launch_prepass<__nv_bfloat16, 128>(ctx, pa, int(bh)) : launch_prepass<__half, 128>(ctx, pa, int(bh));
+  o.v_scale_offset = int64_t(pa.v_scale - pa.partial_sum);
+  return o;
+}
 
+rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const QuantizedOperands& o, const BlockLayout& layout,
+                                            const UploadedLayout& dl) {
+  CHECK(layout.num_q_tiles() * kBM == o.padded_len && layout.seq_len == o.len,
+        "block_sparse_attention_quantized: operands quantized for ", o.len, " tokens, layout of ", layout.seq_len);
+  check_upload(layout, dl);
+  rt::Tensor out = rt::cuda::empty(ctx, {o.batch, o.len, o.heads, o.dim}, o.dtype);
+  if (out.numel() == 0) return out;
+  const int64_t bh = o.batch * o.heads;
   QuantArgs a{};
-  a.q8 = pa.q8, a.k8 = pa.k8, a.vt8 = pa.vt8, a.q_scale = pa.q_scale, a.k_scale = pa.k_scale, a.v_scale = pa.v_scale;
+  a.q8 = static_cast<const int8_t*>(o.q8.raw_data()), a.k8 = static_cast<const int8_t*>(o.k8.raw_data());
+  a.vt8 = static_cast<const uint8_t*>(o.vt8.raw_data());
+  a.q_scale = static_cast<const float*>(o.scales.raw_data());
+  a.k_scale = a.q_scale + bh * (o.padded_len / kWarpRows);
+  a.v_scale = static_cast<const float*>(o.stats.raw_data()) + o.v_scale_offset;
   a.out = out.raw_data();
-  a.seq_len = int(len), a.padded_len = int(padded), a.heads = int(heads), a.num_q_tiles = int(layout.num_q_tiles());
+  a.seq_len = int(o.len), a.padded_len = int(o.padded_len), a.heads = int(o.heads), a.num_q_tiles = int(layout.num_q_tiles());
   a.layout_batch = int(layout.batch), a.layout_heads = int(layout.heads);
   a.perm = dl.perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
-  a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
-  a.inv_p_scale = 1.f / quant_p_scale(quant);
-  const dim3 grid{unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch)};
-  const bool bf16 = p.q.dtype() == rt::DType::BF16;
-  if (d == 64) {
-    bf16 ? launch_prepass<__nv_bfloat16, 64>(ctx, pa, int(bh)) : launch_prepass<__half, 64>(ctx, pa, int(bh));
-    bf16 ? launch_attention<__nv_bfloat16, 64>(ctx, a, grid, fp8) : launch_attention<__half, 64>(ctx, a, grid, fp8);
-  } else {
-    bf16 ? launch_prepass<__nv_bfloat16, 128>(ctx, pa, int(bh)) : launch_prepass<__half, 128>(ctx, pa, int(bh));
-    bf16 ? launch_attention<__nv_bfloat16, 128>(ctx, a, grid, fp8) : launch_attention<__half, 128>(ctx, a, grid, fp8);
-  }
+  a.scale_log2 = o.scale * 1.44269504088896341f;  // log2(e)
+  a.inv_p_scale = 1.f / quant_p_scale(o.quant);
+  const dim3 grid{unsigned(a.num_q_tiles), unsigned(o.heads), unsigned(o.batch)};
+  const bool bf16 = o.dtype == rt::DType::BF16, fp8 = quant_pv_fp8(o.quant);
+  if (o.dim == 64) bf16 ? launch_attention<__nv_bfloat16, 64>(ctx, a, grid, fp8) : launch_attention<__half, 64>(ctx, a, grid, fp8);
+  else bf16 ? launch_attention<__nv_bfloat16, 128>(ctx, a, grid, fp8) : launch_attention<__half, 128>(ctx, a, grid, fp8);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant");
   return out;
+}
+
+rt::Tensor block_sparse_attention_quant(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
+                                        AttnQuant quant, const UploadedLayout* uploaded) {
+  UploadedLayout fresh;
+  if (uploaded == nullptr) {
+    const std::string refusal = block_sparse_quant_refusal(p, layout, quant);
+    CHECK(refusal.empty(), "block_sparse_attention_quant: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
+    fresh = upload_layout(ctx, layout);
+  }
+  const UploadedLayout& dl = uploaded != nullptr ? *uploaded : fresh;
+  return block_sparse_attention_quantized(ctx, quantize_operands(ctx, p, layout, quant, dl), layout, dl);
 }
 
 }  // namespace sattn::kernels::cuda
