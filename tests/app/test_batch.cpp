@@ -5,6 +5,7 @@
 // unwritable output directory.
 #include <signal.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -201,12 +202,10 @@ TEST_CASE("batch: a mixed prompts file gives exactly the expected files and mani
   fs::remove_all(dir);
 }
 
-// Starts ditrun with args (no shell) and reads its stdout; right after the first image_done event sends
-// SIGINT, and with `twice` a second one once the first was handled (the handler's note is on stderr:
-// two signals sent back to back would merge into one pending signal). Returns the exit status (128 +
-// signal if killed) and stdout.
-static std::pair<int, std::string> run_and_interrupt(const std::vector<std::string>& args, bool twice,
-                                                     const std::string& stderr_file) {
+// Starts ditrun with args (no shell), stdout on a pipe (returned), stderr into stderr_file; file_limit > 0
+// caps the size of every file it writes (RLIMIT_FSIZE: writes beyond fail with EFBIG, as on a full disk).
+static pid_t spawn_ditrun(const std::vector<std::string>& args, const std::string& stderr_file, int* stdout_fd,
+                          rlim_t file_limit = 0) {
   int pipefd[2];
   REQUIRE(::pipe(pipefd) == 0);
   const pid_t pid = ::fork();
@@ -217,6 +216,11 @@ static std::pair<int, std::string> run_and_interrupt(const std::vector<std::stri
     ::close(pipefd[1]);
     const int err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(err, STDERR_FILENO);
+    if (file_limit > 0) {
+      ::signal(SIGXFSZ, SIG_IGN);  // the write fails instead of the process being killed
+      const struct rlimit lim = {file_limit, file_limit};
+      ::setrlimit(RLIMIT_FSIZE, &lim);
+    }
     std::vector<char*> argv{const_cast<char*>(DITRUN_BINARY)};
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -224,11 +228,28 @@ static std::pair<int, std::string> run_and_interrupt(const std::vector<std::stri
     ::_exit(127);
   }
   ::close(pipefd[1]);
+  *stdout_fd = pipefd[0];
+  return pid;
+}
+
+static int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Runs ditrun and reads its stdout; right after the first image_done event sends SIGINT, and with
+// `twice` a second one once the first was handled (the handler's note is on stderr: two signals sent
+// back to back would merge into one pending signal). Returns the exit status and stdout.
+static std::pair<int, std::string> run_and_interrupt(const std::vector<std::string>& args, bool twice,
+                                                     const std::string& stderr_file) {
+  int fd = -1;
+  const pid_t pid = spawn_ditrun(args, stderr_file, &fd);
   std::string text;
   bool sent = false;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) {
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
     text.append(buf, size_t(n));
     if (sent || text.find("\"event\":\"image_done\"") == std::string::npos) continue;
     ::kill(pid, SIGINT);
@@ -244,10 +265,8 @@ static std::pair<int, std::string> run_and_interrupt(const std::vector<std::stri
       ::usleep(10000);
     }
   }
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text};
+  ::close(fd);
+  return {wait_exit(pid), text};
 }
 
 TEST_CASE("batch: Ctrl-C stops after the current image with a consistent manifest; a re-run completes it", "[batch]") {
@@ -382,5 +401,39 @@ TEST_CASE("batch: an unwritable output directory is a clear error before any wor
   CHECK(r.rc == 2);
   CHECK(r.stderr_text.find("--width 50 is not a multiple of 16") != std::string::npos);
   fs::permissions(dir + "/ro", fs::perms::owner_all);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("batch: a failed image write (full disk) stops the batch, leaves no partial file, says why", "[batch]") {
+  const std::string dir = test::make_temp_dir("batch_full");
+  const std::string out = dir + "/out";
+  const std::string prompts = write_prompts(dir, std::string(kRed) + "\nsecond prompt\n");
+  fs::create_directories(out);
+  int fd = -1;
+  // 64x64 PNGs are 5-11 KB; the manifest's error line is below 1 KB.
+  const pid_t pid = spawn_ditrun({"batch", "--prompts", prompts, "--out-dir", out, "-W", "64", "-H", "64", "--steps", "1",
+                                  "--quiet", "--log-json"},
+                                 dir + "/stderr.txt", &fd, 4096);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+  ::close(fd);
+  const int rc = wait_exit(pid);
+  std::ifstream in(dir + "/stderr.txt");
+  std::stringstream err;
+  err << in.rdbuf();
+  INFO(err.str());
+  CHECK(rc == 4);
+  CHECK(err.str().find("File too large") != std::string::npos);
+  CHECK(pngs_in(out).empty());
+  for (const auto& e : fs::directory_iterator(out)) CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
+  const auto manifest = read_manifest(out);
+  REQUIRE(manifest.size() == 1);
+  CHECK(manifest[0]["status"] == "error");
+  CHECK(manifest[0]["error"].get<std::string>().find("File too large") != std::string::npos);
+  const auto fin = events(read_jsonl(text), "finished");
+  REQUIRE(fin.size() == 1);
+  CHECK(fin[0]["stopped"].get<std::string>().find("File too large") != std::string::npos);
+  CHECK(fin[0]["not_run"] == 1);
   fs::remove_all(dir);
 }
