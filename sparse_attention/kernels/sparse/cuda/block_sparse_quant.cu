@@ -20,6 +20,7 @@
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
+#include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
 #include "sparse_attention/kernels/sparse/cuda/quant_mma.cuh"
 #include "sparse_attention/kernels/sparse/cuda/quant_prepass.cuh"
 #include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
@@ -27,6 +28,10 @@
 namespace sattn::kernels::cuda {
 
 namespace {
+
+using flash::apply_mask;
+using flash::softmax_update;
+using flash::zero_fill;
 
 constexpr int kBM = int(kBlockSparseQTile);   // query rows per CTA
 constexpr int kBN = int(kBlockSparseKvTile);  // keys per tile
@@ -56,12 +61,6 @@ struct QuantArgs {
   float inv_p_scale;   // 1/255 (u8 P) or 1/448 (e4m3 P)
 };
 
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));  // exp2(-inf) = +0
-  return y;
-}
-
 __device__ __forceinline__ int64_t natural(const QuantArgs& a, int pos) {
   return a.perm != nullptr ? int64_t(__ldg(a.perm + pos)) : int64_t(pos);
 }
@@ -79,17 +78,6 @@ __device__ __forceinline__ void load_bytes(uint8_t* tile, const uint8_t* src, in
     const int row = i * kRowsPerPass + int(threadIdx.x) / kChunks;
     cp_async_16(tile + swizzle_bytes<ROW_BYTES>(row, chunk), src + row * ld + chunk * 16, true);
   }
-}
-
-// Zeros a warp's accumulator fragments (two row blocks of N n8 blocks).
-template <typename A, int N>
-__device__ __forceinline__ void zero_fill(A (&acc)[2][N][4]) {
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int n = 0; n < N; ++n)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[mi][n][c] = A(0);
 }
 
 // s = (Q[warp rows] · K[tile]ᵀ) · dequant: integer dot products, then one multiply.
@@ -121,57 +109,6 @@ __device__ __forceinline__ void tile_scores(float (&s)[2][kBN / 8][4], const uin
     for (int n = 0; n < kBN / 8; ++n)
 #pragma unroll
       for (int c = 0; c < 4; ++c) s[mi][n][c] = float(acc[mi][n][c]) * dequant;
-}
-
-// -inf where the key is refused: bit (8nb + 2t + c) of rows[mi·2 + hh] is key 8nb + 2t + c of the tile for
-// the thread's row 16mi + 8hh + g.
-__device__ __forceinline__ void apply_mask(float s[2][kBN / 8][4], const uint64_t rows[4], int lane) {
-  const int t = lane % 4;
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-      for (int nb = 0; nb < kBN / 8; ++nb)
-#pragma unroll
-        for (int c = 0; c < 2; ++c)
-          if (!((rows[mi * 2 + hh] >> (nb * 8 + 2 * t + c)) & 1)) s[mi][nb][2 * hh + c] = -INFINITY;
-}
-
-// Online softmax over one tile of scores already in log2 units: updates the running max m and the
-// thread-partial sum l of the thread's four rows, rescales o, and turns s into P in [0, 1].
-template <int D>
-__device__ __forceinline__ void softmax_update(float s[2][kBN / 8][4], float o[2][D / 8][4], float m[2][2], float l[2][2]) {
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int nb = 0; nb < kBN / 8; ++nb) mx = fmaxf(mx, fmaxf(s[mi][nb][2 * hh], s[mi][nb][2 * hh + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[mi][hh], mx);
-      // A row with nothing attended so far keeps m = -inf; 0 as the reference then makes every p and alpha 0.
-      const float ref = m_new == -INFINITY ? 0.f : m_new;
-      const float alpha = fast_exp2(m[mi][hh] - ref);
-      m[mi][hh] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int nb = 0; nb < kBN / 8; ++nb)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float p = fast_exp2(s[mi][nb][2 * hh + c] - ref);
-          s[mi][nb][2 * hh + c] = p;
-          sum += p;
-        }
-      l[mi][hh] = l[mi][hh] * alpha + sum;
-#pragma unroll
-      for (int nd = 0; nd < D / 8; ++nd) {
-        o[mi][nd][2 * hh] *= alpha;
-        o[mi][nd][2 * hh + 1] *= alpha;
-      }
-    }
 }
 
 // o += P · V[tile] (unscaled: P in units of 1/255 or 1/448, V in units of its channel scale). The A
@@ -296,7 +233,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_quant_kernel(const Q
       }
       apply_mask(s, rows, lane);
     }
-    softmax_update<D>(s, o, m, l);
+    softmax_update<D>(s, o, m, l, 1.f);  // the scores are in log2 units already
 
     cp_async_wait<2>();
     __syncthreads();  // V[i] landed; every warp is done reading K[i]'s buffer
