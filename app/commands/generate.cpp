@@ -6,6 +6,7 @@
 #include <memory>
 #include <sstream>
 #include <unistd.h>
+#include <vector>
 
 #include "app/commands/commands.h"
 #include "app/commands/device_options.h"
@@ -15,6 +16,7 @@
 #include "app/evaluate/world_spec.h"
 #endif
 #include "app/io/png_writer.h"
+#include "app/pipeline/attention_config.h"
 #include "app/pipeline/flux_pipeline.h"
 #include "base/out_of_memory.h"
 #include "ops.h"
@@ -31,6 +33,12 @@ struct GenerateOptions {
   LoadOptions load;
   std::string attention = "dense";  // --attention as typed; parsed into params.attention
   int dense_steps = 0;
+  std::vector<int> dense_layers;
+  std::string attention_config;  // --attention-config FILE
+  bool no_fallback = false;      // --no-attention-fallback
+  // Which attention flags the user gave: they replace the config file's keys of the same name.
+  bool attention_given = false, dense_steps_given = false, dense_layers_given = false;
+  std::vector<LabeledMethod> methods;  // every method of params.attention and where it was written
   std::string out = "ditrun.png";
   bool overwrite = false;
   bool quiet = false;
@@ -46,25 +54,62 @@ std::string size_hint(const char* what, int64_t v) {
   return os.str();
 }
 
+std::string fixed2(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "ditrun generate: %s\n", msg.c_str());
   return kExitUsage;
 }
 
-// --attention and --dense-steps into params.attention.
+// --attention-config, then --attention, --dense-steps and --dense-layers over its keys, into params.attention.
 int parse_attention(GenerateOptions& o) {
-  auto method = sattn::parse_method(o.attention);
-  if (!method) return usage_error("--attention " + o.attention + ": " + method.status().message());
+  dit::flux::AttentionPolicy& policy = o.params.attention;
+  bool config_method = false;
+  if (!o.attention_config.empty()) {
+    auto config = load_attention_config(o.attention_config);
+    if (!config) return usage_error("--attention-config " + config.status().message());
+    policy = config->policy;
+    config_method = config->has_method && !o.attention_given;
+    if (config->has_dense_steps && !o.dense_steps_given) o.dense_steps = policy.dense_steps;
+    if (config->has_dense_layers && !o.dense_layers_given) o.dense_layers = policy.dense_layers;
+  }
+  if (!config_method) {
+    auto method = sattn::parse_method(o.attention);
+    if (!method) return usage_error("--attention " + o.attention + ": " + method.status().message());
+    policy.method = *method;
+  }
   if (o.dense_steps < 0) return usage_error("--dense-steps " + std::to_string(o.dense_steps) + " must be >= 0");
-  o.params.attention.method = *method;
-  o.params.attention.dense_steps = o.dense_steps;
+  for (int l : o.dense_layers)
+    if (l < 0) return usage_error("--dense-layers " + std::to_string(l) + ": layer indices are >= 0");
+  policy.dense_steps = o.dense_steps;
+  policy.dense_layers = o.dense_layers;
+  policy.fallback = !o.no_fallback;
+  o.methods = {{config_method ? o.attention_config + ": \"method\"" : "--attention " + o.attention, policy.method}};
+  for (const auto& [layer, m] : policy.layer_methods)
+    o.methods.push_back({o.attention_config + ": \"layers\" \"" + std::to_string(layer) + "\"", m});
   return kExitOk;
 }
 
-// A sparse method must fit the image's token grid.
+// Every sparse method must fit the image's token grid.
 int check_attention_fits(const GenerateOptions& o, const GenerateParams& p) {
-  const std::string why = dit::flux::attention_fit_error(p.attention.method, p.width, p.height, p.max_sequence_length);
-  return why.empty() ? kExitOk : usage_error("--attention " + o.attention + " " + why);
+  const std::string why = attention_fit_errors(o.methods, p.width, p.height, p.max_sequence_length);
+  return why.empty() ? kExitOk : usage_error(why);
+}
+
+// Layer indices must exist in the loaded transformer.
+int check_attention_layers(const GenerateOptions& o, const dit::flux::Config& c) {
+  const int layers = int(c.depth + c.depth_single);
+  dit::flux::AttentionPolicy flags, file = o.params.attention;
+  flags.dense_layers = o.dense_layers;
+  if (o.dense_layers_given) file.dense_layers.clear();
+  if (std::string why = flags.layer_error(layers); !why.empty() && o.dense_layers_given)
+    return usage_error("--dense-layers: " + why);
+  if (std::string why = file.layer_error(layers); !why.empty()) return usage_error(o.attention_config + ": " + why);
+  return kExitOk;
 }
 
 int validate(const GenerateOptions& o) {
@@ -172,6 +217,7 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
     if (int rc = validate(effective); rc != kExitOk) return rc;  // a model's defaults file can be wrong too
   }
   if (int rc = check_attention_fits(o, p); rc != kExitOk) return rc;
+  if (int rc = check_attention_layers(o, (*pipe)->transformer_config()); rc != kExitOk) return rc;
   note_inert_true_cfg(o, p);
   const LoadReport& report = (*pipe)->load_report();
   if (!o.quiet) {
@@ -182,7 +228,7 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
                  (long long)p.height, p.steps, p.guidance);
     if (p.runs_true_cfg()) std::fprintf(stderr, ", true CFG %.2f", *p.true_cfg);
     std::fprintf(stderr, ", seed %llu\n", (unsigned long long)p.seed);
-    if (!p.attention.method.is_dense()) std::fprintf(stderr, "ditrun: attention %s\n", p.attention.describe().c_str());
+    if (p.attention.any_sparse()) std::fprintf(stderr, "ditrun: attention %s\n", p.attention.describe().c_str());
   }
   double stage_loads = 0;
   const LoadFn on_load = [&](const ComponentLoad& c) {
@@ -217,7 +263,7 @@ int generate_with(const GenerateOptions& o, const rt::Context& ctx, const Compon
          << "\ntrue_cfg: " << (p.runs_true_cfg() ? *p.true_cfg : 1.f) << "\nseed: " << p.seed
          << "\nmax_sequence_length: " << p.max_sequence_length
          << "\nmodel: " << (o.paths.model.empty() ? o.paths.transformer : o.paths.model);
-  if (!p.attention.method.is_dense()) params << "\nattention: " << p.attention.describe();
+  if (p.attention.any_sparse()) params << "\nattention: " << p.attention.describe();
   if (auto st = write_png(o.out, image.value(), {{"parameters", params.str()}, {"Software", "ditrun 0.1.0"}}, o.overwrite); !st) {
     std::fprintf(stderr, "ditrun generate: %s\n", st.message().c_str());
     return kExitOutput;
@@ -260,15 +306,36 @@ Command add_generate_command(CLI::App& root) {
   c->add_flag("--offload", o->load.offload,
               "Keep only the component in use (text encoders, transformer, VAE) on the device: peak memory = largest "
               "component + its activations instead of all of them; costs a reload of every component per generate call");
-  c->add_option("--attention", o->attention,
+  CLI::Option* attention = c->add_option("--attention", o->attention,
                 "Transformer attention method: dense, gna:window=1x16x16,stride=1x8x8 (NATTEN's rule per axis T x H x W; "
                 "also dilation=, causal=) or grat:variant=B|X,group=1x16x16,radius=1")
       ->capture_default_str();
-  c->add_option("--dense-steps", o->dense_steps, "With a sparse --attention: run the first N denoising steps dense")
-      ->capture_default_str();
+  CLI::Option* dense_steps =
+      c->add_option("--dense-steps", o->dense_steps, "With a sparse --attention: run the first N denoising steps dense")
+          ->capture_default_str();
+  CLI::Option* dense_layers =
+      c->add_option("--dense-layers", o->dense_layers,
+                    "Transformer layers that always run dense, comma-separated (double blocks first, then single blocks: "
+                    "0,5)")
+          ->delimiter(',');
+  c->add_option("--attention-config", o->attention_config,
+                "JSON attention policy: {\"method\": \"gna:window=1x16x16,stride=1x8x8\", \"dense_steps\": 4, "
+                "\"dense_layers\": [0, 5], \"layers\": {\"3\": \"grat:variant=B,group=1x8x8\"}} (every key optional; "
+                "layers: per-layer methods). --attention, --dense-steps and --dense-layers given with it replace the "
+                "file's method, dense_steps and dense_layers");
+  c->add_flag("--no-attention-fallback", o->no_fallback,
+              "Run sparse methods even where they cannot beat dense attention (tile density >= " +
+                  fixed2(dit::flux::kDenseFallbackTileDensity) +
+                  ", or a call the block-sparse kernel refuses); by default those calls run dense, with one line on "
+                  "stderr saying why");
   c->add_option("--vae-tile", o->params.vae_tile, "Decode in overlapping tiles of this many pixels (0 = whole image; e.g. 512 bounds VAE memory)");
   add_device_options(*c, o->device);
-  return {c, [o] { return run_generate(*o); }};
+  return {c, [o, attention, dense_steps, dense_layers] {
+            o->attention_given = attention->count() > 0;
+            o->dense_steps_given = dense_steps->count() > 0;
+            o->dense_layers_given = dense_layers->count() > 0;
+            return run_generate(*o);
+          }};
 }
 
 }  // namespace app

@@ -79,6 +79,7 @@ static Tensor attention(const rt::Context& ctx, const QKV& x, int layer_index, i
     CHECK(grid > 0 && grid <= len, "attention ", sattn::method_str(p.method), " needs the image grid, but the image ids of ",
           len, " tokens are not a row-major h x w grid after the text (RoPE grid ", pe.grid_h, "x", pe.grid_w, ")");
     p.tokens = joint_tokens(len - grid, pe.grid_h, pe.grid_w);
+    p.method = policy.call_method(ctx, p);  // dense where the method cannot beat it (with policy.fallback)
   }
   const Tensor o = sattn::attention(ctx, p);  // [B, L, H, D]
   return o.reshape({o.size(0), o.size(1), o.size(2) * o.size(3)});

@@ -17,8 +17,8 @@
 // The graph is released (and its memory trimmed) when this object is destroyed.
 //
 // The step_index of the capturing call is baked into the graph, so a graph serves only the steps whose
-// attention work equals the captured step's: the key is AttentionPolicy::dense_key (which layers run
-// dense). A step with another key runs eagerly (building its plans), the next step with that key
+// attention work equals the captured step's: the key is AttentionPolicy::dense_key (which method each
+// layer runs). A step with another key runs eagerly (building its plans), the next step with that key
 // captures a new graph in place of the old one: dense warm-up steps, then the sparse steps, each replayed.
 #pragma once
 #include <memory>
