@@ -12,6 +12,7 @@
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "dit/flux/attention_policy.h"
 #include "sparse_attention/methods/plan.h"
+#include "sparse_attention/methods/topk.h"
 
 namespace app::compare {
 
@@ -92,6 +93,13 @@ nlohmann::ordered_json evaluate(const std::string&, const Rgb8&, std::string* wh
 Densities densities(const sattn::MethodSpec& method, int64_t width, int64_t height, int64_t text_len) {
   if (method.is_dense()) return {};
   const sattn::TokenLayout tokens = dit::flux::joint_tokens(text_len, height / 16, width / 16);  // as the blocks see it
+  if (method.is_dynamic()) {
+    // Which tiles a dynamic method visits depends on q and k; how many does not: k of n per query tile
+    // (every visited tile full; the short last key tile counted as a whole one).
+    const int64_t n = (tokens.seq_len() + sattn::kernels::kBlockSparseKvTile - 1) / sattn::kernels::kBlockSparseKvTile;
+    const double d = double(sattn::sla_critical_count(method.sla, n)) / double(n);
+    return {d, d};
+  }
   const sattn::BlockLayout layout =
       sattn::plan(method.for_tokens(tokens), sattn::kernels::kBlockSparseQTile, sattn::kernels::kBlockSparseKvTile);
   return {layout.tile_density(), layout.flop_density()};
