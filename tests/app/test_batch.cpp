@@ -133,7 +133,7 @@ TEST_CASE("batch: a mixed prompts file gives exactly the expected files and mani
   REQUIRE(ok.size() == 6);
   for (const auto& [name, m] : ok) {
     INFO(name);
-    CHECK(m["sha256"] == *app::sha256_file(out + "/" + name));
+    CHECK(m["sha256"].get<std::string>() == *app::sha256_file(out + "/" + name));
     CHECK(m["seconds"].get<double>() > 0);
   }
   const json& red = ok[kRedSlug + "_L1_s2.png"];
@@ -183,8 +183,8 @@ TEST_CASE("batch: a mixed prompts file gives exactly the expected files and mani
     std::set<std::string> redone;
     for (const json& e : events(ev2, "image_done")) redone.insert(fs::path(e["output"].get<std::string>()).filename().string());
     CHECK(redone == std::set<std::string>{gone, damaged});
-    CHECK(*app::sha256_file(out + "/" + gone) == ok[gone]["sha256"]);
-    CHECK(*app::sha256_file(out + "/" + damaged) == ok[damaged]["sha256"]);
+    CHECK(*app::sha256_file(out + "/" + gone) == ok[gone]["sha256"].get<std::string>());
+    CHECK(*app::sha256_file(out + "/" + damaged) == ok[damaged]["sha256"].get<std::string>());
     const auto after = mtimes(out);
     for (const auto& [name, t] : before)
       if (name != damaged) CHECK(after.at(name) == t);
