@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -43,6 +44,10 @@ rt::Result<Manifest> Manifest::open(const std::string& path) {
   }
   m.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (m.fd_ < 0) return rt::Status::error(os_error("cannot open manifest", path, errno));
+  // Two runs on one directory would generate the same images and interleave their records.
+  if (::flock(m.fd_, LOCK_EX | LOCK_NB) != 0)
+    return rt::Status::error(errno == EWOULDBLOCK ? "another ditrun batch is using " + path + " (it is locked); wait for it or use another --out-dir"
+                                                  : os_error("cannot lock manifest", path, errno));
   if (!text.empty() && text.back() != '\n') {
     // A torn last line (a crash mid-append): end it so the next record starts on a line of its own.
     if (::write(m.fd_, "\n", 1) != 1) return rt::Status::error(os_error("cannot write manifest", path, errno));

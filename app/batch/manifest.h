@@ -21,7 +21,8 @@ namespace app {
 class Manifest {
  public:
   // Reads `path` if it exists (lines that are not JSON objects are counted, not fatal) and opens it
-  // for appending, creating it.
+  // for appending, creating it, with an exclusive lock (flock) held until destruction: a second run on
+  // the same directory is refused.
   static rt::Result<Manifest> open(const std::string& path);
   Manifest(Manifest&& other) noexcept;
   Manifest& operator=(Manifest&&) = delete;

@@ -186,6 +186,10 @@ TEST_CASE("batch manifest: append, reopen, torn last line, resume decisions", "[
     REQUIRE(lines.size() == 4);
     CHECK(lines[3].find("\"later\"") != std::string::npos);  // on a line of its own after the torn one
   }
+  // A second run on the same directory is refused while this one holds the manifest.
+  auto second = app::Manifest::open(path);
+  REQUIRE_FALSE(second);
+  CHECK(second.status().message().find("another ditrun batch is using") != std::string::npos);
   using A = app::ResumeAction;
   CHECK(app::decide_resume(b.jobs[0], dir, *m, false).action == A::Skip);
   CHECK(app::decide_resume(b.jobs[1], dir, *m, false).action == A::Generate);
