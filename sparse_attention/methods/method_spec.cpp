@@ -161,6 +161,16 @@ rt::Result<MethodSpec> parse_method(std::string_view text) {
       if (kv[j].substr(0, kv[j].find('=')) == kv[i].substr(0, kv[i].find('=')))
         return bad(text, std::string("key '").append(kv[i].substr(0, kv[i].find('='))).append("' given twice"));
   }
+  for (size_t i = 0; i < kv.size(); ++i) {
+    if (kv[i].substr(0, kv[i].find('=')) != "quant") continue;
+    const std::string_view value = kv[i].substr(kv[i].find('=') + 1);
+    if (name == "sla") return bad(text, "quant= is for gna and grat (sla's planned tiles run in bf16)");
+    if (!parse_attn_quant(value, &spec.quant) || spec.quant == AttnQuant::Int4)
+      return bad(text, "quant=" + std::string(value) +
+                           ": expected none, int8 (INT8 Q/K and P·V) or int8-fp8pv (INT8 Q/K, FP8 P·V)");
+    kv.erase(kv.begin() + i);
+    break;
+  }
   if (name == "sla") RT_TRY(parse_sla(text, kv, &spec));
   else RT_TRY(name == "gna" ? parse_gna(text, kv, &spec.rule) : parse_grat(text, kv, &spec.rule));
   return spec;
@@ -173,7 +183,15 @@ std::string method_note(const MethodSpec& s) {
          "critical=" + share_str(s.sla.critical) + " top-k key tiles only)";
 }
 
+// The rule-based methods' spelling without the quant part.
+static std::string rule_str(const MethodSpec& s);
+
 std::string method_str(const MethodSpec& s) {
+  const std::string base = rule_str(s);
+  return s.quant == AttnQuant::None ? base : base + ",quant=" + attn_quant_name(s.quant);
+}
+
+static std::string rule_str(const MethodSpec& s) {
   if (s.dynamic == DynamicMethod::Sla)
     return "sla:critical=" + share_str(s.sla.critical) + ",marginal=" + share_str(s.sla.marginal);
   const MaskRule& r = s.rule;

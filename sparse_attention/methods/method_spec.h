@@ -8,6 +8,9 @@
 //       sparse-attention.md: per query tile, the ceil(critical·n) key tiles of highest pooled score run
 //       softmax attention, the next ceil(marginal·n) go to the linear branch when the layer has SLA weights;
 //       critical in (0, 1], marginal in [0, 1), critical + marginal <= 1)
+//   gna and grat also take quant=int8 | int8-fp8pv (quantized attention, quant.h: INT8 Q/K with K
+//   smoothing, INT8 or FP8 P·V; the CPU runs its reference); int4 exists only as the CPU reference
+//   (reference/quant_cpu.h) and is not accepted here.
 // Checks that need the grid (a window larger than an axis) happen when a call plans (rule_error()).
 #pragma once
 #include <string>
@@ -15,6 +18,7 @@
 
 #include "base/status.h"
 #include "sparse_attention/mask_rule.h"
+#include "sparse_attention/quant.h"
 
 namespace sattn {
 
@@ -37,6 +41,7 @@ struct MethodSpec {
   MaskRule rule;
   DynamicMethod dynamic = DynamicMethod::None;
   SlaSpec sla;  // dynamic == Sla
+  AttnQuant quant = AttnQuant::None;  // rule-based sparse methods only
 
   bool is_dense() const { return rule.method == MaskMethod::Dense && dynamic == DynamicMethod::None; }
   bool is_dynamic() const { return dynamic != DynamicMethod::None; }

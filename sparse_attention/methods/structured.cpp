@@ -8,8 +8,10 @@
 #include "base/check.h"
 #include "ops.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/methods/topk.h"
+#include "sparse_attention/reference/quant_cpu.h"
 #include "sparse_attention/reference/sparse_cpu.h"
 
 #if DITRUN_WITH_CUDA
@@ -22,7 +24,7 @@ namespace sattn {
 
 namespace {
 
-enum class Executor { CpuLayout, CpuMasked, BlockSparse, CudaMasked, None };
+enum class Executor { CpuLayout, CpuMasked, CpuQuant, BlockSparse, BlockSparseQuant, CudaMasked, None };
 
 // The executor for a structured call; *why says why the block-sparse kernel was passed over, or (None)
 // why nothing runs.
@@ -33,10 +35,14 @@ Executor choose(const AttentionParams& p, const BlockLayout& layout, std::string
            (p.method.is_dense() ? " with padded text" : "");
     return Executor::None;
   }
-  if (cpu) return p.kernel == DenseKernel::Reference ? Executor::CpuMasked : Executor::CpuLayout;
+  const bool quant = p.method.quant != AttnQuant::None;
+  if (cpu) {
+    if (p.kernel == DenseKernel::Reference) return Executor::CpuMasked;
+    return quant ? Executor::CpuQuant : Executor::CpuLayout;
+  }
   if (p.kernel == DenseKernel::Auto) {
-    *why = kernels::block_sparse_refusal(p, layout);
-    if (why->empty()) return Executor::BlockSparse;
+    *why = quant ? kernels::block_sparse_quant_refusal(p, layout, p.method.quant) : kernels::block_sparse_refusal(p, layout);
+    if (why->empty()) return quant ? Executor::BlockSparseQuant : Executor::BlockSparse;
   }
   if (layout.seq_len <= kMaskedDenseMaxTokens) return Executor::CudaMasked;
   *why = (why->empty() ? std::string() : *why + "; ") + "the masked dense reference takes at most " +
@@ -219,10 +225,15 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
   switch (e) {
     case Executor::CpuLayout: return reference::block_layout_attention_cpu(ctx, p, *layout);
     case Executor::CpuMasked: return reference::masked_attention_cpu(ctx, p, layout->rule);
+    case Executor::CpuQuant: return reference::quant_attention_cpu(ctx, p, *layout, p.method.quant);
 #if DITRUN_WITH_CUDA
     case Executor::BlockSparse: {
       const auto uploaded = uploaded_layout(ctx, *layout);
       return kernels::cuda::block_sparse_attention(ctx, p, *layout, uploaded.get());
+    }
+    case Executor::BlockSparseQuant: {
+      const auto uploaded = uploaded_layout(ctx, *layout);
+      return kernels::cuda::block_sparse_attention_quant(ctx, p, *layout, p.method.quant, uploaded.get());
     }
     case Executor::CudaMasked: return cuda_masked(ctx, p, layout->rule);
 #endif
@@ -245,7 +256,9 @@ std::string describe_structured(const rt::Context& ctx, const AttentionParams& p
   switch (e) {
     case Executor::CpuLayout: return name + "cpu block-layout reference (" + density + ")";
     case Executor::CpuMasked: return name + "cpu masked dense reference";
+    case Executor::CpuQuant: return name + "cpu quantized block-layout reference (" + density + ")";
     case Executor::BlockSparse: return name + "block_sparse (" + density + ")";
+    case Executor::BlockSparseQuant: return name + "block_sparse_quant (" + density + ")";
     case Executor::CudaMasked:
       return name + "cuda masked dense reference" + (why.empty() ? "" : " (block-sparse passed over: " + why + ")");
     case Executor::None: break;

@@ -20,7 +20,9 @@
 #include "harness/gpu.h"
 #include "ops.h"
 #include "rng.h"
+#include "sparse_attention/attention.h"
 #include "sparse_attention/block_layout.h"
+#include "sparse_attention/methods/method_spec.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/methods/plan.h"
@@ -196,4 +198,29 @@ TEST_CASE("block_sparse_quant.refusals", "[cuda]") {
   CHECK(sattn::kernels::block_sparse_quant_refusal(p, l, AttnQuant::Int8Fp8Pv) == "");
   const BlockLayout small = sattn::plan_exhaustive(rule, 64, 64);
   CHECK(sattn::kernels::block_sparse_quant_refusal(p, small, AttnQuant::Int8).find("q_tile=128") != std::string::npos);
+}
+
+// The entry point: `gna:...,quant=int8` through sattn::attention on the GPU (layout planned, uploaded and
+// cached by the structured dispatch) against the same call on the CPU (the quantized reference).
+TEST_CASE("block_sparse_quant.attention_entry_point", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  const int64_t hh = 37, w = 29, text = 24;
+  for (const char* spec : {"gna:window=1x13x15,stride=1x4x5,quant=int8", "gna:window=1x21x9,stride=1x7x3,quant=int8-fp8pv"}) {
+    INFO(spec);
+    auto m = sattn::parse_method(spec);
+    REQUIRE(m);
+    Problem p = make_problem(ctx, 1, text + hh * w, 3, 128, false, 91);
+    for (sattn::AttentionParams* a : {&p.gpu, &p.cpu}) {
+      a->tokens.grid[0] = 1, a->tokens.grid[1] = hh, a->tokens.grid[2] = w;
+      a->tokens.text_len = text;
+      a->method = *m;
+    }
+    CHECK(sattn::describe_attention(ctx, p.gpu).find("block_sparse_quant") != std::string::npos);
+    const Tensor got = rt::to_host(ctx, sattn::attention(ctx, p.gpu));
+    const Tensor want = sattn::attention(test::cpu_context(), p.cpu);
+    REQUIRE(all_finite(got));
+    const test::Diff d = test::compare(got, want);
+    INFO(d.str());
+    CHECK(d.rel_l2 <= kTolVsReference);
+  }
 }

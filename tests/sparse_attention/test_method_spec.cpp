@@ -124,3 +124,28 @@ TEST_CASE("method_spec.sla errors", "[sparse]") {
   CHECK_THAT(error_of("sla:critical=0.1,critical=0.2"), Catch::Contains("given twice"));
   CHECK_THAT(error_of("sla:critical"), Catch::Contains("not key=value"));
 }
+
+TEST_CASE("method_spec.quant on gna and grat", "[sparse]") {
+  auto g = sattn::parse_method("gna:window=1x8x8,quant=int8");
+  REQUIRE(g);
+  CHECK(g->quant == sattn::AttnQuant::Int8);
+  CHECK(g->rule.method == MaskMethod::Neighborhood);
+  CHECK(sattn::method_str(*g) == "gna:window=1x8x8,stride=1x1x1,dilation=1x1x1,causal=0x0x0,quant=int8");
+  auto again = sattn::parse_method(sattn::method_str(*g));
+  REQUIRE(again);
+  CHECK(again->quant == sattn::AttnQuant::Int8);
+  auto r = sattn::parse_method("grat:quant=int8-fp8pv,group=1x4x4");
+  REQUIRE(r);
+  CHECK(r->quant == sattn::AttnQuant::Int8Fp8Pv);
+  CHECK(sattn::method_str(*r) == "grat:variant=B,group=1x4x4,radius=1,quant=int8-fp8pv");
+  auto none = sattn::parse_method("gna:window=1x8x8,quant=none");
+  REQUIRE(none);
+  CHECK(sattn::method_str(*none) == "gna:window=1x8x8,stride=1x1x1,dilation=1x1x1,causal=0x0x0");
+  for (const char* bad : {"gna:window=1x8x8,quant=int4", "gna:window=1x8x8,quant=fp16", "sla:quant=int8",
+                          "gna:window=1x8x8,quant=int8,quant=int8"}) {
+    INFO(bad);
+    auto m = sattn::parse_method(bad);
+    REQUIRE(!m);
+    CHECK(m.status().message().find("quant") != std::string::npos);
+  }
+}
