@@ -484,7 +484,24 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
     text.train()
     step, per_res, loss_ema, t_data, t_wait = 0, {r: 0 for r in res}, None, 0.0, 0.0
     compile_failed = False
+    prof, prof_first = None, 20  # --profile-steps: steps [20, 20 + N) under torch.profiler (after warm-up)
     while not clock.done():
+        if args.profile_steps and step == prof_first:
+            sync(dev)
+            acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+            prof = torch.profiler.profile(activities=acts)
+            prof.__enter__()
+            prof_t0 = time.time()
+        if prof is not None and step == prof_first + args.profile_steps:
+            sync(dev)
+            prof.__exit__(None, None, None)
+            log("profile: %d steps in %.1f ms each (wall, synchronized)" % (
+                args.profile_steps, 1000 * (time.time() - prof_t0) / args.profile_steps))
+            key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+            print(prof.key_averages().table(sort_by=key, row_limit=25))
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+            sys.stdout.flush()
+            prof = None
         frac = schedule_frac(args, clock)
         lr = lr_at(frac, step, args.lr, args.warmup)
         for g in opt.param_groups:
@@ -932,6 +949,8 @@ def main():
     t.add_argument("--fg-weight", type=float, default=0.0, help="extra loss weight of tokens on or next to an "
                    "object (1 + w there, 1 elsewhere; 0: plain mean)")
     t.add_argument("--compile", action="store_true", help="torch.compile the transformer's training step")
+    t.add_argument("--profile-steps", type=int, default=0, help="profile this many training steps (from step 20) "
+                   "with torch.profiler and print where the time goes (GPU kernels and host ops)")
     t.add_argument("--freeze-text", action="store_true", help="keep the text encoders at their random init")
     t.add_argument("--eval-n", type=int, default=16, help="held-out prompts generated at 256 after training (0: none)")
     t.add_argument("--data-workers", type=int, default=None,
