@@ -14,6 +14,7 @@ nlohmann::json JobSettings::to_json() const {
                       {"max_sequence_length", max_sequence_length},
                       {"attention", attention},
                       {"dense_steps", dense_steps},
+                      {"attention_fallback", attention_fallback},
                       {"vae_tile", vae_tile},
                       {"model", model}};
   j["negative_prompt"] = negative_prompt ? nlohmann::json(*negative_prompt) : nlohmann::json(nullptr);

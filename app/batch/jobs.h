@@ -23,6 +23,7 @@ struct JobSettings {
   int max_sequence_length = 0;
   std::string attention = "dense";  // as written; parsed by sattn::parse_method
   int dense_steps = 0;
+  bool attention_fallback = true;  // dense where the sparse method cannot beat it (as generate; --no-attention-fallback)
   int64_t vae_tile = 0;
   std::string model;  // --model as given: part of what made an image, so of the resume check
 

@@ -47,6 +47,7 @@ struct BatchOptions {
   GenerateParams flags;  // size, steps, guidance, true CFG, T5 length, VAE tiling; prompt and seed unused
   std::string attention = "dense";
   int dense_steps = 0;
+  bool no_fallback = false;  // --no-attention-fallback
   LoadOptions load;
   bool overwrite = false, quiet = false, log_json = false;
   DeviceOptions device;
@@ -293,6 +294,7 @@ int BatchRun::run(const ExpandedBatch& batch) {
     shared.cuda_graph = o_.device.cuda_graph;
     shared.attention.method = *sattn::parse_method(settings.attention);
     shared.attention.dense_steps = settings.dense_steps;
+    shared.attention.fallback = settings.attention_fallback;
     if (interrupt_.requested() || !fatal_.empty()) {
       not_run += groups[g].size();
       continue;
@@ -363,6 +365,7 @@ int run_batch(const BatchOptions& o) {
   base.max_sequence_length = d.max_sequence_length;
   base.attention = sattn::method_str(*sattn::parse_method(o.attention));
   base.dense_steps = o.dense_steps;
+  base.attention_fallback = !o.no_fallback;
   base.vae_tile = d.vae_tile;
   base.model = model_name(o.paths);
   const ExpandedBatch batch = expand_jobs(*items, base, o.seed, o.seeds);
@@ -404,6 +407,9 @@ Command add_batch_command(CLI::App& root) {
   c->add_option("--attention", o->attention, "Transformer attention method (as for generate; items may override)")
       ->capture_default_str();
   c->add_option("--dense-steps", o->dense_steps, "With a sparse --attention: run the first N steps dense")->capture_default_str();
+  c->add_flag("--no-attention-fallback", o->no_fallback,
+              "Run sparse methods even where they cannot beat dense attention (as for generate: by default those "
+              "calls run dense, with one line on stderr saying why)");
   c->add_flag("--overwrite", o->overwrite,
               "Replace existing files that are not this batch's recorded results (recorded, intact images are still skipped)");
   c->add_flag("-q,--quiet", o->quiet, "No progress on stderr (errors are still printed)");

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -316,7 +317,11 @@ TEST_CASE("batch: Ctrl-C stops after the current image with a consistent manifes
 
   SECTION("a second Ctrl-C exits at once") {
     fs::remove_all(out);
-    const auto [rc2, text2] = run_and_interrupt(args, true, dir + "/stderr.txt");
+    // Images of 30 steps, so the second Ctrl-C lands while the second image is still being made even on a
+    // loaded machine (with 3 steps it could finish between the two signals).
+    std::vector<std::string> slow = args;
+    slow[std::find(slow.begin(), slow.end(), "--steps") - slow.begin() + 1] = "30";
+    const auto [rc2, text2] = run_and_interrupt(slow, true, dir + "/stderr.txt");
     CHECK(rc2 == 130);
     CHECK(events(read_jsonl(text2), "finished").empty());
     for (const json& m : read_manifest(out)) CHECK(m["status"] == "ok");  // whole lines only
@@ -435,5 +440,33 @@ TEST_CASE("batch: a failed image write (full disk) stops the batch, leaves no pa
   REQUIRE(fin.size() == 1);
   CHECK(fin[0]["stopped"].get<std::string>().find("File too large") != std::string::npos);
   CHECK(fin[0]["not_run"] == 1);
+  fs::remove_all(dir);
+}
+
+// As generate: a sparse method that cannot beat dense (GNA 8x8 on 256²'s 16x16 token grid: tile density
+// above 0.5) runs dense, said once on stderr; --no-attention-fallback runs the method itself.
+TEST_CASE("batch: the automatic attention fallback, and --no-attention-fallback", "[batch]") {
+  const std::string dir = test::make_temp_dir("batch_fallback");
+  const std::string prompts = write_prompts(dir, std::string(kRed) + "\n");
+  // The pixels (the PNG's parameters chunk names the method, so the files differ anyway).
+  auto pixels = [&](const std::string& name, const std::string& flags) {
+    const std::string out = dir + "/" + name;
+    const test::RunResult r = test::run_ditrun("batch --prompts " + test::q(prompts) + " --out-dir " + test::q(out) +
+                                               " -W 256 -H 256 --steps 2 " + flags);
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    const auto m = read_manifest(out);
+    REQUIRE(m.size() == 1);
+    int w = 0, h = 0;
+    auto px = app::read_png_rgb8(out + "/" + fs::path(m[0]["output"].get<std::string>()).filename().string(), &w, &h);
+    REQUIRE(px);
+    return std::make_pair(std::move(px.value()), r.stderr_text);
+  };
+  const auto dense = pixels("dense", "");
+  const auto fallback = pixels("fallback", "--attention gna:window=1x8x8,stride=1x4x4");
+  const auto sparse = pixels("sparse", "--attention gna:window=1x8x8,stride=1x4x4 --no-attention-fallback");
+  CHECK(fallback.first == dense.first);
+  CHECK(fallback.second.find("falls back to dense") != std::string::npos);
+  CHECK(sparse.first != dense.first);
   fs::remove_all(dir);
 }
