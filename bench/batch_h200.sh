@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 6's throughput proof in one GPU call: images per minute of `ditrun batch` against diffusers'
+# FluxPipeline (bench/diffusers_batch.py: a list of prompts per call) on the same random-weight Flux.1-dev
+# folder (tools/make_random_flux.py, ~34 GB, written to $MODEL_DIR first), same prompts, size, steps and
+# guidance, at batch sizes 1, 4 and 8. Both sides start cold in each run (ditrun's plans and CUDA graph
+# capture, diffusers' first call) and write every image as a PNG; the model load is not timed.
+# Needs a CUDA build (default build-gpu/) and diffusers importable; about 8 minutes on an H200 besides the
+# build (writing the 34 GB folder ~2, loading it six times, 16 images per run).
+# usage: bench/batch_h200.sh [SIZE=1024] [STEPS=10] [IMAGES=16]; results in $OUT (or bench-results/)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${DITRUN_BIN:-$root/build-gpu/app/ditrun}"
+out="${OUT:-$root/bench-results}"
+model="${MODEL_DIR:-/tmp/flux-dev-random}"
+size="${1:-1024}" steps="${2:-10}" images="${3:-16}"
+mkdir -p "$out"
+[ -d "$model" ] || python3 "$root/tools/make_random_flux.py" --out "$model"
+prompts="$out/batch_prompts.txt"
+python3 - "$root/tests/fixtures/world/heldout_prompts.jsonl" "$images" > "$prompts" <<'PY'
+import json, sys
+for line in open(sys.argv[1]).readlines()[: int(sys.argv[2])]:
+    print(json.loads(line)["prompt"])
+PY
+for bs in 1 4 8; do
+  echo "== ditrun batch $bs"
+  rm -rf "/tmp/ditrun_batch_$bs"
+  "$bin" batch --model "$model" --device cuda --prompts "$prompts" --out-dir "/tmp/ditrun_batch_$bs" \
+    -W "$size" -H "$size" --steps "$steps" --batch-size "$bs" 2>&1 | tail -2 | tee "$out/ditrun_batch_$bs.log"
+  echo "== diffusers batch $bs"
+  python3 "$root/bench/diffusers_batch.py" --model "$model" --prompts "$prompts" --batch-size "$bs" --size "$size" \
+    --steps "$steps" --warmup 0 --out-dir "/tmp/diffusers_batch_$bs" --json "$out/diffusers_batch_$bs.json" 2>&1 | tail -1 |
+    tee "$out/diffusers_batch_$bs.log"
+done
