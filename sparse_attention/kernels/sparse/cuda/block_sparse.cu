@@ -24,12 +24,17 @@
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
+#include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
 #include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
 #include "sparse_attention/mask_rule.h"
 
 namespace sattn::kernels::cuda {
 
 namespace {
+
+using flash::apply_mask;
+using flash::softmax_update;
+using flash::zero_fill;
 
 constexpr int kBM = int(kBlockSparseQTile);   // query rows per CTA
 constexpr int kBN = int(kBlockSparseKvTile);  // keys per tile
@@ -61,12 +66,6 @@ __device__ __forceinline__ int swizzle(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));  // exp2(-inf) = +0
-  return y;
-}
-
 __device__ __forceinline__ int64_t natural(const KernelArgs& a, int pos) {
   return a.perm != nullptr ? int64_t(__ldg(a.perm + pos)) : int64_t(pos);
 }
@@ -86,17 +85,6 @@ __device__ __forceinline__ void load_tile(T* tile, const T* base, int64_t ld, in
     const int64_t token = valid ? natural(a, pos) : 0;
     cp_async_16(tile + swizzle<D>(row, chunk), base + token * ld + chunk * 8, valid);
   }
-}
-
-// Zeros a warp's accumulator fragments (two row blocks of N n8 blocks).
-template <int N>
-__device__ __forceinline__ void zero_fill(float (&acc)[2][N][4]) {
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int n = 0; n < N; ++n)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[mi][n][c] = 0.f;
 }
 
 // s = Q[warp rows] · K[tile]ᵀ for the warp's 32 rows and the tile's 64 keys.
@@ -119,58 +107,6 @@ __device__ __forceinline__ void tile_scores(float (&s)[2][kBN / 8][4], const T* 
       }
     }
   }
-}
-
-// -inf where the key is refused: bit (8nb + 2t + c) of rows[mi·2 + hh] is key 8nb + 2t + c of the tile for
-// the thread's row 16mi + 8hh + g.
-__device__ __forceinline__ void apply_mask(float s[2][kBN / 8][4], const uint64_t rows[4], int lane) {
-  const int t = lane % 4;
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-      for (int nb = 0; nb < kBN / 8; ++nb)
-#pragma unroll
-        for (int c = 0; c < 2; ++c)
-          if (!((rows[mi * 2 + hh] >> (nb * 8 + 2 * t + c)) & 1)) s[mi][nb][2 * hh + c] = -INFINITY;
-}
-
-// Online softmax over one tile: updates the running max m and (thread-partial) sum l of each of the thread's
-// four rows, rescales o, and turns s into unnormalized probabilities.
-template <int D>
-__device__ __forceinline__ void softmax_update(float s[2][kBN / 8][4], float o[2][D / 8][4], float m[2][2], float l[2][2],
-                                               float scale_log2) {
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int nb = 0; nb < kBN / 8; ++nb) mx = fmaxf(mx, fmaxf(s[mi][nb][2 * hh], s[mi][nb][2 * hh + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[mi][hh], mx);
-      // A row with nothing attended so far keeps m = -inf; 0 as the reference then makes every p and alpha 0.
-      const float ref = m_new == -INFINITY ? 0.f : m_new * scale_log2;
-      const float alpha = fast_exp2(m[mi][hh] * scale_log2 - ref);
-      m[mi][hh] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int nb = 0; nb < kBN / 8; ++nb)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float p = fast_exp2(fmaf(s[mi][nb][2 * hh + c], scale_log2, -ref));
-          s[mi][nb][2 * hh + c] = p;
-          sum += p;
-        }
-      l[mi][hh] = l[mi][hh] * alpha + sum;
-#pragma unroll
-      for (int nd = 0; nd < D / 8; ++nd) {
-        o[mi][nd][2 * hh] *= alpha;
-        o[mi][nd][2 * hh + 1] *= alpha;
-      }
-    }
 }
 
 // o += P · V[tile]; P comes from the score registers (the accumulator layout of S is the A-fragment layout

@@ -1,8 +1,8 @@
 // The per-tile softmax steps of the block-sparse flash kernels (FA2 register layout: a warp owns 32 query
 // rows as two m16 row blocks; a thread holds rows g and g + 8 of each, columns 2t and 2t + 1 of every n8
 // block, with g = lane / 4 and t = lane % 4), over key tiles of kBlockSparseKvTile = 64: accumulator
-// zeroing, the element mask of partial tiles, and the online softmax update. Used by block_sparse_quant.cu;
-// block_sparse.cu holds the same steps in its own file (it can include this header instead).
+// zeroing, the element mask of partial tiles, and the online softmax update. Used by block_sparse.cu and
+// block_sparse_quant.cu.
 #pragma once
 #include <cstdint>
 
