@@ -250,91 +250,17 @@ std::string FluxPipeline::describe() const {
 
 const dit::flux::Config& FluxPipeline::transformer_config() const { return impl_->transformer_config; }
 
-static rt::Tensor ids_tensor(const std::vector<int64_t>& ids) {
-  return rt::Tensor::from_vector_i64(ids, {1, int64_t(ids.size())});
-}
-
-static FluxCond encode_prompt(const rt::Context& ctx, const FluxPipeline::Impl& m, const te::t5::T5Encoder& t5,
-                              const te::clip::ClipTextEncoder& clip, const std::string& prompt, int max_seq) {
-  FluxCond c;
-  c.y = clip.forward(ctx, ids_tensor(m.clip_tokenizer->encode(prompt, m.clip_max_length))).pooler_output;
-  c.txt = t5.forward(ctx, ids_tensor(m.t5_tokenizer->encode(prompt, max_seq)));
-  c.txt_ids = text_ids(c.txt.size(1));
-  return c;
-}
-
 // With offload, the stage's component was a local of the stage's scope and is gone: wait for the
 // device so its memory is back in the pool before the next component loads.
 static void after_stage(const rt::Context& ctx, const FluxPipeline::Impl& m) {
   if (m.offload) rt::synchronize(ctx);
 }
 
+// One image is a batch of one: the same encode, noise, denoise and decode as generate_batch (no text cache).
 rt::Result<rt::Tensor> FluxPipeline::generate(const rt::Context& ctx, const GenerateParams& p, const ProgressFn& progress,
                                               const LoadFn& on_load) const {
-  const Impl& m = *impl_;
-  // diffusers: vae_scale_factor = 2^(len(block_out_channels) - 1); latents are 2·⌊H / (2·factor)⌋ high.
-  const int64_t factor = int64_t(1) << (m.vae_config.num_up_blocks() - 1);
-  const int64_t lh = 2 * (p.height / (factor * 2)), lw = 2 * (p.width / (factor * 2));
-  if (lh == 0 || lw == 0)
-    return rt::Status::error("image " + std::to_string(p.width) + "x" + std::to_string(p.height) + " is too small for this model (minimum " +
-                             std::to_string(factor * 2) + " pixels per side)");
-  const bool true_cfg = p.runs_true_cfg();
-  progress("encode", 0, 1);
-  FluxCond cond, neg;
-  {
-    std::optional<te::t5::T5Encoder> t5;
-    std::optional<te::clip::ClipTextEncoder> clip;
-    if (m.offload) {
-      RT_ASSIGN(t5, (load_for_stage<te::t5::T5Encoder>(ctx, m, "t5_encoder", map_t5, m.t5_config, on_load)));
-      RT_ASSIGN(clip, (load_for_stage<te::clip::ClipTextEncoder>(ctx, m, "clip_text_encoder", map_clip, m.clip_config, on_load)));
-    }
-    const auto& t5_model = resident_or(m.t5, t5);
-    const auto& clip_model = resident_or(m.clip, clip);
-    cond = encode_prompt(ctx, m, t5_model, clip_model, p.prompt, p.max_sequence_length);
-    if (true_cfg) neg = encode_prompt(ctx, m, t5_model, clip_model, *p.negative_prompt, p.max_sequence_length);
-  }
-  after_stage(ctx, m);
-  progress("encode", 1, 1);
-
-  const int64_t c = m.transformer_config.in_channels / 4;
-  rt::TorchGenerator gen(p.seed);
-  const rt::Tensor noise = gen.randn({1, c, lh, lw});
-  rt::Tensor latents = pack_latents(ctx, rt::to_device(ctx, noise, ctx.device(), rt::DType::F32));  // f32 between steps
-  const rt::Tensor img_ids = latent_image_ids(lh / 2, lw / 2);
-  {
-    std::optional<dit::flux::FluxTransformer> transformer;
-    if (m.offload) {
-      RT_ASSIGN(transformer, (load_for_stage<dit::flux::FluxTransformer>(ctx, m, "transformer", map_transformer,
-                                                                         m.transformer_config, on_load)));
-    }
-    const auto& model = resident_or(m.transformer, transformer);
-    const auto schedule = dit::sampling::flux_schedule(p.steps, latents.size(1), m.scheduler);
-    DenoiseOptions opt;
-    opt.cuda_graph = p.cuda_graph;
-    opt.attention = p.attention;
-    if (has_guidance()) opt.guidance = p.guidance;
-    if (true_cfg) {
-      opt.negative = &neg;
-      opt.true_cfg_scale = *p.true_cfg;
-    }
-    progress("denoise", 0, schedule.steps());
-    opt.progress = [&](int i, int n) { progress("denoise", i, n); };
-    latents = denoise(ctx, model, latents, cond, img_ids, schedule, opt);
-  }
-  cond = neg = FluxCond();
-  after_stage(ctx, m);
-
-  progress("decode", 0, 1);
-  std::optional<vae::flux::Decoder> vae;
-  if (m.offload) {
-    RT_ASSIGN(vae, (load_for_stage<vae::flux::Decoder>(ctx, m, "vae", map_vae, m.vae_config, on_load)));
-  }
-  const auto& decoder = resident_or(m.vae, vae);
-  const rt::Tensor z = vae::flux::unscale_latents(ctx, unpack_latents(ctx, latents, lh, lw), m.vae_config);
-  const rt::Tensor decoded = p.vae_tile > 0 ? vae::flux::decode_tiled(ctx, decoder, z, p.vae_tile) : decoder.forward(ctx, z);
-  const rt::Tensor image = rt::to_host(ctx, decoded);  // [1, 3, H, W] f32 on the host
-  progress("decode", 1, 1);
-  return image.select(0, 0).contiguous();
+  RT_ASSIGN(std::vector<rt::Tensor> images, generate_batch(ctx, p, {BatchImage{p.prompt, p.seed}}, nullptr, progress, on_load));
+  return images.front();
 }
 
 }  // namespace app
@@ -424,7 +350,7 @@ rt::Result<std::vector<rt::Tensor>> FluxPipeline::generate_batch(const rt::Conte
   if (true_cfg) neg = stack_conds(ctx, neg_rows);
   conds.clear();
 
-  // Each image's noise from its own generator, exactly as generate() draws it for that seed.
+  // Each image's noise from its own generator: the noise of that seed alone ([1, C, h, w]).
   const int64_t c = m.transformer_config.in_channels / 4;
   std::vector<rt::Tensor> noise;
   for (const BatchImage& im : images)
