@@ -49,6 +49,11 @@ mkdir -p "$p/$lib/cmake/openblas"
 cp "$p/$lib/$ob/cmake/openblas/"*.cmake "$p/$lib/cmake/openblas/"
 ln -s pkgconf "$p/usr/bin/pkg-config"
 
+# ICU's 31 MB data library would take 7 MB of the device call's 64 MiB; an empty data package serves
+# (scripts/icu_stub/icudata_stub.c says why).
+icudata="$(readlink -f "$p/$lib/libicudata.so.72")"
+gcc -shared -fPIC -O2 -Wl,-soname,libicudata.so.72 -o "$icudata" "$root/scripts/icu_stub/icudata_stub.c"
+
 # Absolute /usr paths in pkg-config and CMake files become paths relative to the file itself, so the
 # prefix works wherever it is unpacked: ${pcfiledir} (pkg-config, pkgconf) and CMAKE_CURRENT_LIST_DIR.
 relocate() {  # <file> <variable naming the file's folder>
