@@ -7,6 +7,7 @@
 # Needs a CUDA build (default build-gpu/) and diffusers importable; about 8 minutes on an H200 besides the
 # build (writing the 34 GB folder ~2, loading it six times, 16 images per run).
 # usage: bench/batch_h200.sh [SIZE=1024] [STEPS=10] [IMAGES=16]; results in $OUT (or bench-results/)
+# DIFFUSERS_WARMUP=N gives diffusers N untimed calls first (default 0: both sides cold).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${DITRUN_BIN:-$root/build-gpu/app/ditrun}"
@@ -14,7 +15,9 @@ out="${OUT:-$root/bench-results}"
 model="${MODEL_DIR:-/tmp/flux-dev-random}"
 size="${1:-1024}" steps="${2:-10}" images="${3:-16}"
 mkdir -p "$out"
+t0=$SECONDS
 [ -d "$model" ] || python3 "$root/tools/make_random_flux.py" --out "$model"
+echo "== model folder ready after $((SECONDS - t0)) s"
 prompts="$out/batch_prompts.txt"
 python3 - "$root/tests/fixtures/world/heldout_prompts.jsonl" "$images" > "$prompts" <<'PY'
 import json, sys
@@ -28,6 +31,6 @@ for bs in 1 4 8; do
     -W "$size" -H "$size" --steps "$steps" --batch-size "$bs" 2>&1 | tail -2 | tee "$out/ditrun_batch_$bs.log"
   echo "== diffusers batch $bs"
   python3 "$root/bench/diffusers_batch.py" --model "$model" --prompts "$prompts" --batch-size "$bs" --size "$size" \
-    --steps "$steps" --warmup 0 --out-dir "/tmp/diffusers_batch_$bs" --json "$out/diffusers_batch_$bs.json" 2>&1 | tail -1 |
+    --steps "$steps" --warmup "${DIFFUSERS_WARMUP:-0}" --out-dir "/tmp/diffusers_batch_$bs" --json "$out/diffusers_batch_$bs.json" 2>&1 | tail -1 |
     tee "$out/diffusers_batch_$bs.log"
 done
