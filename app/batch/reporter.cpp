@@ -15,6 +15,8 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+static double millis(double seconds) { return std::round(seconds * 1000.0) / 1000.0; }
+
 static double per_minute(int images, double seconds) { return seconds > 0 ? images * 60.0 / seconds : 0.0; }
 
 static std::string group_label(const JobSettings& s) {
@@ -33,10 +35,10 @@ double BatchReporter::now() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-void BatchReporter::emit(const nlohmann::json& event) {
+void BatchReporter::emit(const nlohmann::json& event, bool flush) {
   if (!json_) return;
   std::fprintf(out_, "%s\n", event.dump().c_str());
-  std::fflush(out_);
+  if (flush) std::fflush(out_);
 }
 
 void BatchReporter::clear_line() {
@@ -83,12 +85,44 @@ void BatchReporter::group_start(int group, const JobSettings& settings, int imag
   groups_.push_back({group_label(settings), images, 0, 0, 0});
   group_start_ = now();
   steps_ = step_ = 0;
+  group_passes_ = 0;
 }
 
-void BatchReporter::step(int i, int n) {
-  step_ = i;
-  steps_ = n;
-  if (tty_) draw();
+void BatchReporter::pass_start(int images) {
+  ++passes_;
+  ++group_passes_;
+  pass_images_ = images;
+  pass_start_ = now();
+}
+
+// Without a terminal, a line per stage of a group's first pass (where plans are built and a slow or stuck
+// first call shows), later ones only after kQuietSeconds without one.
+static constexpr double kQuietSeconds = 10.0;
+
+void BatchReporter::stage(const std::string& name, int i, int n) {
+  if (name == "denoise") {
+    step_ = i;
+    steps_ = n;
+  }
+  const double t = now();
+  // Flushed at most once a second (every other event flushes them too): a reader on a pipe is not woken
+  // for each of many short steps, and a stalled stage still shows within a second of where it began.
+  const bool flush = t - last_stage_flush_ >= 1.0;
+  if (flush) last_stage_flush_ = t;
+  emit({{"event", "stage"}, {"stage", name},          {"done", i},
+        {"of", n},          {"pass", passes_},         {"images", pass_images_},
+        {"seconds", millis(t - start_)}, {"pass_seconds", millis(t - pass_start_)}},
+       flush);
+  if (quiet_) return;
+  if (tty_) {
+    if (name == "denoise") draw();
+    return;
+  }
+  if (group_passes_ > 1 && t - last_stage_line_ < kQuietSeconds) return;
+  last_stage_line_ = t;
+  std::fprintf(err_, "ditrun batch: pass %d (%d image%s): %s %d/%d at %.1f s (pass %.1f s)\n", passes_, pass_images_,
+               pass_images_ == 1 ? "" : "s", name.c_str(), i, n, t - start_, t - pass_start_);
+  std::fflush(err_);
 }
 
 void BatchReporter::image_done(const Job& job, const std::string& path, const std::string& sha256, double seconds) {

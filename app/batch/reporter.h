@@ -1,7 +1,11 @@
 // What `ditrun batch` tells people and scripts: one live progress line on stderr (images done/total,
 // the current group, images per minute, ETA; redrawn in place on a terminal, one line per image
 // otherwise), notes and errors on stderr, and with --log-json one JSON event per line on stdout:
-//   start, image_done, image_error, group_done, finished (with totals and per-group rates).
+//   start, stage, image_done, image_error, group_done, finished (with totals and per-group rates).
+// A stage event marks each pass's progress (encode, every denoise step, decode) with the seconds since
+// the start and since the pass began, so a piped or killed run shows where its time went (they are
+// flushed at most once a second, so the last one seen is at most a second behind); without a
+// terminal, stderr gets the same as lines for each group's first pass and whenever 10 s went by quietly.
 #pragma once
 #include <cstdio>
 #include <string>
@@ -29,7 +33,10 @@ class BatchReporter {
 
   void start(const BatchTotals& totals, const std::string& out_dir);
   void group_start(int group, const JobSettings& settings, int images);
-  void step(int i, int n);  // denoising progress of the current chunk
+  // A batched pass of `images` images begins (one call of the pipeline).
+  void pass_start(int images);
+  // Progress of the current pass: stage "encode", "denoise" or "decode", i of n done.
+  void stage(const std::string& name, int i, int n);
   void image_done(const Job& job, const std::string& path, const std::string& sha256, double seconds);
   void image_error(int line, const Job* job, const std::string& message);
   void group_done();
@@ -50,14 +57,15 @@ class BatchReporter {
   double now() const;
   void clear_line();
   void draw();
-  void emit(const nlohmann::json& event);
+  void emit(const nlohmann::json& event, bool flush = true);
 
   bool quiet_, json_, tty_;
   std::FILE* out_;
   std::FILE* err_;
   BatchTotals totals_;
-  double start_ = 0, group_start_ = 0;
+  double start_ = 0, group_start_ = 0, pass_start_ = 0, last_stage_line_ = 0, last_stage_flush_ = 0;
   int generated_ = 0, errors_ = 0, step_ = 0, steps_ = 0;
+  int passes_ = 0, group_passes_ = 0, pass_images_ = 0;
   std::vector<Group> groups_;
   bool line_shown_ = false;
 };

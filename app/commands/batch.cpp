@@ -234,8 +234,12 @@ void BatchRun::run_chunk(const GenerateParams& shared, const std::vector<size_t>
   std::vector<BatchImage> images;
   for (size_t j : chunk) images.push_back({jobs_[j].prompt, jobs_[j].seed});
   const auto t0 = std::chrono::steady_clock::now();
+  reporter_.pass_start(int(chunk.size()));
+  // The host queues a GPU pass far ahead of the device (graph replays, no reads until the decode), so each
+  // stage is reported once the device got there; a step is long enough that the wait costs nothing.
   const ProgressFn progress = [&](const char* stage, int i, int n) {
-    if (std::string(stage) == "denoise") reporter_.step(i, n);
+    rt::synchronize(ctx_);
+    reporter_.stage(stage, i, n);
   };
   auto out = pipe_.generate_batch(ctx_, shared, images, &cache_, progress);
   if (!out) {
@@ -342,6 +346,7 @@ int run_batch(const BatchOptions& o) {
   auto made = make_context(o.device, o.quiet ? rt::LogLevel::Quiet : rt::LogLevel::Info);
   if (!made) return usage_error(made.status().message());
   const rt::Context& ctx = made.value();
+  if (!o.quiet) std::fprintf(stderr, "ditrun batch: loading %s\n", model_name(o.paths).c_str());
   auto pipe = FluxPipeline::load(ctx, *paths, o.load);
   if (!pipe) {
     std::fprintf(stderr, "ditrun batch: %s\n", pipe.status().message().c_str());
@@ -414,7 +419,8 @@ Command add_batch_command(CLI::App& root) {
               "Replace existing files that are not this batch's recorded results (recorded, intact images are still skipped)");
   c->add_flag("-q,--quiet", o->quiet, "No progress on stderr (errors are still printed)");
   c->add_flag("--log-json", o->log_json,
-              "One JSON event per line on stdout: start, image_done, image_error, group_done, finished");
+              "One JSON event per line on stdout: start, stage (encode, each denoise step, decode of every pass), "
+              "image_done, image_error, group_done, finished");
   c->add_flag("--offload", o->load.offload, "Keep only the component in use on the device (reloads them every pass)");
   add_device_options(*c, o->device);
   return {c, [o] { return run_batch(*o); }};

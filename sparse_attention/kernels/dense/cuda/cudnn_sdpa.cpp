@@ -64,15 +64,15 @@ struct Plan {
   int64_t index = -1;  // the plan that runs; -1 until the candidates were timed on the first call
 };
 
-// Problems at least this large (B·H·Lq·Lk·D) build every plan cuDNN offers and time them once: the
-// heuristic's first plan ran ~5-10% under PyTorch's cuDNN SDPA at Flux 2048x2048 sizes. Smaller ones (T5,
-// CLIP) take the first plan; building all costs more than it saves there.
+// Problems with at least this much work per batch item (H·Lq·Lk·D) build every plan cuDNN offers and time
+// them once: the heuristic's first plan ran ~5-10% under PyTorch's cuDNN SDPA at Flux 2048x2048 sizes.
+// Smaller ones (T5, CLIP) take the first plan; building all costs more than it saves there. The batch is
+// left out so that which path a model takes does not change with the batch size: counted in, T5-XXL's
+// biased 512-token attention (2^30 per item) crossed the line at batch 4 and built every plan.
 constexpr double kTuneMinWork = 4294967296.0;  // 2^32
 
-double work_of(const Layout& l) {
-  double w = double(l.k.dim[2]);
-  for (int64_t d : l.q.dim) w *= double(d);
-  return w;
+double work_per_item(const Layout& l) {
+  return double(l.q.dim[1]) * double(l.q.dim[2]) * double(l.k.dim[2]) * double(l.q.dim[3]);
 }
 
 // Dims of extent 1 are never stepped over; they get the packed stride (next stride × next extent), so a
@@ -193,7 +193,7 @@ std::shared_ptr<Plan> build(cudnnHandle_t handle, const Layout& l) {
   if (auto e = g->build_operation_graph(handle); e.is_bad()) return failed("build_operation_graph", e);
   if (auto e = g->create_execution_plans({fe::HeurMode_t::A}); e.is_bad()) return failed("heuristics", e);
   if (auto e = g->check_support(); e.is_bad()) return failed("check_support", e);
-  const bool tune = work_of(l) >= kTuneMinWork;
+  const bool tune = work_per_item(l) >= kTuneMinWork;
   if (!tune || g->build_plans(fe::BuildPlanPolicy_t::ALL).is_bad()) {
     if (auto e = g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE); e.is_bad()) return failed("build_plans", e);
     int64_t ws = 0;
