@@ -10,7 +10,8 @@
 #   --cmake-args       more configure arguments, after the defaults (e.g. "-DCMAKE_BUILD_TYPE=RelWithDebInfo")
 # Env: OUT (logs and summary.txt are written there, else under the build folder), GPU_CHECK_EXTRA (a
 # command run last, with DITRUN_BUILD and the library paths set), DITRUN_DEPS (default /opt/ditrun-deps),
-# BUILD_DIR (default build-gpu), CUDA_ARCHS (default 90a).
+# BUILD_DIR (default build-gpu), CUDA_ARCHS (default 90a), BUILD_TARGETS (only these targets, e.g. "ditrun",
+# with --only-build).
 # Exit status: 0 when every step passed. A GPU test that skips on a machine with a GPU is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     --ctest-args) ctest_args="$2"; shift ;;
     --cpu-ctest-args) cpu_ctest_args="$2"; shift ;;
     --cmake-args) cmake_args="$2"; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -133,7 +134,7 @@ configure() {
     "$build/CMakeCache.txt" | sed 's/^/   /'
 }
 
-build_all() { cmake --build "$build" -j"$jobs"; }
+build_all() { cmake --build "$build" -j"$jobs" ${BUILD_TARGETS:+--target $BUILD_TARGETS}; }
 
 # ctest over a label selection; with a GPU present, a test that skips is a failure (the GPU was not used).
 run_ctest() {  # <args...>

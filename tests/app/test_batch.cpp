@@ -239,11 +239,12 @@ static int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// Runs ditrun and reads its stdout; right after the first image_done event sends SIGINT, and with
-// `twice` a second one once the first was handled (the handler's note is on stderr: two signals sent
-// back to back would merge into one pending signal). Returns the exit status and stdout.
+// Runs ditrun and reads its stdout; once `trigger` shows up there sends SIGINT, and with `twice` a second
+// one once the first was handled (the handler's note is on stderr: two signals sent back to back would
+// merge into one pending signal). Returns the exit status and stdout.
 static std::pair<int, std::string> run_and_interrupt(const std::vector<std::string>& args, bool twice,
-                                                     const std::string& stderr_file) {
+                                                     const std::string& stderr_file,
+                                                     const std::vector<std::string>& trigger = {"\"event\":\"image_done\""}) {
   int fd = -1;
   const pid_t pid = spawn_ditrun(args, stderr_file, &fd);
   std::string text;
@@ -252,7 +253,9 @@ static std::pair<int, std::string> run_and_interrupt(const std::vector<std::stri
   ssize_t n;
   while ((n = ::read(fd, buf, sizeof buf)) > 0) {
     text.append(buf, size_t(n));
-    if (sent || text.find("\"event\":\"image_done\"") == std::string::npos) continue;
+    if (sent || std::none_of(trigger.begin(), trigger.end(),
+                             [&](const std::string& t) { return text.find(t) != std::string::npos; }))
+      continue;
     ::kill(pid, SIGINT);
     sent = true;
     for (int waited = 0; twice && waited < 500; ++waited) {  // up to 5 s
@@ -317,11 +320,13 @@ TEST_CASE("batch: Ctrl-C stops after the current image with a consistent manifes
 
   SECTION("a second Ctrl-C exits at once") {
     fs::remove_all(out);
-    // Images of 30 steps, so the second Ctrl-C lands while the second image is still being made even on a
-    // loaded machine (with 3 steps it could finish between the two signals).
+    // Both signals must land inside a pass: sent between two passes, the first alone ends the run with 1.
+    // So the first goes once the second pass has reported a stage, and its images (256x256, 30 steps, a few
+    // seconds each) outlast the one-second flush of stage events and the wait for the handler's note.
     std::vector<std::string> slow = args;
-    slow[std::find(slow.begin(), slow.end(), "--steps") - slow.begin() + 1] = "30";
-    const auto [rc2, text2] = run_and_interrupt(slow, true, dir + "/stderr.txt");
+    for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--steps", "30"}, {"-W", "256"}, {"-H", "256"}})
+      slow[std::find(slow.begin(), slow.end(), flag) - slow.begin() + 1] = value;
+    const auto [rc2, text2] = run_and_interrupt(slow, true, dir + "/stderr.txt", {"\"pass\":2,", "\"pass\":2}"});
     CHECK(rc2 == 130);
     CHECK(events(read_jsonl(text2), "finished").empty());
     for (const json& m : read_manifest(out)) CHECK(m["status"] == "ok");  // whole lines only
