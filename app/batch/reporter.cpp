@@ -35,10 +35,10 @@ double BatchReporter::now() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-void BatchReporter::emit(const nlohmann::json& event, bool flush) {
+void BatchReporter::emit(const nlohmann::json& event) {
   if (!json_) return;
   std::fprintf(out_, "%s\n", event.dump().c_str());
-  if (flush) std::fflush(out_);
+  std::fflush(out_);
 }
 
 void BatchReporter::clear_line() {
@@ -105,14 +105,11 @@ void BatchReporter::stage(const std::string& name, int i, int n) {
     steps_ = n;
   }
   const double t = now();
-  // Flushed at most once a second (every other event flushes them too): a reader on a pipe is not woken
-  // for each of many short steps, and a stalled stage still shows within a second of where it began.
-  const bool flush = t - last_stage_flush_ >= 1.0;
-  if (flush) last_stage_flush_ = t;
+  // Flushed like every event (a step takes milliseconds at least), so a stalled or killed run shows the
+  // stage it was in.
   emit({{"event", "stage"}, {"stage", name},          {"done", i},
         {"of", n},          {"pass", passes_},         {"images", pass_images_},
-        {"seconds", millis(t - start_)}, {"pass_seconds", millis(t - pass_start_)}},
-       flush);
+        {"seconds", millis(t - start_)}, {"pass_seconds", millis(t - pass_start_)}});
   if (quiet_) return;
   if (tty_) {
     if (name == "denoise") draw();

@@ -3,8 +3,7 @@
 // otherwise), notes and errors on stderr, and with --log-json one JSON event per line on stdout:
 //   start, stage, image_done, image_error, group_done, finished (with totals and per-group rates).
 // A stage event marks each pass's progress (encode, every denoise step, decode) with the seconds since
-// the start and since the pass began, so a piped or killed run shows where its time went (they are
-// flushed at most once a second, so the last one seen is at most a second behind); without a
+// the start and since the pass began, so a piped or killed run shows where its time went; without a
 // terminal, stderr gets the same as lines for each group's first pass and whenever 10 s went by quietly.
 #pragma once
 #include <cstdio>
@@ -57,13 +56,13 @@ class BatchReporter {
   double now() const;
   void clear_line();
   void draw();
-  void emit(const nlohmann::json& event, bool flush = true);
+  void emit(const nlohmann::json& event);
 
   bool quiet_, json_, tty_;
   std::FILE* out_;
   std::FILE* err_;
   BatchTotals totals_;
-  double start_ = 0, group_start_ = 0, pass_start_ = 0, last_stage_line_ = 0, last_stage_flush_ = 0;
+  double start_ = 0, group_start_ = 0, pass_start_ = 0, last_stage_line_ = 0;
   int generated_ = 0, errors_ = 0, step_ = 0, steps_ = 0;
   int passes_ = 0, group_passes_ = 0, pass_images_ = 0;
   std::vector<Group> groups_;

@@ -322,7 +322,7 @@ TEST_CASE("batch: Ctrl-C stops after the current image with a consistent manifes
     fs::remove_all(out);
     // Both signals must land inside a pass: sent between two passes, the first alone ends the run with 1.
     // So the first goes once the second pass has reported a stage, and its images (256x256, 30 steps, a few
-    // seconds each) outlast the one-second flush of stage events and the wait for the handler's note.
+    // seconds each) outlast the wait for the handler's note.
     std::vector<std::string> slow = args;
     for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--steps", "30"}, {"-W", "256"}, {"-H", "256"}})
       slow[std::find(slow.begin(), slow.end(), flag) - slow.begin() + 1] = value;
