@@ -41,6 +41,9 @@ rt::Result<Manifest> Manifest::open(const std::string& path) {
     }
     if (j.value("status", "") == "ok" && j.contains("output") && j["output"].is_string())
       m.latest_ok_[j["output"].get<std::string>()] = j;
+    else if (j.value("status", "") == "error" && !j.contains("output") && j["line"].is_number_integer() &&
+             j["error"].is_string())
+      m.line_errors_.insert({j["line"].get<int>(), j["error"].get<std::string>()});
   }
   m.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (m.fd_ < 0) return rt::Status::error(os_error("cannot open manifest", path, errno));
@@ -56,7 +59,11 @@ rt::Result<Manifest> Manifest::open(const std::string& path) {
 }
 
 Manifest::Manifest(Manifest&& o) noexcept
-    : path_(std::move(o.path_)), fd_(o.fd_), unreadable_(o.unreadable_), latest_ok_(std::move(o.latest_ok_)) {
+    : path_(std::move(o.path_)),
+      fd_(o.fd_),
+      unreadable_(o.unreadable_),
+      latest_ok_(std::move(o.latest_ok_)),
+      line_errors_(std::move(o.line_errors_)) {
   o.fd_ = -1;
 }
 
@@ -67,6 +74,10 @@ Manifest::~Manifest() {
 const nlohmann::json* Manifest::latest_ok(const std::string& output) const {
   const auto it = latest_ok_.find(output);
   return it == latest_ok_.end() ? nullptr : &it->second;
+}
+
+bool Manifest::has_line_error(int line, const std::string& message) const {
+  return line_errors_.count({line, message}) > 0;
 }
 
 rt::Status Manifest::append(const nlohmann::json& record) {

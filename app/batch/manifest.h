@@ -8,6 +8,7 @@
 // win: a re-run appends; the latest "ok" record of an output file is the one resume checks.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ class Manifest {
 
   // The latest "ok" record of `output`, or null.
   const nlohmann::json* latest_ok(const std::string& output) const;
+  // Whether a record of this bad prompts-file line (no image) with this message is already there: a re-run
+  // reports it again but does not append it again.
+  bool has_line_error(int line, const std::string& message) const;
   int unreadable_lines() const { return unreadable_; }
   const std::string& path() const { return path_; }
 
@@ -43,6 +47,7 @@ class Manifest {
   int fd_ = -1;
   int unreadable_ = 0;
   std::map<std::string, nlohmann::json> latest_ok_;
+  std::set<std::pair<int, std::string>> line_errors_;
 };
 
 // What a re-run does with one job, given the manifest and what is on disk.

@@ -287,7 +287,7 @@ int BatchRun::run(const ExpandedBatch& batch) {
   reporter_.start(totals, o_.out_dir);
   for (const ItemError& e : batch.errors) {
     reporter_.image_error(e.line, nullptr, e.message);
-    record(error_record(e.line, e.message));
+    if (!manifest_.has_line_error(e.line, e.message)) record(error_record(e.line, e.message));
   }
   for (const auto& [j, why] : refused) fail(jobs_[j], why);
 

@@ -166,6 +166,9 @@ TEST_CASE("batch: a mixed prompts file gives exactly the expected files and mani
     CHECK(events(ev2, "start")[0]["skipped"] == 6);
     CHECK(events(ev2, "image_done").empty());
     CHECK(mtimes(out) == before);
+    // The bad line is reported again but recorded once.
+    CHECK(events(ev2, "image_error").size() == 1);
+    CHECK(read_manifest(out).size() == 7);
   }
   SECTION("a deleted or damaged image is regenerated, the same bytes; a stranger's file is kept") {
     const std::string gone = kRedSlug + "_L1_s1.png", damaged = "square_s8.png", stranger = "a-blue-star_L3_s2.png";
