@@ -25,6 +25,7 @@
 #include "app/batch/sha256.h"
 #include "app/commands/commands.h"
 #include "app/commands/device_options.h"
+#include "app/commands/model_options.h"
 #include "app/commands/exit_codes.h"
 #include "app/io/png_writer.h"
 #include "app/pipeline/batch_generate.h"
@@ -388,11 +389,7 @@ int run_batch(const BatchOptions& o) {
 Command add_batch_command(CLI::App& root) {
   auto o = std::make_shared<BatchOptions>();
   CLI::App* c = root.add_subcommand("batch", "Generate many images from a prompts file, resumably");
-  c->add_option("--model", o->paths.model, "diffusers Flux folder; default: the embedded model");
-  c->add_option("--transformer", o->paths.transformer, "Flux transformer weights; overrides --model's");
-  c->add_option("--vae", o->paths.vae, "Flux AE weights");
-  c->add_option("--t5", o->paths.t5, "T5 encoder folder");
-  c->add_option("--clip", o->paths.clip, "CLIP text encoder folder");
+  add_model_options(*c, o->paths);
   c->add_option("--prompts", o->prompts,
                 "Prompts file: one prompt per line, or a JSON object per line with \"prompt\" and any of negative_prompt, "
                 "width, height, steps, guidance, seed, attention, dense_steps, name")

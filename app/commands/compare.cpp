@@ -22,6 +22,7 @@
 #include "app/commands/compare_metrics.h"
 #include "app/commands/compare_timing.h"
 #include "app/commands/device_options.h"
+#include "app/commands/model_options.h"
 #include "app/commands/exit_codes.h"
 #include "app/io/png_writer.h"
 #include "app/pipeline/flux_pipeline.h"
@@ -478,7 +479,7 @@ int run_compare(const CompareOptions& o) {
 Command add_compare_command(CLI::App& root) {
   auto o = std::make_shared<CompareOptions>();
   CLI::App* c = root.add_subcommand("compare", "Generate one prompt with full attention and sparse methods; compare them");
-  c->add_option("--model", o->paths.model, "diffusers Flux folder; default: the embedded model");
+  add_model_options(*c, o->paths);
   c->add_option("-p,--prompt", o->params.prompt, "What the image shows (or --prompts)");
   c->add_option("--prompts", o->prompts_file,
                 "A prompts file instead of --prompt: JSON lines {\"prompt\": ..., \"seed\": N, \"image\": \"0001.png\"} "
