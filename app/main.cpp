@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       app::add_compare_command(root),
       app::add_batch_command(root),
       app::add_backends_command(root),
+      app::add_calibrate_command(root),
   };
   try {
     root.parse(argc, argv);

@@ -44,6 +44,7 @@ static void validate(const rt::Context& ctx, const AttentionParams& p) {
 
 rt::Tensor attention(const rt::Context& ctx, const AttentionParams& p) {
   validate(ctx, p);
+  if (p.observer != nullptr) p.observer->observe(ctx, p);
   if (is_structured(p)) return structured_attention(ctx, p);
   std::string why;
   const std::optional<DenseKernel> kernel = select_dense_kernel(ctx, p, &why);

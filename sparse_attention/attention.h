@@ -12,6 +12,16 @@
 
 namespace sattn {
 
+struct AttentionParams;
+
+// Sees every attention() call before it runs (`ditrun calibrate` gathers PARO statistics with one). An
+// explicit object handed down with the call (AttentionParams::observer), so no global state.
+class AttentionObserver {
+ public:
+  virtual ~AttentionObserver() = default;
+  virtual void observe(const rt::Context& ctx, const AttentionParams& p) = 0;
+};
+
 enum class MaskKind {
   None,    // every query sees every key
   Causal,  // query i sees keys j <= i (CLIP's text tower)
@@ -35,6 +45,7 @@ struct AttentionParams {
   // Where the call sits, so per-layer and per-step policies need no global state.
   int layer_index = -1;
   int step_index = -1;
+  int num_steps = -1;  // denoising steps of the run (PARO's timestep buckets); -1 = unknown
   // Forces a dense kernel (tests, benchmarks); models leave it Auto. On a structured call (below)
   // Reference forces the masked dense reference (the explicit mask) instead of the block-sparse path.
   DenseKernel kernel = DenseKernel::Auto;
@@ -44,6 +55,8 @@ struct AttentionParams {
   // tokens in natural order under the rule's mask, without bias or causal mask.
   TokenLayout tokens;
   MethodSpec method;
+  // When set, sees the call (q, k, v, tokens, layer, step) before it runs.
+  AttentionObserver* observer = nullptr;
 };
 
 // Softmax attention; softmax statistics in float32 or wider. Aborts (CHECK) on inconsistent shapes,

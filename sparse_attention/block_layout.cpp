@@ -44,14 +44,29 @@ std::string validate(const BlockLayout& l) {
   if (l.rule.tokens.seq_len() != l.seq_len)
     return say("the rule's token layout has ", l.rule.tokens.seq_len(), " tokens but seq_len is ", l.seq_len);
   if (!l.perm.empty()) {
-    if (int64_t(l.perm.size()) != l.seq_len) return say("perm has ", l.perm.size(), " entries, expected seq_len ", l.seq_len);
-    std::vector<char> seen(size_t(l.seq_len), 0);
-    for (size_t p = 0; p < l.perm.size(); ++p) {
-      const int32_t t = l.perm[p];
-      if (t < 0 || t >= l.seq_len) return say("perm[", p, "] = ", t, " is outside [0, ", l.seq_len, ")");
-      if (seen[size_t(t)]) return say("perm is not a permutation: token ", t, " appears twice");
-      seen[size_t(t)] = 1;
+    if (l.seq_len == 0 || int64_t(l.perm.size()) % l.seq_len != 0)
+      return say("perm has ", l.perm.size(), " entries, expected a multiple of seq_len ", l.seq_len);
+    const int64_t sets = l.perm_sets();
+    if (l.head_perm.empty() && sets != 1)
+      return say("perm holds ", sets, " perm sets but head_perm is empty (one set serves every head)");
+    for (int64_t s = 0; s < sets; ++s) {
+      std::vector<char> seen(size_t(l.seq_len), 0);
+      for (int64_t p = 0; p < l.seq_len; ++p) {
+        const int32_t t = l.perm[size_t(s * l.seq_len + p)];
+        const std::string where = sets == 1 ? "" : say(" (perm set ", s, ")");
+        if (t < 0 || t >= l.seq_len) return say("perm[", p, "] = ", t, " is outside [0, ", l.seq_len, ")", where);
+        if (seen[size_t(t)]) return say("perm is not a permutation: token ", t, " appears twice", where);
+        seen[size_t(t)] = 1;
+      }
     }
+  }
+  if (!l.head_perm.empty()) {
+    if (l.perm.empty()) return say("head_perm has ", l.head_perm.size(), " entries but perm is empty");
+    if (int64_t(l.head_perm.size()) != l.heads)
+      return say("head_perm has ", l.head_perm.size(), " entries, expected one per head (", l.heads, ")");
+    for (size_t h = 0; h < l.head_perm.size(); ++h)
+      if (l.head_perm[h] < 0 || l.head_perm[h] >= l.perm_sets())
+        return say("head_perm[", h, "] = ", l.head_perm[h], " is outside the ", l.perm_sets(), " perm sets");
   }
   if (std::string e = check_csr(l, l.full_offsets, l.full_index, "full"); !e.empty()) return e;
   if (std::string e = check_csr(l, l.partial_offsets, l.partial_index, "partial"); !e.empty()) return e;
@@ -82,10 +97,10 @@ double BlockLayout::tile_density() const {
 
 double BlockLayout::flop_density() const {
   if (seq_len == 0 || entries() == 0) return 0;
-  auto token = [&](int64_t p) -> int64_t { return perm.empty() ? p : perm[size_t(p)]; };
   double allowed_elements = 0;
   for (int64_t e = 0; e < entries(); ++e) {
-    const int64_t qt = e % num_q_tiles(), rows = tile_tokens(qt, q_tile);
+    const int64_t qt = e % num_q_tiles(), rows = tile_tokens(qt, q_tile), h = (e / num_q_tiles()) % heads;
+    auto token = [&](int64_t p) { return this->token(h, p); };
     for (int32_t i = full_offsets[e]; i < full_offsets[e + 1]; ++i)
       allowed_elements += double(rows) * double(tile_tokens(full_index[i], kv_tile));
     for (int32_t i = partial_offsets[e]; i < partial_offsets[e + 1]; ++i) {

@@ -5,7 +5,8 @@
 // Tiles are cut from the sequence in *layout order*: position p of the permuted sequence holds natural
 // token perm[p] (perm empty = identity). Re-layouts (GRAT groups, NATTEN tiles, PARO axis orders) only
 // change perm, so callers never see them: kernels gather q/k/v through perm (or receive them permuted)
-// and scatter the output back.
+// and scatter the output back. Heads may run in different orders (PARO picks an axis order per head):
+// perm then holds several permutations ("perm sets") back to back and head_perm names each head's set.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -19,7 +20,12 @@ struct BlockLayout {
   int64_t q_tile = 0, kv_tile = 0;          // tokens per tile (the last tile of a sequence may be shorter)
   int64_t seq_len = 0;                      // Lq == Lk (self-attention)
   int64_t batch = 1, heads = 1;             // 1 = the same plan for every batch entry / head (broadcast)
-  std::vector<int32_t> perm;                // layout position -> natural token index; empty = identity
+  // Layout position -> natural token index: empty = identity for every head; else n · seq_len entries,
+  // perm set s = perm[s · seq_len, (s + 1) · seq_len). Without head_perm there must be one set (n = 1).
+  std::vector<int32_t> perm;
+  // Empty: every head uses perm set 0. Else one perm set index per layout head (heads entries; with
+  // heads == 1 the one entry serves every head of the call, as the lists do).
+  std::vector<int32_t> head_perm;
   // CSR over entries e = (b·heads + h)·num_q_tiles() + qt; indices sorted ascending, unique.
   std::vector<int32_t> full_offsets, full_index;
   std::vector<int32_t> partial_offsets, partial_index;
@@ -29,6 +35,18 @@ struct BlockLayout {
   int64_t num_q_tiles() const { return q_tile == 0 ? 0 : (seq_len + q_tile - 1) / q_tile; }
   int64_t num_kv_tiles() const { return kv_tile == 0 ? 0 : (seq_len + kv_tile - 1) / kv_tile; }
   int64_t entries() const { return batch * heads * num_q_tiles(); }
+  int64_t perm_sets() const { return perm.empty() || seq_len == 0 ? 0 : int64_t(perm.size()) / seq_len; }
+  // The layout order of call head h (nullptr = identity): seq_len entries, position -> natural token.
+  const int32_t* perm_of(int64_t h) const {
+    if (perm.empty()) return nullptr;
+    const int64_t set = head_perm.empty() ? 0 : head_perm[size_t(heads == 1 ? 0 : h)];
+    return perm.data() + set * seq_len;
+  }
+  // Natural token of layout position pos for call head h.
+  int64_t token(int64_t h, int64_t pos) const {
+    const int32_t* p = perm_of(h);
+    return p == nullptr ? pos : p[pos];
+  }
   int64_t entry(int64_t b, int64_t h, int64_t qt) const {
     return ((batch == 1 ? 0 : b) * heads + (heads == 1 ? 0 : h)) * num_q_tiles() + qt;
   }
@@ -46,7 +64,8 @@ struct BlockLayout {
 };
 
 // Empty string when the layout is well formed (sizes, offsets monotone, indices sorted, in range, unique,
-// full ∩ partial = ∅, perm a permutation); otherwise what is wrong.
+// full ∩ partial = ∅, every perm set a permutation, head_perm empty or one set index per head in range);
+// otherwise what is wrong.
 std::string validate(const BlockLayout& layout);
 
 }  // namespace sattn

@@ -22,5 +22,6 @@ Command add_bench_attention_command(CLI::App& root);
 Command add_compare_command(CLI::App& root);
 Command add_batch_command(CLI::App& root);
 Command add_backends_command(CLI::App& root);
+Command add_calibrate_command(CLI::App& root);
 
 }  // namespace app

@@ -26,7 +26,9 @@ rt::Tensor denoise(const rt::Context& ctx, const dit::flux::FluxTransformer& mod
   const dit::flux::RopeTables pe = model.rope(ctx, img_ids, cond.txt_ids);
   CHECK(!do_true_cfg || options.negative->txt_ids.size(0) == cond.txt_ids.size(0), "negative prompt length ",
         options.negative->txt_ids.str(), " differs from the prompt's ", cond.txt_ids.str());
-  dit::flux::CapturedForward step(ctx, model, pe, options.cuda_graph, options.attention);
+  dit::flux::AttentionPolicy attention = options.attention;
+  attention.num_steps = n;  // PARO's timestep buckets
+  dit::flux::CapturedForward step(ctx, model, pe, options.cuda_graph, attention);
   for (int i = 0; i < n; ++i) {
     // The pipeline passes the scheduler timestep divided by 1000 (float32), not the sigma itself.
     const Tensor t = Tensor::full({B}, schedule.timesteps[i] / 1000.f);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/methods/paro.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/methods/structured.h"
 
@@ -35,7 +36,8 @@ sattn::TokenLayout joint_tokens(int64_t text_len, int64_t grid_h, int64_t grid_w
 std::string attention_fit_error(const sattn::MethodSpec& method, int64_t width, int64_t height, int64_t text_len) {
   if (method.is_dense()) return "";
   const sattn::TokenLayout tokens = joint_tokens(text_len, height / 16, width / 16);
-  const std::string why = sattn::rule_error(method.for_tokens(tokens));
+  const std::string why = method.paro ? sattn::paro_tokens_error(method.paro->plan(), tokens)
+                                      : sattn::rule_error(method.for_tokens(tokens));
   if (why.empty()) return "";
   return "does not fit " + std::to_string(width) + "x" + std::to_string(height) + " (a " + std::to_string(tokens.grid[1]) +
          "x" + std::to_string(tokens.grid[2]) + " token grid): " + why;
@@ -43,6 +45,7 @@ std::string attention_fit_error(const sattn::MethodSpec& method, int64_t width, 
 
 std::string dense_fallback_reason(const rt::Context& ctx, const sattn::AttentionParams& p) {
   if (p.method.is_dense() || !sattn::rule_error(p.method.for_tokens(p.tokens)).empty()) return "";
+  if (p.method.paro && !sattn::paro_tokens_error(p.method.paro->plan(), p.tokens).empty()) return "";
   const std::shared_ptr<const sattn::BlockLayout> layout = sattn::structured_layout(ctx, p);
   const double density = layout->tile_density();
   if (density >= kDenseFallbackTileDensity) {
@@ -80,7 +83,10 @@ static std::string call_kind(const sattn::AttentionParams& p) {
 sattn::MethodSpec AttentionPolicy::call_method(const rt::Context& ctx, const sattn::AttentionParams& p) const {
   if (!fallback || p.method.is_dense()) return p.method;
   const std::string name = sattn::method_str(p.method);
-  const std::string key = name + call_kind(p);
+  std::string key = name + call_kind(p);
+  if (p.method.paro)  // a PARO plan's density differs per layer and timestep bucket
+    key += "|layer " + std::to_string(p.layer_index) + "|bucket " +
+           std::to_string(p.method.paro->bucket(p.step_index, p.num_steps));
   FallbackCache& cache = *fallback_cache;
   std::string reason;
   {
@@ -132,6 +138,7 @@ std::string AttentionPolicy::dense_key(int step, int num_layers) const {
     const std::string name = sattn::method_str(m);
     const size_t id = size_t(std::find(others.begin(), others.end(), name) - others.begin());
     if (m.is_dense()) key += 'd';
+    else if (m.paro) key += "<p" + std::to_string(m.paro->bucket(step, num_steps)) + ">";  // layouts per bucket
     else if (name == base) key += 's';
     else if (id < 26) key += char('A' + id);
     else key += "<" + std::to_string(id) + ">";
@@ -165,6 +172,10 @@ std::string AttentionPolicy::layer_error(int num_layers) const {
     if (bad(l)) return "dense layer " + std::to_string(l) + " is out of range" + range;
   for (const auto& [l, m] : layer_methods)
     if (bad(l)) return "layer " + std::to_string(l) + " (" + sattn::method_str(m) + ") is out of range" + range;
+  for (const sattn::MethodSpec& m : distinct_methods())
+    if (m.paro && m.paro->plan().layers != num_layers)
+      return sattn::method_str(m) + ": the plan was calibrated for a model with " + std::to_string(m.paro->plan().layers) +
+             " layers, this model has " + std::to_string(num_layers) + ": run ditrun calibrate on this model";
   return "";
 }
 

@@ -48,6 +48,11 @@ struct AttentionPolicy {
   // Run dense where dense_fallback_reason says so (one stderr line per distinct method and reason). Off by
   // default: callers that compare methods must not get dense silently; `ditrun generate` turns it on.
   bool fallback = false;
+  // Denoising steps of the run (PARO's timestep buckets need step / num_steps); 0 = unknown. The denoise
+  // loop sets it.
+  int num_steps = 0;
+  // Sees every transformer attention call before it runs (`ditrun calibrate`); not owned.
+  sattn::AttentionObserver* observer = nullptr;
 
   // The one decision: the method of `layer` at `step` before the fallback. An unknown step (-1) counts as
   // a warm-up step.

@@ -73,13 +73,15 @@ static Tensor attention(const rt::Context& ctx, const QKV& x, int layer_index, i
   p.v = x.v;
   p.layer_index = layer_index;
   p.step_index = step_index;
+  p.num_steps = policy.num_steps > 0 ? policy.num_steps : -1;
+  p.observer = policy.observer;
   p.method = policy.method_for(step_index, layer_index);
-  if (!p.method.is_dense()) {
+  if (!p.method.is_dense() || p.observer != nullptr) {  // observers (calibration) see the grid of dense calls too
     const int64_t len = x.q.size(1), grid = pe.grid_h * pe.grid_w;
     CHECK(grid > 0 && grid <= len, "attention ", sattn::method_str(p.method), " needs the image grid, but the image ids of ",
           len, " tokens are not a row-major h x w grid after the text (RoPE grid ", pe.grid_h, "x", pe.grid_w, ")");
     p.tokens = joint_tokens(len - grid, pe.grid_h, pe.grid_w);
-    p.method = policy.call_method(ctx, p);  // dense where the method cannot beat it (with policy.fallback)
+    if (!p.method.is_dense()) p.method = policy.call_method(ctx, p);  // dense where it cannot win (policy.fallback)
   }
   const Tensor o = sattn::attention(ctx, p);  // [B, L, H, D]
   return o.reshape({o.size(0), o.size(1), o.size(2) * o.size(3)});

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <vector>
 
+#include "sparse_attention/methods/paro.h"
+
 namespace sattn {
 
 namespace {
@@ -139,6 +141,21 @@ rt::Status parse_sla(std::string_view text, const std::vector<std::string_view>&
   return rt::Status::ok();
 }
 
+rt::Status parse_paro(std::string_view text, const std::vector<std::string_view>& kv, MethodSpec* spec) {
+  std::string path;
+  for (std::string_view item : kv) {
+    const size_t eq = item.find('=');
+    const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (key != "plan") return bad(text, "unknown paro key '" + std::string(key) + "' (known: plan, quant)");
+    path = std::string(value);
+  }
+  if (path.empty()) return bad(text, "paro needs plan=FILE (a plan written by `ditrun calibrate`)");
+  auto loaded = ParoMethod::load(path);
+  if (!loaded) return bad(text, loaded.status().message());
+  spec->paro = *loaded;
+  return rt::Status::ok();
+}
+
 }  // namespace
 
 rt::Result<MethodSpec> parse_method(std::string_view text) {
@@ -150,8 +167,8 @@ rt::Result<MethodSpec> parse_method(std::string_view text) {
     if (colon != std::string_view::npos) return bad(text, "dense takes no parameters");
     return spec;
   }
-  if (name != "gna" && name != "grat" && name != "sla")
-    return bad(text, "unknown method '" + std::string(name) + "' (known: dense, full, gna, grat, sla)");
+  if (name != "gna" && name != "grat" && name != "sla" && name != "paro")
+    return bad(text, "unknown method '" + std::string(name) + "' (known: dense, full, gna, grat, sla, paro)");
   std::vector<std::string_view> kv;
   if (!rest.empty()) kv = split(rest, ',');
   for (size_t i = 0; i < kv.size(); ++i) {
@@ -171,7 +188,8 @@ rt::Result<MethodSpec> parse_method(std::string_view text) {
     kv.erase(kv.begin() + i);
     break;
   }
-  if (name == "sla") RT_TRY(parse_sla(text, kv, &spec));
+  if (name == "paro") RT_TRY(parse_paro(text, kv, &spec));
+  else if (name == "sla") RT_TRY(parse_sla(text, kv, &spec));
   else RT_TRY(name == "gna" ? parse_gna(text, kv, &spec.rule) : parse_grat(text, kv, &spec.rule));
   return spec;
 }
@@ -192,6 +210,7 @@ std::string method_str(const MethodSpec& s) {
 }
 
 static std::string rule_str(const MethodSpec& s) {
+  if (s.paro) return "paro:plan=" + s.paro->path();
   if (s.dynamic == DynamicMethod::Sla)
     return "sla:critical=" + share_str(s.sla.critical) + ",marginal=" + share_str(s.sla.marginal);
   const MaskRule& r = s.rule;

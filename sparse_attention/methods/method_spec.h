@@ -8,11 +8,15 @@
 //       sparse-attention.md: per query tile, the ceil(critical·n) key tiles of highest pooled score run
 //       softmax attention, the next ceil(marginal·n) go to the linear branch when the layer has SLA weights;
 //       critical in (0, 1], marginal in [0, 1), critical + marginal <= 1)
-//   gna and grat also take quant=int8 | int8-fp8pv (quantized attention, quant.h: INT8 Q/K with K
+//   paro:plan=FILE                                                   (PARO, §3: a plan written by `ditrun
+//       calibrate`, loaded when the spec is parsed; per timestep bucket, layer and head an axis order and
+//       static block masks, methods/paro.h)
+//   gna, grat and paro also take quant=int8 | int8-fp8pv (quantized attention, quant.h: INT8 Q/K with K
 //   smoothing, INT8 or FP8 P·V; the CPU runs its reference); int4 exists only as the CPU reference
 //   (reference/quant_cpu.h) and is not accepted here.
 // Checks that need the grid (a window larger than an axis) happen when a call plans (rule_error()).
 #pragma once
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +25,8 @@
 #include "sparse_attention/quant.h"
 
 namespace sattn {
+
+class ParoMethod;  // methods/paro.h
 
 // Methods that choose key tiles from the call's q and k (dynamic, sparse-attention.md §0.2). They have no
 // element rule: which keys a query sees depends on the data, so allowed() cannot say it. A dynamic spec
@@ -41,9 +47,11 @@ struct MethodSpec {
   MaskRule rule;
   DynamicMethod dynamic = DynamicMethod::None;
   SlaSpec sla;  // dynamic == Sla
-  AttnQuant quant = AttnQuant::None;  // rule-based sparse methods only
+  AttnQuant quant = AttnQuant::None;  // rule-based sparse methods and paro
+  // paro:plan=FILE: the loaded plan (rule.method stays Dense: text and padding follow the dense rule).
+  std::shared_ptr<const ParoMethod> paro;
 
-  bool is_dense() const { return rule.method == MaskMethod::Dense && dynamic == DynamicMethod::None; }
+  bool is_dense() const { return rule.method == MaskMethod::Dense && dynamic == DynamicMethod::None && !paro; }
   bool is_dynamic() const { return dynamic != DynamicMethod::None; }
   // The spec's rule over a call's tokens.
   MaskRule for_tokens(const TokenLayout& tokens) const {

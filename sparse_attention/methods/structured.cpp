@@ -1,5 +1,6 @@
 #include "sparse_attention/methods/structured.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -9,6 +10,7 @@
 #include "ops.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
+#include "sparse_attention/methods/paro.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/methods/topk.h"
 #include "sparse_attention/reference/quant_cpu.h"
@@ -36,13 +38,19 @@ Executor choose(const AttentionParams& p, const BlockLayout& layout, std::string
     return Executor::None;
   }
   const bool quant = p.method.quant != AttnQuant::None;
+  // A PARO layout's masks are data, not a rule: the masked references (which evaluate the rule) cannot run it.
+  const bool paro = p.method.paro != nullptr;
   if (cpu) {
-    if (p.kernel == DenseKernel::Reference) return Executor::CpuMasked;
+    if (p.kernel == DenseKernel::Reference && !paro) return Executor::CpuMasked;
     return quant ? Executor::CpuQuant : Executor::CpuLayout;
   }
   if (p.kernel == DenseKernel::Auto) {
     *why = quant ? kernels::block_sparse_quant_refusal(p, layout, p.method.quant) : kernels::block_sparse_refusal(p, layout);
     if (why->empty()) return quant ? Executor::BlockSparseQuant : Executor::BlockSparse;
+  }
+  if (paro) {
+    *why = "paro runs on the block-sparse kernels only: " + (why->empty() ? std::string("kernel = reference") : *why);
+    return Executor::None;
   }
   if (layout.seq_len <= kMaskedDenseMaxTokens) return Executor::CudaMasked;
   *why = (why->empty() ? std::string() : *why + "; ") + "the masked dense reference takes at most " +
@@ -171,6 +179,15 @@ MaskRule structured_rule(const AttentionParams& p) {
   }
   const std::string why = rule_error(rule);
   CHECK(why.empty(), "attention ", name, ": ", why);
+  if (p.method.paro) {
+    const ParoPlan& plan = p.method.paro->plan();
+    const std::string misfit = paro_tokens_error(plan, rule.tokens);
+    CHECK(misfit.empty(), "attention ", name, ": ", misfit);
+    CHECK(p.layer_index < plan.layers, "attention ", name, ": layer ", p.layer_index,
+          " is outside the plan's ", plan.layers, " layers (", plan.describe(), ")");
+    CHECK(p.q.size(2) == plan.heads && p.q.size(3) == plan.head_dim, "attention ", name, ": ",
+          paro_model_error(plan, plan.layers, p.q.size(2), p.q.size(3)));
+  }
   CHECK(p.q.size(1) == rule.tokens.seq_len() && p.k.size(1) == rule.tokens.seq_len(), "attention ", name, ": q ",
         p.q.str(), " and k ", p.k.str(), " must hold the token layout's ", rule.tokens.seq_len(),
         " tokens (grid + text)");
@@ -181,6 +198,9 @@ MaskRule structured_rule(const AttentionParams& p) {
 
 std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, const AttentionParams& p) {
   const MaskRule rule = structured_rule(p);
+  // An unknown layer (-1: descriptions, `ditrun backends`) shows layer 0's layout.
+  if (p.method.paro)
+    return p.method.paro->layout(p.method.paro->bucket(p.step_index, p.num_steps), std::max(p.layer_index, 0), rule);
   auto make = [&] {
     if (p.method.is_dynamic()) return std::make_shared<const BlockLayout>(dynamic_stand_in(p.method, rule));
     return std::make_shared<const BlockLayout>(plan(rule, kernels::kBlockSparseQTile, kernels::kBlockSparseKvTile));
@@ -204,9 +224,13 @@ std::shared_ptr<const BlockLayout> structured_layout(const rt::Context& ctx, con
 // The layout's device copy, made once per layout and kept in the plan cache beside it: an upload per call
 // would synchronize with the stream, recompute the partial-tile masks and make CUDA graph capture fail.
 static std::shared_ptr<const kernels::cuda::UploadedLayout> uploaded_layout(const rt::Context& ctx,
+                                                                            const AttentionParams& p,
                                                                             const BlockLayout& layout) {
   rt::cuda::DeviceState& st = ctx.cuda();
-  const std::string key = layout_key(MethodSpec{layout.rule}, layout.rule.tokens) + "/uploaded";
+  std::string key = layout_key(MethodSpec{layout.rule}, layout.rule.tokens) + "/uploaded";
+  if (p.method.paro)  // one layout per (bucket, layer) of the plan
+    key += " paro " + p.method.paro->id() + " bucket " +
+           std::to_string(p.method.paro->bucket(p.step_index, p.num_steps)) + " layer " + std::to_string(std::max(p.layer_index, 0));
   std::lock_guard<std::mutex> lock(st.plans_mu);
   auto it = st.plans.find(key);
   if (it != st.plans.end()) return std::static_pointer_cast<const kernels::cuda::UploadedLayout>(it->second);
@@ -228,11 +252,11 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
     case Executor::CpuQuant: return reference::quant_attention_cpu(ctx, p, *layout, p.method.quant);
 #if DITRUN_WITH_CUDA
     case Executor::BlockSparse: {
-      const auto uploaded = uploaded_layout(ctx, *layout);
+      const auto uploaded = uploaded_layout(ctx, p, *layout);
       return kernels::cuda::block_sparse_attention(ctx, p, *layout, uploaded.get());
     }
     case Executor::BlockSparseQuant: {
-      const auto uploaded = uploaded_layout(ctx, *layout);
+      const auto uploaded = uploaded_layout(ctx, p, *layout);
       return kernels::cuda::block_sparse_attention_quant(ctx, p, *layout, p.method.quant, uploaded.get());
     }
     case Executor::CudaMasked: return cuda_masked(ctx, p, layout->rule);

@@ -52,7 +52,7 @@ struct Problem {
 
 Operands prepare_head(const Problem& pr, const BlockLayout& layout, int64_t b, int64_t h, AttnQuant quant,
                       const QuantReferenceOptions& opt) {
-  auto token = [&](int64_t pos) { return layout.perm.empty() ? pos : int64_t(layout.perm[size_t(pos)]); };
+  auto token = [&](int64_t pos) { return layout.token(h, pos); };
   auto row = [&](const rt::Tensor& t, int64_t tok, int64_t width) {
     return t.data<float>() + ((b * pr.l + tok) * pr.h + h) * width;
   };
@@ -132,12 +132,12 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
 
   const float p_scale = quant == AttnQuant::None ? 1.f : quant_p_scale(quant);
   const int64_t L = pr.l, D = pr.d, DV = pr.dv, nq = layout.num_q_tiles(), kv = layout.kv_tile;
-  auto token = [&](int64_t pos) { return layout.perm.empty() ? pos : int64_t(layout.perm[size_t(pos)]); };
   ctx.parallel_for(pr.b * pr.h * nq, [&](int64_t i0, int64_t i1) {
     std::vector<float> s(static_cast<size_t>(kv)), acc(static_cast<size_t>(DV)), tile_acc(static_cast<size_t>(DV));
     std::vector<int32_t> tiles;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / (pr.h * nq), h = (i / nq) % pr.h, qt = i % nq, e = layout.entry(b, h, qt);
+      auto token = [&](int64_t pos) { return layout.token(h, pos); };
       const Operands& o = heads[size_t(b * pr.h + h)];
       tiles.assign(layout.full_index.begin() + layout.full_offsets[size_t(e)],
                    layout.full_index.begin() + layout.full_offsets[size_t(e) + 1]);

@@ -83,13 +83,13 @@ rt::Tensor block_layout_attention_cpu(const rt::Context& ctx, const AttentionPar
         l.batch, " x ", l.heads, " (batch x heads), call has ", o.b, " x ", o.h);
   const std::string bad = validate(l);
   CHECK(bad.empty(), "block_layout_attention_cpu: invalid layout: ", bad);
-  auto token = [&](int64_t pos) -> int64_t { return l.perm.empty() ? pos : l.perm[size_t(pos)]; };
   const int64_t nq = l.num_q_tiles();
   ctx.parallel_for(o.b * o.h * nq, [&](int64_t i0, int64_t i1) {
     std::vector<int64_t> keys;
     std::vector<float> s;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / (o.h * nq), h = (i / nq) % o.h, qt = i % nq, e = l.entry(b, h, qt);
+      auto token = [&](int64_t pos) { return l.token(h, pos); };
       for (int64_t qp = qt * l.q_tile; qp < qt * l.q_tile + l.tile_tokens(qt, l.q_tile); ++qp) {
         const int64_t qi = token(qp);
         keys.clear();

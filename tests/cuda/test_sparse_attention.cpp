@@ -23,7 +23,10 @@
 #include "sparse_attention/attention.h"
 #include "sparse_attention/block_layout.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/methods/plan.h"
+#include "sparse_attention/reference/quant_cpu.h"
+#include "sparse_attention/reference/sparse_cpu.h"
 #if DITRUN_WITH_CUDA
 #include "sparse_attention/reference/cuda/dense_cuda.h"
 #endif
@@ -83,11 +86,11 @@ Tensor layout_bias(const BlockLayout& l, int64_t batch, int64_t heads, std::vect
   Tensor bias = Tensor::full({batch, heads, len, len}, -INFINITY);
   float* out = bias.data<float>();
   attends->assign(size_t(batch * len * heads), 0);
-  auto token = [&](int64_t pos) { return l.perm.empty() ? pos : int64_t(l.perm[size_t(pos)]); };
   int64_t full_pairs_refused = 0;
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t qt = 0; qt < l.num_q_tiles(); ++qt) {
+        auto token = [&](int64_t pos) { return l.token(h, pos); };  // head h's layout order
         const int64_t e = l.entry(b, h, qt);
         auto visit = [&](int32_t kt, bool full) {
           for (int64_t qp = qt * l.q_tile; qp < std::min(len, (qt + 1) * l.q_tile); ++qp)
@@ -378,4 +381,109 @@ TEST_CASE("sparse_attention.block_sparse_refusals", "[cuda]") {
   BlockLayout three_heads = l;
   three_heads.heads = 3;
   CHECK(sattn::kernels::block_sparse_refusal(p, three_heads).find("heads 3") != std::string::npos);
+}
+
+namespace {
+
+// Text in place, the grid in the axis order `order` (slowest axis first, e.g. {2, 1, 0} = W, H, T).
+std::vector<int32_t> axis_order_perm(const sattn::TokenLayout& t, const int (&order)[3]) {
+  std::vector<int32_t> perm(size_t(t.seq_len()));
+  std::iota(perm.begin(), perm.end(), 0);
+  const int64_t g0 = t.grid_begin();
+  int64_t pos = g0;
+  int64_t c[3];
+  for (c[order[0]] = 0; c[order[0]] < t.grid[order[0]]; ++c[order[0]])
+    for (c[order[1]] = 0; c[order[1]] < t.grid[order[1]]; ++c[order[1]])
+      for (c[order[2]] = 0; c[order[2]] < t.grid[order[2]]; ++c[order[2]])
+        perm[size_t(pos++)] = int32_t(g0 + (c[0] * t.grid[1] + c[1]) * t.grid[2] + c[2]);
+  return perm;
+}
+
+// Heads in different layout orders (PARO's per-head axis orders): 3 perm sets (T,H,W natural; W,H,T;
+// H,T,W), head_perm {1, 2, 0, 1} over 4 heads; each head's lists are the exhaustive plan of a GNA rule in
+// its order (full and partial tiles, so the partial-tile masks must follow the head's order too), with
+// tiles dropped from some query tiles so the lists differ per head beyond the order. Text of 37 tokens
+// (5 padded) after a 3x11x13 grid: no tile boundary meets the grid's.
+BlockLayout per_head_perm_layout() {
+  MaskRule rule = grid_rule(3, 11, 13, 37, false, 32);
+  rule.method = sattn::MaskMethod::Neighborhood;
+  set3(rule.window, 3, 5, 7);
+  REQUIRE(sattn::rule_error(rule) == "");
+  const int orders[3][3] = {{0, 1, 2}, {2, 1, 0}, {1, 0, 2}};
+  std::vector<std::vector<int32_t>> sets;
+  for (const auto& o : orders) sets.push_back(axis_order_perm(rule.tokens, o));
+  BlockLayout l;
+  l.q_tile = kBlockSparseQTile, l.kv_tile = kBlockSparseKvTile, l.seq_len = rule.tokens.seq_len(), l.rule = rule;
+  l.heads = 4;
+  l.head_perm = {1, 2, 0, 1};
+  for (const auto& s : sets) l.perm.insert(l.perm.end(), s.begin(), s.end());
+  l.full_offsets = l.partial_offsets = {0};
+  for (int64_t h = 0; h < l.heads; ++h) {
+    const BlockLayout one = sattn::plan_exhaustive(rule, l.q_tile, l.kv_tile, sets[size_t(l.head_perm[size_t(h)])]);
+    for (int64_t qt = 0; qt < one.num_q_tiles(); ++qt) {
+      std::vector<int32_t> full(one.full_index.begin() + one.full_offsets[size_t(qt)],
+                                one.full_index.begin() + one.full_offsets[size_t(qt) + 1]);
+      std::vector<int32_t> partial(one.partial_index.begin() + one.partial_offsets[size_t(qt)],
+                                   one.partial_index.begin() + one.partial_offsets[size_t(qt) + 1]);
+      if (h == 3 && qt % 2 == 1 && !full.empty()) full.erase(full.begin());  // head 3: same order as head 0, fewer tiles
+      sattn::append_entry(l, full, partial);
+    }
+  }
+  REQUIRE(sattn::validate(l) == "");
+  REQUIRE(l.partial_index.size() > 0);
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("sparse_attention.per_head_perms_bf16_d128_and_f16_d64", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  const BlockLayout l = per_head_perm_layout();
+  // The CPU block-layout reference with per-head perms equals the layout's dense bias (the same oracle).
+  const Problem p = make_problem(ctx, 2, l.seq_len, 4, 128, Views::FusedQkv, 501);
+  const Tensor got = check_layout(ctx, p, l);
+  {
+    std::vector<char> attends;
+    sattn::AttentionParams cpu = p.cpu;
+    cpu.bias = layout_bias(l, 2, 4, &attends);
+    Tensor want = sattn::attention(test::cpu_context(), cpu).contiguous().clone();
+    Tensor ref = sattn::reference::block_layout_attention_cpu(test::cpu_context(), p.cpu, l).contiguous().clone();
+    zero_empty_rows(want, attends);
+    zero_empty_rows(ref, attends);
+    CHECK(test::compare(ref, want).rel_l2 <= 1e-5);  // f32 on both sides
+  }
+  // The upload cached beside the layout gives the same output.
+  const Tensor again = rt::to_host(ctx, run_block_sparse(ctx, p.gpu, l, true));
+  CHECK(test::compare(again, got).rel_l2 == 0.0);
+
+  // f16, D = 64, batch 1.
+  rt::TorchGenerator gen(502);
+  Problem q;
+  q.gpu.q = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
+  q.gpu.k = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
+  q.gpu.v = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
+  q.cpu.q = rt::to_host(ctx, q.gpu.q), q.cpu.k = rt::to_host(ctx, q.gpu.k), q.cpu.v = rt::to_host(ctx, q.gpu.v);
+  check_layout(ctx, q, l);
+}
+
+TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  // The quantized kernel with per-head perms against its CPU reference on the same values: relative L2
+  // <= 5e-3 (the bound of test_block_sparse_quant.cpp, where the reasons are written out), NaN-free.
+  const BlockLayout l = per_head_perm_layout();
+  const Problem p = make_problem(ctx, 2, l.seq_len, 4, 64, Views::Contiguous, 503);
+#if DITRUN_WITH_CUDA
+  for (sattn::AttnQuant quant : {sattn::AttnQuant::Int8, sattn::AttnQuant::Int8Fp8Pv}) {
+    REQUIRE(sattn::kernels::block_sparse_quant_refusal(p.gpu, l, quant) == "");
+    const sattn::kernels::cuda::UploadedLayout u = sattn::kernels::cuda::upload_layout(ctx, l);
+    const Tensor got = rt::to_host(ctx, sattn::kernels::cuda::block_sparse_attention_quant(ctx, p.gpu, l, quant, &u));
+    REQUIRE(all_finite(got));
+    const Tensor want = sattn::reference::quant_attention_cpu(test::cpu_context(), p.cpu, l, quant);
+    const test::Diff d = test::compare(got, want);
+    std::printf("  per-head perms, %s: %s\n", sattn::attn_quant_name(quant), d.str().c_str());
+    CHECK(d.rel_l2 <= 5e-3);
+  }
+#else
+  FAIL("block_sparse_attention_quant needs a CUDA build");
+#endif
 }

@@ -36,4 +36,14 @@ std::string block_sparse_refusal(const AttentionParams& p, const BlockLayout& la
   return "";
 }
 
+namespace cuda {
+
+size_t upload_words(const BlockLayout& l) {
+  const size_t slots = l.partial_index.size();
+  return l.perm.size() + l.full_offsets.size() + l.full_index.size() + l.partial_offsets.size() + 2 * slots +
+         (l.head_perm.empty() ? 0 : slots + l.head_perm.size());
+}
+
+}  // namespace cuda
+
 }  // namespace sattn::kernels

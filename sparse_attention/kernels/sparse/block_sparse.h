@@ -34,11 +34,15 @@ namespace cuda {
 struct UploadedLayout {
   rt::Tensor buffer, masks;
   const int32_t *perm = nullptr, *full_offsets = nullptr, *full_index = nullptr, *partial_offsets = nullptr,
-                *partial_index = nullptr;  // perm: nullptr = identity
+                *partial_index = nullptr;  // perm: nullptr = identity (all perm sets of layout.perm)
+  const int32_t* head_perm = nullptr;      // layout.head_perm; nullptr = one perm set for every head
   const uint64_t* partial_masks = nullptr;
   size_t words = 0;  // int32 values in buffer (a consistency check against the layout)
 };
 UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout);
+// The int32 values upload_layout puts in its buffer for `layout` (the lists, perms, head_perm and the
+// per-slot data of the mask kernel), so kernels can check that an upload belongs to a layout.
+size_t upload_words(const BlockLayout& layout);
 
 // Softmax attention over the key tiles `layout` visits: full tiles unmasked, partial tiles through
 // allowed(layout.rule, q, k) in natural token indices (the masks of upload_layout); keys in unvisited

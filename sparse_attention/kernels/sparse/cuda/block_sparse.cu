@@ -25,6 +25,7 @@
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
+#include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
 #include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
 #include "sparse_attention/mask_rule.h"
 
@@ -50,7 +51,8 @@ struct KernelArgs {
   void* out;                                      // [B, L, H, D] contiguous
   int64_t q_stride[3], k_stride[3], v_stride[3];  // batch, token, head, in elements; D is contiguous
   int seq_len, heads, num_q_tiles, layout_batch, layout_heads;
-  const int32_t* perm;  // layout position -> natural token; nullptr = identity
+  const int32_t* perm;       // layout position -> natural token (all perm sets); nullptr = identity
+  const int32_t* head_perm;  // perm set per layout head; nullptr = one set
   const int32_t* full_offsets;
   const int32_t* full_index;
   const int32_t* partial_offsets;
@@ -66,14 +68,11 @@ __device__ __forceinline__ int swizzle(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 
-__device__ __forceinline__ int64_t natural(const KernelArgs& a, int pos) {
-  return a.perm != nullptr ? int64_t(__ldg(a.perm + pos)) : int64_t(pos);
-}
 
 // Starts the copy of ROWS layout positions from pos0 on (a slice of one batch and head whose tokens are
 // `ld` elements apart) into a swizzled shared tile. Positions past the sequence end become zeros.
 template <typename T, int D, int ROWS>
-__device__ __forceinline__ void load_tile(T* tile, const T* base, int64_t ld, int pos0, const KernelArgs& a) {
+__device__ __forceinline__ void load_tile(T* tile, const T* base, int64_t ld, int pos0, const int32_t* perm, int seq_len) {
   constexpr int kChunks = D / 8;
   constexpr int kRowsPerPass = kThreads / kChunks;
   const int chunk = int(threadIdx.x) % kChunks;
@@ -81,8 +80,8 @@ __device__ __forceinline__ void load_tile(T* tile, const T* base, int64_t ld, in
   for (int i = 0; i < ROWS / kRowsPerPass; ++i) {
     const int row = i * kRowsPerPass + int(threadIdx.x) / kChunks;
     const int pos = pos0 + row;
-    const bool valid = pos < a.seq_len;
-    const int64_t token = valid ? natural(a, pos) : 0;
+    const bool valid = pos < seq_len;
+    const int64_t token = valid ? natural_token(perm, pos) : 0;
     cp_async_16(tile + swizzle<D>(row, chunk), base + token * ld + chunk * 8, valid);
   }
 }
@@ -148,6 +147,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
   constexpr int kChunks = D / 8;
   T* out = static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D;
   const int64_t out_ld = int64_t(a.heads) * D;
+  const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
 
   const int64_t e = (int64_t(a.layout_batch == 1 ? 0 : b) * a.layout_heads + (a.layout_heads == 1 ? 0 : h)) * a.num_q_tiles + qt;
   const int full_begin = a.full_offsets[e], num_full = a.full_offsets[e + 1] - full_begin;
@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
   if (num_tiles == 0) {  // no key visited: zeros, the defined output of a fully masked row
     for (int idx = int(threadIdx.x); idx < kBM * kChunks; idx += kThreads) {
       const int pos = q0 + idx / kChunks;
-      if (pos < a.seq_len) *reinterpret_cast<uint4*>(out + natural(a, pos) * out_ld + (idx % kChunks) * 8) = make_uint4(0, 0, 0, 0);
+      if (pos < a.seq_len) *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + (idx % kChunks) * 8) = make_uint4(0, 0, 0, 0);
     }
     return;
   }
@@ -173,12 +173,12 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
   // Commit groups in order: {Q, K0}, V0, K1, then per tile i: V[i+1] (after the first barrier) and K[i+2]
   // (after the second). Every wait below leaves the two most recent groups in flight.
   int tile = tile_at(0), next = tile_at(1), after = tile_at(2);
-  load_tile<T, D, kBM>(qs, qg, a.q_stride[1], q0, a);
-  load_tile<T, D, kBN>(ks, kg, a.k_stride[1], tile * kBN, a);
+  load_tile<T, D, kBM>(qs, qg, a.q_stride[1], q0, perm, a.seq_len);
+  load_tile<T, D, kBN>(ks, kg, a.k_stride[1], tile * kBN, perm, a.seq_len);
   cp_async_commit();
-  load_tile<T, D, kBN>(vs, vg, a.v_stride[1], tile * kBN, a);
+  load_tile<T, D, kBN>(vs, vg, a.v_stride[1], tile * kBN, perm, a.seq_len);
   cp_async_commit();
-  if (next >= 0) load_tile<T, D, kBN>(ks + kBN * D, kg, a.k_stride[1], next * kBN, a);
+  if (next >= 0) load_tile<T, D, kBN>(ks + kBN * D, kg, a.k_stride[1], next * kBN, perm, a.seq_len);
   cp_async_commit();
 
   float o[2][D / 8][4];
@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
     const int stage = i & 1;
     cp_async_wait<2>();
     __syncthreads();  // K[i] (and Q) landed for every thread; every warp is done with V[i-1]'s buffer
-    if (next >= 0) load_tile<T, D, kBN>(vs + (stage ^ 1) * kBN * D, vg, a.v_stride[1], next * kBN, a);
+    if (next >= 0) load_tile<T, D, kBN>(vs + (stage ^ 1) * kBN * D, vg, a.v_stride[1], next * kBN, perm, a.seq_len);
     cp_async_commit();
 
     // Partial tiles: the rows' masks, read before the scores so that the GEMM hides the load. The ragged
@@ -213,7 +213,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
 
     cp_async_wait<2>();
     __syncthreads();  // V[i] landed; every warp is done reading K[i]'s buffer
-    if (after >= 0) load_tile<T, D, kBN>(ks + stage * kBN * D, kg, a.k_stride[1], after * kBN, a);
+    if (after >= 0) load_tile<T, D, kBN>(ks + stage * kBN * D, kg, a.k_stride[1], after * kBN, perm, a.seq_len);
     cp_async_commit();
     const int later = tile_at(i + 3);  // read now, used next iteration: the P·V below hides the latency
     accumulate_pv<T, D>(o, s, vs + stage * kBN * D, lane);
@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
     const int row = warp * kWarpRows + idx / kChunks, chunk = idx % kChunks;
     const int pos = q0 + row;
     if (pos < a.seq_len)
-      *reinterpret_cast<uint4*>(out + natural(a, pos) * out_ld + chunk * 8) =
+      *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + chunk * 8) =
           *reinterpret_cast<const uint4*>(qs + swizzle<D>(row, chunk));
   }
 }
@@ -271,10 +271,11 @@ rt::Tensor loadable(const rt::Context& ctx, const rt::Tensor& t) {
 // position qt·kBM + row attends key position kt·kBN + c (0 past the sequence end). Computed once per
 // upload, so the attention kernel's inner loop reads four words per partial tile instead of evaluating
 // allowed() (integer divisions) 64 times per thread.
-__global__ void partial_masks_kernel(uint64_t* masks, const int32_t* slot_q_tile, const int32_t* partial_index,
-                                     const int32_t* perm, int seq_len, const MaskRule rule) {
+__global__ void partial_masks_kernel(uint64_t* masks, const int32_t* slot_q_tile, const int32_t* slot_set,
+                                     const int32_t* partial_index, const int32_t* perm, int seq_len, const MaskRule rule) {
   const int64_t slot = blockIdx.x;
   const int q_pos = slot_q_tile[slot] * kBM + int(threadIdx.x), k0 = partial_index[slot] * kBN;
+  if (perm != nullptr && slot_set != nullptr) perm += int64_t(slot_set[slot]) * seq_len;
   uint64_t bits = 0;
   if (q_pos < seq_len) {
     const int64_t q = perm != nullptr ? perm[q_pos] : q_pos;
@@ -290,21 +291,26 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) 
   // The kernel trusts the lists (tile ids become load addresses), so a malformed layout stops here.
   const std::string bad = validate(layout);
   CHECK(bad.empty(), "block_sparse_attention: invalid layout: ", bad);
-  // The query tile of each partial slot, for the mask kernel.
-  std::vector<int32_t> slot_q_tile(layout.partial_index.size());
+  // The query tile (and, with per-head perms, the perm set) of each partial slot, for the mask kernel.
+  const bool per_head = !layout.head_perm.empty();
+  std::vector<int32_t> slot_q_tile(layout.partial_index.size()), slot_set(per_head ? layout.partial_index.size() : 0);
   for (int64_t e = 0; e < layout.entries(); ++e)
-    for (int32_t j = layout.partial_offsets[size_t(e)]; j < layout.partial_offsets[size_t(e) + 1]; ++j)
+    for (int32_t j = layout.partial_offsets[size_t(e)]; j < layout.partial_offsets[size_t(e) + 1]; ++j) {
       slot_q_tile[size_t(j)] = int32_t(e % layout.num_q_tiles());
-  const std::vector<int32_t>* parts[6] = {&layout.perm, &layout.full_offsets, &layout.full_index,
-                                          &layout.partial_offsets, &layout.partial_index, &slot_q_tile};
+      if (per_head) slot_set[size_t(j)] = layout.head_perm[size_t((e / layout.num_q_tiles()) % layout.heads)];
+    }
+  const std::vector<int32_t>* parts[8] = {&layout.perm,          &layout.full_offsets,  &layout.full_index,
+                                          &layout.partial_offsets, &layout.partial_index, &slot_q_tile,
+                                          &slot_set,             &layout.head_perm};
   std::vector<int32_t> host;
-  size_t at[6];
-  for (int i = 0; i < 6; ++i) {
+  size_t at[8];
+  for (int i = 0; i < 8; ++i) {
     at[i] = host.size();
     host.insert(host.end(), parts[i]->begin(), parts[i]->end());
   }
+  CHECK(host.size() == upload_words(layout), "upload_layout: ", host.size(), " words, expected ", upload_words(layout));
   UploadedLayout d;
-  d.buffer = rt::cuda::empty(ctx, {int64_t(host.size())}, rt::DType::F32);
+  d.buffer = rt::cuda::empty(ctx, {std::max<int64_t>(int64_t(host.size()), 1)}, rt::DType::F32);
   // From pageable memory the copy returns once `host` is staged, so it may go out of scope.
   DITRUN_CUDA_CHECK(cudaMemcpyAsync(d.buffer.raw_data(), host.data(), host.size() * sizeof(int32_t),
                                     cudaMemcpyHostToDevice, ctx.cuda().stream));
@@ -312,13 +318,15 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) 
   d.perm = layout.perm.empty() ? nullptr : base + at[0];
   d.full_offsets = base + at[1], d.full_index = base + at[2];
   d.partial_offsets = base + at[3], d.partial_index = base + at[4];
+  d.head_perm = per_head ? base + at[7] : nullptr;
   d.words = host.size();
   const int64_t slots = int64_t(layout.partial_index.size());
   d.masks = rt::cuda::empty(ctx, {std::max<int64_t>(slots, 1) * kBM}, rt::DType::I64);
   d.partial_masks = static_cast<const uint64_t*>(d.masks.raw_data());
   if (slots > 0) {
     partial_masks_kernel<<<unsigned(slots), kBM, 0, ctx.cuda().stream>>>(static_cast<uint64_t*>(d.masks.raw_data()),
-                                                                          base + at[5], d.partial_index, d.perm,
+                                                                          base + at[5], per_head ? base + at[6] : nullptr,
+                                                                          d.partial_index, d.perm,
                                                                           int(layout.seq_len), layout.rule);
     rt::cuda::check_launch(ctx, "block_sparse_attention.partial_masks");
   }
@@ -343,7 +351,7 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
   for (int i = 0; i < 3; ++i) a.q_stride[i] = q.strides()[i], a.k_stride[i] = k.strides()[i], a.v_stride[i] = v.strides()[i];
   a.seq_len = int(len), a.heads = int(heads), a.num_q_tiles = int(layout.num_q_tiles());
   a.layout_batch = int(layout.batch), a.layout_heads = int(layout.heads);
-  a.perm = dl.perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
+  a.perm = dl.perm, a.head_perm = dl.head_perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
   a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
   const dim3 grid{unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch)};
@@ -364,9 +372,10 @@ rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams&
   UploadedLayout fresh;
   if (uploaded == nullptr) fresh = upload_layout(ctx, layout);
   const UploadedLayout& dl = uploaded != nullptr ? *uploaded : fresh;
-  const size_t words = layout.perm.size() + layout.full_offsets.size() + layout.full_index.size() +
-                       layout.partial_offsets.size() + 2 * layout.partial_index.size();
-  CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty(), "block_sparse_attention: the uploaded layout (",
+  const size_t words = upload_words(layout);
+  CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty() &&
+            (dl.head_perm == nullptr) == layout.head_perm.empty(),
+        "block_sparse_attention: the uploaded layout (",
         dl.words, " words) was not made from this layout (", words, " words)");
   return run(ctx, p, layout, dl);
 }

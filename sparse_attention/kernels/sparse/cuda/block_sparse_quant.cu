@@ -51,7 +51,8 @@ struct QuantArgs {
   const float* v_scale;  // [BH, D]
   void* out;             // [B, L, H, D] contiguous, natural order
   int seq_len, padded_len, heads, num_q_tiles, layout_batch, layout_heads;
-  const int32_t* perm;
+  const int32_t* perm;       // all perm sets; nullptr = identity
+  const int32_t* head_perm;  // perm set per layout head; nullptr = one set
   const int32_t* full_offsets;
   const int32_t* full_index;
   const int32_t* partial_offsets;
@@ -61,9 +62,6 @@ struct QuantArgs {
   float inv_p_scale;   // 1/255 (u8 P) or 1/448 (e4m3 P)
 };
 
-__device__ __forceinline__ int64_t natural(const QuantArgs& a, int pos) {
-  return a.perm != nullptr ? int64_t(__ldg(a.perm + pos)) : int64_t(pos);
-}
 
 // Starts the copy of ROWS rows of ROW_BYTES from `src` (rows `ld` bytes apart) into a swizzled shared tile.
 // The pre-pass padded every buffer to whole query tiles, so every row exists.
@@ -167,6 +165,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_quant_kernel(const Q
   const int64_t bh = int64_t(b) * a.heads + h;
   T* out = static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D;
   const int64_t out_ld = int64_t(a.heads) * D;
+  const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
 
   const int64_t e = (int64_t(a.layout_batch == 1 ? 0 : b) * a.layout_heads + (a.layout_heads == 1 ? 0 : h)) * a.num_q_tiles + qt;
   const int full_begin = a.full_offsets[e], num_full = a.full_offsets[e + 1] - full_begin;
@@ -181,7 +180,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_quant_kernel(const Q
     constexpr int kChunks = D / 8;  // 16-byte chunks of a row of T
     for (int idx = int(threadIdx.x); idx < kBM * kChunks; idx += kThreads) {
       const int pos = q0 + idx / kChunks;
-      if (pos < a.seq_len) *reinterpret_cast<uint4*>(out + natural(a, pos) * out_ld + (idx % kChunks) * 8) = make_uint4(0, 0, 0, 0);
+      if (pos < a.seq_len) *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + (idx % kChunks) * 8) = make_uint4(0, 0, 0, 0);
     }
     return;
   }
@@ -257,7 +256,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_quant_kernel(const Q
       const float inv = sum > 0.f ? a.inv_p_scale / sum : 0.f;  // nothing attended: zeros
       const int pos = q0 + warp * kWarpRows + mi * 16 + hh * 8 + g;
       if (pos >= a.seq_len) continue;
-      T* row = out + natural(a, pos) * out_ld;
+      T* row = out + natural_token(perm, pos) * out_ld;
 #pragma unroll
       for (int nd = 0; nd < D / 8; ++nd) {
         const int c = nd * 8 + 2 * t;
@@ -297,9 +296,10 @@ namespace {
 
 // The uploaded lists belong to `layout` (the check of block_sparse.cu).
 void check_upload(const BlockLayout& layout, const UploadedLayout& dl) {
-  const size_t words = layout.perm.size() + layout.full_offsets.size() + layout.full_index.size() +
-                       layout.partial_offsets.size() + 2 * layout.partial_index.size();
-  CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty(), "block_sparse_attention_quant: the uploaded layout (",
+  const size_t words = upload_words(layout);
+  CHECK(dl.words == words && (dl.perm == nullptr) == layout.perm.empty() &&
+            (dl.head_perm == nullptr) == layout.head_perm.empty(),
+        "block_sparse_attention_quant: the uploaded layout (",
         dl.words, " words) was not made from this layout (", words, " words)");
 }
 
@@ -325,7 +325,7 @@ QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParam
   PrepassArgs pa{};
   pa.q = p.q.raw_data(), pa.k = p.k.raw_data(), pa.v = p.v.raw_data();
   for (int i = 0; i < 4; ++i) pa.q_stride[i] = p.q.strides()[i], pa.k_stride[i] = p.k.strides()[i], pa.v_stride[i] = p.v.strides()[i];
-  pa.perm = dl.perm;
+  pa.perm = dl.perm, pa.head_perm = dl.head_perm, pa.layout_heads = int(layout.heads);
   pa.seq_len = int(o.len), pa.padded_len = int(padded), pa.heads = int(o.heads);
   pa.chunks = int(std::min<int64_t>(128, (o.len + 255) / 256));
   pa.chunk_tokens = int((o.len + pa.chunks - 1) / pa.chunks);
@@ -366,7 +366,7 @@ rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const Quanti
   a.out = out.raw_data();
   a.seq_len = int(o.len), a.padded_len = int(o.padded_len), a.heads = int(o.heads), a.num_q_tiles = int(layout.num_q_tiles());
   a.layout_batch = int(layout.batch), a.layout_heads = int(layout.heads);
-  a.perm = dl.perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
+  a.perm = dl.perm, a.head_perm = dl.head_perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
   a.scale_log2 = o.scale * 1.44269504088896341f;  // log2(e)
   a.inv_p_scale = 1.f / quant_p_scale(o.quant);

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "cuda/common.cuh"
+#include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
 
 namespace sattn::kernels::cuda {
 
@@ -24,7 +25,8 @@ struct PrepassArgs {
   const void *q, *k, *v;
   int64_t q_stride[4], k_stride[4], v_stride[4];  // batch, token, head, channel (elements)
   const int32_t* perm;                            // layout position -> natural token; nullptr = identity
-  int seq_len, padded_len, heads, chunks, chunk_tokens;
+  const int32_t* head_perm;                       // perm set per layout head (layout_order.cuh); nullptr = one
+  int seq_len, padded_len, heads, chunks, chunk_tokens, layout_heads;
   float v_max;   // 127 (INT8 V) or 448 (e4m3 V)
   bool v_fp8;
   float* partial_sum;   // [BH, chunks, D]
@@ -116,6 +118,7 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
   const int pos0 = int(blockIdx.x) * kPrepassRows, bh = int(blockIdx.y), b = bh / a.heads, h = bh % a.heads;
   const int tid = int(threadIdx.x);
   const int64_t row0 = int64_t(bh) * a.padded_len + pos0;  // first output row of this block
+  const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
 
   // Loads the block's rows of `src` (minus `shift` per channel when given) into x; zeros past the end.
   auto load = [&](const void* src, const int64_t* stride, const float* shift) {
@@ -123,7 +126,7 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
       const int r = idx / D, c = idx % D, pos = pos0 + r;
       float v = 0.f;
       if (pos < a.seq_len) {
-        const int64_t token = a.perm != nullptr ? int64_t(a.perm[pos]) : int64_t(pos);
+        const int64_t token = natural_token(perm, pos);
         v = element<T>(src, stride, b, token, h, c) - (shift != nullptr ? shift[c] : 0.f);
       }
       x[r * kLd + c] = v;

@@ -1,0 +1,164 @@
+#include "sparse_attention/methods/paro_calibrate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "base/check.h"
+#include "ops.h"
+
+namespace sattn {
+
+void paro_block_sums(const rt::Context& ctx, const rt::Tensor& q_in, const rt::Tensor& k_in, float scale,
+                     const TokenLayout& t, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc) {
+  CHECK(q_in.device().is_cpu() && q_in.dtype() == rt::DType::F32 && k_in.dtype() == rt::DType::F32,
+        "paro_block_sums: host f32 q and k, got ", q_in.str(), " ", k_in.str());
+  const rt::Tensor q = q_in.contiguous(), k = k_in.contiguous();
+  const int64_t B = q.size(0), L = q.size(1), H = q.size(2), D = q.size(3);
+  CHECK(L == t.seq_len() && k.size(1) == L, "paro_block_sums: q ", q.str(), " k ", k.str(), " for ", t.seq_len(), " tokens");
+  const std::vector<AxisOrder> orders = axis_orders(t.grid);
+  const TileRange qr = image_tiles(t, q_tile), kr = image_tiles(t, kv_tile);
+  const int64_t rows = qr.size(), cols = kr.size(), O = int64_t(orders.size());
+  acc.resize(size_t(O * H * rows * cols), 0.0);
+  // pos[o][token]: layout position of each natural token in order o.
+  std::vector<std::vector<int32_t>> pos(size_t(O), std::vector<int32_t>(size_t(L), 0));
+  for (int64_t o = 0; o < O; ++o) {
+    const std::vector<int32_t> perm = axis_order_perm(t, orders[size_t(o)]);
+    for (int64_t p = 0; p < L; ++p) pos[size_t(o)][size_t(perm[size_t(p)])] = int32_t(p);
+  }
+  const int64_t g0 = t.grid_begin(), g1 = g0 + t.grid_tokens();
+  // One (batch, head) per task, each with its own partial sums, merged at the end in a fixed order.
+  std::vector<std::vector<double>> part(size_t(B * H), std::vector<double>{});
+  ctx.parallel_for(B * H, [&](int64_t i0, int64_t i1) {
+    std::vector<float> s(static_cast<size_t>(L));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / H, h = i % H;
+      std::vector<double>& mine = part[size_t(i)];
+      mine.assign(size_t(O * rows * cols), 0.0);
+      for (int64_t qi = g0; qi < g1; ++qi) {
+        const float* qv = q.data<float>() + ((b * L + qi) * H + h) * D;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < L; ++j) {
+          const float* kvp = k.data<float>() + ((b * L + j) * H + h) * D;
+          float dot = 0.f;
+          for (int64_t c = 0; c < D; ++c) dot += qv[c] * kvp[c];
+          s[size_t(j)] = scale * dot;
+          mx = std::max(mx, s[size_t(j)]);
+        }
+        double sum = 0;
+        for (float& x : s) sum += (x = std::exp(x - mx));
+        const double inv = 1.0 / sum;
+        for (int64_t o = 0; o < O; ++o) {
+          const int64_t qt = pos[size_t(o)][size_t(qi)] / q_tile - qr.begin;
+          if (qt < 0 || qt >= rows) continue;
+          double* row = mine.data() + (o * rows + qt) * cols;
+          for (int64_t j = g0; j < g1; ++j) {
+            const int64_t kt = pos[size_t(o)][size_t(j)] / kv_tile - kr.begin;
+            if (kt >= 0 && kt < cols) row[kt] += double(s[size_t(j)]) * inv;
+          }
+        }
+      }
+    }
+  }, 1);
+  for (int64_t i = 0; i < B * H; ++i) {
+    const int64_t h = i % H;
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t r = 0; r < rows * cols; ++r)
+        acc[size_t((o * H + h) * rows * cols + r)] += part[size_t(i)][size_t(o * rows * cols + r)];
+  }
+}
+
+std::vector<uint8_t> paro_keep(const std::vector<double>& sums, int64_t rows, int64_t cols, double density,
+                               const TokenLayout& t, int64_t q_tile, int64_t kv_tile) {
+  const TileRange qr = image_tiles(t, q_tile), kr = image_tiles(t, kv_tile);
+  const int64_t len = t.seq_len();
+  const int64_t k = std::clamp<int64_t>(int64_t(std::lround(density * double(cols))), 1, cols);
+  std::vector<uint8_t> keep(static_cast<size_t>(rows * cols), 0);
+  std::vector<int64_t> idx(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* row = sums.data() + r * cols;
+    auto larger = [&](int64_t a, int64_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+    // Diagonal: the image key tiles overlapping this query tile's positions; keep the heaviest.
+    const int64_t p0 = (qr.begin + r) * q_tile, p1 = std::min(len, p0 + q_tile);
+    int64_t diag = -1;
+    for (int64_t c = std::max<int64_t>(0, p0 / kv_tile - kr.begin); c < cols && (kr.begin + c) * kv_tile < p1; ++c)
+      if (diag < 0 || larger(c, diag)) diag = c;
+    int64_t kept = 0;
+    if (diag >= 0) keep[size_t(r * cols + diag)] = 1, ++kept;
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), larger);
+    for (int64_t c : idx) {
+      if (kept >= k) break;
+      if (!keep[size_t(r * cols + c)]) keep[size_t(r * cols + c)] = 1, ++kept;
+    }
+  }
+  return keep;
+}
+
+ParoCalibrator::ParoCalibrator(int64_t layers, int num_steps, int buckets, int64_t q_tile, int64_t kv_tile)
+    : layers_(layers), num_steps_(num_steps), buckets_(buckets), q_tile_(q_tile), kv_tile_(kv_tile),
+      sums_(size_t(int64_t(buckets) * layers)), counts_(size_t(int64_t(buckets) * layers), 0) {
+  CHECK(layers > 0 && num_steps > 0 && buckets > 0, "ParoCalibrator: layers ", layers, ", steps ", num_steps,
+        ", buckets ", buckets, " must be positive");
+}
+
+void ParoCalibrator::observe(const rt::Context& ctx, const AttentionParams& p) {
+  if (p.tokens.grid_tokens() == 0 || p.layer_index < 0 || p.layer_index >= layers_) return;  // not a DiT call
+  CHECK(p.step_index >= 0, "paro calibration: an attention call without a step index");
+  if (calls_ == 0) {
+    tokens_ = p.tokens;
+    tokens_.text_valid = -1;
+    heads_ = p.q.size(2), head_dim_ = p.q.size(3);
+  }
+  CHECK(p.tokens.seq_len() == tokens_.seq_len() && p.q.size(2) == heads_, "paro calibration: calls of different shapes");
+  const float scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(p.q.size(3)));
+  // On a GPU: copy q and k to the host and run the CPU op (slow but exact).
+  const rt::Tensor q = p.q.device().is_cpu() ? p.q : rt::to_device(ctx, p.q, rt::Device::cpu(), rt::DType::F32);
+  const rt::Tensor k = p.k.device().is_cpu() ? p.k : rt::to_device(ctx, p.k, rt::Device::cpu(), rt::DType::F32);
+  const int bucket = paro_bucket(p.step_index, num_steps_, buckets_);
+  const size_t slot = size_t(int64_t(bucket) * layers_ + p.layer_index);
+  paro_block_sums(ctx, q, k, scale, tokens_, q_tile_, kv_tile_, sums_[slot]);
+  counts_[slot] += p.q.size(0);
+  ++calls_;
+}
+
+ParoPlan ParoCalibrator::plan(double density, int prompts) const {
+  CHECK(calls_ > 0, "paro calibration: no attention call was observed");
+  ParoPlan plan;
+  plan.layers = layers_, plan.heads = heads_, plan.head_dim = head_dim_, plan.tokens = tokens_;
+  plan.q_tile = q_tile_, plan.kv_tile = kv_tile_, plan.buckets = buckets_;
+  plan.density = density, plan.steps = num_steps_, plan.prompts = prompts;
+  const int64_t rows = plan.mask_rows(), cols = plan.mask_cols(), O = int64_t(axis_orders(tokens_.grid).size());
+  plan.order.assign(size_t(plan.records()), 0);
+  plan.keep.assign(size_t(plan.records() * rows * cols), 0);
+  for (int b = 0; b < buckets_; ++b)
+    for (int64_t l = 0; l < layers_; ++l) {
+      // The statistics of this bucket, or of the nearest calibrated bucket (below first).
+      int src = -1;
+      for (int d = 0; d < buckets_ && src < 0; ++d)
+        for (int c : {b - d, b + d})
+          if (src < 0 && c >= 0 && c < buckets_ && counts_[size_t(int64_t(c) * layers_ + l)] > 0) src = c;
+      CHECK(src >= 0, "paro calibration: layer ", l, " was never observed");
+      const std::vector<double>& s = sums_[size_t(int64_t(src) * layers_ + l)];
+      for (int64_t h = 0; h < heads_; ++h) {
+        double best_share = -1;
+        for (int64_t o = 0; o < O; ++o) {
+          const std::vector<double> block(s.begin() + (o * heads_ + h) * rows * cols,
+                                          s.begin() + (o * heads_ + h + 1) * rows * cols);
+          const std::vector<uint8_t> keep = paro_keep(block, rows, cols, density, tokens_, q_tile_, kv_tile_);
+          double kept = 0, all = 0;
+          for (int64_t i = 0; i < rows * cols; ++i) all += block[size_t(i)], kept += keep[size_t(i)] ? block[size_t(i)] : 0;
+          const double share = all > 0 ? kept / all : 0;
+          if (share > best_share + 1e-12) {
+            best_share = share;
+            const int64_t r = plan.record(b, l, h);
+            plan.order[size_t(r)] = uint8_t(o);
+            std::copy(keep.begin(), keep.end(), plan.keep.begin() + r * rows * cols);
+          }
+        }
+      }
+    }
+  return plan;
+}
+
+}  // namespace sattn
