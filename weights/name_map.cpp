@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 
 namespace weights {
 
@@ -339,34 +340,28 @@ rt::DType MappedStore::stored_dtype(const std::string& canonical) const {
   return store_.info(find_recipe(recipes_, canonical, store_).sources[0]).dtype;
 }
 
-rt::Tensor MappedStore::load_f32(const std::string& canonical) const {
+std::vector<Piece> MappedStore::pieces(const std::string& canonical) const {
   const Recipe& r = find_recipe(recipes_, canonical, store_);
-  switch (r.transform) {
-    case Transform::None: return store_.load_f32(r.sources[0]);
-    case Transform::Reshape: return store_.load_f32(r.sources[0]).view(r.shape);
-    case Transform::SwapHalves: {
-      const rt::Tensor t = store_.load_f32(r.sources[0]);
-      rt::Tensor out = rt::Tensor::empty(t.shape());
-      const size_t half = t.nbytes() / 2;
-      const auto* src = static_cast<const char*>(t.raw_data());
-      auto* dst = static_cast<char*>(out.raw_data());
-      std::memcpy(dst, src + half, half);
-      std::memcpy(dst + half, src, half);
-      return out;
-    }
-    case Transform::ConcatRows: {
-      rt::Tensor out = rt::Tensor::empty(shape(canonical));
-      auto* dst = static_cast<char*>(out.raw_data());
-      for (const auto& src : r.sources) {
-        const rt::Tensor part = store_.load_f32(src);
-        std::memcpy(dst, part.raw_data(), part.nbytes());
-        dst += part.nbytes();
-      }
-      return out;
-    }
+  std::vector<Piece> out;
+  for (const auto& src : r.sources) {
+    const rt::Tensor t = store_.load(src);
+    out.push_back({t.raw_data(), t.dtype(), t.numel()});
   }
-  CHECK(false, "unknown transform ", int(r.transform));
-  return {};
+  if (r.transform == Transform::SwapHalves) {
+    // dim 0 is even (checked when the recipe was made), so the halves are whole rows.
+    const Piece whole = out[0];
+    const int64_t half = whole.numel / 2;
+    const auto* base = static_cast<const char*>(whole.data);
+    out = {{base + size_t(half) * rt::dtype_size(whole.dtype), whole.dtype, half}, {base, whole.dtype, half}};
+  }
+  return out;
+}
+
+rt::Tensor MappedStore::load_f32(const std::string& canonical) const {
+  const std::vector<Piece> p = pieces(canonical);
+  rt::Tensor out = rt::Tensor::empty(shape(canonical));
+  convert_range(p, rt::DType::F32, out.raw_data(), 0, out.numel(), int(std::max(1u, std::thread::hardware_concurrency())));
+  return out;
 }
 
 }  // namespace weights

@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "store.h"
 #include "context.h"
+#include "convert.h"
+#include "store.h"
 
 namespace weights {
 
@@ -68,6 +69,11 @@ class MappedStore {
   bool has(const std::string& canonical) const;
   rt::Shape shape(const std::string& canonical) const;  // after the transform
   rt::DType stored_dtype(const std::string& canonical) const;
+  // The canonical tensor's elements, row-major, as runs of the mapped files' bytes in their stored
+  // dtype: the transforms are an order of runs (concatenated sources, the two halves swapped), so
+  // nothing is read or copied until a caller converts them (convert_range). Valid while this store lives.
+  std::vector<Piece> pieces(const std::string& canonical) const;
+  // An owned f32 copy (the pieces converted on all hardware threads).
   rt::Tensor load_f32(const std::string& canonical) const;
   // Source names no rule matched and no ignore pattern covers: "unexpected" tensors.
   const std::vector<std::string>& unmatched_sources() const { return unmatched_; }
@@ -115,6 +121,16 @@ class WeightLoader {
   // (the target device's dtype), for load reports.
   int64_t loaded_numel() const;
   size_t loaded_bytes() const;
+  // Where a checkpoint load spent its time (all zero for random weights). Tensors are read from the
+  // mapped files and converted only where the stored dtype differs from the target's, on the context's
+  // threads, straight into the destination (CPU) or into pinned staging chunks copied asynchronously
+  // on the context's stream (GPU; rt::StagedUpload).
+  struct LoadStats {
+    size_t source_bytes = 0;    // checkpoint bytes read (stored dtype)
+    double host_seconds = 0;    // reading and converting on the host
+    double wait_seconds = 0;    // waiting for host-to-device copies to free a staging buffer
+  };
+  LoadStats load_stats() const;
 
   // Error listing counts and the first few names of: missing, wrong-shaped (expected vs got), and
   // unexpected tensors (present in the checkpoint, never asked for). Adds a hint when the names look
@@ -124,7 +140,6 @@ class WeightLoader {
  private:
   struct State;
   WeightLoader() = default;
-  rt::Tensor placed(rt::Tensor t) const;
   std::shared_ptr<State> state_;
   std::string prefix_;
 };

@@ -2,16 +2,15 @@
 // recorded, construction continues with zero tensors, and finish() reports everything in one error
 // (counts plus the first few names), as the design's "aggregate, don't flood" rule asks.
 #include <atomic>
+#include <cmath>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 
-#include "weights/name_map.h"
-
-#include <cmath>
-#include <functional>
-
 #include "ops.h"
+#include "staged_upload.h"
+#include "weights/name_map.h"
 
 namespace weights {
 
@@ -32,11 +31,36 @@ struct WeightLoader::State {
   uint64_t seed = 0;
   std::atomic<int64_t> numel{0};
   std::atomic<size_t> bytes{0};
+  std::mutex upload_mu;  // one tensor at a time through the staging buffers
+  rt::Context host;      // the destination context when no target was given (CPU f32, all cores)
+  std::unique_ptr<rt::StagedUpload> upload;  // made by the first tensor read from the checkpoint
+  size_t source_bytes = 0;                   // guarded by upload_mu
 
   rt::Tensor counted(rt::Tensor t) {
     numel += t.numel();
     bytes += t.nbytes();
     return t;
+  }
+
+  // The canonical tensor `name` of `shape` on the target in its dtype (CPU f32 without a target).
+  rt::Tensor materialize(const MappedStore& store, const std::string& name, const rt::Shape& shape) {
+    const rt::Context& ctx = target != nullptr ? *target : host;
+    const rt::DType dt = ctx.dtype();
+    const std::vector<Piece> pieces = store.pieces(name);
+    CHECK(pieces_numel(pieces) == rt::shape_numel(shape), "materialize: ", name, " has ", pieces_numel(pieces),
+          " elements, not ", rt::shape_str(shape));
+    rt::Tensor out = rt::empty(ctx, shape, dt);
+    const size_t es = rt::dtype_size(dt);
+    const int threads = ctx.num_threads();
+    {
+      std::lock_guard<std::mutex> lock(upload_mu);
+      if (!upload) upload = std::make_unique<rt::StagedUpload>(ctx);
+      upload->write(out, [&](void* dst, size_t offset, size_t n) {
+        convert_range(pieces, dt, dst, int64_t(offset / es), int64_t((offset + n) / es), threads);
+      });
+      for (const Piece& p : pieces) source_bytes += size_t(p.numel) * rt::dtype_size(p.dtype);
+    }
+    return counted(std::move(out));
   }
 };
 
@@ -55,13 +79,15 @@ WeightLoader& WeightLoader::place(const rt::Context& ctx) {
   return *this;
 }
 
-rt::Tensor WeightLoader::placed(rt::Tensor t) const {
-  if (!t.defined()) return t;
-  return state_->counted(state_->target == nullptr ? t : rt::to_ctx(*state_->target, t));
-}
-
 int64_t WeightLoader::loaded_numel() const { return state_->numel; }
 size_t WeightLoader::loaded_bytes() const { return state_->bytes; }
+
+WeightLoader::LoadStats WeightLoader::load_stats() const {
+  std::lock_guard<std::mutex> lock(state_->upload_mu);
+  if (!state_->upload) return {};
+  const rt::UploadStats& u = state_->upload->stats();
+  return {state_->source_bytes, u.produce_seconds, u.wait_seconds};
+}
 
 // Random weights: the scale keeps activations of a deep random model finite (bf16 has no headroom for
 // growth over 57 blocks), which is all a speed measurement needs.
@@ -135,7 +161,7 @@ rt::Tensor WeightLoader::get_optional(const std::string& name, const rt::Shape& 
       return rt::Tensor::zeros(shape);
     }
   }
-  return placed(store.load_f32(full));
+  return state_->materialize(store, full, shape);
 }
 
 static constexpr size_t kListMax = 5;

@@ -107,6 +107,10 @@ static rt::Result<Model> place(const rt::Context& ctx, const Mapped& mapped, con
   RT_ASSIGN(Model model, Model::load(w, cfg));
   rt::synchronize(ctx);
   *report = {name, w.loaded_numel(), w.loaded_bytes(), ctx.dtype(), ctx.device(), seconds_since(start)};
+  const weights::WeightLoader::LoadStats s = w.load_stats();
+  report->read_bytes = s.source_bytes;
+  report->host_seconds = s.host_seconds;
+  report->wait_seconds = s.wait_seconds;
   return model;
 }
 

@@ -64,6 +64,9 @@ struct ComponentLoad {
   rt::DType dtype = rt::DType::F32;
   rt::Device device;
   double seconds = 0;  // opening the file, mapping names and placing, until the device is done
+  size_t read_bytes = 0;      // checkpoint bytes read, in their stored dtype
+  double host_seconds = 0;    // part of `seconds`: reading and converting on the host
+  double wait_seconds = 0;    // part of `seconds`: waiting for host-to-device copies to free staging memory
 };
 
 struct LoadReport {
