@@ -359,6 +359,7 @@ int run_batch(const BatchOptions& o) {
   char loaded[64];
   std::snprintf(loaded, sizeof loaded, "; loaded in %.2f s", (*pipe)->load_report().seconds);
   reporter.note((*pipe)->describe() + loaded);
+  for (const ComponentLoad& c : (*pipe)->load_report().components) reporter.note(describe_load(c));
   if (manifest->unreadable_lines() > 0)
     reporter.note(manifest->path() + ": " + std::to_string(manifest->unreadable_lines()) + " unreadable line(s) ignored");
   JobSettings base;

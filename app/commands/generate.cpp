@@ -156,26 +156,6 @@ void note_if_outside_embedded_world(const GenerateOptions& o) {
 
 int generate_with(const GenerateOptions& o, const rt::Context& ctx, const ComponentPaths& model_paths);
 
-// "loaded transformer: 11.90 B params, 23.80 GB bf16 on cuda:0 in 1.20 s, 19.83 GB/s (host reads and
-// converts 23.80 GB in 0.95 s, 25.05 GB/s; waits for copies 0.15 s)"
-std::string describe_load(const ComponentLoad& c) {
-  char buf[512];
-  const double params = double(c.params), bytes = double(c.bytes);
-  auto gbps = [](double b, double s) { return s > 0 ? b / s / 1e9 : 0.0; };
-  int n = std::snprintf(buf, sizeof buf, "loaded %s: %.*f %s params, %.*f %s %s on %s in %.2f s, %.2f GB/s", c.name.c_str(),
-                        params >= 1e9 ? 2 : 1, params >= 1e9 ? params / 1e9 : params / 1e6, params >= 1e9 ? "B" : "M",
-                        bytes >= 1e9 ? 2 : 1, bytes >= 1e9 ? bytes / 1e9 : bytes / 1e6, bytes >= 1e9 ? "GB" : "MB",
-                        rt::dtype_name(c.dtype), rt::device_str(c.device).c_str(), c.seconds, gbps(bytes, c.seconds));
-  if (c.read_bytes > 0 && n > 0 && size_t(n) < sizeof buf) {
-    n += std::snprintf(buf + n, sizeof buf - size_t(n), " (host reads and converts %.2f GB in %.2f s, %.2f GB/s",
-                       double(c.read_bytes) / 1e9, c.host_seconds, gbps(double(c.read_bytes), c.host_seconds));
-    if (c.device.is_cuda() && size_t(n) < sizeof buf)
-      n += std::snprintf(buf + n, sizeof buf - size_t(n), "; waits for copies %.2f s", c.wait_seconds);
-    if (size_t(n) < sizeof buf) std::snprintf(buf + n, sizeof buf - size_t(n), ")");
-  }
-  return buf;
-}
-
 // Says when the effective true-CFG pair (the user's flags with the model's defaults) does nothing.
 void note_inert_true_cfg(const GenerateOptions& o, const GenerateParams& p) {
   const float scale = p.true_cfg.value_or(1.f);
