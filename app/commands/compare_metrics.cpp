@@ -11,6 +11,7 @@
 #include "base/check.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "dit/flux/attention_policy.h"
+#include "sparse_attention/methods/paro.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/methods/topk.h"
 
@@ -99,6 +100,20 @@ Densities densities(const sattn::MethodSpec& method, int64_t width, int64_t heig
     const int64_t n = (tokens.seq_len() + sattn::kernels::kBlockSparseKvTile - 1) / sattn::kernels::kBlockSparseKvTile;
     const double d = double(sattn::sla_critical_count(method.sla, n)) / double(n);
     return {d, d};
+  }
+  if (method.paro) {
+    // The plan's layouts differ per (timestep bucket, layer): their mean. A plan for another size has none.
+    const sattn::ParoMethod& paro = *method.paro;
+    if (!sattn::paro_tokens_error(paro.plan(), tokens).empty()) return {};
+    double tile = 0, flop = 0;
+    for (int b = 0; b < paro.plan().buckets; ++b)
+      for (int64_t l = 0; l < paro.plan().layers; ++l) {
+        const auto layout = paro.layout(b, l, method.for_tokens(tokens));
+        tile += layout->tile_density();
+        flop += layout->flop_density();
+      }
+    const double n = double(paro.plan().buckets) * double(paro.plan().layers);
+    return {tile / n, flop / n};
   }
   const sattn::BlockLayout layout =
       sattn::plan(method.for_tokens(tokens), sattn::kernels::kBlockSparseQTile, sattn::kernels::kBlockSparseKvTile);

@@ -36,7 +36,8 @@ struct Densities {
 };
 
 // Densities of `method` over Flux's joint sequence for a width x height image: text_len T5 tokens, then
-// the (height/16) x (width/16) grid, planned with the block-sparse kernel's tiles. Dense: 1 and 1.
+// the (height/16) x (width/16) grid, planned with the block-sparse kernel's tiles. Dense: 1 and 1. PARO:
+// the mean over its plan's (timestep bucket, layer) layouts.
 Densities densities(const sattn::MethodSpec& method, int64_t width, int64_t height, int64_t text_len);
 
 }  // namespace app::compare

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "app/commands/compare_metrics.h"
 #include "app/io/png_writer.h"
 #include "harness/run.h"
 #include "harness/safetensors_writer.h"
@@ -65,8 +66,21 @@ TEST_CASE("calibrate.plan_then_generate", "[calibrate]") {
   CHECK(std::abs(p.image_density() - 0.3) <= 0.05);
   sattn::MaskRule rule;
   rule.tokens = p.tokens;
+  double tile = 0;
   for (int b = 0; b < p.buckets; ++b)
-    for (int64_t l = 0; l < p.layers; ++l) REQUIRE(sattn::validate(sattn::plan_paro(p, b, l, rule)) == "");
+    for (int64_t l = 0; l < p.layers; ++l) {
+      const sattn::BlockLayout layout = sattn::plan_paro(p, b, l, rule);
+      REQUIRE(sattn::validate(layout) == "");
+      tile += layout.tile_density();
+    }
+  // compare's realized density of the plan: the mean over its layouts (text tiles always visited, so above
+  // the plan's image-only density), not the dense 1.0 of a method without a rule.
+  auto spec = sattn::parse_method("paro:plan=" + plan);
+  REQUIRE(spec);
+  const app::compare::Densities d = app::compare::densities(*spec, 256, 256, 24);
+  CHECK(d.tile == Approx(tile / double(p.buckets * p.layers)));
+  CHECK(d.tile < 1.0);
+  CHECK(d.tile > p.image_density());
 
   const std::string gen = "generate -q -p " + test::q("a large red circle at the left on a blue background") +
                           " -W 256 -H 256 --steps 4 --seed 3 -o ";
