@@ -546,7 +546,7 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             x = world.render_from_params(rparams, r, dev, spec=spec)
             z0 = (vae.encode(x).latent_dist.mode().float() - shift) * scale
-            fg = foreground_tokens(rparams, x, r, dev, spec) if args.fg_weight > 0 else None
+            fg = foreground_tokens(rparams, x, r, dev, spec) if args.fg_weight > 0 or args.fg_sigma_weight > 0 else None
         x0 = pack(z0)
         if reuse > 1:
             fresh = dict(x0=x0.to(torch.bfloat16), clip_ids=clip_ids, t5_ids=t5_ids)
@@ -585,7 +585,7 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
         else:
             # Objects cover 2-25% of an image; the plain mean lets the background (and the noise it cannot
             # predict) drown the few tokens where shape and size are decided.
-            w = 1 + args.fg_weight * fg
+            w = 1 + fg * (args.fg_weight + args.fg_sigma_weight * s.view(b, 1))
             loss = (((pred.float() - (noise - x0)) ** 2).mean(-1) * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -988,6 +988,9 @@ def main():
     t.add_argument("--caption-dropout", type=float, default=0.0)
     t.add_argument("--fg-weight", type=float, default=0.0, help="extra loss weight of tokens on or next to an "
                    "object (1 + w there, 1 elsewhere; 0: plain mean)")
+    t.add_argument("--fg-sigma-weight", type=float, default=0.0, help="more object-token weight the noisier the "
+                   "sample: 1 + fg * (fg_weight + this * sigma). Why: the shipped model keeps a half-noised true shape "
+                   "(tools/diag/shape_img2img.py) but does not choose one at high sigma, where the layout forms")
     t.add_argument("--reuse", type=int, default=1, help="train each encoded scene this many times on average "
                    "(a GPU ring of encoded scenes, see LatentBank; 1: every scene fresh)")
     t.add_argument("--bank", type=int, default=200000, help="LatentBank capacity at 256x256 (scaled by tokens)")
