@@ -4,6 +4,7 @@
 // decision and describe_attention's line (the executor, with the reason the faster one was passed over).
 // Nothing runs: the model is only checked (its configs read, no weights placed) and the calls are
 // described from tensors of the real shape (on the CPU, broadcast views of one row, so no memory).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "app/pipeline/flux_pipeline.h"
 #include "ops.h"
 #include "sparse_attention/attention.h"
+#include "sparse_attention/methods/paro.h"
 #include "sparse_attention/methods/structured.h"
 
 namespace app {
@@ -59,11 +61,15 @@ rt::Tensor call_tensor(const rt::Context& ctx, int64_t len, int64_t heads, int64
   return rt::empty(ctx, {1, len, heads, head_dim}, ctx.dtype());
 }
 
+// `layer` and `step` of `num_steps` matter to PARO only: its layouts differ per (timestep bucket, layer).
 MethodRow describe_method(const rt::Context& ctx, const sattn::MethodSpec& m, const sattn::TokenLayout& tokens,
-                          const rt::Tensor& qkv, bool fallback) {
+                          const rt::Tensor& qkv, bool fallback, int layer, int step, int num_steps) {
   sattn::AttentionParams p;
   p.q = p.k = p.v = qkv;
   p.method = m;
+  p.layer_index = layer;
+  p.step_index = step;
+  p.num_steps = num_steps;
   MethodRow row;
   row.method = sattn::method_str(m);
   if (!m.is_dense()) {
@@ -145,13 +151,21 @@ int run_backends(BackendsOptions o) {
 
   std::vector<MethodRow> rows;
   std::vector<int> row_of(static_cast<size_t>(layers));
+  std::vector<std::string> keys;  // a row per distinct method; PARO's per layer
   for (int l = 0; l < layers; ++l) {
-    const std::string name = sattn::method_str(policy.method_for(policy.dense_steps, l));
+    const sattn::MethodSpec m = policy.method_for(policy.dense_steps, l);
+    const std::string key = sattn::method_str(m) + (m.paro ? "#" + std::to_string(l) : "");
     size_t r = 0;
-    while (r < rows.size() && rows[r].method != name) ++r;
-    if (r == rows.size()) rows.push_back(describe_method(ctx, policy.method_for(policy.dense_steps, l), tokens, qkv, policy.fallback));
+    while (r < keys.size() && keys[r] != key) ++r;
+    if (r == keys.size()) {
+      keys.push_back(key);
+      rows.push_back(describe_method(ctx, m, tokens, qkv, policy.fallback, l, policy.dense_steps, gp.steps));
+    }
     row_of[size_t(l)] = int(r);
   }
+  if (policy.method.paro)
+    std::printf("paro: the layouts of step %d of %d (timestep bucket %d)\n", policy.dense_steps, gp.steps,
+                policy.method.paro->bucket(policy.dense_steps, gp.steps));
   std::printf("%-8s %-12s %-6s %-6s %-9s %s\n", "layers", "blocks", "tile", "flop", "fallback", "method: executor");
   for (int begin = 0; begin < layers;) {
     const bool single = begin >= cfg.depth;
@@ -167,10 +181,13 @@ int run_backends(BackendsOptions o) {
                 fixed(r.flop).c_str(), fb.c_str(), r.runs.c_str());
     begin = end;
   }
-  for (const MethodRow& r : rows)
-    if (!r.fallback.empty())
-      std::printf("fallback: %s %s: %s\n", r.method.c_str(), policy.fallback ? "runs dense" : "would run dense",
-                  r.fallback.c_str());
+  std::vector<std::string> said;  // PARO has a row per layer, and one line per method is enough
+  for (const MethodRow& r : rows) {
+    if (r.fallback.empty() || std::find(said.begin(), said.end(), r.method) != said.end()) continue;
+    said.push_back(r.method);
+    std::printf("fallback: %s %s: %s\n", r.method.c_str(), policy.fallback ? "runs dense" : "would run dense",
+                r.fallback.c_str());
+  }
   return kExitOk;
 }
 

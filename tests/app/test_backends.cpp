@@ -84,3 +84,21 @@ TEST_CASE("backends.device_cuda", "[attention]") {
   CHECK(small.rc == 0);
   CHECK(has(small.stdout_text, kGna + " -> dense: "));
 }
+
+TEST_CASE("backends.paro_rows_per_layer", "[attention]") {
+  // A PARO plan's layouts differ per layer and timestep bucket: one row per layer, for the bucket of the
+  // first sparse step.
+  const fs::path dir = fs::temp_directory_path() / "ditrun_backends_paro";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string plan = (dir / "p.paro").string();
+  const test::RunResult cal = test::run_ditrun("calibrate -q -W 256 -H 256 --steps 2 -p " + test::q("a red circle") +
+                                               " -o " + test::q(plan));
+  INFO(cal.out);
+  REQUIRE(cal.rc == 0);
+  const std::string o = backends("-W 256 -H 256 --dense-steps 3 --attention paro:plan=" + test::q(plan));
+  CHECK(has(o, "paro: the layouts of step 3 of 20 (timestep bucket 2)\n"));
+  for (const char* row : {"\n0        double 0 ", "\n1        double 1 ", "\n2        single 0 ", "\n5        single 3 "})
+    CHECK(has(o, row));
+  fs::remove_all(dir);
+}
