@@ -17,7 +17,6 @@ Two phases:
       train_config.json, then generates a sample grid with diffusers' FluxPipeline.
 """
 import argparse
-import copy
 import json
 import math
 import os
@@ -40,6 +39,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import world  # noqa: E402
+from scene_data import (LatentBank, SceneBatches, SceneSource, close_loader, default_data_workers,  # noqa: E402
+                        foreground_tokens, pack, scene_loader)
+from train_eval import eval_ae, flow_loss_eval, psnr, sample_grid  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ architecture
 # Sized for ditrun's float32 CPU engine (a 256x256, 20-step image in a few seconds on 2 cores) and for a
@@ -261,100 +263,6 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-class SceneSource:
-    def __init__(self, spec, seed, split="train"):
-        self.spec, self.split = spec, split
-        self.rng = np.random.default_rng(seed)
-
-    def scenes(self, n):
-        return [world.sample_scene(self.rng, self.spec, self.split) for _ in range(n)]
-
-
-class SceneBatches(torch.utils.data.IterableDataset):
-    """Endless stream of the CPU side of stage B's batches: (resolution, render params, clip_ids, t5_ids).
-
-    Everything that needs no GPU runs here, so that with --data-workers N it runs ahead of the training loop in
-    N DataLoader worker processes: the resolution draw (p = res_probs, batch = batch * (256/r)^2 to keep tokens
-    per step constant), train-split scene sampling, captions, caption dropout, the CLIP (77) / T5 (L)
-    tokenization to int64 id tensors and world.render_params (the scenes as numpy arrays). Rendering
-    (world.render_from_params: one pinned non-blocking upload) and VAE encoding stay on the GPU in the main process.
-    Worker k draws from numpy generators spawned from SeedSequence([seed, k]); the DataLoader returns the
-    workers' batches round-robin, so the stream depends only on (seed, number of workers); 0 workers (in
-    process) gives worker 0's stream, the same as 1 worker.
-    """
-
-    def __init__(self, spec, seed, batch, res, probs, clip_tok, t5_tok, L, caption_dropout=0.0, split="train"):
-        super().__init__()
-        self.spec, self.seed, self.batch, self.split = spec, seed, batch, split
-        self.res, self.probs = list(res), np.asarray(probs, dtype=np.float64)
-        self.clip_tok, self.t5_tok, self.L, self.caption_dropout = clip_tok, t5_tok, L, caption_dropout
-
-    def batch_size(self, r):
-        return max(1, int(round(self.batch * (256 / r) ** 2)))
-
-    def make(self, rngs, r=None):
-        res_rng, scene_rng, drop_rng = rngs
-        if r is None:
-            r = int(res_rng.choice(self.res, p=self.probs))
-        b = self.batch_size(r)
-        scenes = [world.sample_scene(scene_rng, self.spec, self.split) for _ in range(b)]
-        prompts = [world.caption(sc, self.spec) for sc in scenes]
-        if self.caption_dropout > 0:
-            drop = drop_rng.random(b) < self.caption_dropout
-            prompts = ["" if d else p for d, p in zip(drop, prompts)]
-        c = self.clip_tok(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
-        t = self.t5_tok(prompts, padding="max_length", max_length=self.L, truncation=True, return_tensors="pt")
-        return r, world.render_params(scenes, self.spec), c.input_ids, t.input_ids
-
-    def rngs(self, worker_id):
-        return [np.random.default_rng(s) for s in np.random.SeedSequence([self.seed, worker_id]).spawn(3)]
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rngs = self.rngs(info.id if info is not None else 0)
-        while True:
-            yield self.make(rngs)
-
-
-def _as_is(x):
-    return x
-
-
-def default_data_workers(dev):
-    if dev.type != "cuda":
-        return 0
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, n - 2))
-
-
-def scene_loader(ds, workers, pin, prefetch=4):
-    kw = dict(num_workers=workers, persistent_workers=True, prefetch_factor=prefetch) if workers > 0 else {}
-    return torch.utils.data.DataLoader(ds, batch_size=None, collate_fn=_as_is, pin_memory=pin, **kw)
-
-
-def foreground_tokens(rparams, x, r, dev, spec):
-    """[B, N] 1 where a transformer token (16x16 pixels) or its 8 neighbours shows an object, from the difference
-    between the scene and its background-only render (same params without objects)."""
-    empty = {k: v[:0] for k, v in rparams.items() if k.startswith("obj_")}
-    xb = world.render_from_params(dict(rparams, groups=[], **empty), r, dev, spec=spec)
-    m = ((x.float() - xb.float()).abs().sum(1, keepdim=True) > 0.05).float()  # [B, 1, r, r]
-    m = F.max_pool2d(F.max_pool2d(m, 16), 3, stride=1, padding=1)
-    return m.flatten(1)  # row-major tokens, the order of FluxPipeline._pack_latents
-
-
-def close_loader(it):
-    if hasattr(it, "_shutdown_workers"):
-        it._shutdown_workers()
-
-
-def psnr(a, b):
-    """PSNR in dB of images in [-1,1], per image, on the [0,1] scale after clamping (as saved PNGs are)."""
-    a = (a.float().clamp(-1, 1) + 1) / 2
-    b = (b.float().clamp(-1, 1) + 1) / 2
-    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)
-
-
 def train_ae(vae, args, dev, amp, spec, log_rows):
     src = SceneSource(spec, args.seed + 1)
     opt = torch.optim.AdamW(vae.parameters(), lr=args.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -396,23 +304,6 @@ def train_ae(vae, args, dev, amp, spec, log_rows):
 
 
 @torch.no_grad()
-def eval_ae(vae, spec, dev, amp, n=64, sizes=(256, 512)):
-    src = SceneSource(spec, 999, "heldout")
-    res = {}
-    for s in sizes:
-        vals = []
-        for _ in range(max(1, n // (8 if s > 256 else 32))):
-            x = world.render(src.scenes(8 if s > 256 else 32), s, spec, dev)
-            z = vae.encode(x).latent_dist.mode()
-            # measured as the pipeline uses it: float16 weights are decoded in float32 by ditrun, so float32 here
-            rec = vae.decode(z).sample
-            vals.append(psnr(rec, x))
-        res["psnr_heldout_%d" % s] = float(torch.cat(vals).mean())
-        res["psnr_heldout_%d_min" % s] = float(torch.cat(vals).min())
-    return res
-
-
-@torch.no_grad()
 def latent_stats(vae, spec, dev, n=512):
     src = SceneSource(spec, 4242)
     zs = []
@@ -421,12 +312,6 @@ def latent_stats(vae, spec, dev, n=512):
         zs.append(vae.encode(x).latent_dist.mode().float())
     z = torch.cat(zs)
     return float(z.mean()), float(z.std())
-
-
-def pack(z):
-    from diffusers import FluxPipeline
-    b, c, h, w = z.shape
-    return FluxPipeline._pack_latents(z, b, c, h, w)
 
 
 def mu_for(seq_len):
@@ -452,32 +337,6 @@ class TextEncoders(torch.nn.Module):
         pooled = self.clip(clip_ids, output_hidden_states=False).pooler_output
         emb = self.t5(t5_ids, output_hidden_states=False)[0]
         return pooled, emb
-
-
-class LatentBank:
-    """A ring of encoded training scenes of one resolution on the GPU (packed latents, object-token masks, token
-    ids). Why: rendering and VAE-encoding the batch was about half of a step's GPU time (torch.profiler, batch
-    1024 at 256²), while the transformer is tiny; with --reuse K a step encodes B/K fresh scenes and trains on B
-    drawn uniformly from the ring, so each scene is seen K times on average, at K different noises and sigmas."""
-
-    def __init__(self, capacity):
-        self.capacity, self.filled, self.head = capacity, 0, 0
-        self.fields = None
-
-    def add(self, **fields):
-        n = next(iter(fields.values())).shape[0]
-        if self.fields is None:
-            self.fields = {k: torch.empty((self.capacity,) + tuple(v.shape[1:]), dtype=v.dtype, device=v.device)
-                           for k, v in fields.items()}
-        idx = (self.head + torch.arange(n, device=self.fields["x0"].device)) % self.capacity
-        for k, v in fields.items():
-            self.fields[k].index_copy_(0, idx, v)
-        self.head = (self.head + n) % self.capacity
-        self.filled = min(self.capacity, self.filled + n)
-
-    def sample(self, n, gen):
-        i = torch.randint(self.filled, (n,), device=self.fields["x0"].device, generator=gen)
-        return {k: v.index_select(0, i) for k, v in self.fields.items()}
 
 
 def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
@@ -616,95 +475,6 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
             "data_wait_seconds": t_wait, "data_wait_share": t_wait / max(seconds, 1e-9),
             "data_note": "data = wait for the next CPU batch (scene sampling, captions, tokenization in "
                          "data_workers DataLoader processes; 0 = in the loop) + id upload + GPU render + VAE encode"}
-
-
-@torch.no_grad()
-def flow_loss_eval(transformer, text, vae, shift, scale, spec, dev, amp, n=64, r=256, split="heldout"):
-    """Held-out flow-matching loss at fixed sigmas (comparable between runs)."""
-    from diffusers import FluxPipeline
-    src = SceneSource(spec, 777, split)
-    gen = torch.Generator(dev).manual_seed(5)
-    scenes = src.scenes(n)
-    clip_ids, t5_ids = text.tokenize([world.caption(s, spec) for s in scenes], dev)
-    x = world.render(scenes, r, spec, dev)
-    x0 = pack((vae.encode(x).latent_dist.mode().float() - shift) * scale)
-    img_ids = FluxPipeline._prepare_latent_image_ids(n, r // 16, r // 16, dev, torch.float32)
-    out = {}
-    for sg in (0.25, 0.5, 0.75, 0.9):
-        noise = torch.randn(x0.shape, device=dev, generator=gen)
-        xt = (1 - sg) * x0 + sg * noise
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            pooled, emb = text(clip_ids, t5_ids)
-            pred = transformer(hidden_states=xt, timestep=torch.full((n,), sg, device=dev), pooled_projections=pooled,
-                               encoder_hidden_states=emb, txt_ids=torch.zeros(text.L, 3, device=dev),
-                               img_ids=img_ids, return_dict=False)[0]
-        out["sigma_%.2f" % sg] = float(F.mse_loss(pred.float(), noise - x0))
-    return out
-
-
-def nearest(rgb, names, spec):
-    cols = np.array([spec["colors"][c] for c in names], dtype=np.float64)
-    return names[int(np.argmin(((cols - rgb) ** 2).sum(1)))]
-
-
-def crude_check(img, scene, spec):
-    """A rough stand-in for the OpenCV evaluator: background color from the border, object color and cell
-    from the pixels far from the background. Single-object scenes only. img: HxWx3 uint8."""
-    a = img.astype(np.float64)
-    border = np.concatenate([a[:4].reshape(-1, 3), a[-4:].reshape(-1, 3), a[:, :4].reshape(-1, 3),
-                             a[:, -4:].reshape(-1, 3)])
-    bgc = np.median(border, 0)
-    bg = nearest(bgc, spec["backgrounds"]["colors"], spec)
-    mask = np.sqrt(((a - np.array(spec["colors"][bg])) ** 2).sum(-1)) > 90
-    o = scene.objects[0]
-    r = {"bg": bg == scene.background}
-    if mask.sum() < 20:
-        return dict(r, color=False, position=False)
-    col = nearest(np.median(a[mask], 0), list(spec["colors"]), spec)
-    ys, xs = np.nonzero(mask)
-    cell = (min(2, int(3 * ys.mean() / a.shape[0])), min(2, int(3 * xs.mean() / a.shape[1])))
-    return dict(r, color=col == o.color, position=list(cell) == spec["_position_by_name"][o.position]["cell"])
-
-
-def sample_grid(out, spec, dev, steps, L, n256=16, n512=4, cfg=1.0):
-    from diffusers import FluxPipeline
-    pipe = FluxPipeline.from_pretrained(out, torch_dtype=torch.float32).to(dev)
-    pipe.set_progress_bar_config(disable=True)
-    rng = np.random.default_rng(31337)
-    os.makedirs(os.path.join(out, "samples"), exist_ok=True)
-    report = {}
-    for size, n in ((256, n256), (512, n512)):
-        if n == 0:
-            continue
-        scenes = [world.sample_scene(rng, spec, "heldout", n_objects=1) for _ in range(n)]
-        prompts = [world.caption(s, spec) for s in scenes]
-        t = time.time()
-        imgs = []
-        for i, p in enumerate(prompts):
-            g = torch.Generator("cpu").manual_seed(i)
-            neg = dict(negative_prompt="", true_cfg_scale=cfg) if cfg > 1 else {}
-            imgs.append(pipe(p, height=size, width=size, num_inference_steps=steps, guidance_scale=0.0,
-                             max_sequence_length=L, generator=g, output_type="np", **neg).images[0])
-        imgs = [(np.clip(im, 0, 1) * 255).round().astype(np.uint8) for im in imgs]
-        checks = [crude_check(im, s, spec) for im, s in zip(imgs, scenes)]
-        ref = world.render(scenes, size, spec, "cpu")
-        refs = [world.to_uint8(r) for r in ref]
-        cols = 4
-        rows = (n + cols - 1) // cols
-        grid = np.zeros((rows * 2 * size, cols * size, 3), np.uint8)  # generated row, then the reference render
-        for i, (im, rf) in enumerate(zip(imgs, refs)):
-            y, x = (i // cols) * 2 * size, (i % cols) * size
-            grid[y:y + size, x:x + size] = im
-            grid[y + size:y + 2 * size, x:x + size] = rf
-        if size > 256:
-            grid = grid[::2, ::2]
-        from PIL import Image
-        Image.fromarray(grid).save(os.path.join(out, "samples", "heldout_%d.png" % size), optimize=True)
-        with open(os.path.join(out, "samples", "heldout_%d.txt" % size), "w") as f:
-            f.write("\n".join("%2d %s %s" % (i, p, json.dumps(c)) for i, (p, c) in enumerate(zip(prompts, checks))) + "\n")
-        report[size] = {k: sum(c[k] for c in checks) / n for k in ("bg", "color", "position")}
-        report[size]["seconds_per_image"] = (time.time() - t) / n
-    return report
 
 
 def prefix_clip_keys(folder):
