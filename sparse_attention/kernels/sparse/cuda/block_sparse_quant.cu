@@ -167,21 +167,12 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_quant_kernel(const Q
   const int64_t out_ld = int64_t(a.heads) * D;
   const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
 
-  const int64_t e = (int64_t(a.layout_batch == 1 ? 0 : b) * a.layout_heads + (a.layout_heads == 1 ? 0 : h)) * a.num_q_tiles + qt;
-  const int full_begin = a.full_offsets[e], num_full = a.full_offsets[e + 1] - full_begin;
-  const int partial_begin = a.partial_offsets[e];
-  const int num_tiles = num_full + a.partial_offsets[e + 1] - partial_begin;
-  auto tile_at = [&](int i) {
-    if (i >= num_tiles) return -1;
-    return i < num_full ? __ldg(a.full_index + full_begin + i) : __ldg(a.partial_index + partial_begin + i - num_full);
-  };
+  const EntryTiles tiles = entry_tiles(a, b, h, qt);
+  const int num_full = tiles.num_full, num_tiles = tiles.num_tiles, partial_begin = tiles.partial_begin;
+  auto tile_at = [&](int i) { return tiles.at(i); };
 
-  if (num_tiles == 0) {  // no key visited: zeros, the defined output of a fully masked row
-    constexpr int kChunks = D / 8;  // 16-byte chunks of a row of T
-    for (int idx = int(threadIdx.x); idx < kBM * kChunks; idx += kThreads) {
-      const int pos = q0 + idx / kChunks;
-      if (pos < a.seq_len) *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + (idx % kChunks) * 8) = make_uint4(0, 0, 0, 0);
-    }
+  if (num_tiles == 0) {
+    zero_rows<D, kThreads>(out, out_ld, perm, q0, kBM, a.seq_len);
     return;
   }
 
