@@ -88,7 +88,7 @@ const std::string kRedSlug = "a-large-red-circle-at-the-left-on-a-blue";  // 40 
 
 }  // namespace
 
-TEST_CASE("batch: a mixed prompts file gives exactly the expected files and manifest; a re-run redoes nothing",
+TEST_CASE("batch: a mixed prompts file gives exactly the expected files and manifest, and a re-run redoes nothing",
           "[batch]") {
   const std::string dir = test::make_temp_dir("batch_mixed");
   const std::string out = dir + "/out";
@@ -276,7 +276,7 @@ static std::pair<int, std::string> run_and_interrupt(const std::vector<std::stri
   return {wait_exit(pid), text};
 }
 
-TEST_CASE("batch: Ctrl-C stops after the current image with a consistent manifest; a re-run completes it", "[batch]") {
+TEST_CASE("batch: Ctrl-C stops after the current image with a consistent manifest, and a re-run completes it", "[batch]") {
   const std::string dir = test::make_temp_dir("batch_sigint");
   const std::string out = dir + "/out";
   std::string text;
