@@ -7,7 +7,8 @@
 # Needs a CUDA build (default build-gpu/) and diffusers importable; about 8 minutes on an H200 besides the
 # build (writing the 34 GB folder ~2, loading it six times, 16 images per run).
 # usage: bench/batch_h200.sh [SIZE=1024] [STEPS=10] [IMAGES=16]; results in $OUT (or bench-results/)
-# DIFFUSERS_WARMUP=N gives diffusers N untimed calls first (default 0: both sides cold).
+# DIFFUSERS_WARMUP=N gives diffusers N untimed calls first (default 0: both sides cold). RUN_TIMEOUT (default
+# 200 s) bounds each run so that one stall does not take the whole call; full logs stay in $OUT.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${DITRUN_BIN:-$root/build-gpu/app/ditrun}"
@@ -27,10 +28,13 @@ PY
 for bs in 1 4 8; do
   echo "== ditrun batch $bs"
   rm -rf "/tmp/ditrun_batch_$bs"
-  "$bin" batch --model "$model" --device cuda --prompts "$prompts" --out-dir "/tmp/ditrun_batch_$bs" \
-    -W "$size" -H "$size" --steps "$steps" --batch-size "$bs" 2>&1 | tail -2 | tee "$out/ditrun_batch_$bs.log"
+  timeout "${RUN_TIMEOUT:-200}" "$bin" batch --model "$model" --device cuda --prompts "$prompts" \
+    --out-dir "/tmp/ditrun_batch_$bs" -W "$size" -H "$size" --steps "$steps" --batch-size "$bs" \
+    --log-json > "$out/ditrun_batch_$bs.jsonl" 2> "$out/ditrun_batch_$bs.log" || echo "ditrun batch $bs: exit $?"
+  tr '\r' '\n' < "$out/ditrun_batch_$bs.log" | grep -v '^\s*$' | tail -4
+  grep -E '"(finished|group_done)"' "$out/ditrun_batch_$bs.jsonl" | tail -2
   echo "== diffusers batch $bs"
-  python3 "$root/bench/diffusers_batch.py" --model "$model" --prompts "$prompts" --batch-size "$bs" --size "$size" \
+  timeout "${RUN_TIMEOUT:-200}" python3 "$root/bench/diffusers_batch.py" --model "$model" --prompts "$prompts" --batch-size "$bs" --size "$size" \
     --steps "$steps" --warmup "${DIFFUSERS_WARMUP:-0}" --out-dir "/tmp/diffusers_batch_$bs" --json "$out/diffusers_batch_$bs.json" 2>&1 | tail -1 |
     tee "$out/diffusers_batch_$bs.log"
 done

@@ -48,13 +48,15 @@ def main():
     if dev == "cuda":
         torch.cuda.synchronize()
     t0 = time.time()
-    n = 0
+    n, calls = 0, []  # calls: seconds of each call with its PNG writes (the first one is cold without --warmup)
     for i in range(0, len(prompts), args.batch_size):
+        tc = time.time()
         for k, img in enumerate(run(prompts[i: i + args.batch_size])):
             img.save(os.path.join(args.out_dir, "%04d.png" % (i + k)))
             n += 1
+        calls.append(time.time() - tc)
     seconds = time.time() - t0
-    res = {"tool": "diffusers", "batch_size": args.batch_size, "images": n, "seconds": seconds,
+    res = {"tool": "diffusers", "batch_size": args.batch_size, "images": n, "seconds": seconds, "calls": calls,
            "images_per_minute": 60.0 * n / seconds, "size": args.size, "steps": args.steps,
            "peak_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if dev == "cuda" else None}
     print("diffusers batch %d: %d images in %.1f s, %.2f images/min" % (args.batch_size, n, seconds,

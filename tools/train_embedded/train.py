@@ -258,6 +258,16 @@ def schedule_frac(args, clock):
     return min(1.0, done / args.schedule_span)
 
 
+def merge_spec(spec, override):
+    """The world spec with `override` merged in, key by key (nested dicts merge, other values replace)."""
+    out = dict(spec)
+    for k, v in override.items():
+        if k not in spec:
+            raise SystemExit("--world-override: unknown world spec key %r (keys: %s)" % (k, ", ".join(sorted(spec))))
+        out[k] = merge_spec(spec[k], v) if isinstance(v, dict) and isinstance(spec[k], dict) else v
+    return out
+
+
 def sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -512,6 +522,9 @@ def cmd_train(args):
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     spec = world.load_spec()
+    if args.world_override:
+        spec = merge_spec(spec, json.loads(args.world_override))
+        log("world override: %s" % args.world_override)
     init, out = os.path.abspath(args.init), os.path.abspath(args.out)
     with open(os.path.join(init, "ditrun_defaults.json")) as f:
         defaults = json.load(f)
@@ -768,6 +781,8 @@ def main():
     t.add_argument("--profile-steps", type=int, default=0, help="profile this many training steps (from step 20) "
                    "with torch.profiler and print where the time goes (GPU kernels and host ops)")
     t.add_argument("--freeze-text", action="store_true", help="keep the text encoders at their random init")
+    t.add_argument("--world-override", default="", help="JSON merged into the world spec for training scenes, "
+                   "e.g. '{\"n_objects_probs\": {\"1\": 1.0, \"2\": 0.0}}' (a simpler world, for experiments)")
     t.add_argument("--eval-n", type=int, default=16, help="held-out prompts generated at 256 after training (0: none)")
     t.add_argument("--data-workers", type=int, default=None,
                    help="DataLoader processes that sample/caption/tokenize stage B's batches ahead of the loop "
