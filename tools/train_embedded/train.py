@@ -339,7 +339,17 @@ def train_ae(vae, args, dev, amp, spec, log_rows):
             z = post.sample()
             rec = vae.decode(z).sample
         rec = rec.float()
-        rec_loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        if args.ae_edge_weight > 0:
+            # Pixels within one pixel of an edge (local range > 0.1 in any channel) weigh 1 + W. Why: the shipped
+            # VAE rounds the corners of small stars and triangles at 256² (9 of 100 held-out reconstructions read
+            # as another shape), while flat areas dominate the plain mean.
+            x32 = x.float()
+            edge = (F.max_pool2d(x32, 3, 1, 1) + F.max_pool2d(-x32, 3, 1, 1)).amax(1, keepdim=True) > 0.1
+            w = 1 + args.ae_edge_weight * edge.float()
+            err = rec - x32
+            rec_loss = ((err.abs() + err ** 2) * w).mean() / w.mean()
+        else:
+            rec_loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
         kl = (0.5 * (post.mean.float() ** 2 + post.var.float() - 1 - post.logvar.float())).mean()
         loss = rec_loss + args.ae_kl * kl
         opt.zero_grad(set_to_none=True)
@@ -820,6 +830,8 @@ def main():
     t.add_argument("--ae-batch", type=int, default=48)
     t.add_argument("--ae-crop", type=int, default=256, help="AE training image side (256 renders / 512 crops)")
     t.add_argument("--ae-lr", type=float, default=1e-3)
+    t.add_argument("--ae-edge-weight", type=float, default=0.0, help="extra reconstruction weight of pixels next "
+                   "to an edge (keeps small shapes' corners)")
     t.add_argument("--ae-kl", type=float, default=1e-5, help="weight of the per-element KL")
     t.add_argument("--batch", type=int, default=128, help="transformer batch at 256x256 (scaled by tokens)")
     t.add_argument("--resolutions", default="256,512,768")
