@@ -209,7 +209,16 @@ def sample_object(rng: np.random.Generator, spec, color: str, shape: str, size: 
     ylo, yhi = _axis_range(row, hy, spec)
     cx = float(rng.uniform(xlo, xhi)) if xhi > xlo else xlo
     cy = float(rng.uniform(ylo, yhi)) if yhi > ylo else ylo
+    g = spec.get("position_grid", 0)
+    if g:
+        cx, cy = _snap(cx, xlo, xhi, g), _snap(cy, ylo, yhi, g)
     return Obj(shape, color, size, position, cx, cy, d, ang)
+
+
+def _snap(v: float, lo: float, hi: float, grid: int) -> float:
+    """v moved to the nearest multiple of 1/grid inside [lo, hi]; v itself when there is none."""
+    k = min(max(round(v * grid), math.ceil(lo * grid - 1e-9)), math.floor(hi * grid + 1e-9))
+    return k / grid if lo - 1e-9 <= k / grid <= hi + 1e-9 else v
 
 
 def _objects_ok(objs: list, spec) -> bool:
