@@ -4,7 +4,7 @@
 # common arguments, then its own; both write their folder under /tmp.
 #   bash tools/train_embedded/run_pair_on_device.sh "COMMON ARGS" "ARGS OF A" "ARGS OF B"
 # e.g. "--keep-ae models/ditrun-shapes --seconds 470 --batch 512 --reuse 4 --compile --eval-n 0" "--seed 41"
-#      "--seed 42 --mask-aux 1"
+#      "--seed 42 --world-override '{\"size_jitter\": 0.0}'"  (quotes inside an argument string group words)
 # Leaves in $OUT: modelA.tgz.part-*, modelB.tgz.part-* (15 MB parts), trainA.log, trainB.log (6 files of the
 # device's 8). Unpack here: cat DIR/modelA.tgz.part-* | tar xzf - -C DEST
 set -uo pipefail
@@ -15,10 +15,9 @@ export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 common=$1
 workers=$(( $(nproc) / 2 - 1 ))
-run() {  # <name> <args>
-  # shellcheck disable=SC2086  # the argument strings are word-split on purpose
-  python3 tools/train_embedded/train.py train --init models/ditrun-shapes-init --out "/tmp/pair$1/ditrun-shapes" \
-    $common --data-workers "$workers" $2 2>&1 | grep --line-buffered -v "Warning\|^\[transformers\]" > "$OUT/train$1.log"
+run() {  # <name> <args>: the argument strings are parsed like a shell line, so quotes in them group words
+  eval "python3 tools/train_embedded/train.py train --init models/ditrun-shapes-init --out /tmp/pair$1/ditrun-shapes \
+    $common --data-workers $workers $2" 2>&1 | grep --line-buffered -v "Warning\|^\[transformers\]" > "$OUT/train$1.log"
 }
 run A "$2" &
 run B "$3" &
