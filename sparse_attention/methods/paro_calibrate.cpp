@@ -9,9 +9,70 @@
 
 namespace sattn {
 
+namespace {
+
+// pos[o][token]: the layout position of each natural token in candidate order o.
+std::vector<std::vector<int32_t>> order_positions(const TokenLayout& t, const std::vector<AxisOrder>& orders) {
+  const int64_t L = t.seq_len();
+  std::vector<std::vector<int32_t>> pos(orders.size(), std::vector<int32_t>(size_t(L), 0));
+  for (size_t o = 0; o < orders.size(); ++o) {
+    const std::vector<int32_t> perm = axis_order_perm(t, orders[o]);
+    for (int64_t p = 0; p < L; ++p) pos[o][size_t(perm[size_t(p)])] = int32_t(p);
+  }
+  return pos;
+}
+
+// [image tokens, tiles] 0/1: image token i (natural order) lies in image tile c of `range` under positions `pos`.
+rt::Tensor tile_membership(const TokenLayout& t, const std::vector<int32_t>& pos, TileRange range, int64_t tile) {
+  const int64_t g0 = t.grid_begin(), n = t.grid_tokens(), tiles = range.size();
+  std::vector<float> m(size_t(n * tiles), 0.f);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = pos[size_t(g0 + i)] / tile - range.begin;
+    if (c >= 0 && c < tiles) m[size_t(i * tiles + c)] = 1.f;
+  }
+  return rt::Tensor::from_vector(m, {n, tiles});
+}
+
+}  // namespace
+
+void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const rt::Tensor& k, float scale,
+                            const TokenLayout& t, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc) {
+  const int64_t B = q.size(0), L = q.size(1), H = q.size(2), D = q.size(3);
+  CHECK(L == t.seq_len() && k.size(1) == L && k.size(3) == D, "paro_block_sums: q ", q.str(), " k ", k.str(), " for ",
+        t.seq_len(), " tokens");
+  const std::vector<AxisOrder> orders = axis_orders(t.grid);
+  const TileRange qr = image_tiles(t, q_tile), kr = image_tiles(t, kv_tile);
+  const int64_t rows = qr.size(), cols = kr.size(), O = int64_t(orders.size());
+  acc.resize(size_t(O * H * rows * cols), 0.0);
+  const std::vector<std::vector<int32_t>> pos = order_positions(t, orders);
+  // Per order the block sums of P over image rows and columns are Aᵀ · P_img · B, with A and B the tokens'
+  // query- and key-tile memberships: two small products per order instead of a scatter over L² entries.
+  std::vector<rt::Tensor> a_t(static_cast<size_t>(O)), b(static_cast<size_t>(O));
+  for (int64_t o = 0; o < O; ++o) {
+    a_t[size_t(o)] = rt::to_ctx(ctx, tile_membership(t, pos[size_t(o)], qr, q_tile)).transpose(0, 1);
+    b[size_t(o)] = rt::to_ctx(ctx, tile_membership(t, pos[size_t(o)], kr, kv_tile));
+  }
+  const int64_t g0 = t.grid_begin(), g1 = g0 + t.grid_tokens();
+  const rt::Tensor q32 = rt::cast(ctx, q, rt::DType::F32), k32 = rt::cast(ctx, k, rt::DType::F32);
+  for (int64_t bi = 0; bi < B; ++bi)
+    for (int64_t h = 0; h < H; ++h) {  // one head at a time: P is [image tokens, L] in f32
+      const rt::Tensor qh = rt::reshape(ctx, q32.slice(0, bi, bi + 1).slice(1, g0, g1).slice(2, h, h + 1), {g1 - g0, D});
+      const rt::Tensor kh = rt::reshape(ctx, k32.slice(0, bi, bi + 1).slice(2, h, h + 1), {L, D});
+      const rt::Tensor p = rt::softmax(ctx, rt::affine(ctx, rt::matmul(ctx, qh, kh.transpose(0, 1)), scale, 0.f));
+      const rt::Tensor p_img = p.slice(1, g0, g1);
+      for (int64_t o = 0; o < O; ++o) {
+        const rt::Tensor sums = rt::to_host(ctx, rt::matmul(ctx, a_t[size_t(o)], rt::matmul(ctx, p_img, b[size_t(o)])));
+        const float* v = sums.contiguous().data<float>();
+        double* out = acc.data() + (o * H + h) * rows * cols;
+        for (int64_t i = 0; i < rows * cols; ++i) out[i] += double(v[i]);
+      }
+    }
+}
+
 void paro_block_sums(const rt::Context& ctx, const rt::Tensor& q_in, const rt::Tensor& k_in, float scale,
                      const TokenLayout& t, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc) {
-  CHECK(q_in.device().is_cpu() && q_in.dtype() == rt::DType::F32 && k_in.dtype() == rt::DType::F32,
+  if (!q_in.device().is_cpu()) return paro_block_sums_matmul(ctx, q_in, k_in, scale, t, q_tile, kv_tile, acc);
+  CHECK(q_in.dtype() == rt::DType::F32 && k_in.dtype() == rt::DType::F32,
         "paro_block_sums: host f32 q and k, got ", q_in.str(), " ", k_in.str());
   const rt::Tensor q = q_in.contiguous(), k = k_in.contiguous();
   const int64_t B = q.size(0), L = q.size(1), H = q.size(2), D = q.size(3);
@@ -20,12 +81,7 @@ void paro_block_sums(const rt::Context& ctx, const rt::Tensor& q_in, const rt::T
   const TileRange qr = image_tiles(t, q_tile), kr = image_tiles(t, kv_tile);
   const int64_t rows = qr.size(), cols = kr.size(), O = int64_t(orders.size());
   acc.resize(size_t(O * H * rows * cols), 0.0);
-  // pos[o][token]: layout position of each natural token in order o.
-  std::vector<std::vector<int32_t>> pos(size_t(O), std::vector<int32_t>(size_t(L), 0));
-  for (int64_t o = 0; o < O; ++o) {
-    const std::vector<int32_t> perm = axis_order_perm(t, orders[size_t(o)]);
-    for (int64_t p = 0; p < L; ++p) pos[size_t(o)][size_t(perm[size_t(p)])] = int32_t(p);
-  }
+  const std::vector<std::vector<int32_t>> pos = order_positions(t, orders);
   const int64_t g0 = t.grid_begin(), g1 = g0 + t.grid_tokens();
   // One (batch, head) per task, each with its own partial sums, merged at the end in a fixed order.
   std::vector<std::vector<double>> part(size_t(B * H), std::vector<double>{});
@@ -112,12 +168,9 @@ void ParoCalibrator::observe(const rt::Context& ctx, const AttentionParams& p) {
   }
   CHECK(p.tokens.seq_len() == tokens_.seq_len() && p.q.size(2) == heads_, "paro calibration: calls of different shapes");
   const float scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(p.q.size(3)));
-  // On a GPU: copy q and k to the host and run the CPU op (slow but exact).
-  const rt::Tensor q = p.q.device().is_cpu() ? p.q : rt::to_device(ctx, p.q, rt::Device::cpu(), rt::DType::F32);
-  const rt::Tensor k = p.k.device().is_cpu() ? p.k : rt::to_device(ctx, p.k, rt::Device::cpu(), rt::DType::F32);
   const int bucket = paro_bucket(p.step_index, num_steps_, buckets_);
   const size_t slot = size_t(int64_t(bucket) * layers_ + p.layer_index);
-  paro_block_sums(ctx, q, k, scale, tokens_, q_tile_, kv_tile_, sums_[slot]);
+  paro_block_sums(ctx, p.q, p.k, scale, tokens_, q_tile_, kv_tile_, sums_[slot]);
   counts_[slot] += p.q.size(0);
   ++calls_;
 }

@@ -3,9 +3,8 @@
 // P = softmax(scale · q · kᵀ) over image query tiles x image key tiles (tiles cut in that order), then
 // turns them into a ParoPlan.
 //
-// Statistics op: paro_block_sums, a CPU reference (plain loops, f32 scores, double sums). On a CUDA
-// device the observer copies q and k of the call to the host and runs it there: correct but slow
-// (O(L² · D) per head on one host thread pool; minutes per step at Flux 1024²).
+// Statistics op: paro_block_sums. On the CPU it is the reference (plain loops, f32 scores, double sums); on a
+// GPU the same sums as matrix products on the device (paro_block_sums_matmul), so q and k never leave it.
 #pragma once
 #include <vector>
 
@@ -14,12 +13,18 @@
 
 namespace sattn {
 
-// Adds, for batch entries of q, k [B, L, H, D] (host f32, L = tokens.seq_len()), the sums of P over each
-// (image query tile, image key tile) block in each candidate order to acc, laid out
+// Adds, for batch entries of q, k [B, L, H, D] (host f32, or any dtype on a GPU; L = tokens.seq_len()), the sums
+// of P over each (image query tile, image key tile) block in each candidate order to acc, laid out
 // [orders][H][mask_rows][mask_cols] (axis_orders(tokens.grid), image_tiles at q_tile / kv_tile). Rows of P
 // are full softmax rows (every key, text included); only image-image blocks are kept.
 void paro_block_sums(const rt::Context& ctx, const rt::Tensor& q, const rt::Tensor& k, float scale,
                      const TokenLayout& tokens, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc);
+
+// The same sums from device ops on any backend: per (batch, head) P = softmax(scale · q_img · kᵀ) in f32, then
+// per order Aᵀ · P[:, image keys] · B with A, B the image tokens' 0/1 query- and key-tile memberships. q and k
+// may be bf16/f16/f32 on the context's device; sums accumulate in double on the host.
+void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const rt::Tensor& k, float scale,
+                            const TokenLayout& tokens, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc);
 
 // Per query tile row of `sums` [rows, cols] the kept tiles at `density`: the diagonal tile (of the image
 // key tiles overlapping the query tile's positions, the one with the largest sum) plus the largest-sum

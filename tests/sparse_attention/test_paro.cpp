@@ -232,6 +232,30 @@ TEST_CASE("paro.block sums equal a brute-force softmax", "[paro]") {
   for (size_t i = 0; i < acc.size(); ++i) REQUIRE(acc[i] == Approx(want[i]).margin(1e-5));
 }
 
+TEST_CASE("paro.block sums as matrix products equal the loop reference", "[paro]") {
+  // The GPU's form (Aᵀ · P · B per order) run on the CPU backend: an image with text after it (two orders) and a
+  // video with text before it (six orders), tiles that straddle the text.
+  for (const bool video : {false, true}) {
+    sattn::TokenLayout t;
+    t.grid[0] = video ? 2 : 1, t.grid[1] = 6, t.grid[2] = video ? 5 : 7;
+    t.text_len = 9;
+    t.text_before = video;
+    const int64_t L = t.seq_len(), H = 3, D = 8;
+    rt::TorchGenerator g(21);
+    const rt::Tensor q = g.randn({2, L, H, D}), k = g.randn({2, L, H, D});
+    std::vector<double> loop, products;
+    sattn::paro_block_sums(test::cpu_context(), q, k, 0.4f, t, 16, 8, loop);
+    sattn::paro_block_sums_matmul(test::cpu_context(), q, k, 0.4f, t, 16, 8, products);
+    REQUIRE(products.size() == loop.size());
+    double total = 0;
+    for (size_t i = 0; i < loop.size(); ++i) {
+      REQUIRE(products[i] == Approx(loop[i]).margin(1e-5));
+      total += loop[i];
+    }
+    CHECK(total > 1.0);  // the blocks hold real mass, not zeros on both sides
+  }
+}
+
 TEST_CASE("paro.keep: per row count, diagonal always kept", "[paro]") {
   sattn::TokenLayout t;
   t.grid[1] = t.grid[2] = 16;  // 256 image tokens, no text: 2 q tiles x 4 kv tiles
