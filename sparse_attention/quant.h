@@ -15,7 +15,9 @@
 //   Int8Fp8Pv "int8-fp8pv": INT8 Q/K; P·V in FP8 e4m3 (SageAttention2): P scaled into [0, 448] (e4m3's
 //                           largest value), V per channel scaled to max|v| -> 448; f32 products per tile.
 //   Int4      "int4":       INT4 Q/K (scale max|x| / 7, values in [-7, 7]) with Int8's integer P·V (no
-//                           conversion to FP8 in the inner loop). CPU reference only for now.
+//                           conversion to FP8 in the inner loop). On the GPU the 4-bit values are held in
+//                           s8 and multiplied by the INT8 kernel: Hopper (sm_90) has no INT4 tensor-core MMA,
+//                           so int4 gives INT4's numerics at INT8's speed and memory.
 // P is unsigned (u8 with 255 levels, not s8 with 127) because it is never negative: half the rounding step
 // at the same width (mma.sync takes u8 x s8 operands).
 #pragma once

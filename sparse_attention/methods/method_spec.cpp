@@ -182,9 +182,10 @@ rt::Result<MethodSpec> parse_method(std::string_view text) {
     if (kv[i].substr(0, kv[i].find('=')) != "quant") continue;
     const std::string_view value = kv[i].substr(kv[i].find('=') + 1);
     if (name == "sla") return bad(text, "quant= is for gna and grat (sla's planned tiles run in bf16)");
-    if (!parse_attn_quant(value, &spec.quant) || spec.quant == AttnQuant::Int4)
+    if (!parse_attn_quant(value, &spec.quant))
       return bad(text, "quant=" + std::string(value) +
-                           ": expected none, int8 (INT8 Q/K and P·V) or int8-fp8pv (INT8 Q/K, FP8 P·V)");
+                           ": expected none, int8 (INT8 Q/K and P·V), int8-fp8pv (INT8 Q/K, FP8 P·V) or int4 "
+                           "(INT4 Q/K, INT8 P·V)");
     kv.erase(kv.begin() + i);
     break;
   }

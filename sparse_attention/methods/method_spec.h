@@ -11,9 +11,8 @@
 //   paro:plan=FILE                                                   (PARO, §3: a plan written by `ditrun
 //       calibrate`, loaded when the spec is parsed; per timestep bucket, layer and head an axis order and
 //       static block masks, methods/paro.h)
-//   gna, grat and paro also take quant=int8 | int8-fp8pv (quantized attention, quant.h: INT8 Q/K with K
-//   smoothing, INT8 or FP8 P·V; the CPU runs its reference); int4 exists only as the CPU reference
-//   (reference/quant_cpu.h) and is not accepted here.
+//   gna, grat and paro also take quant=int8 | int8-fp8pv | int4 (quantized attention, quant.h: INT8 or INT4
+//   Q/K with K smoothing, INT8 or FP8 P·V; the CPU runs its reference).
 // Checks that need the grid (a window larger than an axis) happen when a call plans (rule_error()).
 #pragma once
 #include <memory>

@@ -141,7 +141,11 @@ TEST_CASE("method_spec.quant on gna and grat", "[sparse]") {
   auto none = sattn::parse_method("gna:window=1x8x8,quant=none");
   REQUIRE(none);
   CHECK(sattn::method_str(*none) == "gna:window=1x8x8,stride=1x1x1,dilation=1x1x1,causal=0x0x0");
-  for (const char* bad : {"gna:window=1x8x8,quant=int4", "gna:window=1x8x8,quant=fp16", "sla:quant=int8",
+  auto four = sattn::parse_method("grat:group=1x4x4,quant=int4");
+  REQUIRE(four);
+  CHECK(four->quant == sattn::AttnQuant::Int4);
+  CHECK(sattn::method_str(*four) == "grat:variant=B,group=1x4x4,radius=1,quant=int4");
+  for (const char* bad : {"gna:window=1x8x8,quant=int3", "gna:window=1x8x8,quant=fp16", "sla:quant=int8",
                           "gna:window=1x8x8,quant=int8,quant=int8"}) {
     INFO(bad);
     auto m = sattn::parse_method(bad);

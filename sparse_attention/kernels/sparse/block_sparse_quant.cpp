@@ -4,7 +4,6 @@ namespace sattn::kernels {
 
 std::string block_sparse_quant_refusal(const AttentionParams& p, const BlockLayout& layout, AttnQuant quant) {
   if (quant == AttnQuant::None) return "quant none is the unquantized block-sparse kernel (block_sparse_attention)";
-  if (quant == AttnQuant::Int4) return "int4 Q/K has only the CPU reference (reference/quant_cpu.h), no CUDA kernel yet";
   const std::string why = block_sparse_refusal(p, layout);
   return why.empty() ? why : "quantized " + why;
 }

@@ -14,8 +14,8 @@
 namespace sattn::kernels {
 
 // "" when block_sparse_attention_quant runs (p, layout, quant), else why not: everything
-// block_sparse_refusal asks, and quant Int8 or Int8Fp8Pv (Int4 has only the CPU reference; None is
-// block_sparse_attention). Int8Fp8Pv also needs an sm_89+ GPU (the FP8 MMA), checked at the call.
+// block_sparse_refusal asks, and quant Int8, Int8Fp8Pv or Int4 (None is block_sparse_attention). Int8Fp8Pv
+// also needs an sm_89+ GPU (the FP8 MMA), checked at the call. Int4 runs the Int8 kernel on 4-bit levels.
 std::string block_sparse_quant_refusal(const AttentionParams& p, const BlockLayout& layout, AttnQuant quant);
 
 namespace cuda {

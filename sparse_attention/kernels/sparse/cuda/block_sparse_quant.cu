@@ -320,7 +320,7 @@ QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParam
   pa.seq_len = int(o.len), pa.padded_len = int(padded), pa.heads = int(o.heads);
   pa.chunks = int(std::min<int64_t>(128, (o.len + 255) / 256));
   pa.chunk_tokens = int((o.len + pa.chunks - 1) / pa.chunks);
-  pa.v_max = quant_v_max(quant), pa.v_fp8 = quant_pv_fp8(quant);
+  pa.qk_max = quant_qk_max(quant), pa.v_max = quant_v_max(quant), pa.v_fp8 = quant_pv_fp8(quant);
   // stats: the column partials (scratch), then k_mean and v_scale; scales: q_scale, then k_scale.
   o.stats = rt::cuda::empty(ctx, {bh * (2 * pa.chunks + 2) * d}, rt::DType::F32);
   pa.partial_sum = static_cast<float*>(o.stats.raw_data());

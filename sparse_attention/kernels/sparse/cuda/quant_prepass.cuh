@@ -27,6 +27,7 @@ struct PrepassArgs {
   const int32_t* perm;                            // layout position -> natural token; nullptr = identity
   const int32_t* head_perm;                       // perm set per layout head (layout_order.cuh); nullptr = one
   int seq_len, padded_len, heads, chunks, chunk_tokens, layout_heads;
+  float qk_max;  // 127 (INT8 Q/K) or 7 (INT4 Q/K, held in s8: sm_90 has no INT4 MMA)
   float v_max;   // 127 (INT8 V) or 448 (e4m3 V)
   bool v_fp8;
   float* partial_sum;   // [BH, chunks, D]
@@ -159,7 +160,7 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
   load(a.q, a.q_stride, nullptr);
   float m0, m1;
   half_maxes(m0, m1);
-  const float qs[2] = {m0 > 0.f ? m0 / 127.f : 1.f, m1 > 0.f ? m1 / 127.f : 1.f};
+  const float qs[2] = {m0 > 0.f ? m0 / a.qk_max : 1.f, m1 > 0.f ? m1 / a.qk_max : 1.f};
   if (tid == 0) a.q_scale[row0 / 32] = qs[0], a.q_scale[row0 / 32 + 1] = qs[1];
   store_rows(a.q8, qs, 32);
 
@@ -167,7 +168,7 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
   load(a.k, a.k_stride, a.k_mean + int64_t(bh) * D);
   half_maxes(m0, m1);
   const float m = fmaxf(m0, m1);
-  const float ks[1] = {m > 0.f ? m / 127.f : 1.f};
+  const float ks[1] = {m > 0.f ? m / a.qk_max : 1.f};
   if (tid == 0) a.k_scale[row0 / 64] = ks[0];
   store_rows(a.k8, ks, kPrepassRows);
 
