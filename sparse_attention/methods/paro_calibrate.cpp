@@ -36,7 +36,8 @@ rt::Tensor tile_membership(const TokenLayout& t, const std::vector<int32_t>& pos
 }  // namespace
 
 void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const rt::Tensor& k, float scale,
-                            const TokenLayout& t, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc) {
+                            const TokenLayout& t, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc,
+                            int64_t rows_per_chunk) {
   const int64_t B = q.size(0), L = q.size(1), H = q.size(2), D = q.size(3);
   CHECK(L == t.seq_len() && k.size(1) == L && k.size(3) == D, "paro_block_sums: q ", q.str(), " k ", k.str(), " for ",
         t.seq_len(), " tokens");
@@ -55,16 +56,23 @@ void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const r
   const int64_t g0 = t.grid_begin(), g1 = g0 + t.grid_tokens();
   const rt::Tensor q32 = rt::cast(ctx, q, rt::DType::F32), k32 = rt::cast(ctx, k, rt::DType::F32);
   for (int64_t bi = 0; bi < B; ++bi)
-    for (int64_t h = 0; h < H; ++h) {  // one head at a time: P is [image tokens, L] in f32
-      const rt::Tensor qh = rt::reshape(ctx, q32.slice(0, bi, bi + 1).slice(1, g0, g1).slice(2, h, h + 1), {g1 - g0, D});
+    for (int64_t h = 0; h < H; ++h) {
       const rt::Tensor kh = rt::reshape(ctx, k32.slice(0, bi, bi + 1).slice(2, h, h + 1), {L, D});
-      const rt::Tensor p = rt::softmax(ctx, rt::affine(ctx, rt::matmul(ctx, qh, kh.transpose(0, 1)), scale, 0.f));
-      const rt::Tensor p_img = p.slice(1, g0, g1);
-      for (int64_t o = 0; o < O; ++o) {
-        const rt::Tensor sums = rt::to_host(ctx, rt::matmul(ctx, a_t[size_t(o)], rt::matmul(ctx, p_img, b[size_t(o)])));
-        const float* v = sums.contiguous().data<float>();
-        double* out = acc.data() + (o * H + h) * rows * cols;
-        for (int64_t i = 0; i < rows * cols; ++i) out[i] += double(v[i]);
+      // One head and at most `chunk` query rows at a time: P is [chunk, L] in f32 (1 GiB at most; a whole
+      // head at HunyuanVideo 720p would be 57 GB).
+      const int64_t chunk = rows_per_chunk > 0 ? rows_per_chunk : std::max<int64_t>(1, (int64_t(1) << 28) / L);
+      for (int64_t r0 = g0; r0 < g1; r0 += chunk) {
+        const int64_t r1 = std::min(g1, r0 + chunk);
+        const rt::Tensor qh = rt::reshape(ctx, q32.slice(0, bi, bi + 1).slice(1, r0, r1).slice(2, h, h + 1), {r1 - r0, D});
+        const rt::Tensor p = rt::softmax(ctx, rt::affine(ctx, rt::matmul(ctx, qh, kh.transpose(0, 1)), scale, 0.f));
+        const rt::Tensor p_img = p.slice(1, g0, g1);
+        for (int64_t o = 0; o < O; ++o) {
+          const rt::Tensor a_rows = a_t[size_t(o)].slice(1, r0 - g0, r1 - g0);  // [q tiles, this chunk's rows]
+          const rt::Tensor sums = rt::to_host(ctx, rt::matmul(ctx, a_rows, rt::matmul(ctx, p_img, b[size_t(o)])));
+          const float* v = sums.contiguous().data<float>();
+          double* out = acc.data() + (o * H + h) * rows * cols;
+          for (int64_t i = 0; i < rows * cols; ++i) out[i] += double(v[i]);
+        }
       }
     }
 }

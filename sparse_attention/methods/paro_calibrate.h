@@ -22,9 +22,11 @@ void paro_block_sums(const rt::Context& ctx, const rt::Tensor& q, const rt::Tens
 
 // The same sums from device ops on any backend: per (batch, head) P = softmax(scale · q_img · kᵀ) in f32, then
 // per order Aᵀ · P[:, image keys] · B with A, B the image tokens' 0/1 query- and key-tile memberships. q and k
-// may be bf16/f16/f32 on the context's device; sums accumulate in double on the host.
+// may be bf16/f16/f32 on the context's device; sums accumulate in double on the host. P is made for at most
+// rows_per_chunk query rows at a time (0: as many as keep it under 2^28 elements, 1 GiB).
 void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const rt::Tensor& k, float scale,
-                            const TokenLayout& tokens, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc);
+                            const TokenLayout& tokens, int64_t q_tile, int64_t kv_tile, std::vector<double>& acc,
+                            int64_t rows_per_chunk = 0);
 
 // Per query tile row of `sums` [rows, cols] the kept tiles at `density`: the diagonal tile (of the image
 // key tiles overlapping the query tile's positions, the one with the largest sum) plus the largest-sum

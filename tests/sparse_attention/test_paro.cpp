@@ -243,13 +243,16 @@ TEST_CASE("paro.block sums as matrix products equal the loop reference", "[paro]
     const int64_t L = t.seq_len(), H = 3, D = 8;
     rt::TorchGenerator g(21);
     const rt::Tensor q = g.randn({2, L, H, D}), k = g.randn({2, L, H, D});
-    std::vector<double> loop, products;
+    std::vector<double> loop, products, chunked;
     sattn::paro_block_sums(test::cpu_context(), q, k, 0.4f, t, 16, 8, loop);
     sattn::paro_block_sums_matmul(test::cpu_context(), q, k, 0.4f, t, 16, 8, products);
+    sattn::paro_block_sums_matmul(test::cpu_context(), q, k, 0.4f, t, 16, 8, chunked, 5);  // chunks across tiles
     REQUIRE(products.size() == loop.size());
+    REQUIRE(chunked.size() == loop.size());
     double total = 0;
     for (size_t i = 0; i < loop.size(); ++i) {
       REQUIRE(products[i] == Approx(loop[i]).margin(1e-5));
+      REQUIRE(chunked[i] == Approx(loop[i]).margin(1e-5));
       total += loop[i];
     }
     CHECK(total > 1.0);  // the blocks hold real mass, not zeros on both sides
