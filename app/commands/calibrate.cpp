@@ -112,8 +112,8 @@ Command add_calibrate_command(CLI::App& root) {
   CLI::App* c = root.add_subcommand(
       "calibrate",
       "PARO calibration: run full attention on a few prompts and write a plan (per timestep bucket, layer and head an "
-      "axis order and static block masks) for generate --attention paro:plan=FILE. On a GPU the block sums are "
-      "computed on the CPU from copies of q and k: correct but slow");
+      "axis order and static block masks) for generate --attention paro:plan=FILE. The block sums are computed where the model runs (on a GPU "
+      "as device matrix products)");
   add_model_options(*c, o->paths);
   c->add_option("-p,--prompt", o->prompts, "A calibration prompt (repeatable)");
   c->add_option("--prompts", o->prompts_file, "A file of calibration prompts, one per line");

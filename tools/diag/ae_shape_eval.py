@@ -15,9 +15,6 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "world"))
 import world  # noqa: E402
 
-SCENE_KEYS = ("shape", "color", "size", "position", "cx", "cy", "diameter", "angle")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/ditrun-shapes")
@@ -31,9 +28,7 @@ def main():
     vae = AutoencoderKL.from_pretrained(os.path.join(args.model, "vae"), torch_dtype=torch.float32).eval()
     lines = [line for line in open(args.prompts) if line.strip()][: args.limit]
     items = [json.loads(line) for line in lines]
-    scenes = [world.Scene.from_dict({"background": d["scene"]["background"], "texture": d["scene"]["texture"],
-                                     "objects": [{k: o[k] for k in SCENE_KEYS} for o in d["scene"]["objects"]]})
-              for d in items]
+    scenes = [world.Scene.from_dict(d["scene"]) for d in items]
     os.makedirs(args.out, exist_ok=True)
     for i in range(0, len(scenes), 10):
         x = world.render(scenes[i:i + 10], args.size, spec)  # [-1, 1]

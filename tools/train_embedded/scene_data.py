@@ -82,16 +82,16 @@ def scene_loader(ds, workers, pin, prefetch=4):
 
 
 def foreground_tokens(rparams, x, r, dev, spec, cells=0):
-    """[B, N] 1 where a transformer token (16x16 pixels) or its 8 neighbours shows an object, from the difference
-    between the scene and its background-only render (same params without objects). With cells = c > 0 also the
-    object coverage of each token's c x c sub-cells, [B, N, c*c] in [0, 1] (row-major within the token): the
-    target of train.py's --mask-aux probe."""
+    """(fg, cov): fg [B, N] is 1 where a transformer token (16x16 pixels) or its 8 neighbours shows an object,
+    from the difference between the scene and its background-only render (same params without objects); cov is
+    None, or with cells = c > 0 the object coverage of each token's c x c sub-cells, [B, N, c*c] in [0, 1]
+    (row-major within the token): the target of train.py's --mask-aux probe."""
     empty = {k: v[:0] for k, v in rparams.items() if k.startswith("obj_")}
     xb = world.render_from_params(dict(rparams, groups=[], **empty), r, dev, spec=spec)
     m = ((x.float() - xb.float()).abs().sum(1, keepdim=True) > 0.05).float()  # [B, 1, r, r]
     fg = F.max_pool2d(F.max_pool2d(m, 16), 3, stride=1, padding=1).flatten(1)  # row-major, like _pack_latents
     if not cells:
-        return fg
+        return fg, None
     t, c = r // 16, cells
     cov = F.avg_pool2d(m, 16 // c).view(m.shape[0], t, c, t, c).permute(0, 1, 3, 2, 4).reshape(m.shape[0], t * t, c * c)
     return fg, cov

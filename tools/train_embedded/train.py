@@ -204,13 +204,9 @@ def train_dit(transformer, text, vae, shift, scale, args, dev, amp, spec):
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             x = world.render_from_params(rparams, r, dev, spec=spec)
             z0 = (vae.encode(x).latent_dist.mode().float() - shift) * scale
-            cov = None
-            if probe is not None:
-                fg, cov = foreground_tokens(rparams, x, r, dev, spec, cells=probe.cells)
-            elif args.fg_weight > 0 or args.fg_sigma_weight > 0:
-                fg = foreground_tokens(rparams, x, r, dev, spec)
-            else:
-                fg = None
+            fg, cov = None, None
+            if probe is not None or args.fg_weight > 0 or args.fg_sigma_weight > 0:
+                fg, cov = foreground_tokens(rparams, x, r, dev, spec, cells=probe.cells if probe is not None else 0)
         x0 = pack(z0)
         if reuse > 1:
             fresh = dict(x0=x0.to(torch.bfloat16), clip_ids=clip_ids, t5_ids=t5_ids)
