@@ -16,7 +16,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 #include "app/batch/chunks.h"
@@ -181,7 +183,15 @@ class BatchRun {
  private:
   void fail(const Job& job, const std::string& message);
   void run_chunk(const GenerateParams& shared, const std::vector<size_t>& chunk);
-  void write_image(const Job& job, const GenerateParams& shared, const rt::Tensor& image, double seconds, int batch_size);
+  // One image's PNG file and its checksum, or why there is none (`fatal`: the batch cannot go on).
+  struct Written {
+    rt::Result<std::string> sum;
+    bool fatal;
+  };
+  Written write_file(const Job& job, const GenerateParams& shared, const rt::Tensor& image) const;
+  void commit(const Job& job, const Written& w, double seconds, int batch_size);
+  void write_pass(const GenerateParams& shared, const std::vector<size_t>& chunk, const std::vector<rt::Tensor>& images,
+                  double seconds);
   void record(const nlohmann::json& rec);
   void set_fatal(const std::string& message);
   bool has_fatal();
@@ -198,7 +208,7 @@ class BatchRun {
   std::vector<Job> jobs_;
   std::vector<bool> replace_;  // overwrite the job's file (recorded but damaged, or --overwrite)
   std::string fatal_;          // a write failure that stops the batch
-  // A pass's PNGs are encoded, written, checksummed and recorded on one background task while the next
+  // A pass's PNGs are encoded, written, checksummed and recorded on a background task while the next
   // pass runs: encoding a 1024x1024 PNG takes ~0.5 s of host time, a third of a batch-1 pass on an H200
   // (bench/batch_h200.sh). `mu_` guards what both threads touch: reporter_, manifest_ and fatal_.
   std::future<void> writes_;
@@ -235,26 +245,30 @@ void BatchRun::finish_writes() {
   if (writes_.valid()) writes_.get();
 }
 
-void BatchRun::write_image(const Job& job, const GenerateParams& shared, const rt::Tensor& image, double seconds,
-                           int batch_size) {
+BatchRun::Written BatchRun::write_file(const Job& job, const GenerateParams& shared, const rt::Tensor& image) const {
   const std::string path = (fs::path(o_.out_dir) / job.output).string();
   const size_t j = size_t(&job - jobs_.data());
   std::error_code ec;
-  if (!replace_[j] && fs::exists(path, ec)) return fail(job, path + " appeared during the batch; not overwriting it (--overwrite)");
+  if (!replace_[j] && fs::exists(path, ec))
+    return {rt::Status::error(path + " appeared during the batch; not overwriting it (--overwrite)"), false};
   GenerateParams p = shared;
   p.prompt = job.prompt;
   p.seed = job.seed;
   const PngText text = {{"parameters", png_parameters(p, job.settings.model)}, {"Software", "ditrun 0.1.0"}};
-  if (auto st = write_png(path, image, text, /*overwrite=*/true); !st) {
-    fail(job, st.message());
-    return set_fatal(st.message());
-  }
+  if (auto st = write_png(path, image, text, /*overwrite=*/true); !st) return {st, true};
   auto sum = sha256_file(path);
-  if (!sum) {
-    fail(job, sum.status().message());
-    return set_fatal(sum.status().message());
+  return {std::move(sum), !sum};
+}
+
+void BatchRun::commit(const Job& job, const Written& w, double seconds, int batch_size) {
+  if (!w.sum) {
+    fail(job, w.sum.status().message());
+    if (w.fatal) set_fatal(w.sum.status().message());
+    return;
   }
-  record(ok_record(job, *sum, seconds, batch_size));
+  const std::string path = (fs::path(o_.out_dir) / job.output).string();
+  std::error_code ec;
+  record(ok_record(job, *w.sum, seconds, batch_size));
   std::lock_guard<std::mutex> lock(mu_);
   // An image the manifest does not hold would look like a stranger's file to the next run: remove it.
   if (!fatal_.empty()) {
@@ -262,7 +276,27 @@ void BatchRun::write_image(const Job& job, const GenerateParams& shared, const r
     reporter_.image_error(job.line, &job, "not recorded (" + fatal_ + "); image removed");
     return;
   }
-  reporter_.image_done(job, path, *sum, seconds);
+  reporter_.image_done(job, path, *w.sum, seconds);
+}
+
+void BatchRun::write_pass(const GenerateParams& shared, const std::vector<size_t>& chunk,
+                          const std::vector<rt::Tensor>& images, double seconds) {
+  // Encoding is the slow part and each image has its own file, so a pass's images are encoded on several
+  // threads; the manifest and the reporter then take them in pass order.
+  const size_t n = chunk.size();
+  std::vector<std::optional<Written>> done(n);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t k; (k = next++) < n && !has_fatal();) done[k] = write_file(jobs_[chunk[k]], shared, images[k]);
+  };
+  const size_t threads = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  // An image without a result was never written: the batch stopped on an earlier failure.
+  for (size_t k = 0; k < n; ++k)
+    if (done[k]) commit(jobs_[chunk[k]], *done[k], seconds, int(n));
 }
 
 void BatchRun::run_chunk(const GenerateParams& shared, const std::vector<size_t>& chunk) {
@@ -290,8 +324,7 @@ void BatchRun::run_chunk(const GenerateParams& shared, const std::vector<size_t>
   // `shared` and `chunk` belong to the caller's loop: the task keeps copies. A Ctrl-C still lets the pass's
   // images be written (they are done); only a write failure stops the rest.
   writes_ = std::async(std::launch::async, [this, shared, chunk, images = std::move(*out), seconds] {
-    for (size_t k = 0; k < chunk.size() && !has_fatal(); ++k)
-      write_image(jobs_[chunk[k]], shared, images[k], seconds, int(chunk.size()));
+    write_pass(shared, chunk, images, seconds);
   });
 }
 

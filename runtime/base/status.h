@@ -46,8 +46,11 @@ class Result {
   }
   T& value() & { DITRUN_CHECK(is_ok(), "value() on an error Result: ", std::get<Status>(v_).message()); return std::get<T>(v_); }
   T&& value() && { DITRUN_CHECK(is_ok(), "value() on an error Result: ", std::get<Status>(v_).message()); return std::get<T>(std::move(v_)); }
+  const T& value() const& { DITRUN_CHECK(is_ok(), "value() on an error Result: ", std::get<Status>(v_).message()); return std::get<T>(v_); }
   T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
   T& operator*() { return value(); }
+  const T& operator*() const { return value(); }
 
  private:
   std::variant<T, Status> v_;

@@ -48,10 +48,13 @@ void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const r
   const std::vector<std::vector<int32_t>> pos = order_positions(t, orders);
   // Per order the block sums of P over image rows and columns are Aᵀ · P_img · B, with A and B the tokens'
   // query- and key-tile memberships: two small products per order instead of a scatter over L² entries.
+  // In f32 whatever the context's dtype: a matmul runs in its first operand's dtype, and Aᵀ in bf16 would round
+  // P·B to 8 bits (0.4% off the block sums on the GPU).
   std::vector<rt::Tensor> a_t(static_cast<size_t>(O)), b(static_cast<size_t>(O));
   for (int64_t o = 0; o < O; ++o) {
-    a_t[size_t(o)] = rt::to_ctx(ctx, tile_membership(t, pos[size_t(o)], qr, q_tile)).transpose(0, 1);
-    b[size_t(o)] = rt::to_ctx(ctx, tile_membership(t, pos[size_t(o)], kr, kv_tile));
+    a_t[size_t(o)] = rt::to_device(ctx, tile_membership(t, pos[size_t(o)], qr, q_tile), ctx.device(), rt::DType::F32)
+                         .transpose(0, 1);
+    b[size_t(o)] = rt::to_device(ctx, tile_membership(t, pos[size_t(o)], kr, kv_tile), ctx.device(), rt::DType::F32);
   }
   const int64_t g0 = t.grid_begin(), g1 = g0 + t.grid_tokens();
   const rt::Tensor q32 = rt::cast(ctx, q, rt::DType::F32), k32 = rt::cast(ctx, k, rt::DType::F32);

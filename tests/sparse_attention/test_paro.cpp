@@ -233,13 +233,14 @@ TEST_CASE("paro.block sums equal a brute-force softmax", "[paro]") {
 }
 
 TEST_CASE("paro.block sums as matrix products equal the loop reference", "[paro]") {
-  // The GPU's form (Aᵀ · P · B per order) run on the CPU backend: an image with text after it (two orders) and a
-  // video with text before it (six orders), tiles that straddle the text.
-  for (const bool video : {false, true}) {
+  // The GPU's form (Aᵀ · P · B per order) run on the CPU backend: an image (two orders) and a video (six
+  // orders), each with text before and after, tiles that straddle the text.
+  for (const bool video : {false, true})
+  for (const bool text_before : {false, true}) {
     sattn::TokenLayout t;
     t.grid[0] = video ? 2 : 1, t.grid[1] = 6, t.grid[2] = video ? 5 : 7;
     t.text_len = 9;
-    t.text_before = video;
+    t.text_before = text_before;
     const int64_t L = t.seq_len(), H = 3, D = 8;
     rt::TorchGenerator g(21);
     const rt::Tensor q = g.randn({2, L, H, D}), k = g.randn({2, L, H, D});
