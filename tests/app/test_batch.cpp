@@ -418,37 +418,42 @@ TEST_CASE("batch: an unwritable output directory is a clear error before any wor
 }
 
 TEST_CASE("batch: a failed image write (full disk) stops the batch, leaves no partial file, says why", "[batch]") {
-  const std::string dir = test::make_temp_dir("batch_full");
-  const std::string out = dir + "/out";
-  const std::string prompts = write_prompts(dir, std::string(kRed) + "\nsecond prompt\n");
-  fs::create_directories(out);
-  int fd = -1;
-  // 64x64 PNGs are 5-11 KB; the manifest's error line is below 1 KB.
-  const pid_t pid = spawn_ditrun({"batch", "--prompts", prompts, "--out-dir", out, "-W", "64", "-H", "64", "--steps", "1",
-                                  "--quiet", "--log-json"},
-                                 dir + "/stderr.txt", &fd, 4096);
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
-  ::close(fd);
-  const int rc = wait_exit(pid);
-  std::ifstream in(dir + "/stderr.txt");
-  std::stringstream err;
-  err << in.rdbuf();
-  INFO(err.str());
-  CHECK(rc == 4);
-  CHECK(err.str().find("File too large") != std::string::npos);
-  CHECK(pngs_in(out).empty());
-  for (const auto& e : fs::directory_iterator(out)) CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
-  const auto manifest = read_manifest(out);
-  REQUIRE(manifest.size() == 1);
-  CHECK(manifest[0]["status"] == "error");
-  CHECK(manifest[0]["error"].get<std::string>().find("File too large") != std::string::npos);
-  const auto fin = events(read_jsonl(text), "finished");
-  REQUIRE(fin.size() == 1);
-  CHECK(fin[0]["stopped"].get<std::string>().find("File too large") != std::string::npos);
-  CHECK(fin[0]["not_run"] == 1);
-  fs::remove_all(dir);
+  // Batch size 2 writes both images of the pass at once (one thread each): the failure must still stop the
+  // batch with one error line and no file.
+  for (const int batch_size : {1, 2}) {
+    INFO("batch size " << batch_size);
+    const std::string dir = test::make_temp_dir("batch_full");
+    const std::string out = dir + "/out";
+    const std::string prompts = write_prompts(dir, std::string(kRed) + "\nsecond prompt\n");
+    fs::create_directories(out);
+    int fd = -1;
+    // 64x64 PNGs are 5-11 KB; the manifest's error line is below 1 KB.
+    const pid_t pid = spawn_ditrun({"batch", "--prompts", prompts, "--out-dir", out, "-W", "64", "-H", "64", "--steps", "1",
+                                    "--batch-size", std::to_string(batch_size), "--quiet", "--log-json"},
+                                   dir + "/stderr.txt", &fd, 4096);
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+    ::close(fd);
+    const int rc = wait_exit(pid);
+    std::ifstream in(dir + "/stderr.txt");
+    std::stringstream err;
+    err << in.rdbuf();
+    INFO(err.str());
+    CHECK(rc == 4);
+    CHECK(err.str().find("File too large") != std::string::npos);
+    CHECK(pngs_in(out).empty());
+    for (const auto& e : fs::directory_iterator(out)) CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
+    const auto manifest = read_manifest(out);
+    REQUIRE(manifest.size() == 1);
+    CHECK(manifest[0]["status"] == "error");
+    CHECK(manifest[0]["error"].get<std::string>().find("File too large") != std::string::npos);
+    const auto fin = events(read_jsonl(text), "finished");
+    REQUIRE(fin.size() == 1);
+    CHECK(fin[0]["stopped"].get<std::string>().find("File too large") != std::string::npos);
+    CHECK(fin[0]["not_run"] == (batch_size == 1 ? 1 : 0));
+    fs::remove_all(dir);
+  }
 }
 
 // As generate: a sparse method that cannot beat dense (GNA 8x8 on 256²'s 16x16 token grid: tile density

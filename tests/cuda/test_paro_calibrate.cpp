@@ -19,8 +19,10 @@ double worst_relative(const rt::Context& ctx, const rt::Tensor& dev, const rt::T
   const rt::Tensor b = host.contiguous();
   REQUIRE(a.numel() == b.numel());
   double worst = 0;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    worst = std::max(worst, std::abs(double(a.data<float>()[i]) - b.data<float>()[i]) / std::max(1.0, std::abs(double(b.data<float>()[i]))));
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    worst = std::max(worst, std::abs(x - y) / std::max(1.0, std::abs(y)));
+  }
   return worst;
 }
 
