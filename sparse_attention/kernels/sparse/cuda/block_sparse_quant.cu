@@ -276,6 +276,14 @@ void launch_prepass(const rt::Context& ctx, const PrepassArgs& a, int bh) {
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant.quantize");
 }
 
+// The pre-pass may read t 8 elements (16 bytes) at a time: channels contiguous, the other strides whole
+// 16-byte steps, the base aligned.
+bool vector_ok(const rt::Tensor& t) {
+  const auto& s = t.strides();
+  return rt::dtype_size(t.dtype()) == 2 && s[3] == 1 && s[0] % 8 == 0 && s[1] % 8 == 0 && s[2] % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0;
+}
+
 // A pool buffer of `bytes` (a multiple of 4), typed f32 because rt::DType has no 8-bit integer type.
 rt::Tensor bytes_buffer(const rt::Context& ctx, int64_t bytes) {
   return rt::cuda::empty(ctx, {std::max<int64_t>(bytes, 4) / 4}, rt::DType::F32);
@@ -321,6 +329,7 @@ QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParam
   pa.chunks = int(std::min<int64_t>(128, (o.len + 255) / 256));
   pa.chunk_tokens = int((o.len + pa.chunks - 1) / pa.chunks);
   pa.qk_max = quant_qk_max(quant), pa.v_max = quant_v_max(quant), pa.v_fp8 = quant_pv_fp8(quant);
+  pa.q_vec = vector_ok(p.q), pa.k_vec = vector_ok(p.k), pa.v_vec = vector_ok(p.v);
   // stats: the column partials (scratch), then k_mean and v_scale; scales: q_scale, then k_scale.
   o.stats = rt::cuda::empty(ctx, {bh * (2 * pa.chunks + 2) * d}, rt::DType::F32);
   pa.partial_sum = static_cast<float*>(o.stats.raw_data());

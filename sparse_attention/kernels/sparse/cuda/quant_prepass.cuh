@@ -4,7 +4,8 @@
 //   quantize_block:  per (64 layout positions, batch·head) q -> s8 with a scale per 32 rows, k - mean -> s8
 //                    with one scale, v -> s8 or e4m3 with the channel scales, in layout order (rows gathered
 //                    through perm), v transposed; positions past the sequence end become zeros.
-// Sums and maxima reduce in a fixed order: the results do not depend on scheduling.
+// Sums and maxima reduce in a fixed order: the results do not depend on scheduling. Both kernels that read
+// q, k, v take 8 channels per thread and load, in one 16-byte load where the strides allow (q_vec...).
 // Included once, by block_sparse_quant.cu.
 #pragma once
 #include <cuda_fp8.h>
@@ -30,6 +31,9 @@ struct PrepassArgs {
   float qk_max;  // 127 (INT8 Q/K) or 7 (INT4 Q/K, held in s8: sm_90 has no INT4 MMA)
   float v_max;   // 127 (INT8 V) or 448 (e4m3 V)
   bool v_fp8;
+  // q / k / v can be read 16 bytes (8 elements) at a time: channels contiguous, every other stride a multiple
+  // of 8 elements and the base 16-byte aligned. Uniform over the launch.
+  bool q_vec, k_vec, v_vec;
   float* partial_sum;   // [BH, chunks, D]
   float* partial_max;   // [BH, chunks, D]
   float* k_mean;        // [BH, D]
@@ -46,24 +50,51 @@ __device__ __forceinline__ float element(const void* base, const int64_t s[4], i
   return rt::cuda::to_float(static_cast<const T*>(base)[b * s[0] + token * s[1] + h * s[2] + c * s[3]]);
 }
 
+constexpr int kVec = 8;  // 16-bit elements per 16-byte load
+
+// 8 channels c0..c0+7 of (b, token, h) as floats; `vec`: one 16-byte load (see PrepassArgs::q_vec).
+template <typename T>
+__device__ __forceinline__ void load8(const void* base, const int64_t s[4], bool vec, int b, int64_t token, int h,
+                                      int c0, float (&f)[kVec]) {
+  static_assert(sizeof(T) == 2, "the pre-pass reads bf16 or f16");
+  if (vec) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(static_cast<const T*>(base) + b * s[0] + token * s[1] +
+                                                           h * s[2] + c0));
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) f[j] = rt::cuda::to_float(e[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) f[j] = element<T>(base, s, b, token, h, c0 + j);
+  }
+}
+
+// Each thread owns 8 adjacent channels (one 16-byte load per tensor and token); D / 8 threads cover a token,
+// and kLanes tokens are read side by side.
 template <typename T, int D>
 __global__ void __launch_bounds__(kPrepassThreads) column_partials_kernel(const PrepassArgs a) {
-  constexpr int kLanes = kPrepassThreads / D;  // tokens read side by side
+  constexpr int kGroups = D / kVec, kLanes = kPrepassThreads / kGroups;  // tokens read side by side
   __shared__ float sums[kLanes][D], maxes[kLanes][D];
   const int chunk = int(blockIdx.x), bh = int(blockIdx.y), b = bh / a.heads, h = bh % a.heads;
-  const int c = int(threadIdx.x) % D, lane = int(threadIdx.x) / D;
+  const int c0 = (int(threadIdx.x) % kGroups) * kVec, lane = int(threadIdx.x) / kGroups;
   const int t0 = chunk * a.chunk_tokens, t1 = min(a.seq_len, t0 + a.chunk_tokens);
-  float sum = 0.f, mx = 0.f;
+  float sum[kVec] = {}, mx[kVec] = {};
+#pragma unroll 2
   for (int t = t0 + lane; t < t1; t += kLanes) {
-    sum += element<T>(a.k, a.k_stride, b, t, h, c);
-    mx = fmaxf(mx, fabsf(element<T>(a.v, a.v_stride, b, t, h, c)));
+    float kv[kVec], vv[kVec];
+    load8<T>(a.k, a.k_stride, a.k_vec, b, t, h, c0, kv);
+    load8<T>(a.v, a.v_stride, a.v_vec, b, t, h, c0, vv);
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) sum[j] += kv[j], mx[j] = fmaxf(mx[j], fabsf(vv[j]));
   }
-  sums[lane][c] = sum, maxes[lane][c] = mx;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) sums[lane][c0 + j] = sum[j], maxes[lane][c0 + j] = mx[j];
   __syncthreads();
-  if (lane == 0) {
-    for (int i = 1; i < kLanes; ++i) sum += sums[i][c], mx = fmaxf(mx, maxes[i][c]);
-    a.partial_sum[(int64_t(bh) * a.chunks + chunk) * D + c] = sum;
-    a.partial_max[(int64_t(bh) * a.chunks + chunk) * D + c] = mx;
+  for (int c = int(threadIdx.x); c < D; c += kPrepassThreads) {
+    float total = 0.f, m = 0.f;
+    for (int i = 0; i < kLanes; ++i) total += sums[i][c], m = fmaxf(m, maxes[i][c]);
+    a.partial_sum[(int64_t(bh) * a.chunks + chunk) * D + c] = total;
+    a.partial_max[(int64_t(bh) * a.chunks + chunk) * D + c] = m;
   }
 }
 
@@ -120,17 +151,25 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
   const int tid = int(threadIdx.x);
   const int64_t row0 = int64_t(bh) * a.padded_len + pos0;  // first output row of this block
   const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
+  __shared__ int64_t tokens[kPrepassRows];  // natural token of each row, -1 past the sequence end
+  if (tid < kPrepassRows) tokens[tid] = pos0 + tid < a.seq_len ? natural_token(perm, pos0 + tid) : -1;
+  __syncthreads();
 
-  // Loads the block's rows of `src` (minus `shift` per channel when given) into x; zeros past the end.
-  auto load = [&](const void* src, const int64_t* stride, const float* shift) {
-    for (int idx = tid; idx < kPrepassRows * D; idx += kPrepassThreads) {
-      const int r = idx / D, c = idx % D, pos = pos0 + r;
-      float v = 0.f;
-      if (pos < a.seq_len) {
-        const int64_t token = natural_token(perm, pos);
-        v = element<T>(src, stride, b, token, h, c) - (shift != nullptr ? shift[c] : 0.f);
+  // Loads the block's rows of `src` (minus `shift` per channel when given) into x, 8 channels per thread and
+  // step; zeros past the end.
+  auto load = [&](const void* src, const int64_t* stride, bool vec, const float* shift) {
+    for (int idx = tid; idx < kPrepassRows * D / kVec; idx += kPrepassThreads) {
+      const int r = idx / (D / kVec), c0 = (idx % (D / kVec)) * kVec;
+      float v[kVec] = {};
+      if (tokens[r] >= 0) {
+        load8<T>(src, stride, vec, b, tokens[r], h, c0, v);
+        if (shift != nullptr) {
+#pragma unroll
+          for (int j = 0; j < kVec; ++j) v[j] -= shift[c0 + j];
+        }
       }
-      x[r * kLd + c] = v;
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) x[r * kLd + c0 + j] = v[j];
     }
     __syncthreads();
   };
@@ -157,7 +196,7 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
   };
 
   // Q: one scale per 32 rows.
-  load(a.q, a.q_stride, nullptr);
+  load(a.q, a.q_stride, a.q_vec, nullptr);
   float m0, m1;
   half_maxes(m0, m1);
   const float qs[2] = {m0 > 0.f ? m0 / a.qk_max : 1.f, m1 > 0.f ? m1 / a.qk_max : 1.f};
@@ -165,7 +204,7 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
   store_rows(a.q8, qs, 32);
 
   // K minus its mean: one scale for the 64 rows.
-  load(a.k, a.k_stride, a.k_mean + int64_t(bh) * D);
+  load(a.k, a.k_stride, a.k_vec, a.k_mean + int64_t(bh) * D);
   half_maxes(m0, m1);
   const float m = fmaxf(m0, m1);
   const float ks[1] = {m > 0.f ? m / a.qk_max : 1.f};
@@ -173,7 +212,7 @@ __global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const P
   store_rows(a.k8, ks, kPrepassRows);
 
   // V with its channel scales, transposed: row c of the output holds channel c of the 64 positions.
-  load(a.v, a.v_stride, nullptr);
+  load(a.v, a.v_stride, a.v_vec, nullptr);
   const float* vs = a.v_scale + int64_t(bh) * D;
   for (int w = tid; w < D * kPrepassRows / 4; w += kPrepassThreads) {
     const int c = w / (kPrepassRows / 4), l = (w % (kPrepassRows / 4)) * 4;
