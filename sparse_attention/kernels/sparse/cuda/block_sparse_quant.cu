@@ -276,7 +276,7 @@ void launch_prepass(const rt::Context& ctx, const PrepassArgs& a, int bh) {
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant.quantize");
 }
 
-// The pre-pass may read t 8 elements (16 bytes) at a time: channels contiguous, the other strides whole
+// The pre-pass may read `t` 8 elements (16 bytes) at a time: channels contiguous, the other strides whole
 // 16-byte steps, the base aligned.
 bool vector_ok(const rt::Tensor& t) {
   const auto& s = t.strides();
