@@ -3,6 +3,8 @@ latents to a start σ (diffusers' FluxImg2ImgPipeline: `strength` is the fractio
 and lets the model finish the denoising from there with the scene's own prompt. One folder of PNGs per
 strength, each ready for `ditrun evaluate`. If shape survives from a mid σ but not from σ = 1, the model fails
 at the composition stage (high σ); if it is lost even from a low σ, it fails at the detail stage.
+(shape_img2img.py is the picture version: one row of six shapes per strength.) Session 7's numbers for the
+shipped model: docs/quality.md.
 usage: python tools/diag/sigma_shape_eval.py [--model models/ditrun-shapes] [--strengths 1,0.8,0.6,0.4]
            [--limit 99] [--plain] --out DIR
        then, per strength S: ditrun evaluate --prompts DIR/prompts.jsonl --images DIR/sS"""
