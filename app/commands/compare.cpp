@@ -42,6 +42,7 @@ struct CompareOptions {
   GenerateParams params;
   std::string attention;  // "full,gna:window=...,stride=...,grat:..."
   int dense_steps = 0;
+  std::vector<int> dense_layers;  // layers every sparse method leaves dense (as generate's --dense-layers)
   std::string prompts_file;  // --prompts: many prompts instead of --prompt
   int limit = 0;             // first N prompts of the file (0 = all)
   bool score_existing = false;  // score the PNGs already in --out-dir instead of generating
@@ -112,6 +113,8 @@ std::string file_stem(const Entry& e) {
 // Full attention first (added when the list does not start with it), then the list; names made unique.
 int parse_entries(const CompareOptions& o, std::vector<Entry>& entries) {
   if (o.dense_steps < 0) return usage_error("--dense-steps " + std::to_string(o.dense_steps) + " must be >= 0");
+  for (int l : o.dense_layers)
+    if (l < 0) return usage_error("--dense-layers " + std::to_string(l) + ": layer indices are >= 0");
   for (const std::string& text : split_methods(o.attention)) {
     auto method = sattn::parse_method(text);
     if (!method) return usage_error("--attention " + text + ": " + method.status().message());
@@ -339,8 +342,8 @@ int write_single_report(const CompareOptions& o, const GenerateParams& p, const 
     methods.push_back(m);
   }
   const json report = {{"prompt", p.prompt}, {"seed", p.seed}, {"width", p.width}, {"height", p.height},
-                       {"steps", p.steps}, {"dense_steps", o.dense_steps}, {"max_sequence_length", p.max_sequence_length},
-                       {"side_by_side", "side_by_side.png"}, {"methods", methods}};
+                       {"steps", p.steps}, {"dense_steps", o.dense_steps}, {"dense_layers", o.dense_layers},
+                       {"max_sequence_length", p.max_sequence_length}, {"side_by_side", "side_by_side.png"}, {"methods", methods}};
   return write_json(o.out_dir + "/report.json", report);
 }
 
@@ -368,6 +371,7 @@ int run_item(const CompareOptions& o, const rt::Context& ctx, const FluxPipeline
   for (Entry& e : entries) {
     p.attention.method = e.method;
     p.attention.dense_steps = e.method.is_dense() ? 0 : o.dense_steps;
+    p.attention.dense_layers = e.method.is_dense() ? std::vector<int>{} : o.dense_layers;
     const auto t0 = std::chrono::steady_clock::now();
     auto image = pipe.generate(ctx, p, progress);
     e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -403,6 +407,10 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
     if (int rc = check_fits(e, p); rc != kExitOk) return rc;
 
   const dit::flux::Config& cfg = (*pipe)->transformer_config();
+  dit::flux::AttentionPolicy layers;
+  layers.dense_layers = o.dense_layers;
+  if (std::string why = layers.layer_error(int(cfg.depth + cfg.depth_single)); !why.empty())
+    return usage_error("--dense-layers: " + why);
   const sattn::TokenLayout tokens = dit::flux::joint_tokens(p.max_sequence_length, p.height / 16, p.width / 16);
   for (Entry& e : entries)
     e.attention_ms = o.score_existing ? std::nan("") : compare::attention_call_ms(ctx, e.method, tokens, cfg.num_heads, cfg.head_dim);
@@ -443,7 +451,8 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
   }
   const json report = {{"prompts_file", o.prompts_file}, {"prompts", items.size()}, {"width", p.width},
                        {"height", p.height}, {"steps", p.steps}, {"dense_steps", o.dense_steps},
-                       {"max_sequence_length", p.max_sequence_length}, {"summary", summary}, {"items", rows}};
+                       {"dense_layers", o.dense_layers}, {"max_sequence_length", p.max_sequence_length},
+                       {"summary", summary}, {"items", rows}};
   return write_json(o.out_dir + "/report.json", report);
 }
 
@@ -497,6 +506,10 @@ Command add_compare_command(CLI::App& root) {
                 "grat:variant=B,group=1x16x16,radius=1, ... (full runs first even when not listed)")
       ->required();
   c->add_option("--dense-steps", o->dense_steps, "Sparse methods run the first N denoising steps dense")->capture_default_str();
+  c->add_option("--dense-layers", o->dense_layers,
+                "Transformer layers that sparse methods leave dense, comma-separated (double blocks first, then single "
+                "blocks: 0,5)")
+      ->delimiter(',');
   c->add_option("--out-dir", o->out_dir, "Folder for the PNGs, side_by_side.png and report.json (created if needed)")->required();
   c->add_flag("--overwrite", o->overwrite, "Replace existing outputs in --out-dir");
   c->add_flag("-q,--quiet", o->quiet, "No progress on stderr");

@@ -110,6 +110,33 @@ TEST_CASE("compare.bad_method_is_usage_error", "[compare]") {
   fs::remove_all(dir);
 }
 
+// --dense-layers reaches every sparse method: with all six layers of the embedded model dense, GNA's image is
+// full attention's, bit for bit; the layers are in the report; a layer the model lacks is a usage error.
+TEST_CASE("compare.dense_layers", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare_layers");
+  const std::string gna = "gna:window=1x8x8,stride=1x4x4";
+  const test::RunResult r =
+      test::run_ditrun(kCommon + "--attention " + gna + " --dense-layers 0,1,2,3,4,5 --out-dir " + test::q(dir));
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(read_rgb(dir + "/full.png") == read_rgb(dir + "/gna_window_1x8x8_stride_1x4x4.png"));
+  const nlohmann::json rep = read_report(dir);
+  CHECK(rep["dense_layers"] == nlohmann::json::array({0, 1, 2, 3, 4, 5}));
+  CHECK(rep["methods"][1]["psnr"].is_null());
+  // One dense layer is not all of them: the image differs.
+  const test::RunResult one =
+      test::run_ditrun(kCommon + "--attention " + gna + " --dense-layers 0 --overwrite --out-dir " + test::q(dir));
+  INFO(one.out);
+  REQUIRE(one.rc == 0);
+  CHECK(read_rgb(dir + "/full.png") != read_rgb(dir + "/gna_window_1x8x8_stride_1x4x4.png"));
+  const test::RunResult bad =
+      test::run_ditrun(kCommon + "--attention " + gna + " --dense-layers 6 --overwrite --out-dir " + test::q(dir));
+  INFO(bad.out);
+  CHECK(bad.rc == 2);
+  CHECK(bad.stderr_text.find("--dense-layers: dense layer 6 is out of range; the model has 6 layers") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("compare.existing_output_needs_overwrite", "[compare]") {
   const std::string dir = test::make_temp_dir("compare_exists");
   const std::string report = dir + "/report.json";
