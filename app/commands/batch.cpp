@@ -185,6 +185,7 @@ class BatchRun {
   void run_chunk(const GenerateParams& shared, const std::vector<size_t>& chunk);
   // One image's PNG file and its checksum, or why there is none (`fatal`: the batch cannot go on).
   struct Written {
+    std::string path;
     rt::Result<std::string> sum;
     bool fatal;
   };
@@ -250,14 +251,15 @@ BatchRun::Written BatchRun::write_file(const Job& job, const GenerateParams& sha
   const size_t j = size_t(&job - jobs_.data());
   std::error_code ec;
   if (!replace_[j] && fs::exists(path, ec))
-    return {rt::Status::error(path + " appeared during the batch; not overwriting it (--overwrite)"), false};
+    return {path, rt::Status::error(path + " appeared during the batch; not overwriting it (--overwrite)"), false};
   GenerateParams p = shared;
   p.prompt = job.prompt;
   p.seed = job.seed;
   const PngText text = {{"parameters", png_parameters(p, job.settings.model)}, {"Software", "ditrun 0.1.0"}};
-  if (auto st = write_png(path, image, text, /*overwrite=*/true); !st) return {st, true};
+  if (auto st = write_png(path, image, text, /*overwrite=*/true); !st) return {path, st, true};
   auto sum = sha256_file(path);
-  return {std::move(sum), !sum};
+  const bool fatal = !sum;
+  return {path, std::move(sum), fatal};
 }
 
 void BatchRun::commit(const Job& job, const Written& w, double seconds, int batch_size) {
@@ -266,17 +268,16 @@ void BatchRun::commit(const Job& job, const Written& w, double seconds, int batc
     if (w.fatal) set_fatal(w.sum.status().message());
     return;
   }
-  const std::string path = (fs::path(o_.out_dir) / job.output).string();
-  std::error_code ec;
   record(ok_record(job, *w.sum, seconds, batch_size));
   std::lock_guard<std::mutex> lock(mu_);
   // An image the manifest does not hold would look like a stranger's file to the next run: remove it.
   if (!fatal_.empty()) {
-    fs::remove(path, ec);
+    std::error_code ec;
+    fs::remove(w.path, ec);
     reporter_.image_error(job.line, &job, "not recorded (" + fatal_ + "); image removed");
     return;
   }
-  reporter_.image_done(job, path, *w.sum, seconds);
+  reporter_.image_done(job, w.path, *w.sum, seconds);
 }
 
 void BatchRun::write_pass(const GenerateParams& shared, const std::vector<size_t>& chunk,

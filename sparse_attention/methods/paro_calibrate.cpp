@@ -22,15 +22,18 @@ std::vector<std::vector<int32_t>> order_positions(const TokenLayout& t, const st
   return pos;
 }
 
-// [image tokens, tiles] 0/1: image token i (natural order) lies in image tile c of `range` under positions `pos`.
-rt::Tensor tile_membership(const TokenLayout& t, const std::vector<int32_t>& pos, TileRange range, int64_t tile) {
-  const int64_t g0 = t.grid_begin(), n = t.grid_tokens(), tiles = range.size();
-  std::vector<float> m(size_t(n * tiles), 0.f);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = pos[size_t(g0 + i)] / tile - range.begin;
-    if (c >= 0 && c < tiles) m[size_t(i * tiles + c)] = 1.f;
-  }
-  return rt::Tensor::from_vector(m, {n, tiles});
+// [image tokens, orders · tiles] 0/1: image token i (natural order) lies in image tile c of `range` in order o
+// (column o · tiles + c), the positions of order o being pos[o].
+rt::Tensor tile_membership(const TokenLayout& t, const std::vector<std::vector<int32_t>>& pos, TileRange range,
+                           int64_t tile) {
+  const int64_t g0 = t.grid_begin(), n = t.grid_tokens(), tiles = range.size(), cols = int64_t(pos.size()) * tiles;
+  std::vector<float> m(size_t(n * cols), 0.f);
+  for (size_t o = 0; o < pos.size(); ++o)
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = pos[o][size_t(g0 + i)] / tile - range.begin;
+      if (c >= 0 && c < tiles) m[size_t(i * cols + int64_t(o) * tiles + c)] = 1.f;
+    }
+  return rt::Tensor::from_vector(m, {n, cols});
 }
 
 }  // namespace
@@ -47,15 +50,12 @@ void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const r
   acc.resize(size_t(O * H * rows * cols), 0.0);
   const std::vector<std::vector<int32_t>> pos = order_positions(t, orders);
   // Per order the block sums of P over image rows and columns are Aᵀ · P_img · B, with A and B the tokens'
-  // query- and key-tile memberships: two small products per order instead of a scatter over L² entries.
+  // query- and key-tile memberships: two small products per order instead of a scatter over L² entries. The
+  // orders' B sit side by side, so P (the large operand) is read once for all of them.
   // In f32 whatever the context's dtype: a matmul runs in its first operand's dtype, and Aᵀ in bf16 would round
   // P·B to 8 bits (0.4% off the block sums on the GPU).
-  std::vector<rt::Tensor> a_t(static_cast<size_t>(O)), b(static_cast<size_t>(O));
-  for (int64_t o = 0; o < O; ++o) {
-    a_t[size_t(o)] = rt::to_device(ctx, tile_membership(t, pos[size_t(o)], qr, q_tile), ctx.device(), rt::DType::F32)
-                         .transpose(0, 1);
-    b[size_t(o)] = rt::to_device(ctx, tile_membership(t, pos[size_t(o)], kr, kv_tile), ctx.device(), rt::DType::F32);
-  }
+  const rt::Tensor a_all = rt::to_device(ctx, tile_membership(t, pos, qr, q_tile), ctx.device(), rt::DType::F32);
+  const rt::Tensor b_all = rt::to_device(ctx, tile_membership(t, pos, kr, kv_tile), ctx.device(), rt::DType::F32);
   const int64_t g0 = t.grid_begin(), g1 = g0 + t.grid_tokens();
   const rt::Tensor q32 = rt::cast(ctx, q, rt::DType::F32), k32 = rt::cast(ctx, k, rt::DType::F32);
   for (int64_t bi = 0; bi < B; ++bi)
@@ -68,10 +68,11 @@ void paro_block_sums_matmul(const rt::Context& ctx, const rt::Tensor& q, const r
         const int64_t r1 = std::min(g1, r0 + chunk);
         const rt::Tensor qh = rt::reshape(ctx, q32.slice(0, bi, bi + 1).slice(1, r0, r1).slice(2, h, h + 1), {r1 - r0, D});
         const rt::Tensor p = rt::softmax(ctx, rt::affine(ctx, rt::matmul(ctx, qh, kh.transpose(0, 1)), scale, 0.f));
-        const rt::Tensor p_img = p.slice(1, g0, g1);
+        const rt::Tensor pb = rt::matmul(ctx, p.slice(1, g0, g1), b_all);  // [chunk rows, orders · key tiles]
         for (int64_t o = 0; o < O; ++o) {
-          const rt::Tensor a_rows = a_t[size_t(o)].slice(1, r0 - g0, r1 - g0);  // [q tiles, this chunk's rows]
-          const rt::Tensor sums = rt::to_host(ctx, rt::matmul(ctx, a_rows, rt::matmul(ctx, p_img, b[size_t(o)])));
+          // [q tiles, this chunk's rows] of order o
+          const rt::Tensor a_rows = a_all.slice(0, r0 - g0, r1 - g0).slice(1, o * rows, (o + 1) * rows).transpose(0, 1);
+          const rt::Tensor sums = rt::to_host(ctx, rt::matmul(ctx, a_rows, pb.slice(1, o * cols, (o + 1) * cols)));
           const float* v = sums.contiguous().data<float>();
           double* out = acc.data() + (o * H + h) * rows * cols;
           for (int64_t i = 0; i < rows * cols; ++i) out[i] += double(v[i]);
