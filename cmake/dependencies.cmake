@@ -79,6 +79,23 @@ if(DITRUN_CUDA)
                         "NVIDIA's nvidia-cudnn-frontend wheel into third_party/), or configure with -DDITRUN_CUDA=OFF")
   endif()
   message(STATUS "ditrun: cuDNN ${CUDNN_LIBRARY}, frontend headers ${CUDNN_FRONTEND_INCLUDE_DIR}")
+  # CuTe (header-only, from NVIDIA's PyPI package nvidia-cutlass, scripts/fetch_cutlass.sh): the wgmma atoms
+  # and swizzled layouts of the Hopper block-sparse kernel. Only that kernel's target sees these headers.
+  find_path(CUTLASS_INCLUDE_DIR cute/tensor.hpp
+            HINTS ${CMAKE_SOURCE_DIR}/third_party/cutlass/include $ENV{CUTLASS_INCLUDE_DIR})
+  if(NOT CUTLASS_INCLUDE_DIR)
+    message(FATAL_ERROR "cute/tensor.hpp not found: run scripts/fetch_cutlass.sh (it unpacks the CuTe/CUTLASS "
+                        "headers of NVIDIA's nvidia-cutlass wheel into third_party/), set CUTLASS_INCLUDE_DIR to a "
+                        "CUTLASS include/ folder, or configure with -DDITRUN_CUDA=OFF")
+  endif()
+  # The Hopper kernel's body exists only in sm_90a code; without it the host side refuses the kernel.
+  set(DITRUN_SM90A_BUILT 0)
+  foreach(arch ${CMAKE_CUDA_ARCHITECTURES})
+    if(arch MATCHES "^90a")
+      set(DITRUN_SM90A_BUILT 1)
+    endif()
+  endforeach()
+  message(STATUS "ditrun: CuTe headers ${CUTLASS_INCLUDE_DIR}, sm_90a code ${DITRUN_SM90A_BUILT}")
 endif()
 message(STATUS "ditrun: CUDA backend ${DITRUN_CUDA}")
 if(DITRUN_CUDA)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds ditrun with CUDA on the GPU machine (no network, none of ditrun's -dev packages) and runs the GPU
 # tests, then the CPU suites. The dependencies come from .devdeps/devdeps.tar.xz (scripts/device_bundle.sh,
-# made on Debian 12), unpacked into $DITRUN_DEPS; the cuDNN frontend headers from third_party/
-# (scripts/fetch_cudnn_frontend.sh). OpenCV is not bundled, so `ditrun evaluate` and its tests are left out.
+# made on Debian 12), unpacked into $DITRUN_DEPS; cuDNN frontend and CuTe headers from third_party/ (scripts/
+# fetch_cudnn_frontend.sh, fetch_cutlass.sh). OpenCV is not bundled, so `ditrun evaluate` and its tests are left out.
 # Usage (repository root): scripts/gpu_check.sh [--skip-build] [--only-build] [--skip-cpu-tests]
 #                          [--ctest-args "ARGS"] [--cpu-ctest-args "ARGS"] [--cmake-args "ARGS"]
 #   --ctest-args       more ctest arguments for the GPU tests (e.g. "-R cuda.attention")
@@ -120,12 +120,15 @@ machine_info() {
   echo "ninja $(ninja --version || echo 'NOT FOUND')"
   echo "pkg-config: ${PKG_CONFIG:-$(command -v pkg-config)}"
   echo "cuDNN frontend: $(cat third_party/cudnn-frontend/VERSION 2>/dev/null || echo 'MISSING: carry third_party')"
+  echo "CUTLASS/CuTe: $(cat third_party/cutlass/VERSION 2>/dev/null || echo 'MISSING: carry third_party')"
   echo "$cudnn_report"
 }
 
 configure() {
   [ -f third_party/cudnn-frontend/include/cudnn_frontend.h ] ||
     { echo "third_party/cudnn-frontend missing: run scripts/fetch_cudnn_frontend.sh here and carry third_party"; return 1; }
+  [ -f third_party/cutlass/include/cute/tensor.hpp ] ||
+    { echo "third_party/cutlass missing: run scripts/fetch_cutlass.sh here and carry third_party"; return 1; }
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDITRUN_CUDA=ON -DDITRUN_OPENCV=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" \
     -DCBLAS_INCLUDE_DIR="$deps/usr/include/x86_64-linux-gnu/openblas-pthread" "${cudnn_flags[@]}" $cmake_args

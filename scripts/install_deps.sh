@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the build and test dependencies of ditrun from Debian 12 packages and, where nvcc is installed
-# (CMake then builds the CUDA backend), the cuDNN frontend headers (scripts/fetch_cudnn_frontend.sh).
+# (CMake then builds the CUDA backend), the cuDNN frontend headers (scripts/fetch_cudnn_frontend.sh) and the
+# CuTe/CUTLASS headers (scripts/fetch_cutlass.sh).
 # Usage: scripts/install_deps.sh            (as root, or with sudo available)
 set -euo pipefail
 if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
   bash "$(dirname "$0")/fetch_cudnn_frontend.sh"
+  bash "$(dirname "$0")/fetch_cutlass.sh"
 fi
 pkgs=(
   build-essential cmake pkg-config

@@ -36,6 +36,15 @@ const char* dense_kernel_name(DenseKernel k);  // "auto", "cudnn", "reference"
 // "auto" | "cudnn" | "reference" -> the kernel; false (out untouched) for anything else.
 bool parse_dense_kernel(std::string_view name, DenseKernel* out);
 
+// Which block-sparse kernel runs a structured call on a GPU (kernels/sparse/block_sparse.h). Auto: the
+// default (select_block_sparse_kernel says which); Sm80: the mma.sync kernel (any GPU of compute capability
+// 8.0 or later); Sm90: the wgmma kernel (compute capability 9.0, a build with sm_90a code). An explicit
+// kernel that cannot run is a CHECK failure that says why.
+enum class SparseKernel { Auto, Sm80, Sm90 };
+const char* sparse_kernel_name(SparseKernel k);  // "auto", "sm80", "sm90"
+// "auto" | "sm80" | "sm90" -> the kernel; false (out untouched) for anything else.
+bool parse_sparse_kernel(std::string_view name, SparseKernel* out);
+
 struct AttentionParams {
   rt::Tensor q, k, v;
   float scale = 0.f;  // 0 means 1/sqrt(D); T5 passes 1 (it does not scale)
@@ -49,6 +58,8 @@ struct AttentionParams {
   // Forces a dense kernel (tests, benchmarks); models leave it Auto. On a structured call (below)
   // Reference forces the masked dense reference (the explicit mask) instead of the block-sparse path.
   DenseKernel kernel = DenseKernel::Auto;
+  // Forces a block-sparse kernel (tests, benchmarks); models leave it Auto.
+  SparseKernel sparse_kernel = SparseKernel::Auto;
   // The sequence's tokens (image/video grid, text segment and its padding; mask_rule.h) and the method.
   // The defaults (no layout, dense) are plain attention over every key. A method other than dense, or
   // a layout whose text has padding, makes the call structured: self-attention over tokens.seq_len()

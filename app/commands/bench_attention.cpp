@@ -5,7 +5,9 @@
 // (ours / cuDNN, and ours / (tile density x cuDNN), the target being <= 1.3), plus the host planning time
 // and the one-time layout upload (lists and partial-tile masks). With --quant int8 | int8-fp8pv | int4 each layout
 // also runs the quantized kernel (block_sparse_quant.h) and prints its time with and without the quantization
-// pre-pass, the speed-ups over the bf16/f16 kernel on the same layout and its distance to it. GPU only.
+// pre-pass, the speed-ups over the bf16/f16 kernel on the same layout and its distance to it. --kernel picks
+// the bf16/f16 block-sparse kernel (auto | sm80 | sm90); `both` times sm80 and sm90 on each layout, one row
+// each, plus the relative L2 distance between their outputs. GPU only.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -45,6 +47,7 @@ struct BenchAttentionOptions {
   int64_t heads = 24, dim = 128;
   std::vector<std::string> methods = {"dense"};
   std::string quant = "none";
+  std::string kernel = "auto";
   int warmup = 3, repeat = 20;
 };
 
@@ -117,6 +120,18 @@ int run(const BenchAttentionOptions& o) {
                  sattn::attn_quant_choices().c_str());
     return kExitUsage;
   }
+  // The block-sparse kernels to time on every layout, in row order.
+  std::vector<sattn::SparseKernel> kernels;
+  if (o.kernel == "both") {
+    kernels = {sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90};
+  } else {
+    sattn::SparseKernel k = sattn::SparseKernel::Auto;
+    if (!sattn::parse_sparse_kernel(o.kernel, &k)) {
+      std::fprintf(stderr, "ditrun bench-attention: --kernel %s: expected auto, sm80, sm90 or both\n", o.kernel.c_str());
+      return kExitUsage;
+    }
+    kernels = {k};
+  }
   std::vector<sattn::MethodSpec> specs;
   for (const std::string& m : o.methods) {
     auto spec = sattn::parse_method(m);
@@ -158,8 +173,23 @@ int run(const BenchAttentionOptions& o) {
                 (long long)tokens.valid_text(), o.text_after ? "after" : "before", (long long)len, (long long)o.heads,
                 (long long)o.dim, rt::dtype_name(ctx->dtype()), ctx->cuda().name.c_str(), o.repeat, o.warmup);
     std::printf("cuDNN dense: %.3f ms, %.1f TFLOP/s\n", cudnn_ms, dense_flops / (cudnn_ms * 1e-3) / 1e12);
-    std::printf("%-52s %8s %9s %9s %9s %10s %8s %8s %8s\n", "method", "plan ms", "upload ms", "tile dens", "flop dens",
-                "sparse ms", "TFLOP/s", "/cudnn", "/(d·cud)");
+    // A kernel that cannot run here (sm90 off Hopper) is reported once and left out of the rows.
+    for (auto it = kernels.begin(); it != kernels.end();) {
+      if (*it != sattn::SparseKernel::Sm90) {
+        ++it;
+        continue;
+      }
+      const std::string why = sattn::kernels::cuda::block_sparse_sm90_device_refusal(*ctx);
+      if (why.empty()) {
+        ++it;
+        continue;
+      }
+      std::printf("kernel sm90: cannot run: %s\n", why.c_str());
+      it = kernels.erase(it);
+    }
+    if (kernels.empty()) return kExitUsage;
+    std::printf("%-52s %6s %8s %9s %9s %9s %10s %8s %8s %8s\n", "method", "kernel", "plan ms", "upload ms", "tile dens",
+                "flop dens", "sparse ms", "TFLOP/s", "/cudnn", "/(d·cud)");
     for (const sattn::MethodSpec& spec : specs) {
       const auto t0 = std::chrono::steady_clock::now();
       const sattn::BlockLayout layout = sattn::plan(spec.for_tokens(tokens), sattn::kernels::kBlockSparseQTile,
@@ -173,15 +203,32 @@ int run(const BenchAttentionOptions& o) {
       const sattn::kernels::cuda::UploadedLayout uploaded = sattn::kernels::cuda::upload_layout(*ctx, layout);
       rt::synchronize(*ctx);
       const double upload_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - u0).count();
-      rt::Tensor out;
-      const double ms = gpu_ms(*ctx, o.warmup, o.repeat,
-                               [&] { out = sattn::kernels::cuda::block_sparse_attention(*ctx, p, layout, &uploaded); });
-      std::printf("%-52s %8.1f %9.3f %9.4f %9.4f %10.3f %8.1f %8.3f %8.3f\n", sattn::method_str(spec).c_str(), plan_ms,
-                  upload_ms, tile_density, flop_density, ms, tile_density * dense_flops / (ms * 1e-3) / 1e12,
-                  ms / cudnn_ms, ms / (tile_density * cudnn_ms));
-      // Same softmax over the same keys as cuDNN (a dense method without padded text): a correctness check.
-      if (spec.is_dense() && tokens.valid_text() == tokens.text_len)
-        std::printf("  dense check: relative L2 distance to cuDNN %.2e\n", rel_l2(*ctx, out, cudnn_out));
+      // `out` and `ms` end as the first kernel's (the reference of the quantized rows below).
+      rt::Tensor out, first_out;
+      double ms = 0;
+      for (size_t ki = 0; ki < kernels.size(); ++ki) {
+        sattn::AttentionParams pk = p;
+        pk.sparse_kernel = kernels[ki];
+        rt::Tensor kernel_out;
+        const double kernel_ms = gpu_ms(*ctx, o.warmup, o.repeat, [&] {
+          kernel_out = sattn::kernels::cuda::block_sparse_attention(*ctx, pk, layout, &uploaded);
+        });
+        std::printf("%-52s %6s %8.1f %9.3f %9.4f %9.4f %10.3f %8.1f %8.3f %8.3f\n", sattn::method_str(spec).c_str(),
+                    sattn::sparse_kernel_name(kernels[ki]), plan_ms, upload_ms, tile_density, flop_density, kernel_ms,
+                    tile_density * dense_flops / (kernel_ms * 1e-3) / 1e12, kernel_ms / cudnn_ms,
+                    kernel_ms / (tile_density * cudnn_ms));
+        // Same softmax over the same keys as cuDNN (a dense method without padded text): a correctness check.
+        if (spec.is_dense() && tokens.valid_text() == tokens.text_len)
+          std::printf("  dense check (%s): relative L2 distance to cuDNN %.2e\n", sattn::sparse_kernel_name(kernels[ki]),
+                      rel_l2(*ctx, kernel_out, cudnn_out));
+        if (ki == 0) {
+          first_out = kernel_out, ms = kernel_ms;
+        } else {
+          std::printf("  %s vs %s: relative L2 distance %.2e, time ratio %.3fx\n", sattn::sparse_kernel_name(kernels[ki]),
+                      sattn::sparse_kernel_name(kernels[0]), rel_l2(*ctx, kernel_out, first_out), kernel_ms / ms);
+        }
+      }
+      out = first_out;
       if (quant == sattn::AttnQuant::None) continue;
       if (const std::string why = sattn::kernels::block_sparse_quant_refusal(p, layout, quant); !why.empty()) {
         std::printf("  %s: cannot run: %s\n", sattn::attn_quant_name(quant), why.c_str());
@@ -236,6 +283,10 @@ Command add_bench_attention_command(CLI::App& root) {
   c->add_option("--quant", o->quant,
                 "also run the quantized kernel on each layout: none | int8 (INT8 Q/K and P·V) | int8-fp8pv (INT8 Q/K, "
                 "FP8 P·V) | int4 (INT4 Q/K held in s8, INT8 P·V)")
+      ->capture_default_str();
+  c->add_option("--kernel", o->kernel,
+                "bf16/f16 block-sparse kernel: auto | sm80 (mma.sync) | sm90 (wgmma, Hopper) | both (sm80 and sm90, "
+                "with the distance between them)")
       ->capture_default_str();
   c->add_option("--warmup", o->warmup, "untimed calls first")->capture_default_str();
   c->add_option("--repeat", o->repeat, "timed calls (the mean is reported)")->capture_default_str();

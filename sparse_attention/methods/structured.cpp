@@ -267,6 +267,20 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
   return {};
 }
 
+// Which of the two bf16 block-sparse kernels runs the call, and why the wgmma one was passed over if it was.
+static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout) {
+#if DITRUN_WITH_CUDA
+  std::string why;
+  const std::optional<SparseKernel> k = kernels::cuda::select_block_sparse_kernel(ctx, p, layout, &why);
+  if (!k) return " (cannot run: " + why + ")";
+  return std::string(" ") + (*k == SparseKernel::Sm90 ? "sm90 wgmma" : "sm80 mma.sync") +
+         (why.empty() ? "" : " (sm90 passed over: " + why + ")");
+#else
+  (void)ctx, (void)p, (void)layout;
+  return "";
+#endif
+}
+
 std::string describe_structured(const rt::Context& ctx, const AttentionParams& p) {
   if (p.method.is_dynamic()) return describe_dynamic(p);
   if (const std::string bad = rule_error(p.method.for_tokens(p.tokens)); !bad.empty())
@@ -281,7 +295,7 @@ std::string describe_structured(const rt::Context& ctx, const AttentionParams& p
     case Executor::CpuLayout: return name + "cpu block-layout reference (" + density + ")";
     case Executor::CpuMasked: return name + "cpu masked dense reference";
     case Executor::CpuQuant: return name + "cpu quantized block-layout reference (" + density + ")";
-    case Executor::BlockSparse: return name + "block_sparse (" + density + ")";
+    case Executor::BlockSparse: return name + "block_sparse" + sparse_kernel_note(ctx, p, *layout) + " (" + density + ")";
     case Executor::BlockSparseQuant: return name + "block_sparse_quant (" + density + ")";
     case Executor::CudaMasked:
       return name + "cuda masked dense reference" + (why.empty() ? "" : " (block-sparse passed over: " + why + ")");

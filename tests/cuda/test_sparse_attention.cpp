@@ -1,4 +1,5 @@
-// The block-sparse attention kernel (kernels/sparse/cuda/block_sparse.cu) against the dense CPU reference
+// The block-sparse attention kernels (kernels/sparse/cuda/block_sparse.cu on mma.sync, block_sparse_sm90.cu
+// on wgmma) against the dense CPU reference
 // with an explicit additive bias: 0 where allowed(rule, q, k) holds and the layout visits the pair's tile
 // (for an exact plan that is allowed() alone), -inf elsewhere. The CPU gets the very values the GPU holds
 // (the bf16/f16-rounded inputs, converted back to f32).
@@ -8,6 +9,9 @@
 // the same bias in the same dtype, a naive kernel with the same roundings) + 1e-3.
 // Rows that attend no key (no visited tile, or nothing allowed in the visited ones) are left out of the
 // comparison (set to 0 on both sides) and must be exactly 0 on the GPU.
+// Every kernel case runs once per kernel (BLOCK_SPARSE_CASE): "sparse_attention.<case>" on the sm80 kernel
+// and "sparse_attention.sm90.<case>" on the wgmma one, which skips (with the reason) off compute capability
+// 9.0 or in builds without sm_90a code. Both meet the same bounds.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -147,14 +151,16 @@ int64_t zero_empty_rows(Tensor& host, const std::vector<char>& attends) {
 
 // Runs the kernel on `layout` and checks it against the CPU reference with the layout's bias; returns the
 // kernel's output on the host.
-Tensor check_layout(const rt::Context& ctx, const Problem& p, const BlockLayout& layout) {
+Tensor check_layout(const rt::Context& ctx, const Problem& p, const BlockLayout& layout, sattn::SparseKernel kernel) {
   REQUIRE(sattn::validate(layout) == "");
   REQUIRE(sattn::kernels::block_sparse_refusal(p.gpu, layout) == "");
+  sattn::AttentionParams gpu = p.gpu;
+  gpu.sparse_kernel = kernel;
   const int64_t b = p.gpu.q.size(0), h = p.gpu.q.size(2);
   std::vector<char> attends;
   const Tensor bias = layout_bias(layout, b, h, &attends);
 
-  Tensor got = rt::to_host(ctx, run_block_sparse(ctx, p.gpu, layout));
+  Tensor got = rt::to_host(ctx, run_block_sparse(ctx, gpu, layout));
   REQUIRE(got.shape() == p.cpu.q.shape());
   REQUIRE(all_finite(got));
   const Tensor got_raw = got.clone();
@@ -178,8 +184,8 @@ Tensor check_layout(const rt::Context& ctx, const Problem& p, const BlockLayout&
   zero_empty_rows(got, attends);
 
   const test::Diff fast = test::compare(got, want), slow = test::compare(naive_out, want);
-  std::printf("  block_sparse q %s, tile density %.3f, flop density %.3f, %lld empty rows: %s (dense reference %s)\n",
-              p.gpu.q.str().c_str(), layout.tile_density(), layout.flop_density(), (long long)empty, fast.str().c_str(),
+  std::printf("  block_sparse (%s) q %s, tile density %.3f, flop density %.3f, %lld empty rows: %s (dense reference %s)\n",
+              sattn::sparse_kernel_name(kernel), p.gpu.q.str().c_str(), layout.tile_density(), layout.flop_density(), (long long)empty, fast.str().c_str(),
               slow.str().c_str());
   CHECK(fast.rel_l2 <= kTol16);
   CHECK(fast.rel_l2 <= 2 * slow.rel_l2 + kRelativeRuleAtol);
@@ -194,6 +200,31 @@ MaskRule grid_rule(int64_t t, int64_t hh, int64_t w, int64_t text_len, bool text
 }
 
 void set3(int64_t (&dst)[3], int64_t a, int64_t b, int64_t c) { dst[0] = a, dst[1] = b, dst[2] = c; }
+
+// Why `kernel` cannot run on ctx's device ("" when it can).
+std::string kernel_refusal(const rt::Context& ctx, sattn::SparseKernel kernel) {
+#if DITRUN_WITH_CUDA
+  if (kernel == sattn::SparseKernel::Sm90) return sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx);
+#endif
+  return "";
+}
+
+}  // namespace
+
+// Registers `body` (a function of the kernel) as two test cases: the sm80 kernel under "sparse_attention.NAME"
+// and the wgmma kernel under "sparse_attention.sm90.NAME".
+#define BLOCK_SPARSE_CASE(NAME, body)                                                                 \
+  TEST_CASE("sparse_attention." NAME, "[cuda]") { body(sattn::SparseKernel::Sm80); }                 \
+  TEST_CASE("sparse_attention.sm90." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90); }
+
+// After DITRUN_GPU_OR_SKIP: returns with the skip marker when the kernel cannot run on this device.
+#define KERNEL_OR_SKIP(ctx, kernel)                                                \
+  if (const std::string why_ = kernel_refusal(ctx, kernel); !why_.empty()) {        \
+    std::printf("[skipped: %s]\n", why_.c_str());                                  \
+    return;                                                                        \
+  }
+
+namespace {
 
 // GRAT's group-major order: groups row-major over the group grid, tokens row-major inside a group (border
 // groups smaller), text where the token layout puts it.
@@ -217,8 +248,9 @@ std::vector<int32_t> group_major_perm(const sattn::TokenLayout& t, const int64_t
 
 }  // namespace
 
-TEST_CASE("sparse_attention.gna2d_stride_dilation_padded_text_before", "[cuda]") {
+static void case_gna2d_stride_dilation_padded_text_before(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  KERNEL_OR_SKIP(ctx, kernel);
   // 23x29 grid (neither axis a tile multiple), 41 text tokens first of which 30 are real: L = 708.
   MaskRule rule = grid_rule(1, 23, 29, 41, true, 30);
   rule.method = sattn::MaskMethod::Neighborhood;
@@ -226,17 +258,19 @@ TEST_CASE("sparse_attention.gna2d_stride_dilation_padded_text_before", "[cuda]")
   REQUIRE(sattn::rule_error(rule) == "");
   const Problem p = make_problem(ctx, 2, rule.tokens.seq_len(), 3, 128, Views::Contiguous, 101);
   SECTION("exhaustive plan, natural order") {
-    check_layout(ctx, p, sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile));
+    check_layout(ctx, p, sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile), kernel);
   }
   SECTION("analytic plan (box-major re-layout)") {
     const BlockLayout l = sattn::plan(rule, kBlockSparseQTile, kBlockSparseKvTile);
     CHECK_FALSE(l.perm.empty());
-    check_layout(ctx, p, l);
+    check_layout(ctx, p, l, kernel);
   }
 }
+BLOCK_SPARSE_CASE("gna2d_stride_dilation_padded_text_before", case_gna2d_stride_dilation_padded_text_before)
 
-TEST_CASE("sparse_attention.grat_b_group_major_text_after_f16_d64", "[cuda]") {
+static void case_grat_b_group_major_text_after_f16_d64(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::F16);
+  KERNEL_OR_SKIP(ctx, kernel);
   // 20x36 grid in 8x8 groups (the last group row is 4 tall), 19 text tokens after the grid: L = 739.
   MaskRule rule = grid_rule(1, 20, 36, 19, false, -1);
   rule.method = sattn::MaskMethod::Group;
@@ -246,11 +280,13 @@ TEST_CASE("sparse_attention.grat_b_group_major_text_after_f16_d64", "[cuda]") {
   // Batch 2 under a layout of batch 1 (broadcast).
   const Problem p = make_problem(ctx, 2, rule.tokens.seq_len(), 2, 64, Views::Contiguous, 102);
   check_layout(ctx, p, sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile,
-                                              group_major_perm(rule.tokens, rule.group)));
+                                              group_major_perm(rule.tokens, rule.group)), kernel);
 }
+BLOCK_SPARSE_CASE("grat_b_group_major_text_after_f16_d64", case_grat_b_group_major_text_after_f16_d64)
 
-TEST_CASE("sparse_attention.grat_x_3d_strided_views_and_attention_entry", "[cuda]") {
+static void case_grat_x_3d_strided_views_and_attention_entry(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  KERNEL_OR_SKIP(ctx, kernel);
   // 3x12x20 grid, criss-cross over 1x4x8 groups, 24 text tokens first of which 20 are real: L = 744.
   MaskRule rule = grid_rule(3, 12, 20, 24, true, 20);
   rule.method = sattn::MaskMethod::Group;
@@ -261,9 +297,10 @@ TEST_CASE("sparse_attention.grat_x_3d_strided_views_and_attention_entry", "[cuda
   SECTION("q, k, v slices of one fused tensor") {
     const Problem p = make_problem(ctx, 1, rule.tokens.seq_len(), 2, 128, Views::FusedQkv, 103);
     REQUIRE_FALSE(p.gpu.q.is_contiguous());
-    const Tensor direct = check_layout(ctx, p, l);
+    const Tensor direct = check_layout(ctx, p, l, kernel);
     // sattn::attention plans the same layout and runs this kernel on it: the same bits.
     sattn::AttentionParams entry = p.gpu;
+    entry.sparse_kernel = kernel;
     entry.tokens = rule.tokens;
     entry.method = sattn::MethodSpec{rule};
     const std::string what = sattn::describe_attention(ctx, entry);
@@ -271,15 +308,17 @@ TEST_CASE("sparse_attention.grat_x_3d_strided_views_and_attention_entry", "[cuda
     CHECK(what.find("block_sparse") != std::string::npos);
     CHECK(test::compare(rt::to_host(ctx, sattn::attention(ctx, entry)), direct).max_abs == 0.0);
     // A layout uploaded once and passed in: the same bits again.
-    CHECK(test::compare(rt::to_host(ctx, run_block_sparse(ctx, p.gpu, l, /*uploaded=*/true)), direct).max_abs == 0.0);
+    CHECK(test::compare(rt::to_host(ctx, run_block_sparse(ctx, entry, l, /*uploaded=*/true)), direct).max_abs == 0.0);
   }
   SECTION("v rows not 16-byte aligned (copied before the kernel)") {
-    check_layout(ctx, make_problem(ctx, 1, rule.tokens.seq_len(), 2, 128, Views::FusedMisaligned, 104), l);
+    check_layout(ctx, make_problem(ctx, 1, rule.tokens.seq_len(), 2, 128, Views::FusedMisaligned, 104), l, kernel);
   }
 }
+BLOCK_SPARSE_CASE("grat_x_3d_strided_views_and_attention_entry", case_grat_x_3d_strided_views_and_attention_entry)
 
-TEST_CASE("sparse_attention.layouts_per_batch_and_head_with_empty_rows", "[cuda]") {
+static void case_layouts_per_batch_and_head_with_empty_rows(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  KERNEL_OR_SKIP(ctx, kernel);
   // 17x30 neighborhood 9x30 (every column): full and partial tiles, L = 510.
   MaskRule rule = grid_rule(1, 17, 30, 0, true, -1);
   rule.method = sattn::MaskMethod::Neighborhood;
@@ -333,26 +372,86 @@ TEST_CASE("sparse_attention.layouts_per_batch_and_head_with_empty_rows", "[cuda]
   std::vector<char> attends;
   layout_bias(l, batch, heads, &attends);
   CHECK(std::count(attends.begin(), attends.end(), 0) > kBlockSparseQTile);  // query tile 1 of (0, 2) and more
-  check_layout(ctx, p, l);
+  check_layout(ctx, p, l, kernel);
 }
+BLOCK_SPARSE_CASE("layouts_per_batch_and_head_with_empty_rows", case_layouts_per_batch_and_head_with_empty_rows)
 
-TEST_CASE("sparse_attention.dense_all_tiles_full", "[cuda]") {
+static void case_dense_all_tiles_full(sattn::SparseKernel kernel) {
   // A plain sequence of 1000 tokens (the last key tile holds 40): every tile full, no element mask but
   // the sequence end.
   MaskRule rule = grid_rule(1, 25, 40, 0, true, -1);
   const auto run = [&](const rt::Context& ctx, int64_t d, uint64_t seed) {
     const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
     REQUIRE(l.partial_index.empty());
-    check_layout(ctx, make_problem(ctx, 1, rule.tokens.seq_len(), 4, d, Views::Contiguous, seed), l);
+    check_layout(ctx, make_problem(ctx, 1, rule.tokens.seq_len(), 4, d, Views::Contiguous, seed), l, kernel);
   };
   SECTION("bf16 D=128") {
     DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+    KERNEL_OR_SKIP(ctx, kernel);
     run(ctx, 128, 106);
   }
   SECTION("f16 D=64") {
     DITRUN_GPU_OR_SKIP(ctx, DType::F16);
+    KERNEL_OR_SKIP(ctx, kernel);
     run(ctx, 64, 107);
   }
+  SECTION("f16 D=128") {
+    DITRUN_GPU_OR_SKIP(ctx, DType::F16);
+    KERNEL_OR_SKIP(ctx, kernel);
+    run(ctx, 128, 109);
+  }
+  SECTION("bf16 D=64") {
+    DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+    KERNEL_OR_SKIP(ctx, kernel);
+    run(ctx, 64, 110);
+  }
+}
+BLOCK_SPARSE_CASE("dense_all_tiles_full", case_dense_all_tiles_full)
+
+TEST_CASE("sparse_attention.sparse_kernel_selection", "[cuda]") {
+  sattn::SparseKernel k = sattn::SparseKernel::Auto;
+  for (sattn::SparseKernel want : {sattn::SparseKernel::Auto, sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90}) {
+    REQUIRE(sattn::parse_sparse_kernel(sattn::sparse_kernel_name(want), &k));
+    CHECK(k == want);
+  }
+  CHECK_FALSE(sattn::parse_sparse_kernel("wgmma", &k));
+  CHECK(k == sattn::SparseKernel::Sm90);  // untouched
+
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+#if DITRUN_WITH_CUDA
+  namespace kc = sattn::kernels::cuda;
+  const BlockLayout l = sattn::plan_exhaustive(grid_rule(1, 8, 16, 0, true, -1), kBlockSparseQTile, kBlockSparseKvTile);
+  const Problem p = make_problem(ctx, 1, l.seq_len, 2, 64, Views::Contiguous, 111);
+  const std::string device_why = kc::block_sparse_sm90_device_refusal(ctx);
+  const bool hopper = device_why.empty();
+  auto select = [&](sattn::SparseKernel kernel, std::string* why) {
+    sattn::AttentionParams q = p.gpu;
+    q.sparse_kernel = kernel;
+    return kc::select_block_sparse_kernel(ctx, q, l, why);
+  };
+  std::string why;
+  CHECK(select(sattn::SparseKernel::Sm80, &why) == sattn::SparseKernel::Sm80);
+  const auto auto_choice = select(sattn::SparseKernel::Auto, &why);
+  CHECK(auto_choice == (sattn::kernels::kBlockSparseAutoPrefersSm90 && hopper ? sattn::SparseKernel::Sm90
+                                                                              : sattn::SparseKernel::Sm80));
+  const auto sm90 = select(sattn::SparseKernel::Sm90, &why);
+  if (hopper) {
+    CHECK(sm90 == sattn::SparseKernel::Sm90);
+  } else {
+    CHECK_FALSE(sm90.has_value());
+    CHECK(why == device_why);
+    CHECK((why.find("compute capability 9.0") != std::string::npos || why.find("sm_90a") != std::string::npos));
+  }
+  // A call neither kernel takes: block_sparse_refusal's reason, whatever the choice.
+  sattn::AttentionParams causal = p.gpu;
+  causal.mask = sattn::MaskKind::Causal;
+  causal.sparse_kernel = sattn::SparseKernel::Sm90;
+  CHECK_FALSE(kc::select_block_sparse_kernel(ctx, causal, l, &why).has_value());
+  CHECK(why.find("causal") != std::string::npos);
+  CHECK(kc::block_sparse_sm90_refusal(ctx, causal, l).find("causal") != std::string::npos);
+#else
+  (void)ctx;
+#endif
 }
 
 TEST_CASE("sparse_attention.block_sparse_refusals", "[cuda]") {
@@ -436,12 +535,13 @@ BlockLayout per_head_perm_layout() {
 
 }  // namespace
 
-TEST_CASE("sparse_attention.per_head_perms_bf16_d128_and_f16_d64", "[cuda]") {
+static void case_per_head_perms_bf16_d128_and_f16_d64(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  KERNEL_OR_SKIP(ctx, kernel);
   const BlockLayout l = per_head_perm_layout();
   // The CPU block-layout reference with per-head perms equals the layout's dense bias (the same oracle).
   const Problem p = make_problem(ctx, 2, l.seq_len, 4, 128, Views::FusedQkv, 501);
-  const Tensor got = check_layout(ctx, p, l);
+  const Tensor got = check_layout(ctx, p, l, kernel);
   {
     std::vector<char> attends;
     sattn::AttentionParams cpu = p.cpu;
@@ -453,7 +553,9 @@ TEST_CASE("sparse_attention.per_head_perms_bf16_d128_and_f16_d64", "[cuda]") {
     CHECK(test::compare(ref, want).rel_l2 <= 1e-5);  // f32 on both sides
   }
   // The upload cached beside the layout gives the same output.
-  const Tensor again = rt::to_host(ctx, run_block_sparse(ctx, p.gpu, l, true));
+  sattn::AttentionParams gpu = p.gpu;
+  gpu.sparse_kernel = kernel;
+  const Tensor again = rt::to_host(ctx, run_block_sparse(ctx, gpu, l, true));
   CHECK(test::compare(again, got).rel_l2 == 0.0);
 
   // f16, D = 64, batch 1.
@@ -463,8 +565,9 @@ TEST_CASE("sparse_attention.per_head_perms_bf16_d128_and_f16_d64", "[cuda]") {
   q.gpu.k = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
   q.gpu.v = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
   q.cpu.q = rt::to_host(ctx, q.gpu.q), q.cpu.k = rt::to_host(ctx, q.gpu.k), q.cpu.v = rt::to_host(ctx, q.gpu.v);
-  check_layout(ctx, q, l);
+  check_layout(ctx, q, l, kernel);
 }
+BLOCK_SPARSE_CASE("per_head_perms_bf16_d128_and_f16_d64", case_per_head_perms_bf16_d128_and_f16_d64)
 
 TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);

@@ -2,6 +2,28 @@
 
 #include <sstream>
 
+namespace sattn {
+
+const char* sparse_kernel_name(SparseKernel k) {
+  switch (k) {
+    case SparseKernel::Auto: return "auto";
+    case SparseKernel::Sm80: return "sm80";
+    case SparseKernel::Sm90: return "sm90";
+  }
+  return "?";
+}
+
+bool parse_sparse_kernel(std::string_view name, SparseKernel* out) {
+  for (SparseKernel k : {SparseKernel::Auto, SparseKernel::Sm80, SparseKernel::Sm90})
+    if (name == sparse_kernel_name(k)) {
+      *out = k;
+      return true;
+    }
+  return false;
+}
+
+}  // namespace sattn
+
 namespace sattn::kernels {
 
 std::string block_sparse_refusal(const AttentionParams& p, const BlockLayout& layout) {

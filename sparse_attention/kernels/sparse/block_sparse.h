@@ -3,6 +3,7 @@
 // Plain C++ header; the kernel itself (cuda/block_sparse.cu) exists only in CUDA builds.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "sparse_attention/attention.h"
@@ -22,7 +23,25 @@ inline constexpr bool block_sparse_head_dim_supported(int64_t d) { return d == 6
 // tiles, layout batch/heads of 1 or the call's. Does not check the CSR lists (validate() does).
 std::string block_sparse_refusal(const AttentionParams& p, const BlockLayout& layout);
 
+// What SparseKernel::Auto runs: the wgmma kernel wherever it can run (its GPU tests pass on the H200 and it is
+// 7-22% faster, docs/performance.md), else the mma.sync kernel. false keeps Auto on the mma.sync kernel.
+inline constexpr bool kBlockSparseAutoPrefersSm90 = true;
+
 namespace cuda {
+
+// "" when the wgmma kernel (cuda/block_sparse_sm90.cu) runs (p, layout) on ctx's device: everything
+// block_sparse_refusal asks, plus block_sparse_sm90_device_refusal.
+std::string block_sparse_sm90_refusal(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout);
+// "" when ctx's device can run the wgmma kernel, else why not: the binary must hold sm_90a code and the
+// device must be of compute capability 9.0 (wgmma exists on sm_90a only, not on later architectures).
+std::string block_sparse_sm90_device_refusal(const rt::Context& ctx);
+
+// The kernel block_sparse_attention runs for p.sparse_kernel: Sm80 or Sm90, or std::nullopt with the reason
+// in *why when the requested kernel cannot run (or block_sparse_refusal refuses the call). Auto takes Sm90
+// when kBlockSparseAutoPrefersSm90 is set and it can run, else Sm80; *why then says why Sm90 was passed over
+// ("" when it was not considered). The one selector behind both the dispatch and the callers' questions.
+std::optional<SparseKernel> select_block_sparse_kernel(const rt::Context& ctx, const AttentionParams& p,
+                                                       const BlockLayout& layout, std::string* why);
 
 // The layout on the GPU: its int32 arrays in one buffer (typed f32 because rt::DType has no int32, never
 // read as floats), and the element mask of every partial tile (kBlockSparseQTile 64-bit rows per listed
@@ -49,7 +68,8 @@ size_t upload_words(const BlockLayout& layout);
 // tiles are not attended. q, k, v [B, L, H, D] in natural token order (any strides; views whose rows are
 // not 16-byte aligned are copied), output [B, L, H, D] contiguous in q's dtype, natural order. A query row that attends no key
 // (no visited tile, or every element of its visited partial tiles masked) outputs zeros, as the CPU
-// reference defines a fully masked row. CHECKs block_sparse_refusal(p, layout) == "". `uploaded`:
+// reference defines a fully masked row. CHECKs block_sparse_refusal(p, layout) == "". p.sparse_kernel picks
+// the kernel (select_block_sparse_kernel; an explicit one that cannot run CHECK-fails). `uploaded`:
 // upload_layout(ctx, layout) made earlier (nullptr: validate and upload now, on every call).
 rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                   const UploadedLayout* uploaded = nullptr);

@@ -11,19 +11,20 @@
 // scattered back through it in the stores, so re-layouts cost no extra pass. The layout's lists and masks
 // reach the kernel through upload_layout: once per call, or once per plan when the caller keeps the upload.
 //
-// Next speed step (FA3 on sm_90a): a TMA producer warp feeding a multi-stage K/V ring (tile lists turn into
-// TMA coordinates; perm-gathered rows need either a permuted copy made once per forward or
-// cp.async.bulk row gathers), two consumer warpgroups on wgmma 64xNx16 with S and O in registers and
-// ping-pong scheduling so softmax overlaps the other warpgroup's GEMMs; heaviest query tiles first.
+// The Hopper kernel on wgmma (block_sparse_sm90.cu) runs the same arguments (BlockSparseArgs, filled by
+// run() below for both); AttentionParams::sparse_kernel or kBlockSparseAutoPrefersSm90 picks it.
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_args.h"
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
 #include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
 #include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
@@ -44,22 +45,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kWarpRows = kBM / kWarps;  // 32: two m16 row blocks per warp
 static_assert(kWarpRows == 32 && kBN == 64, "the fragment loops and the 64-bit mask assume 32 rows per warp, 64 keys");
 
-struct KernelArgs {
-  const void* q;
-  const void* k;
-  const void* v;
-  void* out;                                      // [B, L, H, D] contiguous
-  int64_t q_stride[3], k_stride[3], v_stride[3];  // batch, token, head, in elements; D is contiguous
-  int seq_len, heads, num_q_tiles, layout_batch, layout_heads;
-  const int32_t* perm;       // layout position -> natural token (all perm sets); nullptr = identity
-  const int32_t* head_perm;  // perm set per layout head; nullptr = one set
-  const int32_t* full_offsets;
-  const int32_t* full_index;
-  const int32_t* partial_offsets;
-  const int32_t* partial_index;
-  const uint64_t* partial_masks;  // per partial slot, kBM words: bit c of word r = allowed(row r, key c)
-  float scale_log2;               // softmax scale · log2(e)
-};
+using KernelArgs = BlockSparseArgs;
 
 // Element offset of (row, 16-byte chunk) in a [rows, D] shared tile. XOR-ing the chunk with row % 8 spreads
 // the eight rows that one ldmatrix phase reads over all 32 banks.
@@ -329,8 +315,10 @@ namespace {
 
 // Launches the kernel on lists `dl` already on the device.
 rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout, const UploadedLayout& dl) {
-  const std::string refusal = block_sparse_refusal(p, layout);
-  CHECK(refusal.empty(), "block_sparse_attention: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", refusal);
+  std::string why;
+  const std::optional<SparseKernel> chosen = select_block_sparse_kernel(ctx, p, layout, &why);
+  CHECK(chosen.has_value(), "block_sparse_attention: q ", p.q.str(), " k ", p.k.str(), " v ", p.v.str(), ": ", why);
+  const SparseKernel kernel = *chosen;
   const int64_t batch = p.q.size(0), len = p.q.size(1), heads = p.q.size(2), d = p.q.size(3);
   const float scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(d));
   CHECK(scale > 0.f && std::isfinite(scale), "block_sparse_attention: softmax scale ", scale, " must be positive");
@@ -346,8 +334,12 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
   a.perm = dl.perm, a.head_perm = dl.head_perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
   a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
-  const dim3 grid{unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch)};
   const bool bf16 = p.q.dtype() == rt::DType::BF16;
+  if (kernel == SparseKernel::Sm90) {
+    launch_block_sparse_sm90(ctx, a, bf16, int(d), unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch));
+    return out;
+  }
+  const dim3 grid{unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch)};
   if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
   else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention");
@@ -355,6 +347,32 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
 }
 
 }  // namespace
+
+std::string block_sparse_sm90_refusal(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout) {
+  const std::string refusal = block_sparse_refusal(p, layout);
+  return refusal.empty() ? block_sparse_sm90_device_refusal(ctx) : refusal;
+}
+
+std::optional<SparseKernel> select_block_sparse_kernel(const rt::Context& ctx, const AttentionParams& p,
+                                                       const BlockLayout& layout, std::string* why) {
+  std::string local;
+  std::string& reason = why != nullptr ? *why : local;
+  reason = block_sparse_refusal(p, layout);
+  if (!reason.empty()) return std::nullopt;
+  switch (p.sparse_kernel) {
+    case SparseKernel::Sm80: return SparseKernel::Sm80;
+    case SparseKernel::Sm90:
+      reason = block_sparse_sm90_device_refusal(ctx);
+      if (!reason.empty()) return std::nullopt;
+      return SparseKernel::Sm90;
+    case SparseKernel::Auto:
+      if (!kBlockSparseAutoPrefersSm90) return SparseKernel::Sm80;
+      reason = block_sparse_sm90_device_refusal(ctx);
+      return reason.empty() ? SparseKernel::Sm90 : SparseKernel::Sm80;
+  }
+  reason = "unknown block-sparse kernel";
+  return std::nullopt;
+}
 
 rt::Tensor block_sparse_attention(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                   const UploadedLayout* uploaded) {

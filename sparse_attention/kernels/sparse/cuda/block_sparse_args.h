@@ -1,0 +1,26 @@
+// What the block-sparse attention kernels (block_sparse.cu on mma.sync, block_sparse_sm90.cu on wgmma)
+// receive. Both launchers take this one struct, filled by one function (block_sparse.cu's run), so the two
+// kernels cannot read a layout or a view differently.
+#pragma once
+#include <cstdint>
+
+namespace sattn::kernels::cuda {
+
+struct BlockSparseArgs {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;                                      // [B, L, H, D] contiguous
+  int64_t q_stride[3], k_stride[3], v_stride[3];  // batch, token, head, in elements; D is contiguous
+  int seq_len, heads, num_q_tiles, layout_batch, layout_heads;
+  const int32_t* perm;       // layout position -> natural token (all perm sets); nullptr = identity
+  const int32_t* head_perm;  // perm set per layout head; nullptr = one set
+  const int32_t* full_offsets;
+  const int32_t* full_index;
+  const int32_t* partial_offsets;
+  const int32_t* partial_index;
+  const uint64_t* partial_masks;  // per partial slot, kBlockSparseQTile words: bit c of word r = allowed(row r, key c)
+  float scale_log2;               // softmax scale · log2(e)
+};
+
+}  // namespace sattn::kernels::cuda
