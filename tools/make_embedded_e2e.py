@@ -3,7 +3,7 @@
 
 Generates, with diffusers' FluxPipeline on the CPU in float32, exactly what `ditrun generate --prompt P
 --seed S [--width W --height H] --out x.png` (no --model) makes with the model's defaults
-(ditrun_defaults.json: 256x256, 20 steps, max_sequence_length 24, guidance 0), and stores the PNGs plus a
+(ditrun_defaults.json: 512x512, 20 steps, max_sequence_length 24, guidance 0), and stores the PNGs plus a
 cases.json in tests/fixtures/e2e/embedded/. tests/app/test_embedded.cpp compares ditrun against them.
 
     /work/pyenv/bin/python tools/make_embedded_e2e.py
@@ -29,7 +29,7 @@ CASES = [
     ("red_circle_left", "a large red circle at the left on a blue background", 42, None),
     ("yellow_square_top_right", "a medium yellow square at the top right on a black background", 7, None),
     ("green_triangle_center", "a large green triangle in the center on a striped white background", 123, None),
-    ("red_circle_left_512", "a large red circle at the left on a blue background", 42, 512),
+    ("red_circle_left_256", "a large red circle at the left on a blue background", 42, 256),
 ]
 
 

@@ -209,7 +209,8 @@ TEST_CASE("attention_config.generate_config_equals_flags", "[attention]") {
 TEST_CASE("attention_config.generate_errors", "[attention]") {
   const std::string dir = test::make_temp_dir("attention_config_errors");
   const std::string out = dir + "/x.png", cfg = dir + "/a.json";
-  const std::string common = "generate -p " + test::q(kPrompt) + " --steps 1 -o " + test::q(out) + " --attention-config " + test::q(cfg);
+  const std::string common = "generate -p " + test::q(kPrompt) + " -W 256 -H 256 --steps 1 -o " + test::q(out) +
+                             " --attention-config " + test::q(cfg);
   auto run = [&](const std::string& text, const std::string& flags = "") {
     write_file(cfg, text);
     return test::run_ditrun(common + flags);
@@ -239,8 +240,8 @@ TEST_CASE("attention_config.generate_errors", "[attention]") {
 TEST_CASE("attention_config.generate_logs_fallback", "[attention]") {
   const std::string dir = test::make_temp_dir("attention_config_fallback");
   const std::string out = dir + "/x.png", dense = dir + "/dense.png";
-  test::RunResult r = test::run_ditrun("generate -p " + test::q(kPrompt) + " --steps 2 --dense-layers 0 -o " + test::q(out) +
-                                       " --attention " + kGna);
+  test::RunResult r = test::run_ditrun("generate -p " + test::q(kPrompt) + " -W 256 -H 256 --steps 2 --dense-layers 0 -o " +
+                                       test::q(out) + " --attention " + kGna);
   INFO(r.out);
   REQUIRE(r.rc == 0);
   const std::string line = "ditrun: attention: " + sattn::method_str(method(kGna)) +
@@ -248,7 +249,7 @@ TEST_CASE("attention_config.generate_logs_fallback", "[attention]") {
   const size_t at = r.stderr_text.find(line);
   CHECK(at != std::string::npos);
   CHECK(r.stderr_text.find(line, at + 1) == std::string::npos);  // once per run
-  REQUIRE(test::run_ditrun("generate -q -p " + test::q(kPrompt) + " --steps 2 -o " + test::q(dense)).rc == 0);
+  REQUIRE(test::run_ditrun("generate -q -p " + test::q(kPrompt) + " -W 256 -H 256 --steps 2 -o " + test::q(dense)).rc == 0);
   CHECK(same_png(out, dense));
   fs::remove_all(dir);
 }

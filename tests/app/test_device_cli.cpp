@@ -60,7 +60,7 @@ TEST_CASE("vae tiling decodes in blended tiles", "[cli]") {
   const fs::path dir = fs::temp_directory_path() / "ditrun_vae_tile";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const std::string base = "generate -q --prompt 'a large red circle at the left on a blue background' -o ";
+  const std::string base = "generate -q -W 256 -H 256 --prompt 'a large red circle at the left on a blue background' -o ";
   auto out = [&](const char* name) { return (dir / name).string(); };
   REQUIRE(test::run_ditrun(base + test::q(out("whole.png"))).rc == 0);
   REQUIRE(test::run_ditrun(base + test::q(out("t256.png")) + " --vae-tile 256").rc == 0);
