@@ -267,13 +267,16 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
   return {};
 }
 
-// Which of the two bf16 block-sparse kernels runs the call, and why the wgmma one was passed over if it was.
+// Which of the bf16 block-sparse kernels runs the call, and why the wgmma one was passed over if it was.
 static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout) {
 #if DITRUN_WITH_CUDA
   std::string why;
   const std::optional<SparseKernel> k = kernels::cuda::select_block_sparse_kernel(ctx, p, layout, &why);
   if (!k) return " (cannot run: " + why + ")";
-  return std::string(" ") + (*k == SparseKernel::Sm90 ? "sm90 wgmma" : "sm80 mma.sync") +
+  const char* name = *k == SparseKernel::Sm90            ? "sm90 wgmma"
+                     : *k == SparseKernel::Sm90Pipelined ? "sm90p wgmma pipelined"
+                                                         : "sm80 mma.sync";
+  return std::string(" ") + name +
          (why.empty() ? "" : " (sm90 passed over: " + why + ")");
 #else
   (void)ctx, (void)p, (void)layout;

@@ -156,11 +156,12 @@ TEST_CASE("sla.device_planner_equals_cpu_planner", "[cuda]") {
 }
 
 // Once per block-sparse kernel: "sla.attention_matches_cpu_reference" on the sm80 kernel,
-// "sla.sm90.attention_matches_cpu_reference" on the wgmma one (skipped off compute capability 9.0).
+// "sla.sm90.attention_matches_cpu_reference" on the wgmma one and "sla.sm90p.attention_matches_cpu_reference"
+// on its pipelined variant (both skipped off compute capability 9.0).
 static void attention_matches_cpu_reference(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
 #if DITRUN_WITH_CUDA
-  if (kernel == sattn::SparseKernel::Sm90)
+  if (kernel == sattn::SparseKernel::Sm90 || kernel == sattn::SparseKernel::Sm90Pipelined)
     if (const std::string why = sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx); !why.empty()) {
       std::printf("[skipped: %s]\n", why.c_str());
       return;
@@ -193,6 +194,9 @@ static void attention_matches_cpu_reference(sattn::SparseKernel kernel) {
 TEST_CASE("sla.attention_matches_cpu_reference", "[cuda]") { attention_matches_cpu_reference(sattn::SparseKernel::Sm80); }
 TEST_CASE("sla.sm90.attention_matches_cpu_reference", "[cuda]") {
   attention_matches_cpu_reference(sattn::SparseKernel::Sm90);
+}
+TEST_CASE("sla.sm90p.attention_matches_cpu_reference", "[cuda]") {
+  attention_matches_cpu_reference(sattn::SparseKernel::Sm90Pipelined);
 }
 
 #if DITRUN_WITH_CUDA

@@ -32,12 +32,14 @@ namespace cuda {
 // "" when the wgmma kernel (cuda/block_sparse_sm90.cu) runs (p, layout) on ctx's device: everything
 // block_sparse_refusal asks, plus block_sparse_sm90_device_refusal.
 std::string block_sparse_sm90_refusal(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout);
-// "" when ctx's device can run the wgmma kernel, else why not: the binary must hold sm_90a code and the
-// device must be of compute capability 9.0 (wgmma exists on sm_90a only, not on later architectures).
+// "" when ctx's device can run the wgmma kernels (Sm90 and Sm90Pipelined), else why not: the binary must hold
+// sm_90a code and the device must be of compute capability 9.0 (wgmma exists on sm_90a only, not on later
+// architectures).
 std::string block_sparse_sm90_device_refusal(const rt::Context& ctx);
 
-// The kernel block_sparse_attention runs for p.sparse_kernel: Sm80 or Sm90, or std::nullopt with the reason
-// in *why when the requested kernel cannot run (or block_sparse_refusal refuses the call). Auto takes Sm90
+// The kernel block_sparse_attention runs for p.sparse_kernel: Sm80, Sm90 or Sm90Pipelined, or std::nullopt
+// with the reason in *why when the requested kernel cannot run (or block_sparse_refusal refuses the call).
+// Sm90Pipelined (cuda/block_sparse_sm90p.cu) runs where Sm90 runs, and only when asked for. Auto takes Sm90
 // when kBlockSparseAutoPrefersSm90 is set and it can run, else Sm80; *why then says why Sm90 was passed over
 // ("" when it was not considered). The one selector behind both the dispatch and the callers' questions.
 std::optional<SparseKernel> select_block_sparse_kernel(const rt::Context& ctx, const AttentionParams& p,

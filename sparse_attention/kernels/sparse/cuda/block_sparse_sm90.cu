@@ -26,10 +26,7 @@
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
-#include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
-#include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
-#include "sparse_attention/kernels/sparse/cuda/sm90_tile.cuh"
-#include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
+#include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
 
 #ifndef DITRUN_SM90A_BUILT
 #define DITRUN_SM90A_BUILT 0
@@ -43,61 +40,7 @@ using namespace cute;
 using sm90::kBM;
 using sm90::kBN;
 using sm90::kThreads;
-
-// Starts the copy of ROWS layout positions from pos0 on (one batch and head; tokens `ld` elements apart)
-// into the swizzled tile `tile` (a CuTe shared-memory tensor [ROWS, D]). Positions past the sequence end
-// become zeros: a ragged tile's keys are masked, but 0 · NaN in P·V would still poison the row.
-template <int D, int ROWS, class Tile, typename T>
-__device__ __forceinline__ void load_rows(Tile& tile, const T* base, int64_t ld, int pos0, const int32_t* perm,
-                                          int seq_len) {
-  constexpr int kChunks = D / 8;  // 16-byte chunks per row: the swizzle keeps each chunk contiguous
-  constexpr int kRowsPerPass = kThreads / kChunks;
-  static_assert(ROWS % kRowsPerPass == 0, "whole passes");
-  const int chunk = int(threadIdx.x) % kChunks;
-#pragma unroll
-  for (int i = 0; i < ROWS / kRowsPerPass; ++i) {
-    const int row = i * kRowsPerPass + int(threadIdx.x) / kChunks;
-    const int pos = pos0 + row;
-    const bool valid = pos < seq_len;
-    const int64_t token = valid ? natural_token(perm, pos) : 0;
-    cp_async_16(raw_pointer_cast(&tile(row, chunk * 8)), base + token * ld + chunk * 8, valid);
-  }
-}
-
-// Online softmax over one key tile on a thread's S accumulators (32 values: two rows r, 16 keys each, see
-// sm90_tile.cuh): the same steps and the same -inf conventions as flash::softmax_update.
-template <int D, class S, class O>
-__device__ __forceinline__ void softmax_tile(S& s, O& o, float (&m)[2], float (&l)[2], float scale_log2) {
-  constexpr int kSCols = kBN / 8, kOCols = D / 8;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float mx = -INFINITY;
-#pragma unroll
-    for (int n = 0; n < kSCols; ++n) mx = fmaxf(mx, fmaxf(s(4 * n + 2 * r), s(4 * n + 2 * r + 1)));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row: lanes 4g..4g+3
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(m[r], mx);
-    // Nothing attended so far: m stays -inf, and reference 0 makes every p and alpha 0.
-    const float ref = m_new == -INFINITY ? 0.f : m_new * scale_log2;
-    const float alpha = flash::fast_exp2(m[r] * scale_log2 - ref);
-    m[r] = m_new;
-    float sum = 0.f;
-#pragma unroll
-    for (int n = 0; n < kSCols; ++n)
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const float p = flash::fast_exp2(fmaf(s(4 * n + 2 * r + c), scale_log2, -ref));
-        s(4 * n + 2 * r + c) = p;
-        sum += p;
-      }
-    l[r] = l[r] * alpha + sum;
-#pragma unroll
-    for (int n = 0; n < kOCols; ++n) {
-      o(4 * n + 2 * r) *= alpha;
-      o(4 * n + 2 * r + 1) *= alpha;
-    }
-  }
-}
+using sm90::load_rows;
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const BlockSparseArgs a) {
@@ -122,7 +65,7 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
   const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
 
   const EntryTiles tiles = entry_tiles(a, b, h, qt);
-  const int num_full = tiles.num_full, num_tiles = tiles.num_tiles, partial_begin = tiles.partial_begin;
+  const int num_tiles = tiles.num_tiles;
   if (num_tiles == 0) {
     zero_rows<D, kThreads>(out, out_ld, perm, q0, kBM, a.seq_len);
     return;
@@ -163,8 +106,6 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   // This thread's two query rows inside the tile (sm90_tile.cuh's map): rows 8r + row_base.
   const int row_base = (tid / 128) * 64 + ((tid / 32) % 4) * 16 + lane / 4, t = lane % 4;
-  const int last_kv_tile = (a.seq_len - 1) / kBN;
-  const bool ragged = a.seq_len % kBN != 0;
 
   for (int i = 0; i < num_tiles; ++i) {
     const int stage = i & 1;
@@ -179,14 +120,8 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
 
     // Partial tiles: the two rows' masks, read before the MMA so that it hides the load. The ragged last
     // tile: keys past the end.
-    const bool partial = i >= num_full, ragged_tile = ragged && tile == last_kv_tile;
-    uint64_t rows[2] = {~uint64_t(0), ~uint64_t(0)};
-    if (partial) {
-      const uint64_t* mask = a.partial_masks + int64_t(partial_begin + i - num_full) * kBM + row_base;
-      rows[0] = __ldg(mask), rows[1] = __ldg(mask + 8);
-    } else if (ragged_tile) {
-      rows[0] = rows[1] = (uint64_t(1) << (a.seq_len - tile * kBN)) - 1;
-    }
+    uint64_t rows[2];
+    const bool masked = sm90::key_masks(rows, a, tiles, i, tile, row_base);
 
     {  // S = Q · K[i]ᵀ
       auto sk = k_stage(stage);
@@ -203,20 +138,11 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
       warpgroup_wait<0>();
       warpgroup_fence_operand(s_acc);
     }
-    if (partial || ragged_tile) {
-#pragma unroll
-      for (int v = 0; v < 32; ++v) {
-        const int r = (v / 2) % 2, key = 8 * (v / 4) + 2 * t + v % 2;
-        if (!((rows[r] >> key) & 1)) s_acc(v) = -INFINITY;
-      }
-    }
-    softmax_tile<D>(s_acc, o_acc, m, l, a.scale_log2);
-    // P in the input dtype, pairs packed as block_sparse.cu packs them (round to nearest even).
-    {
-      uint32_t* p2 = reinterpret_cast<uint32_t*>(raw_pointer_cast(p_frag.data()));
-#pragma unroll
-      for (int j = 0; j < 16; ++j) p2[j] = pack2<T>(s_acc(2 * j), s_acc(2 * j + 1));
-    }
+    if (masked) sm90::apply_key_masks(s_acc, rows, t);
+    float alpha[2];
+    sm90::softmax_rows(s_acc, m, l, alpha, a.scale_log2);
+    sm90::rescale_o<D>(o_acc, alpha);
+    sm90::pack_p<T>(s_acc, p_frag);
 
     cp_async_wait<2>();
     sm90::fence_generic_to_async_smem();
@@ -245,30 +171,8 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
   }
   cp_async_wait<0>();
 
-  // Normalize, stage the rows in this warpgroup's own rows of the Q tile (its last S MMA is complete, and
-  // no other warpgroup reads them), then store 16-byte chunks to the rows' natural positions.
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;  // nothing attended: zeros
-    const int row = row_base + 8 * r;
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-      *reinterpret_cast<uint32_t*>(raw_pointer_cast(&sQ(row, 8 * n + 2 * t))) =
-          pack2<T>(o_acc(4 * n + 2 * r) * inv, o_acc(4 * n + 2 * r + 1) * inv);
-  }
-  __syncthreads();
-  constexpr int kChunks = D / 8;
-#pragma unroll 4
-  for (int idx = tid; idx < kBM * kChunks; idx += kThreads) {
-    const int row = idx / kChunks, chunk = idx % kChunks;
-    const int pos = q0 + row;
-    if (pos < a.seq_len)
-      *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + chunk * 8) =
-          *reinterpret_cast<const uint4*>(raw_pointer_cast(&sQ(row, chunk * 8)));
-  }
+  // Normalize and store, staged in this warpgroup's own rows of the Q tile (its last S MMA is complete).
+  sm90::store_rows<T, D>(o_acc, l, sQ, out, out_ld, perm, q0, a.seq_len, row_base, t);
 #else
   __trap();  // not built for this device: block_sparse_sm90_device_refusal refuses it before any launch
 #endif

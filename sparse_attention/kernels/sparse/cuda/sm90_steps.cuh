@@ -1,0 +1,193 @@
+// The per-tile steps both Hopper block-sparse kernels share (block_sparse_sm90.cu, and its pipelined variant
+// block_sparse_sm90p.cu): the gathering row loads, the key masks of a tile, the online softmax on the S
+// accumulators, P in the input dtype, and the epilogue that scatters the normalized rows. Thread -> element
+// map of the accumulators: sm90_tile.cuh. Both kernels run 256 threads (sm90::kThreads).
+#pragma once
+#include <cstdint>
+
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_args.h"
+#include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
+#include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
+#include "sparse_attention/kernels/sparse/cuda/sm90_tile.cuh"
+#include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
+
+namespace sattn::kernels::cuda::sm90 {
+
+// Starts the copy of ROWS layout positions from pos0 on (one batch and head; tokens `ld` elements apart)
+// into the swizzled tile `tile` (a CuTe shared-memory tensor [ROWS, D]). Positions past the sequence end
+// become zeros: a ragged tile's keys are masked, but 0 · NaN in P·V would still poison the row.
+template <int D, int ROWS, class Tile, typename T>
+__device__ __forceinline__ void load_rows(Tile& tile, const T* base, int64_t ld, int pos0, const int32_t* perm,
+                                          int seq_len) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row: the swizzle keeps each chunk contiguous
+  constexpr int kRowsPerPass = kThreads / kChunks;
+  static_assert(ROWS % kRowsPerPass == 0, "whole passes");
+  const int chunk = int(threadIdx.x) % kChunks;
+#pragma unroll
+  for (int i = 0; i < ROWS / kRowsPerPass; ++i) {
+    const int row = i * kRowsPerPass + int(threadIdx.x) / kChunks;
+    const int pos = pos0 + row;
+    const bool valid = pos < seq_len;
+    const int64_t token = valid ? natural_token(perm, pos) : 0;
+    cp_async_16(cute::raw_pointer_cast(&tile(row, chunk * 8)), base + token * ld + chunk * 8, valid);
+  }
+}
+
+// load_rows in two steps, for block_sparse_sm90p.cu: row_tokens issues the perm look-ups of all the rows a
+// thread copies (positions past the end look up the last row; their copies fill zeros), copy_rows starts the
+// copies once they arrived. load_rows waits for each look-up before the next one (its branches keep the
+// compiler from hoisting them); several row_tokens calls before their copy_rows pay one latency.
+template <int D, int ROWS>
+inline constexpr int kRowPasses = ROWS / (kThreads / (D / 8));
+
+template <int D, int ROWS>
+__device__ __forceinline__ void row_tokens(int32_t (&token)[kRowPasses<D, ROWS>], int pos0, const int32_t* perm,
+                                           int seq_len) {
+  constexpr int kRowsPerPass = kThreads / (D / 8);
+  static_assert(ROWS % kRowsPerPass == 0, "whole passes");
+  const int row0 = int(threadIdx.x) / (D / 8);
+  if (perm != nullptr) {
+#pragma unroll
+    for (int i = 0; i < kRowPasses<D, ROWS>; ++i) token[i] = __ldg(perm + min(pos0 + i * kRowsPerPass + row0, seq_len - 1));
+  } else {
+#pragma unroll
+    for (int i = 0; i < kRowPasses<D, ROWS>; ++i) token[i] = min(pos0 + i * kRowsPerPass + row0, seq_len - 1);
+  }
+}
+
+template <int D, int ROWS, class Tile, typename T>
+__device__ __forceinline__ void copy_rows(Tile& tile, const T* base, int64_t ld, int pos0,
+                                          const int32_t (&token)[kRowPasses<D, ROWS>], int seq_len) {
+  constexpr int kChunks = D / 8;
+  constexpr int kRowsPerPass = kThreads / kChunks;
+  const int chunk = int(threadIdx.x) % kChunks;
+#pragma unroll
+  for (int i = 0; i < kRowPasses<D, ROWS>; ++i) {
+    const int row = i * kRowsPerPass + int(threadIdx.x) / kChunks;
+    cp_async_16(cute::raw_pointer_cast(&tile(row, chunk * 8)), base + int64_t(token[i]) * ld + chunk * 8,
+                pos0 + row < seq_len);
+  }
+}
+
+// The allowed keys of this thread's two rows (row_base and row_base + 8) in key tile `tile`, the i-th the
+// entry visits: a partial tile's 64-bit row masks, the ragged last tile's keys before the sequence end, else
+// all. Returns whether any key can be masked (the caller then runs apply_key_masks).
+__device__ __forceinline__ bool key_masks(uint64_t (&rows)[2], const BlockSparseArgs& a, const EntryTiles& tiles,
+                                          int i, int tile, int row_base) {
+  const bool partial = i >= tiles.num_full;
+  const bool ragged_tile = a.seq_len % kBN != 0 && tile == (a.seq_len - 1) / kBN;
+  rows[0] = rows[1] = ~uint64_t(0);
+  if (partial) {
+    const uint64_t* mask = a.partial_masks + int64_t(tiles.partial_begin + i - tiles.num_full) * kBM + row_base;
+    rows[0] = __ldg(mask), rows[1] = __ldg(mask + 8);
+  } else if (ragged_tile) {
+    rows[0] = rows[1] = (uint64_t(1) << (a.seq_len - tile * kBN)) - 1;
+  }
+  return partial || ragged_tile;
+}
+
+// -inf for the S values of keys the masks leave out (t = lane % 4).
+template <class S>
+__device__ __forceinline__ void apply_key_masks(S& s, const uint64_t (&rows)[2], int t) {
+#pragma unroll
+  for (int v = 0; v < 32; ++v) {
+    const int r = (v / 2) % 2, key = 8 * (v / 4) + 2 * t + v % 2;
+    if (!((rows[r] >> key) & 1)) s(v) = -INFINITY;
+  }
+}
+
+// apply_key_masks with the thread's shift by 2t done once per row: every remaining shift is a constant
+// (a few instructions per value fewer). Used by block_sparse_sm90p.cu; the same values as apply_key_masks.
+template <class S>
+__device__ __forceinline__ void apply_key_masks_hoisted(S& s, const uint64_t (&rows)[2], int t) {
+  const uint64_t x[2] = {rows[0] >> (2 * t), rows[1] >> (2 * t)};
+#pragma unroll
+  for (int v = 0; v < 32; ++v) {
+    const int r = (v / 2) % 2, bit = 8 * (v / 4) + v % 2;  // key 8 * (v / 4) + 2t + v % 2, as above
+    if (!((x[r] >> bit) & 1)) s(v) = -INFINITY;
+  }
+}
+
+// Online softmax over one key tile on a thread's S accumulators (32 values: two rows r, 16 keys each, see
+// sm90_tile.cuh), the same steps and the same -inf conventions as flash::softmax_update: the new running
+// max m and sum l, s replaced by p, and alpha[r], the factor the row's O accumulators must be scaled by
+// (rescale_o) before this tile's P·V adds to them.
+template <class S>
+__device__ __forceinline__ void softmax_rows(S& s, float (&m)[2], float (&l)[2], float (&alpha)[2], float scale_log2) {
+  constexpr int kSCols = kBN / 8;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kSCols; ++n) mx = fmaxf(mx, fmaxf(s(4 * n + 2 * r), s(4 * n + 2 * r + 1)));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row: lanes 4g..4g+3
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m[r], mx);
+    // Nothing attended so far: m stays -inf, and reference 0 makes every p and alpha 0.
+    const float ref = m_new == -INFINITY ? 0.f : m_new * scale_log2;
+    alpha[r] = flash::fast_exp2(m[r] * scale_log2 - ref);
+    m[r] = m_new;
+    float sum = 0.f;
+#pragma unroll
+    for (int n = 0; n < kSCols; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const float p = flash::fast_exp2(fmaf(s(4 * n + 2 * r + c), scale_log2, -ref));
+        s(4 * n + 2 * r + c) = p;
+        sum += p;
+      }
+    l[r] = l[r] * alpha[r] + sum;
+  }
+}
+
+template <int D, class O>
+__device__ __forceinline__ void rescale_o(O& o, const float (&alpha)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      o(4 * n + 2 * r) *= alpha[r];
+      o(4 * n + 2 * r + 1) *= alpha[r];
+    }
+}
+
+// P in the input dtype, pairs packed as block_sparse.cu packs them (round to nearest even), into the A
+// fragment of the P·V MMA.
+template <typename T, class S, class P>
+__device__ __forceinline__ void pack_p(const S& s, P& p) {
+  uint32_t* p2 = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
+#pragma unroll
+  for (int j = 0; j < 16; ++j) p2[j] = pack2<T>(s(2 * j), s(2 * j + 1));
+}
+
+// Normalizes O, stages the rows in this warpgroup's own rows of the Q tile sQ (the caller has retired its
+// last S MMA, and no other warpgroup reads those rows), then stores 16-byte chunks to the rows' natural
+// positions. Every thread of the CTA calls it (one barrier).
+template <typename T, int D, class O, class QTile>
+__device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], QTile& sQ, T* out, int64_t out_ld,
+                                           const int32_t* perm, int q0, int seq_len, int row_base, int t) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;  // nothing attended: zeros
+    const int row = row_base + 8 * r;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(&sQ(row, 8 * n + 2 * t))) =
+          pack2<T>(o(4 * n + 2 * r) * inv, o(4 * n + 2 * r + 1) * inv);
+  }
+  __syncthreads();
+  constexpr int kChunks = D / 8;
+#pragma unroll 4
+  for (int idx = int(threadIdx.x); idx < kBM * kChunks; idx += kThreads) {
+    const int row = idx / kChunks, chunk = idx % kChunks;
+    const int pos = q0 + row;
+    if (pos < seq_len)
+      *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + chunk * 8) =
+          *reinterpret_cast<const uint4*>(cute::raw_pointer_cast(&sQ(row, chunk * 8)));
+  }
+}
+
+}  // namespace sattn::kernels::cuda::sm90
