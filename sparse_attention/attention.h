@@ -38,12 +38,11 @@ bool parse_dense_kernel(std::string_view name, DenseKernel* out);
 
 // Which block-sparse kernel runs a structured call on a GPU (kernels/sparse/block_sparse.h). Auto: the
 // default (select_block_sparse_kernel says which); Sm80: the mma.sync kernel (any GPU of compute capability
-// 8.0 or later); Sm90: the wgmma kernel (compute capability 9.0, a build with sm_90a code); Sm90Pipelined:
-// its pipelined variant (same requirements; only when asked for, Auto never picks it). An explicit kernel
+// 8.0 or later); Sm90: the wgmma kernel (compute capability 9.0, a build with sm_90a code). An explicit kernel
 // that cannot run is a CHECK failure that says why.
-enum class SparseKernel { Auto, Sm80, Sm90, Sm90Pipelined };
-const char* sparse_kernel_name(SparseKernel k);  // "auto", "sm80", "sm90", "sm90p"
-// "auto" | "sm80" | "sm90" | "sm90p" -> the kernel; false (out untouched) for anything else.
+enum class SparseKernel { Auto, Sm80, Sm90 };
+const char* sparse_kernel_name(SparseKernel k);  // "auto", "sm80", "sm90"
+// "auto" | "sm80" | "sm90" -> the kernel; false (out untouched) for anything else.
 bool parse_sparse_kernel(std::string_view name, SparseKernel* out);
 
 struct AttentionParams {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "harness/compare.h"
+#include "cuda/sparse_kernel_skip.h"
 #include "harness/gpu.h"
 #include "ops.h"
 #include "rng.h"
@@ -155,18 +156,11 @@ TEST_CASE("sla.device_planner_equals_cpu_planner", "[cuda]") {
     }
 }
 
-// Once per block-sparse kernel: "sla.attention_matches_cpu_reference" on the sm80 kernel,
-// "sla.sm90.attention_matches_cpu_reference" on the wgmma one and "sla.sm90p.attention_matches_cpu_reference"
-// on its pipelined variant (both skipped off compute capability 9.0).
+// Once per block-sparse kernel: "sla.attention_matches_cpu_reference" on the sm80 kernel and
+// "sla.sm90.attention_matches_cpu_reference" on the wgmma one (skipped off compute capability 9.0).
 static void attention_matches_cpu_reference(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
-#if DITRUN_WITH_CUDA
-  if (kernel == sattn::SparseKernel::Sm90 || kernel == sattn::SparseKernel::Sm90Pipelined)
-    if (const std::string why = sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx); !why.empty()) {
-      std::printf("[skipped: %s]\n", why.c_str());
-      return;
-    }
-#endif
+  KERNEL_OR_SKIP(ctx, kernel);
   for (const Shape& s : kShapes)
     for (const char* text : kSpecs) {
       Problem p = make_problem(ctx, s.batch, s.len, kHeads, s.d, uint64_t(s.len * 5 + s.d));
@@ -194,9 +188,6 @@ static void attention_matches_cpu_reference(sattn::SparseKernel kernel) {
 TEST_CASE("sla.attention_matches_cpu_reference", "[cuda]") { attention_matches_cpu_reference(sattn::SparseKernel::Sm80); }
 TEST_CASE("sla.sm90.attention_matches_cpu_reference", "[cuda]") {
   attention_matches_cpu_reference(sattn::SparseKernel::Sm90);
-}
-TEST_CASE("sla.sm90p.attention_matches_cpu_reference", "[cuda]") {
-  attention_matches_cpu_reference(sattn::SparseKernel::Sm90Pipelined);
 }
 
 #if DITRUN_WITH_CUDA

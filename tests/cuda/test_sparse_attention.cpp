@@ -9,10 +9,9 @@
 // the same bias in the same dtype, a naive kernel with the same roundings) + 1e-3.
 // Rows that attend no key (no visited tile, or nothing allowed in the visited ones) are left out of the
 // comparison (set to 0 on both sides) and must be exactly 0 on the GPU.
-// Every kernel case runs once per kernel (BLOCK_SPARSE_CASE): "sparse_attention.<case>" on the sm80 kernel,
-// "sparse_attention.sm90.<case>" on the wgmma one and "sparse_attention.sm90p.<case>" on its pipelined
-// variant; the wgmma ones skip (with the reason) off compute capability 9.0 or in builds without sm_90a
-// code. All meet the same bounds.
+// Every kernel case runs once per kernel (BLOCK_SPARSE_CASE): "sparse_attention.<case>" on the sm80 kernel
+// and "sparse_attention.sm90.<case>" on the wgmma one, which skips (with the reason) off compute capability
+// 9.0 or in builds without sm_90a code. Both meet the same bounds.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "harness/compare.h"
+#include "cuda/sparse_kernel_skip.h"
 #include "harness/gpu.h"
 #include "ops.h"
 #include "rng.h"
@@ -202,31 +202,13 @@ MaskRule grid_rule(int64_t t, int64_t hh, int64_t w, int64_t text_len, bool text
 
 void set3(int64_t (&dst)[3], int64_t a, int64_t b, int64_t c) { dst[0] = a, dst[1] = b, dst[2] = c; }
 
-// Why `kernel` cannot run on ctx's device ("" when it can).
-std::string kernel_refusal(const rt::Context& ctx, sattn::SparseKernel kernel) {
-#if DITRUN_WITH_CUDA
-  if (kernel == sattn::SparseKernel::Sm90 || kernel == sattn::SparseKernel::Sm90Pipelined)
-    return sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx);
-#endif
-  return "";
-}
-
 }  // namespace
 
-// Registers `body` (a function of the kernel) as three test cases: the sm80 kernel under
-// "sparse_attention.NAME", the wgmma kernel under "sparse_attention.sm90.NAME" and its pipelined variant
-// under "sparse_attention.sm90p.NAME".
-#define BLOCK_SPARSE_CASE(NAME, body)                                                                 \
-  TEST_CASE("sparse_attention." NAME, "[cuda]") { body(sattn::SparseKernel::Sm80); }                 \
-  TEST_CASE("sparse_attention.sm90." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90); }            \
-  TEST_CASE("sparse_attention.sm90p." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90Pipelined); }
-
-// After DITRUN_GPU_OR_SKIP: returns with the skip marker when the kernel cannot run on this device.
-#define KERNEL_OR_SKIP(ctx, kernel)                                                \
-  if (const std::string why_ = kernel_refusal(ctx, kernel); !why_.empty()) {        \
-    std::printf("[skipped: %s]\n", why_.c_str());                                  \
-    return;                                                                        \
-  }
+// Registers `body` (a function of the kernel) as two test cases: the sm80 kernel under
+// "sparse_attention.NAME" and the wgmma kernel under "sparse_attention.sm90.NAME".
+#define BLOCK_SPARSE_CASE(NAME, body)                                                      \
+  TEST_CASE("sparse_attention." NAME, "[cuda]") { body(sattn::SparseKernel::Sm80); }      \
+  TEST_CASE("sparse_attention.sm90." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90); }
 
 namespace {
 
@@ -414,14 +396,13 @@ BLOCK_SPARSE_CASE("dense_all_tiles_full", case_dense_all_tiles_full)
 
 TEST_CASE("sparse_attention.sparse_kernel_selection", "[cuda]") {
   sattn::SparseKernel k = sattn::SparseKernel::Auto;
-  for (sattn::SparseKernel want : {sattn::SparseKernel::Auto, sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90,
-                                   sattn::SparseKernel::Sm90Pipelined}) {
+  for (sattn::SparseKernel want : {sattn::SparseKernel::Auto, sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90}) {
     REQUIRE(sattn::parse_sparse_kernel(sattn::sparse_kernel_name(want), &k));
     CHECK(k == want);
   }
-  CHECK(std::string(sattn::sparse_kernel_name(sattn::SparseKernel::Sm90Pipelined)) == "sm90p");
+  CHECK(std::string(sattn::sparse_kernel_name(sattn::SparseKernel::Sm90)) == "sm90");
   CHECK_FALSE(sattn::parse_sparse_kernel("wgmma", &k));
-  CHECK(k == sattn::SparseKernel::Sm90Pipelined);  // untouched
+  CHECK(k == sattn::SparseKernel::Sm90);  // untouched
 
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
 #if DITRUN_WITH_CUDA
@@ -438,21 +419,15 @@ TEST_CASE("sparse_attention.sparse_kernel_selection", "[cuda]") {
   std::string why;
   CHECK(select(sattn::SparseKernel::Sm80, &why) == sattn::SparseKernel::Sm80);
   const auto auto_choice = select(sattn::SparseKernel::Auto, &why);
-  CHECK(auto_choice == (sattn::kernels::kBlockSparseAutoPrefersSm90 && hopper ? sattn::SparseKernel::Sm90
-                                                                              : sattn::SparseKernel::Sm80));
-  // Auto never picks the pipelined variant (not yet proven on the GPU).
-  CHECK(auto_choice != sattn::SparseKernel::Sm90Pipelined);
-  for (sattn::SparseKernel wgmma : {sattn::SparseKernel::Sm90, sattn::SparseKernel::Sm90Pipelined}) {
-    INFO(sattn::sparse_kernel_name(wgmma));
-    const auto chosen = select(wgmma, &why);
-    if (hopper) {
-      CHECK(chosen == wgmma);
-      CHECK(why.empty());
-    } else {
-      CHECK_FALSE(chosen.has_value());
-      CHECK(why == device_why);
-      CHECK((why.find("compute capability 9.0") != std::string::npos || why.find("sm_90a") != std::string::npos));
-    }
+  CHECK(auto_choice == (hopper ? sattn::SparseKernel::Sm90 : sattn::SparseKernel::Sm80));
+  const auto chosen = select(sattn::SparseKernel::Sm90, &why);
+  if (hopper) {
+    CHECK(chosen == sattn::SparseKernel::Sm90);
+    CHECK(why.empty());
+  } else {
+    CHECK_FALSE(chosen.has_value());
+    CHECK(why == device_why);
+    CHECK((why.find("compute capability 9.0") != std::string::npos || why.find("sm_90a") != std::string::npos));
   }
   // A call neither kernel takes: block_sparse_refusal's reason, whatever the choice.
   sattn::AttentionParams causal = p.gpu;
@@ -461,9 +436,6 @@ TEST_CASE("sparse_attention.sparse_kernel_selection", "[cuda]") {
   CHECK_FALSE(kc::select_block_sparse_kernel(ctx, causal, l, &why).has_value());
   CHECK(why.find("causal") != std::string::npos);
   CHECK(kc::block_sparse_sm90_refusal(ctx, causal, l).find("causal") != std::string::npos);
-  causal.sparse_kernel = sattn::SparseKernel::Sm90Pipelined;
-  CHECK_FALSE(kc::select_block_sparse_kernel(ctx, causal, l, &why).has_value());
-  CHECK(why.find("causal") != std::string::npos);
 #else
   (void)ctx;
 #endif

@@ -23,25 +23,21 @@ inline constexpr bool block_sparse_head_dim_supported(int64_t d) { return d == 6
 // tiles, layout batch/heads of 1 or the call's. Does not check the CSR lists (validate() does).
 std::string block_sparse_refusal(const AttentionParams& p, const BlockLayout& layout);
 
-// What SparseKernel::Auto runs: the wgmma kernel wherever it can run (its GPU tests pass on the H200 and it is
-// 7-22% faster, docs/performance.md), else the mma.sync kernel. false keeps Auto on the mma.sync kernel.
-inline constexpr bool kBlockSparseAutoPrefersSm90 = true;
-
 namespace cuda {
 
 // "" when the wgmma kernel (cuda/block_sparse_sm90.cu) runs (p, layout) on ctx's device: everything
 // block_sparse_refusal asks, plus block_sparse_sm90_device_refusal.
 std::string block_sparse_sm90_refusal(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout);
-// "" when ctx's device can run the wgmma kernels (Sm90 and Sm90Pipelined), else why not: the binary must hold
+// "" when ctx's device can run the wgmma kernel (Sm90), else why not: the binary must hold
 // sm_90a code and the device must be of compute capability 9.0 (wgmma exists on sm_90a only, not on later
 // architectures).
 std::string block_sparse_sm90_device_refusal(const rt::Context& ctx);
 
-// The kernel block_sparse_attention runs for p.sparse_kernel: Sm80, Sm90 or Sm90Pipelined, or std::nullopt
-// with the reason in *why when the requested kernel cannot run (or block_sparse_refusal refuses the call).
-// Sm90Pipelined (cuda/block_sparse_sm90p.cu) runs where Sm90 runs, and only when asked for. Auto takes Sm90
-// when kBlockSparseAutoPrefersSm90 is set and it can run, else Sm80; *why then says why Sm90 was passed over
-// ("" when it was not considered). The one selector behind both the dispatch and the callers' questions.
+// The kernel block_sparse_attention runs for p.sparse_kernel: Sm80 or Sm90, or std::nullopt with the reason
+// in *why when the requested kernel cannot run (or block_sparse_refusal refuses the call). Auto takes Sm90
+// where it can run (bit-identical to Sm80 on the H200 in 0.51-0.78x its time, docs/performance.md), else
+// Sm80; *why then says why Sm90 was passed over ("" when it was not considered). The one selector behind
+// both the dispatch and the callers' questions.
 std::optional<SparseKernel> select_block_sparse_kernel(const rt::Context& ctx, const AttentionParams& p,
                                                        const BlockLayout& layout, std::string* why);
 

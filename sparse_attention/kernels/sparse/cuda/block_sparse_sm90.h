@@ -1,6 +1,5 @@
-// The Hopper (sm_90a, wgmma) block-sparse attention kernels' host side, for block_sparse.cu's dispatch.
-// block_sparse_sm90.cu and block_sparse_sm90p.cu are compiled as their own target (the only one that sees
-// the CuTe headers).
+// The Hopper (sm_90a, wgmma) block-sparse attention kernel's host side, for block_sparse.cu's dispatch.
+// block_sparse_sm90.cu is compiled as its own target (the only one that sees the CuTe headers).
 #pragma once
 #include "context.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_args.h"
@@ -11,8 +10,5 @@ namespace sattn::kernels::cuda {
 // The caller has checked block_sparse_refusal and block_sparse_sm90_device_refusal (block_sparse.h).
 void launch_block_sparse_sm90(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, unsigned q_tiles,
                               unsigned heads, unsigned batch);
-// The same for the pipelined variant (block_sparse_sm90p.cu, SparseKernel::Sm90Pipelined), under the same checks.
-void launch_block_sparse_sm90p(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, unsigned q_tiles,
-                               unsigned heads, unsigned batch);
 
 }  // namespace sattn::kernels::cuda

@@ -1,7 +1,7 @@
-// The per-tile steps both Hopper block-sparse kernels share (block_sparse_sm90.cu, and its pipelined variant
-// block_sparse_sm90p.cu): the gathering row loads, the key masks of a tile, the online softmax on the S
-// accumulators, P in the input dtype, and the epilogue that scatters the normalized rows. Thread -> element
-// map of the accumulators: sm90_tile.cuh. Both kernels run 256 threads (sm90::kThreads).
+// The per-tile steps of the Hopper block-sparse kernel (block_sparse_sm90.cu): the gathering row loads, the
+// key masks of a tile, the online softmax on the S accumulators, P in the input dtype, and the epilogue that
+// scatters the normalized rows. Thread -> element map of the accumulators: sm90_tile.cuh. The kernel runs
+// 256 threads (sm90::kThreads).
 #pragma once
 #include <cstdint>
 
@@ -13,30 +13,12 @@
 
 namespace sattn::kernels::cuda::sm90 {
 
-// Starts the copy of ROWS layout positions from pos0 on (one batch and head; tokens `ld` elements apart)
-// into the swizzled tile `tile` (a CuTe shared-memory tensor [ROWS, D]). Positions past the sequence end
-// become zeros: a ragged tile's keys are masked, but 0 · NaN in P·V would still poison the row.
-template <int D, int ROWS, class Tile, typename T>
-__device__ __forceinline__ void load_rows(Tile& tile, const T* base, int64_t ld, int pos0, const int32_t* perm,
-                                          int seq_len) {
-  constexpr int kChunks = D / 8;  // 16-byte chunks per row: the swizzle keeps each chunk contiguous
-  constexpr int kRowsPerPass = kThreads / kChunks;
-  static_assert(ROWS % kRowsPerPass == 0, "whole passes");
-  const int chunk = int(threadIdx.x) % kChunks;
-#pragma unroll
-  for (int i = 0; i < ROWS / kRowsPerPass; ++i) {
-    const int row = i * kRowsPerPass + int(threadIdx.x) / kChunks;
-    const int pos = pos0 + row;
-    const bool valid = pos < seq_len;
-    const int64_t token = valid ? natural_token(perm, pos) : 0;
-    cp_async_16(cute::raw_pointer_cast(&tile(row, chunk * 8)), base + token * ld + chunk * 8, valid);
-  }
-}
-
-// load_rows in two steps, for block_sparse_sm90p.cu: row_tokens issues the perm look-ups of all the rows a
-// thread copies (positions past the end look up the last row; their copies fill zeros), copy_rows starts the
-// copies once they arrived. load_rows waits for each look-up before the next one (its branches keep the
-// compiler from hoisting them); several row_tokens calls before their copy_rows pay one latency.
+// Gathering row loads in two steps: row_tokens issues the perm look-ups of all the rows a thread copies
+// (positions past the end look up the last row), copy_rows starts the 16-byte cp.async copies of ROWS
+// layout positions from pos0 on (one batch and head; tokens `ld` elements apart) into the swizzled tile (a
+// CuTe shared-memory tensor [ROWS, D]) once the look-ups arrived. Several row_tokens calls before their
+// copy_rows pay one latency. Positions past the sequence end become zeros: a ragged tile's keys are masked,
+// but 0 · NaN in P·V would still poison the row.
 template <int D, int ROWS>
 inline constexpr int kRowPasses = ROWS / (kThreads / (D / 8));
 
@@ -86,24 +68,14 @@ __device__ __forceinline__ bool key_masks(uint64_t (&rows)[2], const BlockSparse
   return partial || ragged_tile;
 }
 
-// -inf for the S values of keys the masks leave out (t = lane % 4).
+// -inf for the S values of keys the masks leave out (t = lane % 4): value v is key 8 * (v / 4) + 2t + v % 2.
+// The thread's shift by 2t is done once per row, so every remaining shift is a constant.
 template <class S>
 __device__ __forceinline__ void apply_key_masks(S& s, const uint64_t (&rows)[2], int t) {
-#pragma unroll
-  for (int v = 0; v < 32; ++v) {
-    const int r = (v / 2) % 2, key = 8 * (v / 4) + 2 * t + v % 2;
-    if (!((rows[r] >> key) & 1)) s(v) = -INFINITY;
-  }
-}
-
-// apply_key_masks with the thread's shift by 2t done once per row: every remaining shift is a constant
-// (a few instructions per value fewer). Used by block_sparse_sm90p.cu; the same values as apply_key_masks.
-template <class S>
-__device__ __forceinline__ void apply_key_masks_hoisted(S& s, const uint64_t (&rows)[2], int t) {
   const uint64_t x[2] = {rows[0] >> (2 * t), rows[1] >> (2 * t)};
 #pragma unroll
   for (int v = 0; v < 32; ++v) {
-    const int r = (v / 2) % 2, bit = 8 * (v / 4) + v % 2;  // key 8 * (v / 4) + 2t + v % 2, as above
+    const int r = (v / 2) % 2, bit = 8 * (v / 4) + v % 2;
     if (!((x[r] >> bit) & 1)) s(v) = -INFINITY;
   }
 }

@@ -1,5 +1,4 @@
-// Shared-memory tiles and tensor-core shapes of the Hopper block-sparse kernels (block_sparse_sm90.cu and
-// its pipelined variant block_sparse_sm90p.cu), from
+// Shared-memory tiles and tensor-core shapes of the Hopper block-sparse kernel (block_sparse_sm90.cu), from
 // CuTe: the 128-byte-swizzled K-major layouts wgmma reads its shared-memory operands in, and the two
 // warpgroup MMAs (S = Q·Kᵀ with both operands in shared memory, O += P·V with P in registers).
 //
@@ -64,10 +63,8 @@ struct Tiles {
 
   static constexpr int kQElems = kBM * D, kKVElems = kBN * D;
   // Q, `stages` K and `stages` V tiles, plus 1 KiB to align the base: a swizzle atom spans 1 KiB and the
-  // descriptors assume atoms start on 1 KiB boundaries. block_sparse_sm90.cu runs two stages,
-  // block_sparse_sm90p.cu three.
+  // descriptors assume atoms start on 1 KiB boundaries. block_sparse_sm90.cu runs three stages.
   static constexpr int smem_bytes(int stages) { return (kQElems + 2 * stages * kKVElems) * int(sizeof(T)) + 1024; }
-  static constexpr int kSmemBytes = smem_bytes(2);
 };
 
 // wgmma reads shared memory through the async proxy; cp.async wrote it through the generic one. Each
