@@ -6,7 +6,10 @@
 // Printed per method: PSNR and SSIM against full, the evaluator's score, the method's tile and FLOP density
 // on the model's token grid (the sparse steps' work; dense warm-up steps are not counted), the time of one
 // attention call on that grid (timed alone) and the generation's wall time (after an untimed warm-up).
-// report.json writes an infinite PSNR (an image identical to full's) as null.
+// report.json writes an infinite PSNR (an image identical to full's) as null. A list entry `config:FILE` is an
+// attention config file (generate's --attention-config: a method, per-layer methods, dense steps and layers);
+// its dense_steps and dense_layers replace the flags' for that entry. "step" is the FLOP density over a sparse
+// step's layers (dense layers count 1), the share of attention work a step after the warm-up still does.
 #include <algorithm>
 #include <map>
 #include <cctype>
@@ -17,6 +20,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "app/commands/commands.h"
 #include "app/commands/compare_metrics.h"
@@ -25,6 +29,7 @@
 #include "app/commands/model_options.h"
 #include "app/commands/exit_codes.h"
 #include "app/io/png_writer.h"
+#include "app/pipeline/attention_config.h"
 #include "app/pipeline/flux_pipeline.h"
 #include "base/out_of_memory.h"
 #include "ops.h"
@@ -69,6 +74,11 @@ struct Totals {
 struct Entry {
   std::string text, name;  // as typed; file stem
   sattn::MethodSpec method;
+  // config:FILE entries: per-layer methods in place of `method`, and the file's dense_steps / dense_layers
+  // (when it sets them) in place of the flags'.
+  std::map<int, sattn::MethodSpec> layer_methods;
+  std::optional<int> dense_steps;
+  std::optional<std::vector<int>> dense_layers;
   compare::Rgb8 image = {};  // of the current prompt
   rt::Tensor tensor = {};
   double seconds = 0;
@@ -102,9 +112,23 @@ std::vector<std::string> split_methods(const std::string& list) {
   return out;
 }
 
+bool is_full(const Entry& e) { return e.method.is_dense() && e.layer_methods.empty(); }
+
+// The attention policy an entry generates with: full attention for full, else its methods after the warm-up
+// steps, with its dense layers.
+dit::flux::AttentionPolicy policy_of(const CompareOptions& o, const Entry& e) {
+  dit::flux::AttentionPolicy policy;
+  policy.method = e.method;
+  policy.layer_methods = e.layer_methods;
+  if (is_full(e)) return policy;
+  policy.dense_steps = e.dense_steps.value_or(o.dense_steps);
+  policy.dense_layers = e.dense_layers.value_or(o.dense_layers);
+  return policy;
+}
+
 std::string file_stem(const Entry& e) {
-  if (e.method.is_dense()) return "full";
-  std::string s = e.text;
+  if (is_full(e)) return "full";
+  std::string s = e.text.rfind("config:", 0) == 0 ? "config_" + fs::path(e.text.substr(7)).stem().string() : e.text;
   for (char& c : s)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
   return s;
@@ -116,14 +140,26 @@ int parse_entries(const CompareOptions& o, std::vector<Entry>& entries) {
   for (int l : o.dense_layers)
     if (l < 0) return usage_error("--dense-layers " + std::to_string(l) + ": layer indices are >= 0");
   for (const std::string& text : split_methods(o.attention)) {
-    auto method = sattn::parse_method(text);
-    if (!method) return usage_error("--attention " + text + ": " + method.status().message());
     Entry e;
     e.text = text;
-    e.method = *method;
+    if (text.rfind("config:", 0) == 0) {
+      auto config = load_attention_config(text.substr(7));
+      if (!config) return usage_error("--attention " + text + ": " + config.status().message());
+      e.method = config->policy.method;
+      e.layer_methods = config->policy.layer_methods;
+      if (config->has_dense_steps) e.dense_steps = config->policy.dense_steps;
+      if (config->has_dense_layers) e.dense_layers = config->policy.dense_layers;
+      if (is_full(e))
+        return usage_error("--attention " + text + ": the file names no sparse method (\"method\" or \"layers\"); "
+                           "list full attention as full");
+    } else {
+      auto method = sattn::parse_method(text);
+      if (!method) return usage_error("--attention " + text + ": " + method.status().message());
+      e.method = *method;
+    }
     entries.push_back(e);
   }
-  if (entries.empty() || !entries[0].method.is_dense()) {
+  if (entries.empty() || !is_full(entries[0])) {
     Entry full;
     full.text = "full";
     entries.insert(entries.begin(), full);
@@ -217,13 +253,46 @@ int check_outputs(const CompareOptions& o, const std::vector<Entry>& entries, co
   return kExitOk;
 }
 
-// A sparse method must fit the image's token grid.
+// Every sparse method of an entry must fit the image's token grid.
 int check_fits(const Entry& e, const GenerateParams& p) {
-  const std::string why = dit::flux::attention_fit_error(e.method, p.width, p.height, p.max_sequence_length);
-  return why.empty() ? kExitOk : usage_error("--attention " + e.text + " " + why);
+  std::vector<sattn::MethodSpec> methods = {e.method};
+  for (const auto& [layer, m] : e.layer_methods) methods.push_back(m);
+  for (const sattn::MethodSpec& m : methods)
+    if (const std::string why = dit::flux::attention_fit_error(m, p.width, p.height, p.max_sequence_length); !why.empty())
+      return usage_error("--attention " + e.text + " " + why);
+  return kExitOk;
+}
+
+// The FLOP density over a sparse step's num_layers layers: dense layers count 1, the others their method's
+// FLOP density (densities cached by method, some plan slowly).
+double step_flop_density(const CompareOptions& o, const Entry& e, const GenerateParams& p, int num_layers,
+                         std::map<std::string, double>& cache) {
+  if (is_full(e) || num_layers <= 0) return 1.0;
+  const dit::flux::AttentionPolicy policy = policy_of(o, e);
+  const int sparse_step = policy.dense_steps;  // the first step after the warm-up
+  double sum = 0;
+  for (int layer = 0; layer < num_layers; ++layer) {
+    const sattn::MethodSpec m = policy.method_for(sparse_step, layer);
+    if (m.is_dense()) {
+      sum += 1.0;
+      continue;
+    }
+    const std::string key = sattn::method_str(m);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, compare::densities(m, p.width, p.height, p.max_sequence_length).flop).first;
+    sum += it->second;
+  }
+  return sum / num_layers;
 }
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+// The report's "spec": the method, or for config:FILE entries the whole policy (per-layer methods, dense
+// steps and layers).
+std::string spec_of(const CompareOptions& o, const Entry& e) {
+  if (is_full(e)) return "dense";
+  return e.text.rfind("config:", 0) == 0 ? policy_of(o, e).describe() : sattn::method_str(e.method);
+}
 
 int write_json(const std::string& path, const json& j) {
   const std::string tmp = path + ".tmp";
@@ -294,22 +363,25 @@ double accuracy(const Totals& t) {
 
 // One row per method: densities, attention call time, PSNR/SSIM against full, evaluator accuracy
 // (every attribute of every image, in %) and its difference to full's, median generation seconds.
-json summarize(const GenerateParams& p, const std::vector<Entry>& entries, bool print) {
+json summarize(const CompareOptions& o, const GenerateParams& p, const std::vector<Entry>& entries, int num_layers,
+               bool print) {
   json rows = json::array();
   if (print)
-    std::printf("%-40s %6s %6s %8s %9s %8s %7s %7s %8s\n", "method", "tile", "flop", "attn_ms", "psnr_dB", "min_dB",
-                "ssim", "eval%", "seconds");
+    std::printf("%-40s %6s %6s %6s %8s %9s %8s %7s %7s %8s\n", "method", "tile", "flop", "step", "attn_ms", "psnr_dB",
+                "min_dB", "ssim", "eval%", "seconds");
   const double full_acc = accuracy(entries[0].totals);
+  std::map<std::string, double> cache;
   for (const Entry& e : entries) {
     const compare::Densities d = compare::densities(e.method, p.width, p.height, p.max_sequence_length);
+    const double step = step_flop_density(o, e, p, num_layers, cache);
     const Totals& t = e.totals;
     const double psnr_mean = mean(t.psnr), ssim_mean = mean(t.ssim), acc = accuracy(t);
     double worst = std::numeric_limits<double>::infinity();
     for (double x : t.psnr) worst = std::min(worst, x);
     json attrs = json::object();
     for (const auto& [name, c] : t.attributes) attrs[name] = 100.0 * c.first / c.second;
-    rows.push_back({{"name", e.name}, {"spec", e.method.is_dense() ? "dense" : sattn::method_str(e.method)},
-                    {"tile_density", d.tile}, {"flop_density", d.flop}, {"attention_ms", number_or_null(e.attention_ms)},
+    rows.push_back({{"name", e.name}, {"spec", spec_of(o, e)}, {"tile_density", d.tile}, {"flop_density", d.flop},
+                    {"step_flop_density", step}, {"attention_ms", number_or_null(e.attention_ms)},
                     {"psnr_mean", number_or_null(psnr_mean)}, {"psnr_min", number_or_null(worst)},
                     {"ssim_mean", number_or_null(ssim_mean)}, {"evaluator_accuracy", number_or_null(acc)},
                     {"evaluator_vs_full", number_or_null(acc - full_acc)}, {"evaluator_attributes", attrs},
@@ -321,23 +393,25 @@ json summarize(const GenerateParams& p, const std::vector<Entry>& entries, bool 
     if (std::isfinite(worst)) std::snprintf(min_s, sizeof min_s, "%.2f", worst);
     if (std::isfinite(ssim_mean)) std::snprintf(ssim_s, sizeof ssim_s, "%.4f", ssim_mean);
     if (std::isfinite(acc)) std::snprintf(eval_s, sizeof eval_s, "%.1f", acc);
-    std::printf("%-40s %6.3f %6.3f %8.3f %9s %8s %7s %7s %8.2f\n", e.name.c_str(), d.tile, d.flop, e.attention_ms, psnr_s,
-                min_s, ssim_s, eval_s, median(t.seconds));
+    std::printf("%-40s %6.3f %6.3f %6.3f %8.3f %9s %8s %7s %7s %8.2f\n", e.name.c_str(), d.tile, d.flop, step,
+                e.attention_ms, psnr_s, min_s, ssim_s, eval_s, median(t.seconds));
   }
   return rows;
 }
 
 int write_single_report(const CompareOptions& o, const GenerateParams& p, const std::vector<Entry>& entries,
-                        const json& scored) {
+                        int num_layers, const json& scored) {
   json methods = json::array();
+  std::map<std::string, double> cache;
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     const compare::Densities d = compare::densities(e.method, p.width, p.height, p.max_sequence_length);
     json m = scored[i];
-    m["spec"] = e.method.is_dense() ? "dense" : sattn::method_str(e.method);
+    m["spec"] = spec_of(o, e);
     m["image"] = e.name + ".png";
     m["tile_density"] = d.tile;
     m["flop_density"] = d.flop;
+    m["step_flop_density"] = step_flop_density(o, e, p, num_layers, cache);
     m["attention_ms"] = number_or_null(e.attention_ms);
     methods.push_back(m);
   }
@@ -369,9 +443,11 @@ int run_item(const CompareOptions& o, const rt::Context& ctx, const FluxPipeline
   p.seed = it.seed;
   const ProgressFn progress = [](const char*, int, int) {};
   for (Entry& e : entries) {
-    p.attention.method = e.method;
-    p.attention.dense_steps = e.method.is_dense() ? 0 : o.dense_steps;
-    p.attention.dense_layers = e.method.is_dense() ? std::vector<int>{} : o.dense_layers;
+    const dit::flux::AttentionPolicy policy = policy_of(o, e);
+    p.attention.method = policy.method;
+    p.attention.layer_methods = policy.layer_methods;
+    p.attention.dense_steps = policy.dense_steps;
+    p.attention.dense_layers = policy.dense_layers;
     const auto t0 = std::chrono::steady_clock::now();
     auto image = pipe.generate(ctx, p, progress);
     e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -407,10 +483,13 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
     if (int rc = check_fits(e, p); rc != kExitOk) return rc;
 
   const dit::flux::Config& cfg = (*pipe)->transformer_config();
+  const int num_layers = int(cfg.depth + cfg.depth_single);
   dit::flux::AttentionPolicy layers;
   layers.dense_layers = o.dense_layers;
-  if (std::string why = layers.layer_error(int(cfg.depth + cfg.depth_single)); !why.empty())
-    return usage_error("--dense-layers: " + why);
+  if (std::string why = layers.layer_error(num_layers); !why.empty()) return usage_error("--dense-layers: " + why);
+  for (const Entry& e : entries)
+    if (std::string why = policy_of(o, e).layer_error(num_layers); !why.empty() && e.text.rfind("config:", 0) == 0)
+      return usage_error("--attention " + e.text + ": " + why);
   const sattn::TokenLayout tokens = dit::flux::joint_tokens(p.max_sequence_length, p.height / 16, p.width / 16);
   for (Entry& e : entries)
     e.attention_ms = o.score_existing ? std::nan("") : compare::attention_call_ms(ctx, e.method, tokens, cfg.num_heads, cfg.head_dim);
@@ -435,7 +514,7 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
   }
   if (!o.quiet) std::fprintf(stderr, "\n");
   if (!eval_why.empty() && !o.quiet) std::fprintf(stderr, "ditrun compare: no evaluator scores: %s\n", eval_why.c_str());
-  const json summary = summarize(p, entries, true);
+  const json summary = summarize(o, p, entries, num_layers, true);
   if (!compare::ssim(entries[0].image, entries[0].image)) std::printf("ssim: n/a (built without OpenCV)\n");
   if (!many(o)) {
     std::vector<rt::Tensor> row;
@@ -447,7 +526,7 @@ int compare_with(const CompareOptions& o, const rt::Context& ctx, const Componen
     }
     p.prompt = items[0].prompt;
     p.seed = items[0].seed;
-    return write_single_report(o, p, entries, last);
+    return write_single_report(o, p, entries, num_layers, last);
   }
   const json report = {{"prompts_file", o.prompts_file}, {"prompts", items.size()}, {"width", p.width},
                        {"height", p.height}, {"steps", p.steps}, {"dense_steps", o.dense_steps},
@@ -503,7 +582,9 @@ Command add_compare_command(CLI::App& root) {
   c->add_option("--steps", o->params.steps, "Denoising steps (default: the model's)");
   c->add_option("--attention", o->attention,
                 "Methods to compare with full attention, comma-separated: full, gna:window=1x16x16,stride=1x8x8, "
-                "grat:variant=B,group=1x16x16,radius=1, ... (full runs first even when not listed)")
+                "grat:variant=B,group=1x16x16,radius=1, ..., or config:FILE.json (an attention config as generate's "
+                "--attention-config: per-layer methods; its dense_steps/dense_layers replace the flags') (full runs "
+                "first even when not listed)")
       ->required();
   c->add_option("--dense-steps", o->dense_steps, "Sparse methods run the first N denoising steps dense")->capture_default_str();
   c->add_option("--dense-layers", o->dense_layers,

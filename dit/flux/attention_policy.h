@@ -24,9 +24,10 @@ sattn::TokenLayout joint_tokens(int64_t text_len, int64_t grid_h, int64_t grid_w
 std::string attention_fit_error(const sattn::MethodSpec& method, int64_t width, int64_t height, int64_t text_len);
 
 // At or above this tile density the block-sparse kernel cannot beat cuDNN's dense kernel: on full tiles it
-// runs at 0.40-0.51x cuDNN's throughput (docs/performance.md, run S1: Flux, Wan and HunyuanVideo shapes),
-// so visiting half of the tiles already takes about as long as cuDNN visiting all of them, and sparse
-// layouts lose another ~40% per visited tile. Raise it when the kernel gets faster.
+// runs at 0.40-0.51x cuDNN's throughput with mma.sync (docs/performance.md, run S1: Flux, Wan and
+// HunyuanVideo shapes) and 0.49-0.65x with wgmma on Hopper (run S5), so visiting half of the tiles takes
+// about as long as cuDNN visiting all of them, and sparse layouts lose another 5-40% per visited tile. Raise
+// it when the kernel gets faster.
 inline constexpr double kDenseFallbackTileDensity = 0.5;
 
 // Why the structured call `p` (method, tokens and q/k/v set as the model would run it; only the tensors'

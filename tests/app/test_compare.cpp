@@ -137,6 +137,53 @@ TEST_CASE("compare.dense_layers", "[compare]") {
   fs::remove_all(dir);
 }
 
+// config:FILE entries: an attention config file per entry. All six layers dense through the file's
+// dense_layers gives full attention's image and a step density of 1; a per-layer method shows in the spec and
+// makes the step density the mean over layers; a file without a sparse method and a layer the model lacks
+// are usage errors naming the file.
+TEST_CASE("compare.config_entries", "[compare]") {
+  const std::string dir = test::make_temp_dir("compare_config");
+  const std::string all_dense = dir + "/all_dense.json", mixed = dir + "/mixed.json", empty = dir + "/empty.json",
+                    bad_layer = dir + "/bad_layer.json";
+  { std::ofstream(all_dense) << R"({"method": "gna:window=1x8x8,stride=1x4x4", "dense_layers": [0, 1, 2, 3, 4, 5]})"; }
+  { std::ofstream(mixed) << R"({"method": "gna:window=1x8x8,stride=1x4x4", "layers": {"2": "grat:variant=X,group=1x4x4"}})"; }
+  { std::ofstream(empty) << R"({"dense_steps": 2})"; }
+  { std::ofstream(bad_layer) << R"({"method": "gna:window=1x8x8", "layers": {"6": "grat:variant=B,group=1x4x4"}})"; }
+  const std::string out = dir + "/out";
+  const test::RunResult r = test::run_ditrun(kCommon + "--attention gna:window=1x8x8,stride=1x4x4,config:" + all_dense +
+                                             ",config:" + mixed + " --out-dir " + test::q(out));
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(read_rgb(out + "/full.png") == read_rgb(out + "/config_all_dense.png"));
+  CHECK(read_rgb(out + "/full.png") != read_rgb(out + "/config_mixed.png"));
+  const nlohmann::json rep = read_report(out);
+  REQUIRE(rep["methods"].size() == 4);
+  const auto &gna = rep["methods"][1], &dense = rep["methods"][2], &mix = rep["methods"][3];
+  CHECK(rep["methods"][0]["step_flop_density"] == 1.0);
+  CHECK(dense["name"] == "config_all_dense");
+  CHECK(dense["step_flop_density"].get<double>() == Approx(1.0));
+  CHECK(mix["name"] == "config_mixed");
+  CHECK(mix["spec"].get<std::string>().find("layer 2 grat:variant=X,group=1x4x4") != std::string::npos);
+  // No dense layers: a plain method's step density is its own FLOP density; the mixed entry's is the mean of
+  // five GNA layers and one GRAT-X layer.
+  const double g = gna["flop_density"].get<double>();
+  CHECK(gna["step_flop_density"].get<double>() == Approx(g));
+  const double x = mix["step_flop_density"].get<double>() * 6 - 5 * g;  // GRAT-X's own density
+  CHECK(x > 0.0);
+  CHECK(x < 1.0);
+  CHECK(x != Approx(g));
+  for (const auto& [file, what] : std::vector<std::pair<std::string, std::string>>{
+           {empty, "names no sparse method"}, {bad_layer, "layer 6"}}) {
+    const test::RunResult bad =
+        test::run_ditrun(kCommon + "--attention config:" + file + " --overwrite --out-dir " + test::q(out));
+    INFO(bad.out);
+    CHECK(bad.rc == 2);
+    CHECK(bad.stderr_text.find(file) != std::string::npos);
+    CHECK(bad.stderr_text.find(what) != std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
 TEST_CASE("compare.existing_output_needs_overwrite", "[compare]") {
   const std::string dir = test::make_temp_dir("compare_exists");
   const std::string report = dir + "/report.json";
