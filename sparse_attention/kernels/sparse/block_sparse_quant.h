@@ -27,7 +27,9 @@ namespace cuda {
 //     pool buffers (v transposed, for the P·V MMA), padded with zeros to whole query tiles;
 //  2. attention: one CTA of four warps per (batch, head, query tile of 128), QK with mma.sync m16n8k32
 //     s8·s8 -> s32, online softmax in f32, P·V with mma.sync m16n8k32 u8·s8 -> s32 or e4m3·e4m3 -> f32
-//     per key tile, added to an f32 accumulator; the output scattered back through perm.
+//     per key tile, added to an f32 accumulator; the output scattered back through perm. On Hopper (unless
+//     p.sparse_kernel is Sm80) the same steps run on wgmma instead (cuda/block_sparse_quant_sm90.cu): two
+//     warpgroups per query tile, the same numbers.
 // q, k, v [B, L, H, D] (any strides), output [B, L, H, D] contiguous in q's dtype, natural order; a row
 // that attends no key outputs zeros. CHECKs block_sparse_quant_refusal(p, layout, quant) == "".
 // `uploaded`: upload_layout(ctx, layout) made earlier (nullptr: validate and upload now).
@@ -44,6 +46,10 @@ struct QuantizedOperands {
   rt::DType dtype = rt::DType::BF16;      // of q, k, v and the output
   int64_t batch = 0, len = 0, heads = 0, dim = 0, padded_len = 0;
   float scale = 0.f;                      // the softmax scale
+  // Which attention kernel runs (p.sparse_kernel at quantize_operands): Auto takes the wgmma kernel
+  // (cuda/block_sparse_quant_sm90.cu) where block_sparse_sm90_device_refusal is empty, else the mma.sync one;
+  // Sm80 the mma.sync one; Sm90 the wgmma one or a CHECK failure with the reason.
+  SparseKernel kernel = SparseKernel::Auto;
 };
 QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                     AttnQuant quant, const UploadedLayout& uploaded);

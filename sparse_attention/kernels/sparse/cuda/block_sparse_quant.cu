@@ -11,6 +11,9 @@
 //   epilogue: o · v_scale(channel) / (P scale · row sum), scattered back to natural order through perm.
 // All fragments come through ldmatrix (b16 rows of 16 bytes = 16 int8 values): the 8-bit A/B layouts of
 // m16n8k32 are the b16 layouts of m16n8k16 in 32-bit words (quant_mma.cuh).
+// Dispatch: block_sparse_attention_quantized runs the wgmma version of this kernel (block_sparse_quant_sm90.cu,
+// same arguments and numbers) where the device can (block_sparse_sm90_device_refusal), unless the call asked
+// for SparseKernel::Sm80 (AttentionParams::sparse_kernel, kept in QuantizedOperands::kernel).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -20,6 +23,8 @@
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_args.h"
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_sm90.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
 #include "sparse_attention/kernels/sparse/cuda/quant_mma.cuh"
 #include "sparse_attention/kernels/sparse/cuda/quant_prepass.cuh"
@@ -41,27 +46,6 @@ constexpr int kWarpRows = kBM / kWarps;
 static_assert(kWarpRows == kQuantQBlock && kBN == kQuantKBlock && kBN == kPrepassRows,
               "one Q scale per warp, one K scale per key tile, one pre-pass block per key tile");
 static_assert(kWarpRows == 32 && kBN == 64, "the fragment loops and the 64-bit mask assume 32 rows per warp, 64 keys");
-
-struct QuantArgs {
-  const int8_t* q8;      // [BH, padded_len, D], layout order
-  const int8_t* k8;      // [BH, padded_len, D], layout order
-  const uint8_t* vt8;    // [BH, D, padded_len], layout order, keys permuted inside every 16
-  const float* q_scale;  // [BH, padded_len / 32]
-  const float* k_scale;  // [BH, padded_len / 64]
-  const float* v_scale;  // [BH, D]
-  void* out;             // [B, L, H, D] contiguous, natural order
-  int seq_len, padded_len, heads, num_q_tiles, layout_batch, layout_heads;
-  const int32_t* perm;       // all perm sets; nullptr = identity
-  const int32_t* head_perm;  // perm set per layout head; nullptr = one set
-  const int32_t* full_offsets;
-  const int32_t* full_index;
-  const int32_t* partial_offsets;
-  const int32_t* partial_index;
-  const uint64_t* partial_masks;
-  float scale_log2;    // softmax scale · log2(e)
-  float inv_p_scale;   // 1/255 (u8 P) or 1/448 (e4m3 P)
-};
-
 
 // Starts the copy of ROWS rows of ROW_BYTES from `src` (rows `ld` bytes apart) into a swizzled shared tile.
 // The pre-pass padded every buffer to whole query tiles, so every row exists.
@@ -302,6 +286,14 @@ void check_upload(const BlockLayout& layout, const UploadedLayout& dl) {
         dl.words, " words) was not made from this layout (", words, " words)");
 }
 
+// Whether block_sparse_attention_quantized runs the wgmma kernel for `kernel` (QuantizedOperands::kernel).
+bool use_sm90(const rt::Context& ctx, SparseKernel kernel) {
+  if (kernel == SparseKernel::Sm80) return false;
+  const std::string why = block_sparse_sm90_device_refusal(ctx);
+  CHECK(kernel != SparseKernel::Sm90 || why.empty(), "block_sparse_attention_quantized: the sm90 kernel was asked for: ", why);
+  return why.empty();
+}
+
 }  // namespace
 
 QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
@@ -313,7 +305,8 @@ QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParam
         attn_quant_name(quant), " needs the FP8 MMA of sm_89 or newer; this GPU is ", dev.name);
   check_upload(layout, dl);
   QuantizedOperands o;
-  o.quant = quant, o.dtype = p.q.dtype();
+  o.quant = quant, o.dtype = p.q.dtype(), o.kernel = p.sparse_kernel;
+  use_sm90(ctx, o.kernel);  // an explicit Sm90 the device cannot run fails here, before the pre-pass
   o.batch = p.q.size(0), o.len = p.q.size(1), o.heads = p.q.size(2), o.dim = p.q.size(3);
   o.scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(o.dim));
   CHECK(o.scale > 0.f && std::isfinite(o.scale), "block_sparse_attention_quant: softmax scale ", o.scale, " must be positive");
@@ -372,6 +365,10 @@ rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const Quanti
   a.inv_p_scale = 1.f / quant_p_scale(o.quant);
   const dim3 grid{unsigned(a.num_q_tiles), unsigned(o.heads), unsigned(o.batch)};
   const bool bf16 = o.dtype == rt::DType::BF16, fp8 = quant_pv_fp8(o.quant);
+  if (use_sm90(ctx, o.kernel)) {
+    launch_block_sparse_quant_sm90(ctx, a, bf16, int(o.dim), fp8, grid.x, grid.y, grid.z);
+    return out;
+  }
   if (o.dim == 64) bf16 ? launch_attention<__nv_bfloat16, 64>(ctx, a, grid, fp8) : launch_attention<__half, 64>(ctx, a, grid, fp8);
   else bf16 ? launch_attention<__nv_bfloat16, 128>(ctx, a, grid, fp8) : launch_attention<__half, 128>(ctx, a, grid, fp8);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant");

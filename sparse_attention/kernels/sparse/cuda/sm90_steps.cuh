@@ -53,9 +53,11 @@ __device__ __forceinline__ void copy_rows(Tile& tile, const T* base, int64_t ld,
 
 // The allowed keys of this thread's two rows (row_base and row_base + 8) in key tile `tile`, the i-th the
 // entry visits: a partial tile's 64-bit row masks, the ragged last tile's keys before the sequence end, else
-// all. Returns whether any key can be masked (the caller then runs apply_key_masks).
-__device__ __forceinline__ bool key_masks(uint64_t (&rows)[2], const BlockSparseArgs& a, const EntryTiles& tiles,
-                                          int i, int tile, int row_base) {
+// all. Returns whether any key can be masked (the caller then runs apply_key_masks). Args: BlockSparseArgs, or
+// the quantized kernel's QuantArgs (the same seq_len and partial_masks).
+template <class Args>
+__device__ __forceinline__ bool key_masks(uint64_t (&rows)[2], const Args& a, const EntryTiles& tiles, int i, int tile,
+                                          int row_base) {
   const bool partial = i >= tiles.num_full;
   const bool ragged_tile = a.seq_len % kBN != 0 && tile == (a.seq_len - 1) / kBN;
   rows[0] = rows[1] = ~uint64_t(0);
