@@ -38,11 +38,12 @@ bool parse_dense_kernel(std::string_view name, DenseKernel* out);
 
 // Which block-sparse kernel runs a structured call on a GPU (kernels/sparse/block_sparse.h). Auto: the
 // default (select_block_sparse_kernel says which); Sm80: the mma.sync kernel (any GPU of compute capability
-// 8.0 or later); Sm90: the wgmma kernel (compute capability 9.0, a build with sm_90a code). An explicit kernel
-// that cannot run is a CHECK failure that says why.
-enum class SparseKernel { Auto, Sm80, Sm90 };
-const char* sparse_kernel_name(SparseKernel k);  // "auto", "sm80", "sm90"
-// "auto" | "sm80" | "sm90" -> the kernel; false (out untouched) for anything else.
+// 8.0 or later); Sm90: the wgmma kernel (compute capability 9.0, a build with sm_90a code); Sm90Ws: its
+// warp-specialized variant (same requirements and output bits, faster; what Auto runs on Hopper). An explicit
+// kernel that cannot run is a CHECK failure that says why.
+enum class SparseKernel { Auto, Sm80, Sm90, Sm90Ws };
+const char* sparse_kernel_name(SparseKernel k);  // "auto", "sm80", "sm90", "sm90ws"
+// "auto" | "sm80" | "sm90" | "sm90ws" -> the kernel; false (out untouched) for anything else.
 bool parse_sparse_kernel(std::string_view name, SparseKernel* out);
 
 struct AttentionParams {

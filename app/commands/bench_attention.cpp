@@ -6,8 +6,8 @@
 // and the one-time layout upload (lists and partial-tile masks). With --quant int8 | int8-fp8pv | int4 each layout
 // also runs the quantized kernel (block_sparse_quant.h) and prints its time with and without the quantization
 // pre-pass, the speed-ups over the bf16/f16 kernel on the same layout and its distance to it. --kernel picks
-// the bf16/f16 block-sparse kernel (auto | sm80 | sm90); `both` times sm80 and sm90 on each
-// layout, one row each, plus sm90's relative L2 distance to sm80's output. GPU only.
+// the bf16/f16 block-sparse kernel (auto | sm80 | sm90 | sm90ws); `both` times sm80, sm90 and sm90ws on
+// each layout, one row each, plus the relative L2 distance of sm90's and sm90ws's outputs to sm80's. GPU only.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -123,11 +123,12 @@ int run(const BenchAttentionOptions& o) {
   // The block-sparse kernels to time on every layout, in row order.
   std::vector<sattn::SparseKernel> kernels;
   if (o.kernel == "both") {
-    kernels = {sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90};
+    kernels = {sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90, sattn::SparseKernel::Sm90Ws};
   } else {
     sattn::SparseKernel k = sattn::SparseKernel::Auto;
     if (!sattn::parse_sparse_kernel(o.kernel, &k)) {
-      std::fprintf(stderr, "ditrun bench-attention: --kernel %s: expected auto, sm80, sm90 or both\n", o.kernel.c_str());
+      std::fprintf(stderr, "ditrun bench-attention: --kernel %s: expected auto, sm80, sm90, sm90ws or both\n",
+                   o.kernel.c_str());
       return kExitUsage;
     }
     kernels = {k};
@@ -173,9 +174,9 @@ int run(const BenchAttentionOptions& o) {
                 (long long)tokens.valid_text(), o.text_after ? "after" : "before", (long long)len, (long long)o.heads,
                 (long long)o.dim, rt::dtype_name(ctx->dtype()), ctx->cuda().name.c_str(), o.repeat, o.warmup);
     std::printf("cuDNN dense: %.3f ms, %.1f TFLOP/s\n", cudnn_ms, dense_flops / (cudnn_ms * 1e-3) / 1e12);
-    // A kernel that cannot run here (sm90 off Hopper) is reported once and left out of the rows.
+    // A kernel that cannot run here (sm90 and sm90ws off Hopper) is reported once and left out of the rows.
     for (auto it = kernels.begin(); it != kernels.end();) {
-      if (*it != sattn::SparseKernel::Sm90) {
+      if (*it != sattn::SparseKernel::Sm90 && *it != sattn::SparseKernel::Sm90Ws) {
         ++it;
         continue;
       }
@@ -286,7 +287,8 @@ Command add_bench_attention_command(CLI::App& root) {
       ->capture_default_str();
   c->add_option("--kernel", o->kernel,
                 "bf16/f16 block-sparse kernel: auto | sm80 (mma.sync) | sm90 (wgmma, Hopper) | "
-                "both (sm80 and sm90, with sm90's distance to sm80)")
+                "sm90ws (warp-specialized wgmma, Hopper) | both (sm80, sm90 and sm90ws, with the distance of each "
+                "to sm80)")
       ->capture_default_str();
   c->add_option("--warmup", o->warmup, "untimed calls first")->capture_default_str();
   c->add_option("--repeat", o->repeat, "timed calls (the mean is reported)")->capture_default_str();

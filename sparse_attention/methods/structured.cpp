@@ -273,8 +273,10 @@ static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionPar
   std::string why;
   const std::optional<SparseKernel> k = kernels::cuda::select_block_sparse_kernel(ctx, p, layout, &why);
   if (!k) return " (cannot run: " + why + ")";
-  const char* name = *k == SparseKernel::Sm90 ? "sm90 wgmma" : "sm80 mma.sync";
-  return std::string(" ") + name + (why.empty() ? "" : " (sm90 passed over: " + why + ")");
+  const char* name = *k == SparseKernel::Sm90     ? "sm90 wgmma"
+                     : *k == SparseKernel::Sm90Ws ? "sm90ws warp-specialized wgmma"
+                                                  : "sm80 mma.sync";
+  return std::string(" ") + name + (why.empty() ? "" : " (wgmma passed over: " + why + ")");
 #else
   (void)ctx, (void)p, (void)layout;
   return "";

@@ -77,9 +77,10 @@ TEST_CASE("backends.device_cuda", "[attention]") {
     return;
   }
   CHECK(has(r.stdout_text, "cuda:0 bf16"));
-  // The kernel is named: sm90 wgmma on Hopper, else sm80 mma.sync with the reason sm90 was passed over.
-  CHECK((has(r.stdout_text, kGna + ": block_sparse sm90 wgmma (tile density 0.463)") ||
-         has(r.stdout_text, kGna + ": block_sparse sm80 mma.sync (sm90 passed over: ")));
+  // The kernel is named: the warp-specialized wgmma one on Hopper, else sm80 mma.sync with the reason wgmma
+  // was passed over.
+  CHECK((has(r.stdout_text, kGna + ": block_sparse sm90ws warp-specialized wgmma (tile density 0.463)") ||
+         has(r.stdout_text, kGna + ": block_sparse sm80 mma.sync (wgmma passed over: ")));
   const test::RunResult small =
       test::run_ditrun("backends -W 256 -H 256 --attention gna:window=1x8x8,stride=1x4x4 --device cuda");
   INFO(small.out);

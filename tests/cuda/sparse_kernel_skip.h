@@ -1,4 +1,4 @@
-// GPU tests that run once per block-sparse kernel (sm80 and sm90): the sm90 runs skip, with the reason,
+// GPU tests that run once per block-sparse kernel (sm80, sm90, sm90ws): the sm90 and sm90ws runs skip, with the reason,
 // where the wgmma kernel cannot run (off compute capability 9.0, or a build without sm_90a code).
 #pragma once
 #include <cstdio>
@@ -15,7 +15,8 @@ namespace test {
 // Why `kernel` cannot run on ctx's device ("" when it can).
 inline std::string sparse_kernel_refusal(const rt::Context& ctx, sattn::SparseKernel kernel) {
 #if DITRUN_WITH_CUDA
-  if (kernel == sattn::SparseKernel::Sm90) return sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx);
+  if (kernel == sattn::SparseKernel::Sm90 || kernel == sattn::SparseKernel::Sm90Ws)
+    return sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx);
 #else
   (void)ctx, (void)kernel;
 #endif

@@ -157,7 +157,8 @@ TEST_CASE("sla.device_planner_equals_cpu_planner", "[cuda]") {
 }
 
 // Once per block-sparse kernel: "sla.attention_matches_cpu_reference" on the sm80 kernel and
-// "sla.sm90.attention_matches_cpu_reference" on the wgmma one (skipped off compute capability 9.0).
+// "sla.sm90.attention_matches_cpu_reference" on the wgmma one and "sla.sm90ws.attention_matches_cpu_reference"
+// on its warp-specialized variant (both skipped off compute capability 9.0).
 static void attention_matches_cpu_reference(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
   KERNEL_OR_SKIP(ctx, kernel);
@@ -188,6 +189,9 @@ static void attention_matches_cpu_reference(sattn::SparseKernel kernel) {
 TEST_CASE("sla.attention_matches_cpu_reference", "[cuda]") { attention_matches_cpu_reference(sattn::SparseKernel::Sm80); }
 TEST_CASE("sla.sm90.attention_matches_cpu_reference", "[cuda]") {
   attention_matches_cpu_reference(sattn::SparseKernel::Sm90);
+}
+TEST_CASE("sla.sm90ws.attention_matches_cpu_reference", "[cuda]") {
+  attention_matches_cpu_reference(sattn::SparseKernel::Sm90Ws);
 }
 
 #if DITRUN_WITH_CUDA

@@ -204,11 +204,13 @@ void set3(int64_t (&dst)[3], int64_t a, int64_t b, int64_t c) { dst[0] = a, dst[
 
 }  // namespace
 
-// Registers `body` (a function of the kernel) as two test cases: the sm80 kernel under
-// "sparse_attention.NAME" and the wgmma kernel under "sparse_attention.sm90.NAME".
+// Registers `body` (a function of the kernel) as three test cases: the sm80 kernel under
+// "sparse_attention.NAME", the wgmma kernel under "sparse_attention.sm90.NAME" and its warp-specialized
+// variant under "sparse_attention.sm90ws.NAME".
 #define BLOCK_SPARSE_CASE(NAME, body)                                                      \
   TEST_CASE("sparse_attention." NAME, "[cuda]") { body(sattn::SparseKernel::Sm80); }      \
-  TEST_CASE("sparse_attention.sm90." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90); }
+  TEST_CASE("sparse_attention.sm90." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90); } \
+  TEST_CASE("sparse_attention.sm90ws." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90Ws); }
 
 namespace {
 
@@ -396,13 +398,15 @@ BLOCK_SPARSE_CASE("dense_all_tiles_full", case_dense_all_tiles_full)
 
 TEST_CASE("sparse_attention.sparse_kernel_selection", "[cuda]") {
   sattn::SparseKernel k = sattn::SparseKernel::Auto;
-  for (sattn::SparseKernel want : {sattn::SparseKernel::Auto, sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90}) {
+  for (sattn::SparseKernel want :
+       {sattn::SparseKernel::Auto, sattn::SparseKernel::Sm80, sattn::SparseKernel::Sm90, sattn::SparseKernel::Sm90Ws}) {
     REQUIRE(sattn::parse_sparse_kernel(sattn::sparse_kernel_name(want), &k));
     CHECK(k == want);
   }
   CHECK(std::string(sattn::sparse_kernel_name(sattn::SparseKernel::Sm90)) == "sm90");
+  CHECK(std::string(sattn::sparse_kernel_name(sattn::SparseKernel::Sm90Ws)) == "sm90ws");
   CHECK_FALSE(sattn::parse_sparse_kernel("wgmma", &k));
-  CHECK(k == sattn::SparseKernel::Sm90);  // untouched
+  CHECK(k == sattn::SparseKernel::Sm90Ws);  // untouched (the loop's last)
 
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
 #if DITRUN_WITH_CUDA
@@ -419,15 +423,18 @@ TEST_CASE("sparse_attention.sparse_kernel_selection", "[cuda]") {
   std::string why;
   CHECK(select(sattn::SparseKernel::Sm80, &why) == sattn::SparseKernel::Sm80);
   const auto auto_choice = select(sattn::SparseKernel::Auto, &why);
-  CHECK(auto_choice == (hopper ? sattn::SparseKernel::Sm90 : sattn::SparseKernel::Sm80));
-  const auto chosen = select(sattn::SparseKernel::Sm90, &why);
-  if (hopper) {
-    CHECK(chosen == sattn::SparseKernel::Sm90);
-    CHECK(why.empty());
-  } else {
-    CHECK_FALSE(chosen.has_value());
-    CHECK(why == device_why);
-    CHECK((why.find("compute capability 9.0") != std::string::npos || why.find("sm_90a") != std::string::npos));
+  CHECK(auto_choice == (hopper ? sattn::SparseKernel::Sm90Ws : sattn::SparseKernel::Sm80));
+  for (const sattn::SparseKernel hopper_kernel : {sattn::SparseKernel::Sm90, sattn::SparseKernel::Sm90Ws}) {
+    INFO(sattn::sparse_kernel_name(hopper_kernel));
+    const auto chosen = select(hopper_kernel, &why);
+    if (hopper) {
+      CHECK(chosen == hopper_kernel);
+      CHECK(why.empty());
+    } else {
+      CHECK_FALSE(chosen.has_value());
+      CHECK(why == device_why);
+      CHECK((why.find("compute capability 9.0") != std::string::npos || why.find("sm_90a") != std::string::npos));
+    }
   }
   // A call neither kernel takes: block_sparse_refusal's reason, whatever the choice.
   sattn::AttentionParams causal = p.gpu;

@@ -9,12 +9,13 @@ const char* sparse_kernel_name(SparseKernel k) {
     case SparseKernel::Auto: return "auto";
     case SparseKernel::Sm80: return "sm80";
     case SparseKernel::Sm90: return "sm90";
+    case SparseKernel::Sm90Ws: return "sm90ws";
   }
   return "?";
 }
 
 bool parse_sparse_kernel(std::string_view name, SparseKernel* out) {
-  for (SparseKernel k : {SparseKernel::Auto, SparseKernel::Sm80, SparseKernel::Sm90})
+  for (SparseKernel k : {SparseKernel::Auto, SparseKernel::Sm80, SparseKernel::Sm90, SparseKernel::Sm90Ws})
     if (name == sparse_kernel_name(k)) {
       *out = k;
       return true;

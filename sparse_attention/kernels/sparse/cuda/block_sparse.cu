@@ -11,8 +11,9 @@
 // scattered back through it in the stores, so re-layouts cost no extra pass. The layout's lists and masks
 // reach the kernel through upload_layout: once per call, or once per plan when the caller keeps the upload.
 //
-// The Hopper kernel on wgmma (block_sparse_sm90.cu) runs the same arguments (BlockSparseArgs, filled by run()
-// below for both); AttentionParams::sparse_kernel, or for Auto select_block_sparse_kernel, picks which.
+// The Hopper kernels on wgmma (block_sparse_sm90.cu, and its warp-specialized variant block_sparse_sm90ws.cu,
+// what Auto runs there) take the same arguments (BlockSparseArgs, filled by run() below for all three);
+// AttentionParams::sparse_kernel, or for Auto select_block_sparse_kernel, picks which.
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 
 #include <cmath>
@@ -339,6 +340,10 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
     launch_block_sparse_sm90(ctx, a, bf16, int(d), unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch));
     return out;
   }
+  if (kernel == SparseKernel::Sm90Ws) {
+    launch_block_sparse_sm90ws(ctx, a, bf16, int(d), unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch));
+    return out;
+  }
   const dim3 grid{unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch)};
   if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
   else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
@@ -362,12 +367,13 @@ std::optional<SparseKernel> select_block_sparse_kernel(const rt::Context& ctx, c
   switch (p.sparse_kernel) {
     case SparseKernel::Sm80: return SparseKernel::Sm80;
     case SparseKernel::Sm90:
+    case SparseKernel::Sm90Ws:  // same device requirements
       reason = block_sparse_sm90_device_refusal(ctx);
       if (!reason.empty()) return std::nullopt;
       return p.sparse_kernel;
     case SparseKernel::Auto:
       reason = block_sparse_sm90_device_refusal(ctx);
-      return reason.empty() ? SparseKernel::Sm90 : SparseKernel::Sm80;
+      return reason.empty() ? SparseKernel::Sm90Ws : SparseKernel::Sm80;
   }
   reason = "unknown block-sparse kernel";
   return std::nullopt;

@@ -1,0 +1,424 @@
+// Block-sparse flash attention on Hopper, warp-specialized (wgmma, sm_90a only; SparseKernel::Sm90Ws,
+// "sm90ws"). Same contract, arguments and numerics as block_sparse_sm90.cu, whose per-tile steps it reuses
+// (sm90_steps.cuh, sm90_tile.cuh): the same wgmma shapes, the same softmax, rescale and P rounding in the same
+// order, so its output is bit-identical to the sm90 and sm80 kernels'. What changes is who waits for what:
+// the sm90 kernel's 256 threads all gather rows and meet at one __syncthreads per key tile, so every load
+// latency and every imbalance between the two warpgroups stalls both. Here
+//  - warpgroup 0 (128 threads, setmaxnreg 88) only loads: the perm look-ups and the 16-byte cp.async row
+//    gathers of Q and of every K and V tile into a ring of kWsStages stages (5 at D = 128, 8 at D = 64), as
+//    far ahead of the consumers as the ring allows;
+//  - warpgroups 1 and 2 (setmaxnreg 208) own 64 query rows each and only compute, with the sm90 kernel's
+//    intra-warpgroup overlap (issue S(i) and P(i-1)·V(i-1), wait for S(i), softmax while P·V runs). They read
+//    the partial tiles' mask words themselves (two words per thread, one tile ahead);
+//  - the two consumer warpgroups take turns issuing their MMAs (ping-pong, FA3's schedule), so one's
+//    softmax overlaps the other's GEMMs. The kernel keeps it a run-time argument (kPingPong below): on the
+//    H200 both settings passed every test and ping-pong took 0.98-0.99x the time without it.
+//
+// Protocol (all mbarriers in shared memory, initialized by thread 0 before the CTA's one __syncthreads):
+//   q_full            count 128: each producer thread's cp.async.mbarrier.arrive.noinc after its Q rows.
+//                     One phase; consumers wait parity 0.
+//   k_full[s], v_full[s]   count 128, the same noinc arrival after a thread's K (V) rows of the tile in
+//                     stage s. Tile j lives in stage s = j % S (S = kWsStages) as the stage's use u = j / S; its
+//                     fill completes phase u of k_full[s] / v_full[s]; consumers wait parity u & 1.
+//   k_empty[s], v_empty[s] count 8: lane 0 of each of the 8 consumer warps, once the MMAs of its warpgroup
+//                     that read the stage retired (K(j): after the wgmma wait that retires S(j); V(j): after
+//                     the one that retires P(j)·V(j)). Releasing tile j completes phase u of the barrier. The
+//                     producer fills tile j >= S only after waiting for phase u - 1 (parity (u-1) & 1), the
+//                     release of tile j - S; tiles j < S go into never-used stages unwaited.
+// No phase can be overtaken (parity aliasing): fill j + S needs the release of tile j by all 8 warps, each
+// of which waited for fill j first; release j + S needs fill j + S, which the producer issues only after
+// waiting for release j. The producer waits only for releases of tiles j - S with j < num_tiles, which
+// every consumer warp performs (it visits every tile), so it never waits for an arrival that will not come;
+// consumers also release the last S tiles (phases nobody waits for). A CTA with no key tile writes zeros
+// and exits before any barrier is touched. Nothing else is CTA-wide after the init: the producer returns
+// when its last copies landed, the consumers' epilogue synchronizes each warpgroup alone.
+//   cp.async writes through the generic proxy and wgmma reads through the async proxy: each consumer thread
+// issues fence.proxy.async after its full-barrier wait (which acquires the copies) and before its MMAs.
+//   Ping-pong: named barriers kBarTurn + c (256 threads: warpgroup c's bar.sync + the other's bar.arrive).
+// Consumer c syncs on its own barrier before each of its num_tiles + 1 MMA issues and arrives on the other's
+// after it; consumer 1 arrives once on consumer 0's barrier at the start (consumer 0 goes first) and skips
+// its arrive after its last issue, so both barriers see exactly num_tiles + 1 syncs and arrives. A turn
+// waits only for the other warpgroup's previous issue, and that issue's stage waits need releases of tiles
+// at least S - 1 older than the waiting warpgroup's current one, which it has made: no cycle. Epilogue:
+// named barrier kBarStore + c (128 threads), each warpgroup stages and stores its own 64 rows.
+//
+// nvcc 13.0: 168 registers per thread at launch (then 88 for the producer, 208 for the consumers), no
+// spills, no serialized wgmma; 197800 / 148744 bytes of shared memory at D = 128 / 64 (tiles, 1 KiB of
+// alignment, the barriers); one CTA per SM. Not yet run on a GPU: the first runs should use a timeout.
+//
+// Only the sm_90a pass compiles the body; block_sparse_sm90_device_refusal guards every launch.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cuda/common.cuh"
+#include "cuda/cuda_ops.h"
+#include "cuda/device_state.h"
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
+#include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
+
+namespace sattn::kernels::cuda {
+
+// The helpers live in a named namespace: the sm_80 PTX pass compiles the kernel body out, and file-local
+// functions it no longer calls would be reported as unused.
+namespace sm90ws {
+
+using namespace cute;
+using sm90::kBM;
+using sm90::kBN;
+
+inline constexpr int kWsThreads = 384;  // producer warpgroup + two consumer warpgroups
+inline constexpr int kProducerThreads = 128;
+inline constexpr int kConsumerWarps = 8;
+// 128·88 + 256·208 = 64512 = 384·168, the pool the CTA launches with. The producer needs its 88: ptxas
+// keeps its copies' addresses in flight (it spills at 80); the consumers are spill-free from 200 up.
+inline constexpr int kProducerRegs = 88, kConsumerRegs = 208;
+inline constexpr int kBarTurn = 1, kBarStore = 3;  // named barriers 1-2 and 3-4 (0 is __syncthreads)
+// Ping-pong between the consumer warpgroups (session 9, H200, Flux 4096²: 122.4 / 14.67 / 7.12 ms on dense,
+// GNA and GRAT-B layouts with it, 124.1 / 14.92 / 7.26 ms without).
+inline constexpr bool kPingPong = true;
+
+// Deeper rings where tiles are small: a gathered tile's latency is that of its slowest row.
+template <int D>
+inline constexpr int kWsStages = D == 128 ? 5 : 8;
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_address(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(smem_address(bar)),
+      "r"(parity)
+      : "memory");
+}
+// Lane 0 arrives for its warp; predicated rather than branched, as wgmma may be in flight around it.
+__device__ __forceinline__ void mbar_arrive_warp(uint64_t* bar, int lane) {
+  asm volatile(
+      "{\n.reg .pred p;\n.reg .b64 st;\nsetp.eq.s32 p, %1, 0;\n"
+      "@p mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_address(bar)),
+      "r"(lane)
+      : "memory");
+}
+// One arrival once all of this thread's earlier cp.async copies landed (the barrier's count includes it).
+__device__ __forceinline__ void mbar_arrive_on_copies(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_address(bar)) : "memory");
+}
+__device__ __forceinline__ void bar_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive_if(int id, int threads, bool on) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.s32 p, %2, 0;\n@p bar.arrive %0, %1;\n}\n" ::"r"(id), "r"(threads),
+               "r"(int(on))
+               : "memory");
+}
+
+// The producer's row gathers (sm90::row_tokens / copy_rows for 128 threads, thread p of the producer):
+// ws_tokens issues the perm look-ups of the rows p copies, ws_copy their 16-byte copies. Positions past the
+// sequence end read the last row's address and land as zeros (0 · NaN in P·V would poison a row).
+template <int D, int ROWS>
+inline constexpr int kWsPasses = ROWS / (kProducerThreads / (D / 8));
+
+template <int D, int ROWS>
+__device__ __forceinline__ void ws_tokens(int32_t (&token)[kWsPasses<D, ROWS>], int pos0, const int32_t* perm,
+                                          int seq_len, int p) {
+  constexpr int kRowsPerPass = kProducerThreads / (D / 8);
+  const int row0 = p / (D / 8);
+#pragma unroll
+  for (int i = 0; i < kWsPasses<D, ROWS>; ++i) {
+    const int pos = min(pos0 + i * kRowsPerPass + row0, seq_len - 1);
+    token[i] = perm != nullptr ? __ldg(perm + pos) : pos;
+  }
+}
+
+// Copies ROWS rows into tile rows row0.. from layout positions pos0.. (the positions ws_tokens looked up).
+template <int D, int ROWS, class Tile, typename E>
+__device__ __forceinline__ void ws_copy(Tile tile, int row0, const E* base, int64_t ld, int pos0,
+                                        const int32_t (&token)[kWsPasses<D, ROWS>], int seq_len, int p) {
+  constexpr int kChunks = D / 8;
+  constexpr int kRowsPerPass = kProducerThreads / kChunks;
+  const int chunk = p % kChunks;
+#pragma unroll
+  for (int i = 0; i < kWsPasses<D, ROWS>; ++i) {
+    const int row = i * kRowsPerPass + p / kChunks;
+    cp_async_16(raw_pointer_cast(&tile(row0 + row, chunk * 8)), base + int64_t(token[i]) * ld + chunk * 8,
+                pos0 + row < seq_len);
+  }
+}
+
+// sm90::store_rows for one warpgroup (wtid = thread within it): the same normalization and rounding, staged
+// in the warpgroup's own 64 rows of the Q tile, synchronized by its own named barrier.
+template <typename T, int D, class O, class QTile>
+__device__ __forceinline__ void store_rows_wg(const O& o, const float (&l)[2], QTile& sQ, T* out, int64_t out_ld,
+                                              const int32_t* perm, int q0, int seq_len, int row_base, int t, int cw,
+                                              int wtid) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;  // nothing attended: zeros
+    const int row = row_base + 8 * r;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<uint32_t*>(raw_pointer_cast(&sQ(row, 8 * n + 2 * t))) =
+          pack2<T>(o(4 * n + 2 * r) * inv, o(4 * n + 2 * r + 1) * inv);
+  }
+  bar_sync(kBarStore + cw, 128);
+  constexpr int kChunks = D / 8;
+#pragma unroll 4
+  for (int idx = wtid; idx < 64 * kChunks; idx += 128) {
+    const int row = 64 * cw + idx / kChunks, chunk = idx % kChunks;
+    const int pos = q0 + row;
+    if (pos < seq_len)
+      *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + chunk * 8) =
+          *reinterpret_cast<const uint4*>(raw_pointer_cast(&sQ(row, chunk * 8)));
+  }
+}
+
+}  // namespace sm90ws
+
+namespace {
+
+using namespace cute;
+using namespace sm90ws;
+
+template <typename T, int D>
+struct WsSmem {
+  static constexpr int kStages = kWsStages<D>;
+  static constexpr int kBarriers = 1 + 4 * kStages;
+  static constexpr int bytes() { return sm90::Tiles<T, D>::smem_bytes(kStages) + 8 * kBarriers; }
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Tiles = sm90::Tiles<T, D>;
+  using E = typename Tiles::E;
+  constexpr int S = kWsStages<D>;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t misalign = smem_address(smem_raw) & 1023u;
+  E* qs = reinterpret_cast<E*>(smem_raw + (misalign == 0 ? 0 : 1024 - misalign));
+  E* ks = qs + Tiles::kQElems;       // S stages of [kBN, D]
+  E* vs = ks + S * Tiles::kKVElems;  // S stages of [kBN, D]
+  uint64_t* q_full = reinterpret_cast<uint64_t*>(vs + S * Tiles::kKVElems);
+  uint64_t* k_full = q_full + 1;
+  uint64_t* v_full = k_full + S;
+  uint64_t* k_empty = v_full + S;
+  uint64_t* v_empty = k_empty + S;
+  Tensor sQ = make_tensor(make_smem_ptr(qs), typename Tiles::Q{});
+  auto k_stage = [&](int s) { return make_tensor(make_smem_ptr(ks + s * Tiles::kKVElems), typename Tiles::KV{}); };
+  auto v_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kKVElems), typename Tiles::KV{}); };
+  auto vt_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kKVElems), typename Tiles::Vt{}); };
+
+  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const int tid = int(threadIdx.x), lane = tid % 32;
+  const int q0 = qt * kBM;
+  T* out = static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D;
+  const int64_t out_ld = int64_t(a.heads) * D;
+  const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
+
+  const EntryTiles tiles = entry_tiles(a, b, h, qt);
+  const int num_tiles = tiles.num_tiles;
+  if (num_tiles == 0) {  // CTA-uniform: nobody has touched a barrier yet
+    zero_rows<D, kWsThreads>(out, out_ld, perm, q0, kBM, a.seq_len);
+    return;
+  }
+  if (tid == 0) {
+    mbar_init(q_full, kProducerThreads);
+    for (int s = 0; s < S; ++s) {
+      mbar_init(k_full + s, kProducerThreads), mbar_init(v_full + s, kProducerThreads);
+      mbar_init(k_empty + s, kConsumerWarps), mbar_init(v_empty + s, kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();  // the last CTA-wide barrier: the producer leaves before the consumers' epilogue
+
+  if (tid < kProducerThreads) {
+    // ---- Producer: tile j's rows (one set of look-ups for K and V) go to stage j % S once its previous
+    // occupant, tile j - S, is released.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    const int p = tid;
+    const E* qg = reinterpret_cast<const E*>(static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[2]);
+    const E* kg = reinterpret_cast<const E*>(static_cast<const T*>(a.k) + b * a.k_stride[0] + h * a.k_stride[2]);
+    const E* vg = reinterpret_cast<const E*>(static_cast<const T*>(a.v) + b * a.v_stride[0] + h * a.v_stride[2]);
+    // Q's and tile 0's look-ups in one round trip; after that, tile j+1's go out right after tile j's copies,
+    // before the waits for its stages: once the ring is full the producer spends its time in those waits,
+    // which then hide the look-ups' latency.
+    int32_t tok[kWsPasses<D, kBN>];
+    int tile = tiles.at(0), next = tiles.at(1);
+    {
+      int32_t q_tok[kWsPasses<D, kBM>];
+      ws_tokens<D, kBM>(q_tok, q0, perm, a.seq_len, p);
+      ws_tokens<D, kBN>(tok, tile * kBN, perm, a.seq_len, p);
+      ws_copy<D, kBM>(sQ, 0, qg, a.q_stride[1], q0, q_tok, a.seq_len, p);
+      mbar_arrive_on_copies(q_full);
+    }
+    int s = 0, use = 0;  // tile j's stage and use of it
+    for (int j = 0; j < num_tiles; ++j) {
+      const int later = tiles.at(j + 2);
+      if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
+      ws_copy<D, kBN>(k_stage(s), 0, kg, a.k_stride[1], tile * kBN, tok, a.seq_len, p);
+      mbar_arrive_on_copies(k_full + s);
+      if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+      ws_copy<D, kBN>(v_stage(s), 0, vg, a.v_stride[1], tile * kBN, tok, a.seq_len, p);
+      mbar_arrive_on_copies(v_full + s);
+      if (next >= 0) ws_tokens<D, kBN>(tok, next * kBN, perm, a.seq_len, p);
+      tile = next, next = later;
+      if (++s == S) s = 0, ++use;
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");  // leave no copy of this thread in flight
+    return;
+  }
+
+  // ---- Consumers: warpgroup cw owns query rows 64cw..64cw+63 of the tile.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+  const int ctid = tid - kProducerThreads, cw = ctid / 128, wtid = ctid % 128;
+  typename Tiles::MmaS mma_s;
+  typename Tiles::MmaO mma_o;
+  auto thr_s = mma_s.get_thread_slice(ctid);
+  auto thr_o = mma_o.get_thread_slice(ctid);
+  Tensor tSrQ = thr_s.partition_fragment_A(sQ);
+  Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<kBN>>{});
+  Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<D>>{});
+  Tensor p_frag = make_tensor<E>(typename Tiles::PLayout{});
+  static_assert(decltype(size(s_acc))::value == 32 && decltype(size(p_frag))::value == 32, "one S value per P value");
+  static_assert(decltype(size(o_acc))::value == D / 2, "D / 8 column groups of 4 values");
+  clear(o_acc);
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const int row_base = cw * 64 + ((ctid / 32) % 4) * 16 + lane / 4, t = lane % 4;
+
+  auto stage_of = [](int j) { return j % S; };
+  auto parity_of = [](int j) { return (j / S) & 1; };
+  // Ping-pong turns (see the header): wait for ours before issuing, hand the turn over after.
+  auto take_turn = [&]() {
+    if (pingpong) bar_sync(kBarTurn + cw, 256);
+  };
+  auto give_turn = [&](bool last) { bar_arrive_if(kBarTurn + (1 - cw), 256, pingpong && !(last && cw == 1)); };
+  auto issue_s = [&](int st) {  // S = Q · K(i)ᵀ
+    auto sk = k_stage(st);
+    Tensor tSrK = thr_s.partition_fragment_B(sk);
+    warpgroup_fence_operand(s_acc);
+    warpgroup_arrive();
+    mma_s.accumulate_ = GMMA::ScaleOut::Zero;
+#pragma unroll
+    for (int kb = 0; kb < size<2>(tSrQ); ++kb) {
+      gemm(mma_s, tSrQ(_, _, kb), tSrK(_, _, kb), s_acc);
+      mma_s.accumulate_ = GMMA::ScaleOut::One;
+    }
+    warpgroup_commit_batch();
+  };
+  auto issue_pv = [&](int st) {  // O += P(i-1) · V(i-1)
+    auto svt = vt_stage(st);
+    Tensor tOrV = thr_o.partition_fragment_B(svt);
+    warpgroup_fence_operand(o_acc);
+    warpgroup_fence_operand(p_frag);
+    warpgroup_arrive();
+    mma_o.accumulate_ = GMMA::ScaleOut::One;
+#pragma unroll
+    for (int kb = 0; kb < kBN / 16; ++kb) gemm(mma_o, p_frag(_, _, kb), tOrV(_, _, kb), o_acc);
+    warpgroup_commit_batch();
+  };
+  auto softmax = [&](const uint64_t (&rows)[2], bool masked, float (&alpha)[2]) {
+    warpgroup_fence_operand(s_acc);
+    if (masked) sm90::apply_key_masks(s_acc, rows, t);
+    sm90::softmax_rows(s_acc, m, l, alpha, a.scale_log2);
+  };
+  auto rescale_and_pack = [&](const float (&alpha)[2]) {
+    warpgroup_fence_operand(o_acc);
+    warpgroup_fence_operand(p_frag);
+    sm90::rescale_o<D>(o_acc, alpha);
+    sm90::pack_p<T>(s_acc, p_frag);
+  };
+  // The copies wrote through the generic proxy, wgmma reads through the async one: the fence comes after the
+  // waits that acquired the copies and before the MMAs.
+  auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };
+
+  // The schedule of block_sparse_sm90.cu (num_tiles + 1 issue points; see its header for why the waits sit
+  // where they do), with the barrier replaced by the stage waits and the releases. Tile i's masks are read
+  // during issue point i-1 (next_rows), the tile index they need one point before that (after).
+  if (cw == 1) bar_arrive_if(kBarTurn, 256, pingpong);  // consumer 0 takes the first turn
+  float alpha[2];
+  uint64_t next_rows[2];
+  bool next_masked = false;
+  int next = tiles.at(1), after = tiles.at(2);
+  {  // i = 0: S(0) alone
+    uint64_t rows[2];
+    const bool masked = sm90::key_masks(rows, a, tiles, 0, tiles.at(0), row_base);
+    mbar_wait(q_full, 0);
+    mbar_wait(k_full + 0, 0);
+    acquired();
+    take_turn();
+    issue_s(0);
+    give_turn(false);
+    if (num_tiles > 1) next_masked = sm90::key_masks(next_rows, a, tiles, 1, next, row_base);
+    next = after, after = tiles.at(3);
+    warpgroup_wait<0>();
+    mbar_arrive_warp(k_empty + 0, lane);
+    softmax(rows, masked, alpha);
+  }
+  for (int i = 1; i < num_tiles; ++i) {
+    const int k_st = stage_of(i), v_st = stage_of(i - 1);
+    warpgroup_wait<0>();  // P(i-2)·V(i-2) retired: O and P's registers and V(i-2)'s stage are free
+    if (i >= 2) mbar_arrive_warp(v_empty + stage_of(i - 2), lane);
+    rescale_and_pack(alpha);  // tile i-1's
+    const uint64_t rows[2] = {next_rows[0], next_rows[1]};  // tile i's
+    const bool masked = next_masked;
+    mbar_wait(k_full + k_st, parity_of(i));
+    mbar_wait(v_full + v_st, parity_of(i - 1));
+    acquired();
+    take_turn();
+    issue_s(k_st);
+    issue_pv(v_st);
+    give_turn(false);
+    if (i + 1 < num_tiles) next_masked = sm90::key_masks(next_rows, a, tiles, i + 1, next, row_base);
+    next = after, after = tiles.at(i + 3);
+    warpgroup_wait<1>();  // S(i) retired; P(i-1)·V(i-1) runs on during the softmax
+    mbar_arrive_warp(k_empty + k_st, lane);
+    softmax(rows, masked, alpha);
+  }
+  {  // i = num_tiles: the last tile's P·V
+    const int v_st = stage_of(num_tiles - 1);
+    warpgroup_wait<0>();
+    if (num_tiles >= 2) mbar_arrive_warp(v_empty + stage_of(num_tiles - 2), lane);
+    rescale_and_pack(alpha);
+    mbar_wait(v_full + v_st, parity_of(num_tiles - 1));
+    acquired();
+    take_turn();
+    issue_pv(v_st);
+    give_turn(true);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(o_acc);
+    mbar_arrive_warp(v_empty + v_st, lane);
+  }
+  // This warpgroup's S MMAs (the only readers of its Q rows) are complete: stage the output there.
+  store_rows_wg<T, D>(o_acc, l, sQ, out, out_ld, perm, q0, a.seq_len, row_base, t, cw, wtid);
+#else
+  (void)pingpong;
+  __trap();  // not built for this device: block_sparse_sm90_device_refusal refuses it before any launch
+#endif
+}
+
+template <typename T, int D>
+void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
+  constexpr int smem_bytes = WsSmem<T, D>::bytes();
+  static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  block_sparse_sm90ws_kernel<T, D><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
+}
+
+}  // namespace
+
+void launch_block_sparse_sm90ws(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, unsigned q_tiles,
+                                unsigned heads, unsigned batch) {
+  const dim3 grid{q_tiles, heads, batch};
+  constexpr bool pingpong = kPingPong;
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid, pingpong) : launch<__half, 64>(ctx, a, grid, pingpong);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid, pingpong) : launch<__half, 128>(ctx, a, grid, pingpong);
+  rt::cuda::check_launch(ctx, "block_sparse_attention (sm90ws)");
+}
+
+}  // namespace sattn::kernels::cuda
