@@ -25,9 +25,9 @@ std::string attention_fit_error(const sattn::MethodSpec& method, int64_t width, 
 
 // At or above this tile density the block-sparse kernel cannot beat cuDNN's dense kernel: on full tiles it
 // runs at 0.40-0.51x cuDNN's throughput with mma.sync (docs/performance.md, run S1: Flux, Wan and
-// HunyuanVideo shapes) and 0.49-0.65x with wgmma on Hopper (run S5), so visiting half of the tiles takes
-// about as long as cuDNN visiting all of them, and sparse layouts lose another 5-40% per visited tile. Raise
-// it when the kernel gets faster.
+// HunyuanVideo shapes), so visiting half of the tiles takes about as long as cuDNN visiting all of them, and
+// sparse layouts lose another 5-40% per visited tile. The warp-specialized wgmma kernel on Hopper runs at
+// 0.61-0.75x (run S10), a break-even nearer 0.6; 0.5 keeps one rule, and so one image, on every device.
 inline constexpr double kDenseFallbackTileDensity = 0.5;
 
 // Why the structured call `p` (method, tokens and q/k/v set as the model would run it; only the tensors'
