@@ -48,7 +48,7 @@ struct QuantizedOperands {
   float scale = 0.f;                      // the softmax scale
   // Which attention kernel runs (p.sparse_kernel at quantize_operands): Auto takes the wgmma kernel
   // (cuda/block_sparse_quant_sm90.cu) where block_sparse_sm90_device_refusal is empty, else the mma.sync one;
-  // Sm80 the mma.sync one; Sm90 the wgmma one or a CHECK failure with the reason.
+  // Sm80 the mma.sync one; Sm90 or Sm90Ws the wgmma one or a CHECK failure with the reason.
   SparseKernel kernel = SparseKernel::Auto;
 };
 QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,

@@ -287,10 +287,13 @@ void check_upload(const BlockLayout& layout, const UploadedLayout& dl) {
 }
 
 // Whether block_sparse_attention_quantized runs the wgmma kernel for `kernel` (QuantizedOperands::kernel).
+// The quantized path has one wgmma kernel: an explicit Sm90 or Sm90Ws asks for it, as in
+// select_block_sparse_kernel, and fails with the reason where it cannot run.
 bool use_sm90(const rt::Context& ctx, SparseKernel kernel) {
   if (kernel == SparseKernel::Sm80) return false;
   const std::string why = block_sparse_sm90_device_refusal(ctx);
-  CHECK(kernel != SparseKernel::Sm90 || why.empty(), "block_sparse_attention_quantized: the sm90 kernel was asked for: ", why);
+  CHECK(kernel == SparseKernel::Auto || why.empty(), "block_sparse_attention_quantized: the ",
+        sparse_kernel_name(kernel), " kernel was asked for: ", why);
   return why.empty();
 }
 
