@@ -145,28 +145,10 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
     __syncthreads();  // group i (K(i), V(i-1)) landed for every thread; all MMAs of iteration i-1 retired
   };
   auto issue_s = [&](int st) {  // S = Q · K(i)ᵀ
-    auto sk = k_stage(st);
-    Tensor tSrK = thr_s.partition_fragment_B(sk);
-    warpgroup_fence_operand(s_acc);
-    warpgroup_arrive();
-    mma_s.accumulate_ = GMMA::ScaleOut::Zero;
-#pragma unroll
-    for (int kb = 0; kb < size<2>(tSrQ); ++kb) {
-      gemm(mma_s, tSrQ(_, _, kb), tSrK(_, _, kb), s_acc);
-      mma_s.accumulate_ = GMMA::ScaleOut::One;
-    }
-    warpgroup_commit_batch();
+    sm90::issue_gemm(mma_s, tSrQ, thr_s.partition_fragment_B(k_stage(st)), s_acc, true);
   };
   auto issue_pv = [&](int st) {  // O += P(i-1) · V(i-1)
-    auto svt = vt_stage(st);
-    Tensor tOrV = thr_o.partition_fragment_B(svt);
-    warpgroup_fence_operand(o_acc);
-    warpgroup_fence_operand(p_frag);
-    warpgroup_arrive();
-    mma_o.accumulate_ = GMMA::ScaleOut::One;
-#pragma unroll
-    for (int kb = 0; kb < kBN / 16; ++kb) gemm(mma_o, p_frag(_, _, kb), tOrV(_, _, kb), o_acc);
-    warpgroup_commit_batch();
+    sm90::issue_gemm(mma_o, p_frag, thr_o.partition_fragment_B(vt_stage(st)), o_acc, false);
   };
   // Group i+2 into the stages the barrier freed: K(i+2) into K(i-1)'s, V(i+1) into V(i-2)'s.
   // Then the look-ups of group i+3 (K(i+3), V(i+2)) for the next iteration, and the tile after those.

@@ -4,10 +4,10 @@
 // order, so its output is bit-identical to the sm90 and sm80 kernels'. What changes is who waits for what:
 // the sm90 kernel's 256 threads all gather rows and meet at one __syncthreads per key tile, so every load
 // latency and every imbalance between the two warpgroups stalls both. Here
-//  - warpgroup 0 (128 threads, setmaxnreg 88) only loads: the perm look-ups and the 16-byte cp.async row
+//  - warpgroup 0 (128 threads, setmaxnreg 72) only loads: the perm look-ups and the 16-byte cp.async row
 //    gathers of Q and of every K and V tile into a ring of kWsStages stages (5 at D = 128, 8 at D = 64), as
 //    far ahead of the consumers as the ring allows;
-//  - warpgroups 1 and 2 (setmaxnreg 208) own 64 query rows each and only compute, with the sm90 kernel's
+//  - warpgroups 1 and 2 (setmaxnreg 216) own 64 query rows each and only compute, with the sm90 kernel's
 //    intra-warpgroup overlap (issue S(i) and P(i-1)·V(i-1), wait for S(i), softmax while P·V runs). They read
 //    the partial tiles' mask words themselves (two words per thread, one tile ahead);
 //  - the two consumer warpgroups take turns issuing their MMAs (ping-pong, FA3's schedule), so one's
@@ -42,13 +42,19 @@
 // at least S - 1 older than the waiting warpgroup's current one, which it has made: no cycle. Epilogue:
 // named barrier kBarStore + c (128 threads), each warpgroup stages and stores its own 64 rows.
 //
-// nvcc 13.0: 168 registers per thread at launch (then 88 for the producer, 208 for the consumers), no
+// Unlike the sm90 kernel, the consumers hold Q in registers (S's MMAs then read only K from shared memory)
+// and skip O's rescale when no row of a warp has a new maximum; and the producer's copies cost three
+// instructions a row (session 10: the kernel was issue-bound, the producer's address arithmetic a third
+// of its instructions). Output bits are unchanged by all three.
+//
+// nvcc 13.0: 168 registers per thread at launch (then 72 for the producer, 216 for the consumers), no
 // spills, no serialized wgmma; 197800 / 148744 bytes of shared memory at D = 128 / 64 (tiles, 1 KiB of
-// alignment, the barriers); one CTA per SM. Not yet run on a GPU: the first runs should use a timeout.
+// alignment, the barriers); one CTA per SM.
 //
 // Only the sm_90a pass compiles the body; block_sparse_sm90_device_refusal guards every launch.
 #include <cuda_runtime_api.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "cuda/common.cuh"
@@ -70,9 +76,9 @@ using sm90::kBN;
 inline constexpr int kWsThreads = 384;  // producer warpgroup + two consumer warpgroups
 inline constexpr int kProducerThreads = 128;
 inline constexpr int kConsumerWarps = 8;
-// 128·88 + 256·208 = 64512 = 384·168, the pool the CTA launches with. The producer needs its 88: ptxas
-// keeps its copies' addresses in flight (it spills at 80); the consumers are spill-free from 200 up.
-inline constexpr int kProducerRegs = 88, kConsumerRegs = 208;
+// 128·72 + 256·216 = 64512 = 384·168, the pool the CTA launches with. The consumers hold Q's fragment (32
+// registers) on top of S, P and O and are spill-free from 216 up; the producer fits in 72.
+inline constexpr int kProducerRegs = 72, kConsumerRegs = 216;
 inline constexpr int kBarTurn = 1, kBarStore = 3;  // named barriers 1-2 and 3-4 (0 is __syncthreads)
 // Ping-pong between the consumer warpgroups (session 9, H200, Flux 4096²: 122.4 / 14.67 / 7.12 ms on dense,
 // GNA and GRAT-B layouts with it, 124.1 / 14.92 / 7.26 ms without).
@@ -114,9 +120,14 @@ __device__ __forceinline__ void bar_arrive_if(int id, int threads, bool on) {
                : "memory");
 }
 
-// The producer's row gathers (sm90::row_tokens / copy_rows for 128 threads, thread p of the producer):
-// ws_tokens issues the perm look-ups of the rows p copies, ws_copy their 16-byte copies. Positions past the
-// sequence end read the last row's address and land as zeros (0 · NaN in P·V would poison a row).
+// The producer's row gathers: thread p of the producer copies 16-byte chunk p % (D / 8) of rows p / (D / 8)
+// + i·R of a tile (R = 128 / (D / 8) rows per pass). ws_tokens issues the perm look-ups of those rows, ws_copy
+// their copies. The address arithmetic is most of the producer's instructions, which share the issue slots
+// with the consumers' softmax, so everything that does not change between tiles is computed once
+// (WsRowCopier): a swizzle atom is 8 rows of 128 bytes and the tiles stack atoms along the rows, so a chunk's
+// shared offset depends on its row modulo 8 and steps by a constant from pass to pass; the global offset of
+// a row is one 32x32->64-bit multiply-add. Positions past the sequence end read the last row's address and
+// land as zeros (0 · NaN in P·V would poison a row).
 template <int D, int ROWS>
 inline constexpr int kWsPasses = ROWS / (kProducerThreads / (D / 8));
 
@@ -125,6 +136,7 @@ __device__ __forceinline__ void ws_tokens(int32_t (&token)[kWsPasses<D, ROWS>], 
                                           int seq_len, int p) {
   constexpr int kRowsPerPass = kProducerThreads / (D / 8);
   const int row0 = p / (D / 8);
+  asm("mov.b64 %0, %0;" : "+l"(perm));  // kept in registers: one multiply-add per look-up (see copy below)
 #pragma unroll
   for (int i = 0; i < kWsPasses<D, ROWS>; ++i) {
     const int pos = min(pos0 + i * kRowsPerPass + row0, seq_len - 1);
@@ -132,49 +144,64 @@ __device__ __forceinline__ void ws_tokens(int32_t (&token)[kWsPasses<D, ROWS>], 
   }
 }
 
-// Copies ROWS rows into tile rows row0.. from layout positions pos0.. (the positions ws_tokens looked up).
-template <int D, int ROWS, class Tile, typename E>
-__device__ __forceinline__ void ws_copy(Tile tile, int row0, const E* base, int64_t ld, int pos0,
-                                        const int32_t (&token)[kWsPasses<D, ROWS>], int seq_len, int p) {
-  constexpr int kChunks = D / 8;
-  constexpr int kRowsPerPass = kProducerThreads / kChunks;
-  const int chunk = p % kChunks;
-#pragma unroll
-  for (int i = 0; i < kWsPasses<D, ROWS>; ++i) {
-    const int row = i * kRowsPerPass + p / kChunks;
-    cp_async_16(raw_pointer_cast(&tile(row0 + row, chunk * 8)), base + int64_t(token[i]) * ld + chunk * 8,
-                pos0 + row < seq_len);
-  }
-}
+template <int D>
+struct WsRowCopier {
+  static constexpr int kChunks = D / 8, kRowsPerPass = kProducerThreads / kChunks;
+  // A swizzle atom is 8 rows of 128 bytes and the tiles stack atoms along the rows first (sm90_tile.cuh), so
+  // a pass further down is this many bytes on, whatever the chunk: an immediate offset of the copies.
+  static_assert(kRowsPerPass % 8 == 0, "passes a whole number of swizzle atoms apart");
+  static constexpr uint32_t kPassBytes = kRowsPerPass * 128;
+  uint32_t shared0;  // byte offset in a tile of this thread's first chunk
+  int row0, chunk_bytes;
 
-// sm90::store_rows for one warpgroup (wtid = thread within it): the same normalization and rounding, staged
-// in the warpgroup's own 64 rows of the Q tile, synchronized by its own named barrier.
+  template <class Tile>
+  __device__ __forceinline__ static WsRowCopier make(const Tile& tile, int p) {
+    const uint32_t base = smem_address(raw_pointer_cast(&tile(0, 0)));
+    WsRowCopier c;
+    c.row0 = p / kChunks;
+    c.chunk_bytes = (p % kChunks) * 16;
+    c.shared0 = smem_address(raw_pointer_cast(&tile(c.row0, (p % kChunks) * 8))) - base;
+    // The layout assumption above, checked once against CuTe's own offsets.
+    if (smem_address(raw_pointer_cast(&tile(c.row0 + kRowsPerPass, (p % kChunks) * 8))) - base - c.shared0 != kPassBytes)
+      __trap();
+    return c;
+  }
+
+  // The rows of one tile into the tile at shared address `dst` from `base` (the head's first row, rows
+  // ld_bytes apart); rows at or past `valid_rows` become zeros. Tokens and strides are non-negative and
+  // below 2^31, so a row's offset is one 32x32->64-bit multiply-add.
+  template <int ROWS>
+  __device__ __forceinline__ void copy(uint32_t dst, const void* base, uint32_t ld_bytes,
+                                       const int32_t (&token)[kWsPasses<D, ROWS>], int valid_rows) const {
+    const char* src = static_cast<const char*>(base) + chunk_bytes;
+    // Opaque to the compiler, so that each row's address is one multiply-add onto it rather than a
+    // multiply-add and a 64-bit add of the base.
+    asm("mov.b64 %0, %0;" : "+l"(src));
+    dst += shared0;
+    if (valid_rows >= ROWS) {  // every tile but the ragged last one: no predicates
+#pragma unroll
+      for (int i = 0; i < kWsPasses<D, ROWS>; ++i)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst + i * kPassBytes),
+                     "l"(src + uint64_t(uint32_t(token[i])) * ld_bytes));
+    } else {
+#pragma unroll
+      for (int i = 0; i < kWsPasses<D, ROWS>; ++i)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst + i * kPassBytes),
+                     "l"(src + uint64_t(uint32_t(token[i])) * ld_bytes),
+                     "r"(i * kRowsPerPass + row0 < valid_rows ? 16 : 0));
+    }
+  }
+};
+
+// sm90::store_rows for one warpgroup (wtid = thread within it): the same staging and stores, its own 64
+// rows, synchronized by its own named barrier.
 template <typename T, int D, class O, class QTile>
 __device__ __forceinline__ void store_rows_wg(const O& o, const float (&l)[2], QTile& sQ, T* out, int64_t out_ld,
                                               const int32_t* perm, int q0, int seq_len, int row_base, int t, int cw,
                                               int wtid) {
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;  // nothing attended: zeros
-    const int row = row_base + 8 * r;
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-      *reinterpret_cast<uint32_t*>(raw_pointer_cast(&sQ(row, 8 * n + 2 * t))) =
-          pack2<T>(o(4 * n + 2 * r) * inv, o(4 * n + 2 * r + 1) * inv);
-  }
+  sm90::stage_rows<T, D>(o, l, sQ, row_base, t);
   bar_sync(kBarStore + cw, 128);
-  constexpr int kChunks = D / 8;
-#pragma unroll 4
-  for (int idx = wtid; idx < 64 * kChunks; idx += 128) {
-    const int row = 64 * cw + idx / kChunks, chunk = idx % kChunks;
-    const int pos = q0 + row;
-    if (pos < seq_len)
-      *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + chunk * 8) =
-          *reinterpret_cast<const uint4*>(raw_pointer_cast(&sQ(row, chunk * 8)));
-  }
+  sm90::store_staged<T, D>(sQ, out, out_ld, perm, q0, seq_len, 64 * cw, 64, wtid, 128);
 }
 
 }  // namespace sm90ws
@@ -241,9 +268,15 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // occupant, tile j - S, is released.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
     const int p = tid;
-    const E* qg = reinterpret_cast<const E*>(static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[2]);
-    const E* kg = reinterpret_cast<const E*>(static_cast<const T*>(a.k) + b * a.k_stride[0] + h * a.k_stride[2]);
-    const E* vg = reinterpret_cast<const E*>(static_cast<const T*>(a.v) + b * a.v_stride[0] + h * a.v_stride[2]);
+    const T* qg = static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[2];
+    const T* kg = static_cast<const T*>(a.k) + b * a.k_stride[0] + h * a.k_stride[2];
+    const T* vg = static_cast<const T*>(a.v) + b * a.v_stride[0] + h * a.v_stride[2];
+    // Row strides in bytes: the host checked that they fit in 32 bits.
+    const uint32_t q_ld = uint32_t(a.q_stride[1] * int64_t(sizeof(T))), k_ld = uint32_t(a.k_stride[1] * int64_t(sizeof(T))),
+                   v_ld = uint32_t(a.v_stride[1] * int64_t(sizeof(T)));
+    const WsRowCopier<D> rows = WsRowCopier<D>::make(k_stage(0), p);
+    const uint32_t k_base = smem_address(ks), v_base = smem_address(vs);
+    constexpr uint32_t kStageBytes = Tiles::kKVElems * sizeof(T);
     // Q's and tile 0's look-ups in one round trip; after that, tile j+1's go out right after tile j's copies,
     // before the waits for its stages: once the ring is full the producer spends its time in those waits,
     // which then hide the look-ups' latency.
@@ -253,21 +286,24 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       int32_t q_tok[kWsPasses<D, kBM>];
       ws_tokens<D, kBM>(q_tok, q0, perm, a.seq_len, p);
       ws_tokens<D, kBN>(tok, tile * kBN, perm, a.seq_len, p);
-      ws_copy<D, kBM>(sQ, 0, qg, a.q_stride[1], q0, q_tok, a.seq_len, p);
+      WsRowCopier<D>::make(sQ, p).template copy<kBM>(smem_address(qs), qg, q_ld, q_tok, a.seq_len - q0);
       mbar_arrive_on_copies(q_full);
     }
-    int s = 0, use = 0;  // tile j's stage and use of it
+    uint32_t s_off = 0;  // tile j's stage (byte offset) and use of it
+    int s = 0, use = 0;
     for (int j = 0; j < num_tiles; ++j) {
       const int later = tiles.at(j + 2);
+      const int valid = a.seq_len - tile * kBN;
       if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-      ws_copy<D, kBN>(k_stage(s), 0, kg, a.k_stride[1], tile * kBN, tok, a.seq_len, p);
+      rows.template copy<kBN>(k_base + s_off, kg, k_ld, tok, valid);
       mbar_arrive_on_copies(k_full + s);
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-      ws_copy<D, kBN>(v_stage(s), 0, vg, a.v_stride[1], tile * kBN, tok, a.seq_len, p);
+      rows.template copy<kBN>(v_base + s_off, vg, v_ld, tok, valid);
       mbar_arrive_on_copies(v_full + s);
       if (next >= 0) ws_tokens<D, kBN>(tok, next * kBN, perm, a.seq_len, p);
       tile = next, next = later;
-      if (++s == S) s = 0, ++use;
+      s_off += kStageBytes;
+      if (++s == S) s = 0, s_off = 0, ++use;
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // leave no copy of this thread in flight
     return;
@@ -276,11 +312,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   // ---- Consumers: warpgroup cw owns query rows 64cw..64cw+63 of the tile.
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
   const int ctid = tid - kProducerThreads, cw = ctid / 128, wtid = ctid % 128;
-  typename Tiles::MmaS mma_s;
+  typename Tiles::MmaSrs mma_s;
   typename Tiles::MmaO mma_o;
   auto thr_s = mma_s.get_thread_slice(ctid);
   auto thr_o = mma_o.get_thread_slice(ctid);
-  Tensor tSrQ = thr_s.partition_fragment_A(sQ);
+  // S's A operand: this thread's Q values, loaded once Q landed (Tiles::MmaSrs says why in registers).
+  Tensor tSrQ = make_tensor<E>(typename Tiles::QLayout{});
   Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<kBN>>{});
   Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<D>>{});
   Tensor p_frag = make_tensor<E>(typename Tiles::PLayout{});
@@ -290,36 +327,19 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int row_base = cw * 64 + ((ctid / 32) % 4) * 16 + lane / 4, t = lane % 4;
 
-  auto stage_of = [](int j) { return j % S; };
-  auto parity_of = [](int j) { return (j / S) & 1; };
+  // Stages and phase parities of tiles i (k_), i-1 (v_) and i-2 (old_st), stepped once per tile: j % S
+  // and (j / S) & 1 would cost a division's worth of instructions per tile.
+  int k_st = 0, k_par = 0, v_st = 0, v_par = 0, old_st = 0;
   // Ping-pong turns (see the header): wait for ours before issuing, hand the turn over after.
   auto take_turn = [&]() {
     if (pingpong) bar_sync(kBarTurn + cw, 256);
   };
   auto give_turn = [&](bool last) { bar_arrive_if(kBarTurn + (1 - cw), 256, pingpong && !(last && cw == 1)); };
   auto issue_s = [&](int st) {  // S = Q · K(i)ᵀ
-    auto sk = k_stage(st);
-    Tensor tSrK = thr_s.partition_fragment_B(sk);
-    warpgroup_fence_operand(s_acc);
-    warpgroup_arrive();
-    mma_s.accumulate_ = GMMA::ScaleOut::Zero;
-#pragma unroll
-    for (int kb = 0; kb < size<2>(tSrQ); ++kb) {
-      gemm(mma_s, tSrQ(_, _, kb), tSrK(_, _, kb), s_acc);
-      mma_s.accumulate_ = GMMA::ScaleOut::One;
-    }
-    warpgroup_commit_batch();
+    sm90::issue_gemm(mma_s, tSrQ, thr_s.partition_fragment_B(k_stage(st)), s_acc, true);
   };
   auto issue_pv = [&](int st) {  // O += P(i-1) · V(i-1)
-    auto svt = vt_stage(st);
-    Tensor tOrV = thr_o.partition_fragment_B(svt);
-    warpgroup_fence_operand(o_acc);
-    warpgroup_fence_operand(p_frag);
-    warpgroup_arrive();
-    mma_o.accumulate_ = GMMA::ScaleOut::One;
-#pragma unroll
-    for (int kb = 0; kb < kBN / 16; ++kb) gemm(mma_o, p_frag(_, _, kb), tOrV(_, _, kb), o_acc);
-    warpgroup_commit_batch();
+    sm90::issue_gemm(mma_o, p_frag, thr_o.partition_fragment_B(vt_stage(st)), o_acc, false);
   };
   auto softmax = [&](const uint64_t (&rows)[2], bool masked, float (&alpha)[2]) {
     warpgroup_fence_operand(s_acc);
@@ -348,6 +368,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     uint64_t rows[2];
     const bool masked = sm90::key_masks(rows, a, tiles, 0, tiles.at(0), row_base);
     mbar_wait(q_full, 0);
+    sm90::load_q_frag<D>(sQ, tSrQ, row_base, t);
+    warpgroup_fence_operand(tSrQ);
     mbar_wait(k_full + 0, 0);
     acquired();
     take_turn();
@@ -360,14 +382,15 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     softmax(rows, masked, alpha);
   }
   for (int i = 1; i < num_tiles; ++i) {
-    const int k_st = stage_of(i), v_st = stage_of(i - 1);
+    old_st = v_st, v_st = k_st, v_par = k_par;
+    if (++k_st == S) k_st = 0, k_par ^= 1;
     warpgroup_wait<0>();  // P(i-2)·V(i-2) retired: O and P's registers and V(i-2)'s stage are free
-    if (i >= 2) mbar_arrive_warp(v_empty + stage_of(i - 2), lane);
+    if (i >= 2) mbar_arrive_warp(v_empty + old_st, lane);
     rescale_and_pack(alpha);  // tile i-1's
     const uint64_t rows[2] = {next_rows[0], next_rows[1]};  // tile i's
     const bool masked = next_masked;
-    mbar_wait(k_full + k_st, parity_of(i));
-    mbar_wait(v_full + v_st, parity_of(i - 1));
+    mbar_wait(k_full + k_st, k_par);
+    mbar_wait(v_full + v_st, v_par);
     acquired();
     take_turn();
     issue_s(k_st);
@@ -380,18 +403,19 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     softmax(rows, masked, alpha);
   }
   {  // i = num_tiles: the last tile's P·V
-    const int v_st = stage_of(num_tiles - 1);
+    // Tile num_tiles - 1 is the last loop's k_ tile, num_tiles - 2 its v_ tile.
+    const int last_st = k_st, last_par = k_par;
     warpgroup_wait<0>();
-    if (num_tiles >= 2) mbar_arrive_warp(v_empty + stage_of(num_tiles - 2), lane);
+    if (num_tiles >= 2) mbar_arrive_warp(v_empty + v_st, lane);
     rescale_and_pack(alpha);
-    mbar_wait(v_full + v_st, parity_of(num_tiles - 1));
+    mbar_wait(v_full + last_st, last_par);
     acquired();
     take_turn();
-    issue_pv(v_st);
+    issue_pv(last_st);
     give_turn(true);
     warpgroup_wait<0>();
     warpgroup_fence_operand(o_acc);
-    mbar_arrive_warp(v_empty + v_st, lane);
+    mbar_arrive_warp(v_empty + last_st, lane);
   }
   // This warpgroup's S MMAs (the only readers of its Q rows) are complete: stage the output there.
   store_rows_wg<T, D>(o_acc, l, sQ, out, out_ld, perm, q0, a.seq_len, row_base, t, cw, wtid);
@@ -414,6 +438,10 @@ void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pi
 
 void launch_block_sparse_sm90ws(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, unsigned q_tiles,
                                 unsigned heads, unsigned batch) {
+  constexpr int64_t elem = 2;  // bf16 and f16
+  for (const int64_t* stride : {a.q_stride, a.k_stride, a.v_stride})
+    CHECK(stride[1] * elem <= INT32_MAX, "block_sparse_attention (sm90ws): a token stride of ", stride[1],
+          " elements does not fit the kernel's 32-bit row offsets");
   const dim3 grid{q_tiles, heads, batch};
   constexpr bool pingpong = kPingPong;
   if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid, pingpong) : launch<__half, 64>(ctx, a, grid, pingpong);

@@ -4,6 +4,7 @@
 // 256 threads (sm90::kThreads).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_args.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
@@ -114,8 +115,43 @@ __device__ __forceinline__ void softmax_rows(S& s, float (&m)[2], float (&l)[2],
   }
 }
 
+// Q's rows of this thread as the A fragment of Tiles::MmaSrs (sm90_tile.cuh's numbering, columns read as
+// dims): pair j = r + 2n of k-block kb holds row row_base + 8r, dims 16kb + 8n + 2t and the next one.
+template <int D, class QTile, class QFrag>
+__device__ __forceinline__ void load_q_frag(const QTile& sQ, QFrag& q, int row_base, int t) {
+  uint32_t* q2 = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(q.data()));
+#pragma unroll
+  for (int kb = 0; kb < D / 16; ++kb)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      q2[4 * kb + j] =
+          *reinterpret_cast<const uint32_t*>(cute::raw_pointer_cast(&sQ(row_base + 8 * (j % 2), 16 * kb + 8 * (j / 2) + 2 * t)));
+}
+
+// One warpgroup MMA batch C (+)= A·B over the k-blocks of A, committed and not waited for: the S MMA (A =
+// Q's descriptors, or its register fragment, B = a key tile's descriptors) and the P·V MMA (A = P's register
+// fragment). zero_first starts C from zero instead of adding to it. Register operands are fenced so that
+// ptxas keeps their writes before the batch and their reads after its wait.
+template <class Mma, class A, class B, class C>
+__device__ __forceinline__ void issue_gemm(Mma& mma, A& a, const B& b, C& c, bool zero_first) {
+  cute::warpgroup_fence_operand(c);
+  if constexpr (!std::is_same_v<typename A::value_type, cute::GmmaDescriptor>) cute::warpgroup_fence_operand(a);
+  cute::warpgroup_arrive();
+  mma.accumulate_ = zero_first ? cute::GMMA::ScaleOut::Zero : cute::GMMA::ScaleOut::One;
+#pragma unroll
+  for (int kb = 0; kb < cute::size<2>(a); ++kb) {
+    cute::gemm(mma, a(cute::_, cute::_, kb), b(cute::_, cute::_, kb), c);
+    mma.accumulate_ = cute::GMMA::ScaleOut::One;
+  }
+  cute::warpgroup_commit_batch();
+}
+
+// Skipped, warp-uniformly, when no row of the warp has a new maximum (alpha exactly 1: the product would
+// change nothing). Past the first key tiles that is the common case, and the D / 2 multiplies per thread
+// sit on the warpgroup's path between two MMA issues.
 template <int D, class O>
 __device__ __forceinline__ void rescale_o(O& o, const float (&alpha)[2]) {
+  if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return;
 #pragma unroll
   for (int r = 0; r < 2; ++r)
 #pragma unroll
@@ -134,12 +170,10 @@ __device__ __forceinline__ void pack_p(const S& s, P& p) {
   for (int j = 0; j < 16; ++j) p2[j] = pack2<T>(s(2 * j), s(2 * j + 1));
 }
 
-// Normalizes O, stages the rows in this warpgroup's own rows of the Q tile sQ (the caller has retired its
-// last S MMA, and no other warpgroup reads those rows), then stores 16-byte chunks to the rows' natural
-// positions. Every thread of the CTA calls it (one barrier).
+// Normalizes this thread's O rows and stages them, in the input dtype, in the same rows of the Q tile sQ
+// (the caller has retired its warpgroup's last S MMA, and no other warpgroup reads those rows).
 template <typename T, int D, class O, class QTile>
-__device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], QTile& sQ, T* out, int64_t out_ld,
-                                           const int32_t* perm, int q0, int seq_len, int row_base, int t) {
+__device__ __forceinline__ void stage_rows(const O& o, const float (&l)[2], QTile& sQ, int row_base, int t) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float sum = l[r];
@@ -152,16 +186,31 @@ __device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], QTil
       *reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(&sQ(row, 8 * n + 2 * t))) =
           pack2<T>(o(4 * n + 2 * r) * inv, o(4 * n + 2 * r + 1) * inv);
   }
-  __syncthreads();
+}
+
+// Stores the staged rows [row0, row0 + rows) of sQ to their natural positions in 16-byte chunks, `threads`
+// threads (thread `idx` of them) after the barrier that published the staging.
+template <typename T, int D, class QTile>
+__device__ __forceinline__ void store_staged(const QTile& sQ, T* out, int64_t out_ld, const int32_t* perm, int q0,
+                                             int seq_len, int row0, int rows, int idx, int threads) {
   constexpr int kChunks = D / 8;
 #pragma unroll 4
-  for (int idx = int(threadIdx.x); idx < kBM * kChunks; idx += kThreads) {
-    const int row = idx / kChunks, chunk = idx % kChunks;
+  for (; idx < rows * kChunks; idx += threads) {
+    const int row = row0 + idx / kChunks, chunk = idx % kChunks;
     const int pos = q0 + row;
     if (pos < seq_len)
       *reinterpret_cast<uint4*>(out + natural_token(perm, pos) * out_ld + chunk * 8) =
           *reinterpret_cast<const uint4*>(cute::raw_pointer_cast(&sQ(row, chunk * 8)));
   }
+}
+
+// The epilogue of the 256-thread kernel: every thread stages its rows, one barrier, every thread stores.
+template <typename T, int D, class O, class QTile>
+__device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], QTile& sQ, T* out, int64_t out_ld,
+                                           const int32_t* perm, int q0, int seq_len, int row_base, int t) {
+  stage_rows<T, D>(o, l, sQ, row_base, t);
+  __syncthreads();
+  store_staged<T, D>(sQ, out, out_ld, perm, q0, seq_len, 0, kBM, int(threadIdx.x), kThreads);
 }
 
 }  // namespace sattn::kernels::cuda::sm90
