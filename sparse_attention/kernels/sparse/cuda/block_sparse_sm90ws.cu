@@ -239,7 +239,6 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   uint64_t* v_empty = k_empty + S;
   Tensor sQ = make_tensor(make_smem_ptr(qs), typename Tiles::Q{});
   auto k_stage = [&](int s) { return make_tensor(make_smem_ptr(ks + s * Tiles::kKVElems), typename Tiles::KV{}); };
-  auto v_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kKVElems), typename Tiles::KV{}); };
   auto vt_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kKVElems), typename Tiles::Vt{}); };
 
   int entry = int(blockIdx.x) + a.num_q_tiles * (int(blockIdx.y) + a.heads * int(blockIdx.z));

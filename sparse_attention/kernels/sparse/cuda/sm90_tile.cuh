@@ -1,5 +1,5 @@
 // Shared-memory tiles and tensor-core shapes of the Hopper block-sparse kernel (block_sparse_sm90.cu), from
-// CuTe: the 128-byte-swizzled K-major layouts wgmma reads its shared-memory operands in, and the two
+// CuTe: the 128-byte-swizzled K-major layouts wgmma reads its shared-memory operands in, and the
 // warpgroup MMAs (S = Q·Kᵀ with both operands in shared memory, O += P·V with P in registers).
 //
 // Thread -> element map of every accumulator (S and O), for the softmax and the stores: with
