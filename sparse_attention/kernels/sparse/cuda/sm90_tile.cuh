@@ -1,6 +1,7 @@
 // Shared-memory tiles and tensor-core shapes of the Hopper block-sparse kernel (block_sparse_sm90.cu), from
 // CuTe: the 128-byte-swizzled K-major layouts wgmma reads its shared-memory operands in, and the
-// warpgroup MMAs (S = Q·Kᵀ with both operands in shared memory, O += P·V with P in registers).
+// warpgroup MMAs (S = Q·Kᵀ with both operands in shared memory, or with Q in registers for sm90ws; O += P·V
+// with P in registers).
 //
 // Thread -> element map of every accumulator (S and O), for the softmax and the stores: with
 // wg = thread / 128, w = (thread / 32) % 4, g = lane / 4, t = lane % 4, value v = c + 2r + 4n of a thread
