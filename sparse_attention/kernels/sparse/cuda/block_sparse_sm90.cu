@@ -170,16 +170,9 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
   // Tile i's softmax once its S retired (the caller's wait), then, once the P·V before it retired too (the
   // caller's wait), O's rescale and P(i) into the A fragment.
   auto softmax = [&](const uint64_t (&rows)[2], bool masked, float (&alpha)[2]) {
-    warpgroup_fence_operand(s_acc);
-    if (masked) sm90::apply_key_masks(s_acc, rows, t);
-    sm90::softmax_rows(s_acc, m, l, alpha, a.scale_log2);
+    sm90::softmax_tile(s_acc, rows, masked, m, l, alpha, a.scale_log2, t);
   };
-  auto rescale_and_pack = [&](const float (&alpha)[2]) {
-    warpgroup_fence_operand(o_acc);
-    warpgroup_fence_operand(p_frag);
-    sm90::rescale_o<D>(o_acc, alpha);
-    sm90::pack_p<T>(s_acc, p_frag);
-  };
+  auto rescale_and_pack = [&](const float (&alpha)[2]) { sm90::rescale_and_pack<T, D>(o_acc, p_frag, s_acc, alpha); };
 
   // Iteration i ends with tile i's softmax running while P(i-1)·V(i-1) is in flight; the wait for that P·V,
   // O's rescale and P(i)'s packing open iteration i+1. They must: ptxas schedules a wgmma wait as early as

@@ -138,7 +138,6 @@ __device__ __forceinline__ void ws_tokens(int32_t (&token)[kWsPasses<D, ROWS>], 
                                           int seq_len, int p) {
   constexpr int kRowsPerPass = kProducerThreads / (D / 8);
   const int row0 = p / (D / 8);
-  asm("mov.b64 %0, %0;" : "+l"(perm));  // kept in registers: one multiply-add per look-up (see copy below)
 #pragma unroll
   for (int i = 0; i < kWsPasses<D, ROWS>; ++i) {
     const int pos = min(pos0 + i * kRowsPerPass + row0, seq_len - 1);
@@ -345,16 +344,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     sm90::issue_gemm(mma_o, p_frag, thr_o.partition_fragment_B(vt_stage(st)), o_acc, false);
   };
   auto softmax = [&](const uint64_t (&rows)[2], bool masked, float (&alpha)[2]) {
-    warpgroup_fence_operand(s_acc);
-    if (masked) sm90::apply_key_masks(s_acc, rows, t);
-    sm90::softmax_rows(s_acc, m, l, alpha, a.scale_log2);
+    sm90::softmax_tile(s_acc, rows, masked, m, l, alpha, a.scale_log2, t);
   };
-  auto rescale_and_pack = [&](const float (&alpha)[2]) {
-    warpgroup_fence_operand(o_acc);
-    warpgroup_fence_operand(p_frag);
-    sm90::rescale_o<D>(o_acc, alpha);
-    sm90::pack_p<T>(s_acc, p_frag);
-  };
+  auto rescale_and_pack = [&](const float (&alpha)[2]) { sm90::rescale_and_pack<T, D>(o_acc, p_frag, s_acc, alpha); };
   // The copies wrote through the generic proxy, wgmma reads through the async one: the fence comes after the
   // waits that acquired the copies and before the MMAs.
   auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };

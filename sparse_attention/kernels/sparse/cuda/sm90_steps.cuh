@@ -161,6 +161,16 @@ __device__ __forceinline__ void rescale_o(O& o, const float (&alpha)[2]) {
     }
 }
 
+// Tile i's softmax on its S accumulators once their MMA retired (the caller's wait): the partial tile's
+// masks, then the online softmax (alpha: O's rescale factors for rescale_and_pack).
+template <class S>
+__device__ __forceinline__ void softmax_tile(S& s_acc, const uint64_t (&rows)[2], bool masked, float (&m)[2],
+                                             float (&l)[2], float (&alpha)[2], float scale_log2, int t) {
+  cute::warpgroup_fence_operand(s_acc);
+  if (masked) apply_key_masks(s_acc, rows, t);
+  softmax_rows(s_acc, m, l, alpha, scale_log2);
+}
+
 // P in the input dtype, pairs packed as block_sparse.cu packs them (round to nearest even), into the A
 // fragment of the P·V MMA.
 template <typename T, class S, class P>
@@ -168,6 +178,15 @@ __device__ __forceinline__ void pack_p(const S& s, P& p) {
   uint32_t* p2 = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
 #pragma unroll
   for (int j = 0; j < 16; ++j) p2[j] = pack2<T>(s(2 * j), s(2 * j + 1));
+}
+
+// Once the P·V before it retired (the caller's wait): O's rescale by alpha and P(i) into the A fragment.
+template <typename T, int D, class O, class P, class S>
+__device__ __forceinline__ void rescale_and_pack(O& o_acc, P& p_frag, const S& s_acc, const float (&alpha)[2]) {
+  cute::warpgroup_fence_operand(o_acc);
+  cute::warpgroup_fence_operand(p_frag);
+  rescale_o<D>(o_acc, alpha);
+  pack_p<T>(s_acc, p_frag);
 }
 
 // Normalizes this thread's O rows and stages them, in the input dtype, in the same rows of the Q tile sQ
