@@ -58,6 +58,9 @@
 
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
@@ -80,15 +83,21 @@ inline constexpr int kProducerThreads = 128;
 inline constexpr int kConsumerWarps = 8;
 // 128·72 + 256·216 = 64512 = 384·168, the pool the CTA launches with. The consumers hold Q's fragment (32
 // registers) on top of S, P and O and are spill-free from 216 up; the producer fits in 72.
-inline constexpr int kProducerRegs = 72, kConsumerRegs = 216;
+template <int KN>
+inline constexpr int kProducerRegs = KN == 64 ? 72 : 56;
+template <int KN>
+inline constexpr int kConsumerRegs = KN == 64 ? 216 : 224;
+static_assert(128 * kProducerRegs<64> + 256 * kConsumerRegs<64> == 64512 &&
+              128 * kProducerRegs<128> + 256 * kConsumerRegs<128> == 64512, "the launch's register pool");
 inline constexpr int kBarTurn = 1, kBarStore = 3;  // named barriers 1-2 and 3-4 (0 is __syncthreads)
 // Ping-pong between the consumer warpgroups (session 9, H200, Flux 4096²: 122.4 / 14.67 / 7.12 ms on dense,
 // GNA and GRAT-B layouts with it, 124.1 / 14.92 / 7.26 ms without).
 inline constexpr bool kPingPong = true;
 
-// Deeper rings where tiles are small: a gathered tile's latency is that of its slowest row.
-template <int D>
-inline constexpr int kWsStages = D == 128 ? 5 : 8;
+// Deeper rings where tiles are small: a gathered tile's latency is that of its slowest row. A stage holds
+// KN keys (one or two layout tiles); D = 128 with 128-key stages fills Hopper's 227 KiB with 3.
+template <int D, int KN>
+inline constexpr int kWsStages = KN == 64 ? (D == 128 ? 5 : 8) : (D == 128 ? 3 : 4);
 
 __device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_address(bar)), "r"(count) : "memory");
@@ -212,25 +221,47 @@ namespace {
 using namespace cute;
 using namespace sm90ws;
 
-template <typename T, int D>
+template <typename T, int D, int KN>
 struct WsSmem {
-  static constexpr int kStages = kWsStages<D>;
+  static constexpr int kStages = kWsStages<D, KN>;
   static constexpr int kBarriers = 1 + 4 * kStages;
-  static constexpr int bytes() { return sm90::Tiles<T, D>::smem_bytes(kStages) + 8 * kBarriers; }
+  static constexpr int bytes() { return sm90::Tiles<T, D, KN>::smem_bytes(kStages) + 8 * kBarriers; }
 };
 
-template <typename T, int D>
+// The allowed keys of this thread's two rows in step `step`, whose H = KN / kBN layout tiles sit side by
+// side: rows[2e + r] for the entry's tile H·step + e (sm90::key_masks), none for a slot past the entry's last
+// tile (an odd count leaves the last step half empty; the producer zero-fills it). Returns whether any key
+// can be masked.
+template <int H>
+__device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * H], const BlockSparseArgs& a, const EntryTiles& tiles,
+                                           int step, int row_base) {
+  bool masked = false;
+#pragma unroll
+  for (int e = 0; e < H; ++e) {
+    const int i = H * step + e;
+    uint64_t half[2] = {0, 0};
+    if (i < tiles.num_tiles) masked |= sm90::key_masks(half, a, tiles, i, tiles.at(i), row_base);
+    else masked = true;
+    rows[2 * e] = half[0], rows[2 * e + 1] = half[1];
+  }
+  return masked;
+}
+
+template <typename T, int D, int KN>
 __global__ void __launch_bounds__(kWsThreads, 1)
     block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Tiles = sm90::Tiles<T, D>;
+  using Tiles = sm90::Tiles<T, D, KN>;
   using E = typename Tiles::E;
-  constexpr int S = kWsStages<D>;
+  constexpr int S = kWsStages<D, KN>;
+  constexpr int H = KN / kBN;  // layout tiles per step
+  // Q in registers where it fits (see kConsumerRegs); with 128-key steps S's accumulators take its place.
+  constexpr bool kQInRegs = KN == kBN;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t misalign = smem_address(smem_raw) & 1023u;
   E* qs = reinterpret_cast<E*>(smem_raw + (misalign == 0 ? 0 : 1024 - misalign));
-  E* ks = qs + Tiles::kQElems;       // S stages of [kBN, D]
-  E* vs = ks + S * Tiles::kKVElems;  // S stages of [kBN, D]
+  E* ks = qs + Tiles::kQElems;       // S stages of [KN, D]
+  E* vs = ks + S * Tiles::kKVElems;  // S stages of [KN, D]
   uint64_t* q_full = reinterpret_cast<uint64_t*>(vs + S * Tiles::kKVElems);
   uint64_t* k_full = q_full + 1;
   uint64_t* v_full = k_full + S;
@@ -251,6 +282,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
   const EntryTiles tiles = entry_tiles(a, b, h, qt);
   const int num_tiles = tiles.num_tiles;
+  const int num_steps = (num_tiles + H - 1) / H;
   if (num_tiles == 0) {  // CTA-uniform: nobody has touched a barrier yet
     zero_rows<D, kWsThreads>(out, out_ld, perm, q0, kBM, a.seq_len);
     return;
@@ -266,9 +298,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   __syncthreads();  // the last CTA-wide barrier: the producer leaves before the consumers' epilogue
 
   if (tid < kProducerThreads) {
-    // ---- Producer: tile j's rows (one set of look-ups for K and V) go to stage j % S once its previous
-    // occupant, tile j - S, is released.
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    // ---- Producer: step j's H tiles (one set of look-ups for K and V) go to stage j % S, side by side,
+    // once its previous occupant, step j - S, is released.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs<KN>));
     const int p = tid;
     const T* qg = static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[2];
     const T* kg = static_cast<const T*>(a.k) + b * a.k_stride[0] + h * a.k_stride[2];
@@ -277,33 +309,50 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     const uint32_t q_ld = uint32_t(a.q_stride[1] * int64_t(sizeof(T))), k_ld = uint32_t(a.k_stride[1] * int64_t(sizeof(T))),
                    v_ld = uint32_t(a.v_stride[1] * int64_t(sizeof(T)));
     const WsRowCopier<D> rows = WsRowCopier<D>::make(k_stage(0), p);
+    // The second tile of a step: kBN rows further down in the same swizzle-atom columns.
+    constexpr uint32_t kHalfBytes = kBN * 128;
+    const int col = (p % (D / 8)) * 8;
+    if (H > 1 && smem_address(raw_pointer_cast(&k_stage(0)(rows.row0 + kBN, col))) -
+                         smem_address(raw_pointer_cast(&k_stage(0)(rows.row0, col))) != kHalfBytes)
+      __trap();
     const uint32_t k_base = smem_address(ks), v_base = smem_address(vs);
     constexpr uint32_t kStageBytes = Tiles::kKVElems * sizeof(T);
-    // Q's and tile 0's look-ups in one round trip; after that, tile j+1's go out right after tile j's copies,
+    // Q's and step 0's look-ups in one round trip; after that, step j+1's go out right after step j's copies,
     // before the waits for its stages: once the ring is full the producer spends its time in those waits,
     // which then hide the look-ups' latency.
-    int32_t tok[kWsPasses<D, kBN>];
-    int tile = tiles.at(0), next = tiles.at(1);
+    int32_t tok[H][kWsPasses<D, kBN>];
+    int tile[H];
     {
       int32_t q_tok[kWsPasses<D, kBM>];
       ws_tokens<D, kBM>(q_tok, q0, perm, a.seq_len, p);
-      ws_tokens<D, kBN>(tok, tile * kBN, perm, a.seq_len, p);
+#pragma unroll
+      for (int e = 0; e < H; ++e) {
+        tile[e] = tiles.at(e);
+        ws_tokens<D, kBN>(tok[e], max(tile[e], 0) * kBN, perm, a.seq_len, p);
+      }
       WsRowCopier<D>::make(sQ, p).template copy<kBM>(smem_address(qs), qg, q_ld, q_tok, a.seq_len - q0);
       mbar_arrive_on_copies(q_full);
     }
-    uint32_t s_off = 0;  // tile j's stage (byte offset) and use of it
+    // Rows of tile `t` to copy: all but the ragged last tile's tail; none for a slot past the entry's end.
+    auto valid_rows = [&](int t) { return t >= 0 ? a.seq_len - t * kBN : 0; };
+    uint32_t s_off = 0;  // step j's stage (byte offset) and use of it
     int s = 0, use = 0;
-    for (int j = 0; j < num_tiles; ++j) {
-      const int later = tiles.at(j + 2);
-      const int valid = a.seq_len - tile * kBN;
+    for (int j = 0; j < num_steps; ++j) {
       if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-      rows.template copy<kBN>(k_base + s_off, kg, k_ld, tok, valid);
+#pragma unroll
+      for (int e = 0; e < H; ++e) rows.template copy<kBN>(k_base + s_off + e * kHalfBytes, kg, k_ld, tok[e], valid_rows(tile[e]));
       mbar_arrive_on_copies(k_full + s);
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-      rows.template copy<kBN>(v_base + s_off, vg, v_ld, tok, valid);
+#pragma unroll
+      for (int e = 0; e < H; ++e) rows.template copy<kBN>(v_base + s_off + e * kHalfBytes, vg, v_ld, tok[e], valid_rows(tile[e]));
       mbar_arrive_on_copies(v_full + s);
-      if (next >= 0) ws_tokens<D, kBN>(tok, next * kBN, perm, a.seq_len, p);
-      tile = next, next = later;
+      if (j + 1 < num_steps) {
+#pragma unroll
+        for (int e = 0; e < H; ++e) {
+          tile[e] = tiles.at(H * (j + 1) + e);
+          ws_tokens<D, kBN>(tok[e], max(tile[e], 0) * kBN, perm, a.seq_len, p);
+        }
+      }
       s_off += kStageBytes;
       if (++s == S) s = 0, s_off = 0, ++use;
     }
@@ -312,25 +361,31 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   }
 
   // ---- Consumers: warpgroup cw owns query rows 64cw..64cw+63 of the tile.
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs<KN>));
   const int ctid = tid - kProducerThreads, cw = ctid / 128, wtid = ctid % 128;
-  typename Tiles::MmaSrs mma_s;
+  using MmaS = std::conditional_t<kQInRegs, typename Tiles::MmaSrs, typename Tiles::MmaS>;
+  MmaS mma_s;
   typename Tiles::MmaO mma_o;
   auto thr_s = mma_s.get_thread_slice(ctid);
   auto thr_o = mma_o.get_thread_slice(ctid);
-  // S's A operand: this thread's Q values, loaded once Q landed (Tiles::MmaSrs says why in registers).
-  Tensor tSrQ = make_tensor<E>(typename Tiles::QLayout{});
-  Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<kBN>>{});
+  // S's A operand: this thread's Q values, loaded once Q landed (Tiles::MmaSrs says why in registers), or
+  // the descriptors of its warpgroup's rows of sQ.
+  auto tSrQ = [&] {
+    if constexpr (kQInRegs) return make_tensor<E>(typename Tiles::QLayout{});
+    else return thr_s.partition_fragment_A(sQ);
+  }();
+  Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<KN>>{});
   Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<D>>{});
   Tensor p_frag = make_tensor<E>(typename Tiles::PLayout{});
-  static_assert(decltype(size(s_acc))::value == 32 && decltype(size(p_frag))::value == 32, "one S value per P value");
+  static_assert(decltype(size(s_acc))::value == KN / 2 && decltype(size(p_frag))::value == KN / 2,
+                "one S value per P value");
   static_assert(decltype(size(o_acc))::value == D / 2, "D / 8 column groups of 4 values");
   clear(o_acc);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int row_base = cw * 64 + ((ctid / 32) % 4) * 16 + lane / 4, t = lane % 4;
 
-  // Stages and phase parities of tiles i (k_), i-1 (v_) and i-2 (old_st), stepped once per tile: j % S
-  // and (j / S) & 1 would cost a division's worth of instructions per tile.
+  // Stages and phase parities of steps i (k_), i-1 (v_) and i-2 (old_st), stepped once per step: j % S
+  // and (j / S) & 1 would cost a division's worth of instructions per step.
   int k_st = 0, k_par = 0, v_st = 0, v_par = 0, old_st = 0;
   // Ping-pong turns (see the header): wait for ours before issuing, hand the turn over after.
   auto take_turn = [&]() {
@@ -343,7 +398,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   auto issue_pv = [&](int st) {  // O += P(i-1) · V(i-1)
     sm90::issue_gemm(mma_o, p_frag, thr_o.partition_fragment_B(vt_stage(st)), o_acc, false);
   };
-  auto softmax = [&](const uint64_t (&rows)[2], bool masked, float (&alpha)[2]) {
+  auto softmax = [&](const uint64_t (&rows)[2 * H], bool masked, float (&alpha)[2]) {
     sm90::softmax_tile(s_acc, rows, masked, m, l, alpha, a.scale_log2, t);
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) { sm90::rescale_and_pack<T, D>(o_acc, p_frag, s_acc, alpha); };
@@ -351,38 +406,40 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   // waits that acquired the copies and before the MMAs.
   auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };
 
-  // The schedule of block_sparse_sm90.cu (num_tiles + 1 issue points; see its header for why the waits sit
-  // where they do), with the barrier replaced by the stage waits and the releases. Tile i's masks are read
-  // during issue point i-1 (next_rows), the tile index they need one point before that (after).
+  // The schedule of block_sparse_sm90.cu (num_steps + 1 issue points; see its header for why the waits sit
+  // where they do), with the barrier replaced by the stage waits and the releases. Step i's masks are read
+  // during issue point i-1 (next_rows).
   if (cw == 1) bar_arrive_if(kBarTurn, 256, pingpong);  // consumer 0 takes the first turn
   float alpha[2];
-  uint64_t next_rows[2];
+  uint64_t next_rows[2 * H];
   bool next_masked = false;
-  int next = tiles.at(1), after = tiles.at(2);
   {  // i = 0: S(0) alone
-    uint64_t rows[2];
-    const bool masked = sm90::key_masks(rows, a, tiles, 0, tiles.at(0), row_base);
+    uint64_t rows[2 * H];
+    const bool masked = step_masks<H>(rows, a, tiles, 0, row_base);
     mbar_wait(q_full, 0);
-    sm90::load_q_frag<D>(sQ, tSrQ, row_base, t);
-    warpgroup_fence_operand(tSrQ);
+    if constexpr (kQInRegs) {
+      sm90::load_q_frag<D>(sQ, tSrQ, row_base, t);
+      warpgroup_fence_operand(tSrQ);
+    }
     mbar_wait(k_full + 0, 0);
     acquired();
     take_turn();
     issue_s(0);
     give_turn(false);
-    if (num_tiles > 1) next_masked = sm90::key_masks(next_rows, a, tiles, 1, next, row_base);
-    next = after, after = tiles.at(3);
+    if (num_steps > 1) next_masked = step_masks<H>(next_rows, a, tiles, 1, row_base);
     warpgroup_wait<0>();
     mbar_arrive_warp(k_empty + 0, lane);
     softmax(rows, masked, alpha);
   }
-  for (int i = 1; i < num_tiles; ++i) {
+  for (int i = 1; i < num_steps; ++i) {
     old_st = v_st, v_st = k_st, v_par = k_par;
     if (++k_st == S) k_st = 0, k_par ^= 1;
     warpgroup_wait<0>();  // P(i-2)·V(i-2) retired: O and P's registers and V(i-2)'s stage are free
     if (i >= 2) mbar_arrive_warp(v_empty + old_st, lane);
-    rescale_and_pack(alpha);  // tile i-1's
-    const uint64_t rows[2] = {next_rows[0], next_rows[1]};  // tile i's
+    rescale_and_pack(alpha);  // step i-1's
+    uint64_t rows[2 * H];  // step i's
+#pragma unroll
+    for (int w = 0; w < 2 * H; ++w) rows[w] = next_rows[w];
     const bool masked = next_masked;
     mbar_wait(k_full + k_st, k_par);
     mbar_wait(v_full + v_st, v_par);
@@ -391,17 +448,16 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     issue_s(k_st);
     issue_pv(v_st);
     give_turn(false);
-    if (i + 1 < num_tiles) next_masked = sm90::key_masks(next_rows, a, tiles, i + 1, next, row_base);
-    next = after, after = tiles.at(i + 3);
+    if (i + 1 < num_steps) next_masked = step_masks<H>(next_rows, a, tiles, i + 1, row_base);
     warpgroup_wait<1>();  // S(i) retired; P(i-1)·V(i-1) runs on during the softmax
     mbar_arrive_warp(k_empty + k_st, lane);
     softmax(rows, masked, alpha);
   }
-  {  // i = num_tiles: the last tile's P·V
-    // Tile num_tiles - 1 is the last loop's k_ tile, num_tiles - 2 its v_ tile.
+  {  // i = num_steps: the last step's P·V
+    // Step num_steps - 1 is the last loop's k_ step, num_steps - 2 its v_ step.
     const int last_st = k_st, last_par = k_par;
     warpgroup_wait<0>();
-    if (num_tiles >= 2) mbar_arrive_warp(v_empty + v_st, lane);
+    if (num_steps >= 2) mbar_arrive_warp(v_empty + v_st, lane);
     rescale_and_pack(alpha);
     mbar_wait(v_full + last_st, last_par);
     acquired();
@@ -447,13 +503,19 @@ __global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* o
   for (int e = begin; e < end; ++e) order[heavy(e) ? before++ : light++] = e;
 }
 
-template <typename T, int D>
+template <typename T, int D, int KN>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
-  constexpr int smem_bytes = WsSmem<T, D>::bytes();
+  constexpr int smem_bytes = WsSmem<T, D, KN>::bytes();
   static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, KN>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_sm90ws_kernel<T, D><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
+  block_sparse_sm90ws_kernel<T, D, KN><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
+}
+
+template <int KN>
+void launch_kn(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, dim3 grid, bool pingpong) {
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64, KN>(ctx, a, grid, pingpong) : launch<__half, 64, KN>(ctx, a, grid, pingpong);
+  else bf16 ? launch<__nv_bfloat16, 128, KN>(ctx, a, grid, pingpong) : launch<__half, 128, KN>(ctx, a, grid, pingpong);
 }
 
 }  // namespace
@@ -475,8 +537,10 @@ void launch_block_sparse_sm90ws(const rt::Context& ctx, const BlockSparseArgs& a
                                                                    int(entries), key_tiles);
   rt::cuda::check_launch(ctx, "block_sparse_attention (sm90ws entry order)");
   constexpr bool pingpong = kPingPong;
-  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, ordered, grid, pingpong) : launch<__half, 64>(ctx, ordered, grid, pingpong);
-  else bf16 ? launch<__nv_bfloat16, 128>(ctx, ordered, grid, pingpong) : launch<__half, 128>(ctx, ordered, grid, pingpong);
+  // TEMPORARY A/B (session 11): DITRUN_WS_KN=64 runs the one-tile steps.
+  const char* kn = std::getenv("DITRUN_WS_KN");
+  if (kn != nullptr && std::string(kn) == "64") launch_kn<sm90::kBN>(ctx, ordered, bf16, d, grid, pingpong);
+  else launch_kn<2 * sm90::kBN>(ctx, ordered, bf16, d, grid, pingpong);
   rt::cuda::check_launch(ctx, "block_sparse_attention (sm90ws)");
 }
 

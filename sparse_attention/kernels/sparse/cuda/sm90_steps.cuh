@@ -71,25 +71,29 @@ __device__ __forceinline__ bool key_masks(uint64_t (&rows)[2], const Args& a, co
   return partial || ragged_tile;
 }
 
-// -inf for the S values of keys the masks leave out (t = lane % 4): value v is key 8 * (v / 4) + 2t + v % 2.
-// The thread's shift by 2t is done once per row, so every remaining shift is a constant.
-template <class S>
-__device__ __forceinline__ void apply_key_masks(S& s, const uint64_t (&rows)[2], int t) {
-  const uint64_t x[2] = {rows[0] >> (2 * t), rows[1] >> (2 * t)};
+// -inf for the S values of keys the masks leave out (t = lane % 4): value v is key 8 * (v / 4) + 2t + v % 2,
+// and rows[2h + r] is row r's mask word of keys 64h..64h+63 (one layout tile, or sm90ws's two side by side).
+// The thread's shift by 2t is done once per word, so every remaining shift is a constant.
+template <class S, int N>
+__device__ __forceinline__ void apply_key_masks(S& s, const uint64_t (&rows)[N], int t) {
+  static_assert(decltype(cute::size(s))::value == 16 * N, "a mask word per row per 64 keys");
+  uint64_t x[N];
 #pragma unroll
-  for (int v = 0; v < 32; ++v) {
-    const int r = (v / 2) % 2, bit = 8 * (v / 4) + v % 2;
-    if (!((x[r] >> bit) & 1)) s(v) = -INFINITY;
+  for (int w = 0; w < N; ++w) x[w] = rows[w] >> (2 * t);
+#pragma unroll
+  for (int v = 0; v < 16 * N; ++v) {
+    const int n = v / 4, r = (v / 2) % 2, bit = 8 * (n % 8) + v % 2;
+    if (!((x[2 * (n / 8) + r] >> bit) & 1)) s(v) = -INFINITY;
   }
 }
 
-// Online softmax over one key tile on a thread's S accumulators (32 values: two rows r, 16 keys each, see
+// Online softmax over one key tile on a thread's S accumulators (two rows r, 16 or 32 values each, see
 // sm90_tile.cuh), the same steps and the same -inf conventions as flash::softmax_update: the new running
 // max m and sum l, s replaced by p, and alpha[r], the factor the row's O accumulators must be scaled by
 // (rescale_o) before this tile's P·V adds to them.
 template <class S>
 __device__ __forceinline__ void softmax_rows(S& s, float (&m)[2], float (&l)[2], float (&alpha)[2], float scale_log2) {
-  constexpr int kSCols = kBN / 8;
+  constexpr int kSCols = decltype(cute::size(s))::value / 4;  // n8 column groups
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float mx = -INFINITY;
@@ -163,8 +167,8 @@ __device__ __forceinline__ void rescale_o(O& o, const float (&alpha)[2]) {
 
 // Tile i's softmax on its S accumulators once their MMA retired (the caller's wait): the partial tile's
 // masks, then the online softmax (alpha: O's rescale factors for rescale_and_pack).
-template <class S>
-__device__ __forceinline__ void softmax_tile(S& s_acc, const uint64_t (&rows)[2], bool masked, float (&m)[2],
+template <class S, int N>
+__device__ __forceinline__ void softmax_tile(S& s_acc, const uint64_t (&rows)[N], bool masked, float (&m)[2],
                                              float (&l)[2], float (&alpha)[2], float scale_log2, int t) {
   cute::warpgroup_fence_operand(s_acc);
   if (masked) apply_key_masks(s_acc, rows, t);
@@ -177,7 +181,7 @@ template <typename T, class S, class P>
 __device__ __forceinline__ void pack_p(const S& s, P& p) {
   uint32_t* p2 = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
 #pragma unroll
-  for (int j = 0; j < 16; ++j) p2[j] = pack2<T>(s(2 * j), s(2 * j + 1));
+  for (int j = 0; j < decltype(cute::size(s))::value / 2; ++j) p2[j] = pack2<T>(s(2 * j), s(2 * j + 1));
 }
 
 // Once the P·V before it retired (the caller's wait): O's rescale by alpha and P(i) into the A fragment.

@@ -37,7 +37,8 @@ struct CuteElement<__half> {
   using type = cute::half_t;
 };
 
-template <typename T, int D>
+// KN: keys per shared-memory stage and per S MMA, one layout tile (kBN) or, in sm90ws, two of them side by side.
+template <typename T, int D, int KN = kBN>
 struct Tiles {
   using E = typename CuteElement<T>::type;
   // [rows, D] with D contiguous, in 8-row x 128-byte swizzle atoms (D = 128 is two atom columns, each
@@ -45,18 +46,18 @@ struct Tiles {
   using Q = decltype(cute::tile_to_shape(cute::GMMA::Layout_K_SW128_Atom<E>{},
                                          cute::Shape<cute::Int<kBM>, cute::Int<D>>{}));
   using KV = decltype(cute::tile_to_shape(cute::GMMA::Layout_K_SW128_Atom<E>{},
-                                          cute::Shape<cute::Int<kBN>, cute::Int<D>>{}));
+                                          cute::Shape<cute::Int<KN>, cute::Int<D>>{}));
   // The same V bytes seen as [D, keys]: P·V's B operand is N = D by K = keys, and V's D is contiguous, so B
   // is MN-major (wgmma transposes 16-bit B operands from shared memory; no transposed copy of V).
   using Vt = decltype(cute::composition(
-      KV{}, cute::make_layout(cute::Shape<cute::Int<D>, cute::Int<kBN>>{}, cute::GenRowMajor{})));
+      KV{}, cute::make_layout(cute::Shape<cute::Int<D>, cute::Int<KN>>{}, cute::GenRowMajor{})));
   // Two warpgroups stacked along M: each owns 64 query rows.
   using MmaS = decltype(cute::make_tiled_mma(
-      cute::GMMA::ss_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<kBN>, cute::Int<D>>,
+      cute::GMMA::ss_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<KN>, cute::Int<D>>,
                                  cute::GMMA::Major::K, cute::GMMA::Major::K>(),
       cute::Layout<cute::Shape<cute::Int<kWarpgroups>, cute::_1, cute::_1>>{}));
   using MmaO = decltype(cute::make_tiled_mma(
-      cute::GMMA::rs_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<D>, cute::Int<kBN>>,
+      cute::GMMA::rs_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<D>, cute::Int<KN>>,
                                  cute::GMMA::Major::K, cute::GMMA::Major::MN>(),
       cute::Layout<cute::Shape<cute::Int<kWarpgroups>, cute::_1, cute::_1>>{}));
   // S = Q·Kᵀ with Q in registers (A from registers, K-major): the S MMAs then read only K from shared
@@ -64,15 +65,15 @@ struct Tiles {
   // which with P·V's V reads and the tile copies is Hopper's 128 bytes per clock of shared memory at the
   // tensor cores' full rate.
   using MmaSrs = decltype(cute::make_tiled_mma(
-      cute::GMMA::rs_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<kBN>, cute::Int<D>>,
+      cute::GMMA::rs_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<KN>, cute::Int<D>>,
                                  cute::GMMA::Major::K, cute::GMMA::Major::K>(),
       cute::Layout<cute::Shape<cute::Int<kWarpgroups>, cute::_1, cute::_1>>{}));
   // Q as the A operand of MmaSrs: 8 values per k-block of 16 dims, D / 16 k-blocks (the numbering above).
   using QLayout = cute::Layout<cute::Shape<cute::Shape<cute::_2, cute::_2, cute::_2>, cute::_1, cute::Int<D / 16>>>;
-  // P as the A operand of MmaO: 8 values per k-block of 16 keys, kBN / 16 k-blocks (ordered as above).
-  using PLayout = cute::Layout<cute::Shape<cute::Shape<cute::_2, cute::_2, cute::_2>, cute::_1, cute::Int<kBN / 16>>>;
+  // P as the A operand of MmaO: 8 values per k-block of 16 keys, KN / 16 k-blocks (ordered as above).
+  using PLayout = cute::Layout<cute::Shape<cute::Shape<cute::_2, cute::_2, cute::_2>, cute::_1, cute::Int<KN / 16>>>;
 
-  static constexpr int kQElems = kBM * D, kKVElems = kBN * D;
+  static constexpr int kQElems = kBM * D, kKVElems = KN * D;
   // Q, `stages` K and `stages` V tiles, plus 1 KiB to align the base: a swizzle atom spans 1 KiB and the
   // descriptors assume atoms start on 1 KiB boundaries. block_sparse_sm90.cu runs three stages.
   static constexpr int smem_bytes(int stages) { return (kQElems + 2 * stages * kKVElems) * int(sizeof(T)) + 1024; }
