@@ -1,54 +1,60 @@
 // Block-sparse flash attention on Hopper, warp-specialized (wgmma, sm_90a only; SparseKernel::Sm90Ws,
-// "sm90ws"). Same contract, arguments and numerics as block_sparse_sm90.cu, whose per-tile steps it reuses
-// (sm90_steps.cuh, sm90_tile.cuh): the same wgmma shapes, the same softmax, rescale and P rounding in the same
-// order, so its output is bit-identical to the sm90 and sm80 kernels'. What changes is who waits for what:
-// the sm90 kernel's 256 threads all gather rows and meet at one __syncthreads per key tile, so every load
-// latency and every imbalance between the two warpgroups stalls both. Here
-//  - warpgroup 0 (128 threads, setmaxnreg 72) only loads: the perm look-ups and the 16-byte cp.async row
-//    gathers of Q and of every K and V tile into a ring of kWsStages stages (5 at D = 128, 8 at D = 64), as
-//    far ahead of the consumers as the ring allows;
-//  - warpgroups 1 and 2 (setmaxnreg 216) own 64 query rows each and only compute, with the sm90 kernel's
+// "sm90ws", what `auto` runs on Hopper). Same contract and arguments as block_sparse_sm90.cu, whose per-tile
+// steps it reuses (sm90_steps.cuh, sm90_tile.cuh), but it walks an entry's key tiles two at a time: step j
+// puts the entry's tiles 2j and 2j+1 (any two, the list need not be contiguous) side by side in one 128-key
+// stage, and runs one m64n128 S MMA, one softmax update and one P·V MMA over them. That halves everything a
+// kernel pays per step rather than per key (barrier waits, turns, stage releases, mask decisions, MMA issue,
+// the row reductions' shuffles and the rescale check): session 10's ncu showed the one-tile kernel
+// issue-bound, and on the H200 the two-tile steps took 0.89-0.92x its time (session 11). An odd tile count
+// leaves the last step's second half empty: zero-filled, masked. The online softmax then updates its maximum
+// per 128 keys, so the output is no longer bit-identical to the sm80 and sm90 kernels' (same tolerance to the
+// CPU reference; relative L2 to cuDNN 7e-5 against 9e-4).
+//  - warpgroup 0 (128 threads, setmaxnreg 56) only loads: the perm look-ups and the 16-byte cp.async row
+//    gathers of Q and of every step's K and V rows into a ring of kWsStages stages (3 at D = 128, 4 at
+//    D = 64), as far ahead of the consumers as the ring allows;
+//  - warpgroups 1 and 2 (setmaxnreg 224) own 64 query rows each and only compute, with the sm90 kernel's
 //    intra-warpgroup overlap (issue S(i) and P(i-1)·V(i-1), wait for S(i), softmax while P·V runs). They read
-//    the partial tiles' mask words themselves (two words per thread, one tile ahead);
+//    the partial tiles' mask words themselves (two words per thread and tile, one step ahead);
 //  - the two consumer warpgroups take turns issuing their MMAs (ping-pong, FA3's schedule), so one's
 //    softmax overlaps the other's GEMMs. The kernel keeps it a run-time argument (kPingPong below): on the
-//    H200 both settings passed every test and ping-pong took 0.98-0.99x the time without it.
+//    H200 both settings passed every test and ping-pong took 0.98-1.02x the time without it.
 //
 // Protocol (all mbarriers in shared memory, initialized by thread 0 before the CTA's one __syncthreads):
 //   q_full            count 128: each producer thread's cp.async.mbarrier.arrive.noinc after its Q rows.
 //                     One phase; consumers wait parity 0.
-//   k_full[s], v_full[s]   count 128, the same noinc arrival after a thread's K (V) rows of the tile in
-//                     stage s. Tile j lives in stage s = j % S (S = kWsStages) as the stage's use u = j / S; its
+//   k_full[s], v_full[s]   count 128, the same noinc arrival after a thread's K (V) rows of the step in
+//                     stage s. Step j lives in stage s = j % S (S = kWsStages) as the stage's use u = j / S; its
 //                     fill completes phase u of k_full[s] / v_full[s]; consumers wait parity u & 1.
 //   k_empty[s], v_empty[s] count 8: lane 0 of each of the 8 consumer warps, once the MMAs of its warpgroup
 //                     that read the stage retired (K(j): after the wgmma wait that retires S(j); V(j): after
-//                     the one that retires P(j)·V(j)). Releasing tile j completes phase u of the barrier. The
-//                     producer fills tile j >= S only after waiting for phase u - 1 (parity (u-1) & 1), the
-//                     release of tile j - S; tiles j < S go into never-used stages unwaited.
-// No phase can be overtaken (parity aliasing): fill j + S needs the release of tile j by all 8 warps, each
+//                     the one that retires P(j)·V(j)). Releasing step j completes phase u of the barrier. The
+//                     producer fills step j >= S only after waiting for phase u - 1 (parity (u-1) & 1), the
+//                     release of step j - S; steps j < S go into never-used stages unwaited.
+// No phase can be overtaken (parity aliasing): fill j + S needs the release of step j by all 8 warps, each
 // of which waited for fill j first; release j + S needs fill j + S, which the producer issues only after
-// waiting for release j. The producer waits only for releases of tiles j - S with j < num_tiles, which
-// every consumer warp performs (it visits every tile), so it never waits for an arrival that will not come;
-// consumers also release the last S tiles (phases nobody waits for). A CTA with no key tile writes zeros
+// waiting for release j. The producer waits only for releases of steps j - S with j < num_steps, which
+// every consumer warp performs (it visits every step), so it never waits for an arrival that will not come;
+// consumers also release the last S steps (phases nobody waits for). A CTA with no key tile writes zeros
 // and exits before any barrier is touched. Nothing else is CTA-wide after the init: the producer returns
 // when its last copies landed, the consumers' epilogue synchronizes each warpgroup alone.
 //   cp.async writes through the generic proxy and wgmma reads through the async proxy: each consumer thread
 // issues fence.proxy.async after its full-barrier wait (which acquires the copies) and before its MMAs.
 //   Ping-pong: named barriers kBarTurn + c (256 threads: warpgroup c's bar.sync + the other's bar.arrive).
-// Consumer c syncs on its own barrier before each of its num_tiles + 1 MMA issues and arrives on the other's
+// Consumer c syncs on its own barrier before each of its num_steps + 1 MMA issues and arrives on the other's
 // after it; consumer 1 arrives once on consumer 0's barrier at the start (consumer 0 goes first) and skips
-// its arrive after its last issue, so both barriers see exactly num_tiles + 1 syncs and arrives. A turn
-// waits only for the other warpgroup's previous issue, and that issue's stage waits need releases of tiles
+// its arrive after its last issue, so both barriers see exactly num_steps + 1 syncs and arrives. A turn
+// waits only for the other warpgroup's previous issue, and that issue's stage waits need releases of steps
 // at least S - 1 older than the waiting warpgroup's current one, which it has made: no cycle. Epilogue:
 // named barrier kBarStore + c (128 threads), each warpgroup stages and stores its own 64 rows.
 //
-// Unlike the sm90 kernel, the consumers hold Q in registers (S's MMAs then read only K from shared memory)
-// and skip O's rescale when no row of a warp has a new maximum; and the producer's copies cost three
-// instructions a row (session 10: the kernel was issue-bound, the producer's address arithmetic a third
-// of its instructions). Output bits are unchanged by all three.
+// Unlike the sm90 kernel, the consumers skip O's rescale when no row of a warp has a new maximum, decide a
+// step of full tiles without a load (step_masks), and the producer's copies cost three instructions a row
+// (session 10: the one-tile kernel was issue-bound, the producer's address arithmetic a third of its
+// instructions). Q stays in shared memory (SS S MMA): the 64 S accumulators of a 128-key step took the
+// registers that held it in registers in the one-tile kernel.
 //
-// nvcc 13.0: 168 registers per thread at launch (then 72 for the producer, 216 for the consumers), no
-// spills, no serialized wgmma; 197800 / 148744 bytes of shared memory at D = 128 / 64 (tiles, 1 KiB of
+// nvcc 13.0: 168 registers per thread at launch (then 56 for the producer, 224 for the consumers), no
+// spills, no serialized wgmma; 230504 / 148616 bytes of shared memory at D = 128 / 64 (tiles, 1 KiB of
 // alignment, the barriers); one CTA per SM.
 //
 // Only the sm_90a pass compiles the body; block_sparse_sm90_device_refusal guards every launch.
@@ -58,9 +64,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
-#include <string>
-#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
@@ -81,23 +84,20 @@ using sm90::kBN;
 inline constexpr int kWsThreads = 384;  // producer warpgroup + two consumer warpgroups
 inline constexpr int kProducerThreads = 128;
 inline constexpr int kConsumerWarps = 8;
-// 128·72 + 256·216 = 64512 = 384·168, the pool the CTA launches with. The consumers hold Q's fragment (32
-// registers) on top of S, P and O and are spill-free from 216 up; the producer fits in 72.
-template <int KN>
-inline constexpr int kProducerRegs = KN == 64 ? 72 : 56;
-template <int KN>
-inline constexpr int kConsumerRegs = KN == 64 ? 216 : 224;
-static_assert(128 * kProducerRegs<64> + 256 * kConsumerRegs<64> == 64512 &&
-              128 * kProducerRegs<128> + 256 * kConsumerRegs<128> == 64512, "the launch's register pool");
+// Keys per step: two layout tiles side by side (see the header).
+inline constexpr int kKN = 2 * kBN;
+// 128·56 + 256·224 = 64512 = 384·168, the pool the CTA launches with. The consumers hold S (64), P (32) and
+// O (D / 2) per thread; the producer's look-ups fit in 56.
+inline constexpr int kProducerRegs = 56, kConsumerRegs = 224;
+static_assert(128 * kProducerRegs + 256 * kConsumerRegs == 64512, "the launch's register pool");
 inline constexpr int kBarTurn = 1, kBarStore = 3;  // named barriers 1-2 and 3-4 (0 is __syncthreads)
 // Ping-pong between the consumer warpgroups (session 9, H200, Flux 4096²: 122.4 / 14.67 / 7.12 ms on dense,
 // GNA and GRAT-B layouts with it, 124.1 / 14.92 / 7.26 ms without).
 inline constexpr bool kPingPong = true;
 
-// Deeper rings where tiles are small: a gathered tile's latency is that of its slowest row. A stage holds
-// KN keys (one or two layout tiles); D = 128 with 128-key stages fills Hopper's 227 KiB with 3.
-template <int D, int KN>
-inline constexpr int kWsStages = KN == 64 ? (D == 128 ? 5 : 8) : (D == 128 ? 3 : 4);
+// As many stages as Hopper's 227 KiB holds next to Q: a gathered step's latency is that of its slowest row.
+template <int D>
+inline constexpr int kWsStages = D == 128 ? 3 : 4;
 
 __device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_address(bar)), "r"(count) : "memory");
@@ -221,47 +221,65 @@ namespace {
 using namespace cute;
 using namespace sm90ws;
 
-template <typename T, int D, int KN>
+template <typename T, int D>
 struct WsSmem {
-  static constexpr int kStages = kWsStages<D, KN>;
+  static constexpr int kStages = kWsStages<D>;
   static constexpr int kBarriers = 1 + 4 * kStages;
-  static constexpr int bytes() { return sm90::Tiles<T, D, KN>::smem_bytes(kStages) + 8 * kBarriers; }
+  static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
 };
 
-// The allowed keys of this thread's two rows in step `step`, whose H = KN / kBN layout tiles sit side by
-// side: rows[2e + r] for the entry's tile H·step + e (sm90::key_masks), none for a slot past the entry's last
-// tile (an odd count leaves the last step half empty; the producer zero-fills it). Returns whether any key
-// can be masked.
-template <int H>
-__device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * H], const BlockSparseArgs& a, const EntryTiles& tiles,
-                                           int step, int row_base) {
-  bool masked = false;
-#pragma unroll
-  for (int e = 0; e < H; ++e) {
-    const int i = H * step + e;
-    uint64_t half[2] = {0, 0};
-    if (i < tiles.num_tiles) masked |= sm90::key_masks(half, a, tiles, i, tiles.at(i), row_base);
-    else masked = true;
-    rows[2 * e] = half[0], rows[2 * e + 1] = half[1];
-  }
-  return masked;
+// Position, in the entry's visit list, of the sequence's last key tile when that tile is ragged (the
+// sequence ends inside it), else -1. Both lists are strictly ascending (block_layout.h), so the last tile
+// can only be the last full or the last partial one.
+__device__ __forceinline__ int ragged_position(const EntryTiles& tiles, int seq_len) {
+  if (seq_len % kBN == 0) return -1;
+  const int last = (seq_len - 1) / kBN;
+  if (tiles.num_full > 0 && __ldg(tiles.full + tiles.num_full - 1) == last) return tiles.num_full - 1;
+  if (tiles.num_tiles > tiles.num_full && __ldg(tiles.partial + tiles.num_tiles - tiles.num_full - 1) == last)
+    return tiles.num_tiles - 1;
+  return -1;
 }
 
-template <typename T, int D, int KN>
+// The allowed keys of this thread's two rows in step `step`, whose H = kKN / kBN layout tiles sit side by
+// side: rows[2e + r] for the entry's tile H·step + e: a partial tile's row masks, the ragged last tile's keys
+// before the sequence end (at list position `ragged`), none for a slot past the entry's last tile (an odd
+// count leaves the last step half empty; the producer zero-fills it), else all. Returns whether any key can
+// be masked. A step of full tiles, the common case, decides that without a load (the branch is uniform).
+template <int H>
+__device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * H], const BlockSparseArgs& a, const EntryTiles& tiles,
+                                           int step, int ragged, int row_base) {
+  const int i0 = H * step;
+#pragma unroll
+  for (int w = 0; w < 2 * H; ++w) rows[w] = ~uint64_t(0);
+  if (i0 + H <= tiles.num_full && (ragged < i0 || ragged >= i0 + H)) return false;
+#pragma unroll
+  for (int e = 0; e < H; ++e) {
+    const int i = i0 + e;
+    if (i >= tiles.num_tiles) {
+      rows[2 * e] = rows[2 * e + 1] = 0;
+    } else if (i >= tiles.num_full) {
+      const uint64_t* mask = a.partial_masks + int64_t(tiles.partial_begin + i - tiles.num_full) * kBM + row_base;
+      rows[2 * e] = __ldg(mask), rows[2 * e + 1] = __ldg(mask + 8);
+    } else if (i == ragged) {
+      rows[2 * e] = rows[2 * e + 1] = (uint64_t(1) << (a.seq_len % kBN)) - 1;
+    }
+  }
+  return true;
+}
+
+template <typename T, int D>
 __global__ void __launch_bounds__(kWsThreads, 1)
     block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Tiles = sm90::Tiles<T, D, KN>;
+  using Tiles = sm90::Tiles<T, D, kKN>;
   using E = typename Tiles::E;
-  constexpr int S = kWsStages<D, KN>;
-  constexpr int H = KN / kBN;  // layout tiles per step
-  // Q in registers where it fits (see kConsumerRegs); with 128-key steps S's accumulators take its place.
-  constexpr bool kQInRegs = KN == kBN;
+  constexpr int S = kWsStages<D>;
+  constexpr int H = kKN / kBN;  // layout tiles per step
   extern __shared__ unsigned char smem_raw[];
   const uint32_t misalign = smem_address(smem_raw) & 1023u;
   E* qs = reinterpret_cast<E*>(smem_raw + (misalign == 0 ? 0 : 1024 - misalign));
-  E* ks = qs + Tiles::kQElems;       // S stages of [KN, D]
-  E* vs = ks + S * Tiles::kKVElems;  // S stages of [KN, D]
+  E* ks = qs + Tiles::kQElems;       // S stages of [kKN, D]
+  E* vs = ks + S * Tiles::kKVElems;  // S stages of [kKN, D]
   uint64_t* q_full = reinterpret_cast<uint64_t*>(vs + S * Tiles::kKVElems);
   uint64_t* k_full = q_full + 1;
   uint64_t* v_full = k_full + S;
@@ -300,7 +318,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   if (tid < kProducerThreads) {
     // ---- Producer: step j's H tiles (one set of look-ups for K and V) go to stage j % S, side by side,
     // once its previous occupant, step j - S, is released.
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs<KN>));
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
     const int p = tid;
     const T* qg = static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[2];
     const T* kg = static_cast<const T*>(a.k) + b * a.k_stride[0] + h * a.k_stride[2];
@@ -361,28 +379,23 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   }
 
   // ---- Consumers: warpgroup cw owns query rows 64cw..64cw+63 of the tile.
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs<KN>));
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
   const int ctid = tid - kProducerThreads, cw = ctid / 128, wtid = ctid % 128;
-  using MmaS = std::conditional_t<kQInRegs, typename Tiles::MmaSrs, typename Tiles::MmaS>;
-  MmaS mma_s;
+  typename Tiles::MmaS mma_s;
   typename Tiles::MmaO mma_o;
   auto thr_s = mma_s.get_thread_slice(ctid);
   auto thr_o = mma_o.get_thread_slice(ctid);
-  // S's A operand: this thread's Q values, loaded once Q landed (Tiles::MmaSrs says why in registers), or
-  // the descriptors of its warpgroup's rows of sQ.
-  auto tSrQ = [&] {
-    if constexpr (kQInRegs) return make_tensor<E>(typename Tiles::QLayout{});
-    else return thr_s.partition_fragment_A(sQ);
-  }();
-  Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<KN>>{});
+  Tensor tSrQ = thr_s.partition_fragment_A(sQ);  // descriptors of this warpgroup's 64 rows, per k-block
+  Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<kKN>>{});
   Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<D>>{});
   Tensor p_frag = make_tensor<E>(typename Tiles::PLayout{});
-  static_assert(decltype(size(s_acc))::value == KN / 2 && decltype(size(p_frag))::value == KN / 2,
+  static_assert(decltype(size(s_acc))::value == kKN / 2 && decltype(size(p_frag))::value == kKN / 2,
                 "one S value per P value");
   static_assert(decltype(size(o_acc))::value == D / 2, "D / 8 column groups of 4 values");
   clear(o_acc);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int row_base = cw * 64 + ((ctid / 32) % 4) * 16 + lane / 4, t = lane % 4;
+  const int ragged = ragged_position(tiles, a.seq_len);
 
   // Stages and phase parities of steps i (k_), i-1 (v_) and i-2 (old_st), stepped once per step: j % S
   // and (j / S) & 1 would cost a division's worth of instructions per step.
@@ -415,18 +428,14 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   bool next_masked = false;
   {  // i = 0: S(0) alone
     uint64_t rows[2 * H];
-    const bool masked = step_masks<H>(rows, a, tiles, 0, row_base);
+    const bool masked = step_masks<H>(rows, a, tiles, 0, ragged, row_base);
     mbar_wait(q_full, 0);
-    if constexpr (kQInRegs) {
-      sm90::load_q_frag<D>(sQ, tSrQ, row_base, t);
-      warpgroup_fence_operand(tSrQ);
-    }
     mbar_wait(k_full + 0, 0);
     acquired();
     take_turn();
     issue_s(0);
     give_turn(false);
-    if (num_steps > 1) next_masked = step_masks<H>(next_rows, a, tiles, 1, row_base);
+    if (num_steps > 1) next_masked = step_masks<H>(next_rows, a, tiles, 1, ragged, row_base);
     warpgroup_wait<0>();
     mbar_arrive_warp(k_empty + 0, lane);
     softmax(rows, masked, alpha);
@@ -448,7 +457,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     issue_s(k_st);
     issue_pv(v_st);
     give_turn(false);
-    if (i + 1 < num_steps) next_masked = step_masks<H>(next_rows, a, tiles, i + 1, row_base);
+    if (i + 1 < num_steps) next_masked = step_masks<H>(next_rows, a, tiles, i + 1, ragged, row_base);
     warpgroup_wait<1>();  // S(i) retired; P(i-1)·V(i-1) runs on during the softmax
     mbar_arrive_warp(k_empty + k_st, lane);
     softmax(rows, masked, alpha);
@@ -503,19 +512,13 @@ __global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* o
   for (int e = begin; e < end; ++e) order[heavy(e) ? before++ : light++] = e;
 }
 
-template <typename T, int D, int KN>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
-  constexpr int smem_bytes = WsSmem<T, D, KN>::bytes();
+  constexpr int smem_bytes = WsSmem<T, D>::bytes();
   static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, KN>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_sm90ws_kernel<T, D, KN><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
-}
-
-template <int KN>
-void launch_kn(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, dim3 grid, bool pingpong) {
-  if (d == 64) bf16 ? launch<__nv_bfloat16, 64, KN>(ctx, a, grid, pingpong) : launch<__half, 64, KN>(ctx, a, grid, pingpong);
-  else bf16 ? launch<__nv_bfloat16, 128, KN>(ctx, a, grid, pingpong) : launch<__half, 128, KN>(ctx, a, grid, pingpong);
+  block_sparse_sm90ws_kernel<T, D><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
 }
 
 }  // namespace
@@ -537,10 +540,8 @@ void launch_block_sparse_sm90ws(const rt::Context& ctx, const BlockSparseArgs& a
                                                                    int(entries), key_tiles);
   rt::cuda::check_launch(ctx, "block_sparse_attention (sm90ws entry order)");
   constexpr bool pingpong = kPingPong;
-  // TEMPORARY A/B (session 11): DITRUN_WS_KN=64 runs the one-tile steps.
-  const char* kn = std::getenv("DITRUN_WS_KN");
-  if (kn != nullptr && std::string(kn) == "64") launch_kn<sm90::kBN>(ctx, ordered, bf16, d, grid, pingpong);
-  else launch_kn<2 * sm90::kBN>(ctx, ordered, bf16, d, grid, pingpong);
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, ordered, grid, pingpong) : launch<__half, 64>(ctx, ordered, grid, pingpong);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, ordered, grid, pingpong) : launch<__half, 128>(ctx, ordered, grid, pingpong);
   rt::cuda::check_launch(ctx, "block_sparse_attention (sm90ws)");
 }
 

@@ -1,7 +1,6 @@
 // Shared-memory tiles and tensor-core shapes of the Hopper block-sparse kernel (block_sparse_sm90.cu), from
 // CuTe: the 128-byte-swizzled K-major layouts wgmma reads its shared-memory operands in, and the
-// warpgroup MMAs (S = Q·Kᵀ with both operands in shared memory, or with Q in registers for sm90ws; O += P·V
-// with P in registers).
+// warpgroup MMAs (S = Q·Kᵀ with both operands in shared memory; O += P·V with P in registers).
 //
 // Thread -> element map of every accumulator (S and O), for the softmax and the stores: with
 // wg = thread / 128, w = (thread / 32) % 4, g = lane / 4, t = lane % 4, value v = c + 2r + 4n of a thread
@@ -60,16 +59,6 @@ struct Tiles {
       cute::GMMA::rs_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<D>, cute::Int<KN>>,
                                  cute::GMMA::Major::K, cute::GMMA::Major::MN>(),
       cute::Layout<cute::Shape<cute::Int<kWarpgroups>, cute::_1, cute::_1>>{}));
-  // S = Q·Kᵀ with Q in registers (A from registers, K-major): the S MMAs then read only K from shared
-  // memory. With both operands there, the two warpgroups' m64n64 S MMAs alone read 64 KiB per key tile,
-  // which with P·V's V reads and the tile copies is Hopper's 128 bytes per clock of shared memory at the
-  // tensor cores' full rate.
-  using MmaSrs = decltype(cute::make_tiled_mma(
-      cute::GMMA::rs_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<KN>, cute::Int<D>>,
-                                 cute::GMMA::Major::K, cute::GMMA::Major::K>(),
-      cute::Layout<cute::Shape<cute::Int<kWarpgroups>, cute::_1, cute::_1>>{}));
-  // Q as the A operand of MmaSrs: 8 values per k-block of 16 dims, D / 16 k-blocks (the numbering above).
-  using QLayout = cute::Layout<cute::Shape<cute::Shape<cute::_2, cute::_2, cute::_2>, cute::_1, cute::Int<D / 16>>>;
   // P as the A operand of MmaO: 8 values per k-block of 16 keys, KN / 16 k-blocks (ordered as above).
   using PLayout = cute::Layout<cute::Shape<cute::Shape<cute::_2, cute::_2, cute::_2>, cute::_1, cute::Int<KN / 16>>>;
 
