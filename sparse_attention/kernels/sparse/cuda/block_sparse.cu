@@ -26,6 +26,7 @@
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_args.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
+#include "sparse_attention/kernels/sparse/cuda/entry_order.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
 #include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
 #include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
@@ -128,7 +129,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_kernel(const KernelA
   T* qs = reinterpret_cast<T*>(smem);
   T* ks = qs + kBM * D;      // two stages of [kBN, D]
   T* vs = ks + 2 * kBN * D;  // two stages of [kBN, D]
-  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const auto [qt, h, b] = cta_entry(a);
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int q0 = qt * kBM;
   constexpr int kChunks = D / 8;
@@ -335,6 +336,10 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
   a.perm = dl.perm, a.head_perm = dl.head_perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
   a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
+  // Heavy entries first (entry_order.h); `order` stays alive until the kernel is queued behind it.
+  const rt::Tensor order = order_entries(ctx, a, int64_t(a.num_q_tiles) * heads * batch,
+                                         int((len + kBN - 1) / kBN));
+  a.entry_order = static_cast<const int32_t*>(order.raw_data());
   const bool bf16 = p.q.dtype() == rt::DType::BF16;
   if (kernel == SparseKernel::Sm90) {
     launch_block_sparse_sm90(ctx, a, bf16, int(d), unsigned(a.num_q_tiles), unsigned(heads), unsigned(batch));

@@ -21,8 +21,8 @@ struct BlockSparseArgs {
   const int32_t* partial_index;
   const uint64_t* partial_masks;  // per partial slot, kBlockSparseQTile words: bit c of word r = allowed(row r, key c)
   float scale_log2;               // softmax scale · log2(e)
-  // sm90ws only: CTA i (blockIdx.x + q_tiles · (blockIdx.y + heads · blockIdx.z)) runs entry entry_order[i]
-  // of the same numbering; nullptr = entry i. See block_sparse_sm90ws.cu's order_entries_kernel.
+  // CTA i (blockIdx.x + q_tiles · (blockIdx.y + heads · blockIdx.z)) runs entry entry_order[i] of the same
+  // numbering; nullptr = entry i. See entry_order.h.
   const int32_t* entry_order;
 };
 

@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_sm90_kernel(const Bl
   auto v_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kKVElems), typename Tiles::KV{}); };
   auto vt_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kKVElems), typename Tiles::Vt{}); };
 
-  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const auto [qt, h, b] = cta_entry(a);
   const int tid = int(threadIdx.x), lane = tid % 32;
   const int q0 = qt * kBM;
   T* out = static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D;

@@ -60,8 +60,6 @@
 // Only the sm_90a pass compiles the body; block_sparse_sm90_device_refusal guards every launch.
 #include <cuda_runtime_api.h>
 
-#include <cub/block/block_scan.cuh>
-
 #include <climits>
 #include <cstdint>
 
@@ -214,20 +212,6 @@ __device__ __forceinline__ void store_rows_wg(const O& o, const float (&l)[2], Q
   sm90::store_staged<T, D>(sQ, out, out_ld, perm, q0, seq_len, 64 * cw, 64, wtid, 128);
 }
 
-}  // namespace sm90ws
-
-namespace {
-
-using namespace cute;
-using namespace sm90ws;
-
-template <typename T, int D>
-struct WsSmem {
-  static constexpr int kStages = kWsStages<D>;
-  static constexpr int kBarriers = 1 + 4 * kStages;
-  static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
-};
-
 // Position, in the entry's visit list, of the sequence's last key tile when that tile is ragged (the
 // sequence ends inside it), else -1. Both lists are strictly ascending (block_layout.h), so the last tile
 // can only be the last full or the last partial one.
@@ -267,6 +251,20 @@ __device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * H], const BlockS
   return true;
 }
 
+}  // namespace sm90ws
+
+namespace {
+
+using namespace cute;
+using namespace sm90ws;
+
+template <typename T, int D>
+struct WsSmem {
+  static constexpr int kStages = kWsStages<D>;
+  static constexpr int kBarriers = 1 + 4 * kStages;
+  static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
+};
+
 template <typename T, int D>
 __global__ void __launch_bounds__(kWsThreads, 1)
     block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong) {
@@ -289,9 +287,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   auto k_stage = [&](int s) { return make_tensor(make_smem_ptr(ks + s * Tiles::kKVElems), typename Tiles::KV{}); };
   auto vt_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kKVElems), typename Tiles::Vt{}); };
 
-  int entry = int(blockIdx.x) + a.num_q_tiles * (int(blockIdx.y) + a.heads * int(blockIdx.z));
-  if (a.entry_order != nullptr) entry = __ldg(a.entry_order + entry);
-  const int qt = entry % a.num_q_tiles, h = (entry / a.num_q_tiles) % a.heads, b = entry / a.num_q_tiles / a.heads;
+  const auto [qt, h, b] = cta_entry(a);
   const int tid = int(threadIdx.x), lane = tid % 32;
   const int q0 = qt * kBM;
   T* out = static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D;
@@ -485,33 +481,6 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-// The order the CTAs take the (query tile, head, batch) entries in: the heavy ones first (more than half of
-// the key tiles: the text rows, which attend every key, in a layout that is otherwise sparse), then the rest,
-// each class in the grid's order (query tile fastest, so that the CTAs running at one time share a head's
-// keys in L2). In the grid's order the last head's text rows start when about 1/heads of the work is left and
-// then run alone for most of their 1,000 tiles: run S12's GRAT-B at Flux 4096² spent about 0.9 of its 6.6 ms
-// in that tail. One block, a stable partition by a block-wide scan; nothing on the host, so it also orders the
-// device-planned (top-k) layouts and runs inside a graph capture.
-inline constexpr int kOrderThreads = 1024;
-
-__global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* order, const BlockSparseArgs a,
-                                                                     int entries, int key_tiles) {
-  using Scan = cub::BlockScan<int, kOrderThreads>;
-  __shared__ typename Scan::TempStorage scan;
-  const int per = (entries + kOrderThreads - 1) / kOrderThreads;
-  const int begin = min(int(threadIdx.x) * per, entries), end = min(begin + per, entries);
-  auto heavy = [&](int e) {
-    const int qt = e % a.num_q_tiles, h = (e / a.num_q_tiles) % a.heads, b = e / a.num_q_tiles / a.heads;
-    return 2 * entry_tiles(a, b, h, qt).num_tiles > key_tiles;
-  };
-  int mine = 0;
-  for (int e = begin; e < end; ++e) mine += heavy(e);
-  int before = 0, total = 0;
-  Scan(scan).ExclusiveSum(mine, before, total);
-  int light = total + (begin - before);  // light entries before this chunk: begin - before
-  for (int e = begin; e < end; ++e) order[heavy(e) ? before++ : light++] = e;
-}
-
 template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
   constexpr int smem_bytes = WsSmem<T, D>::bytes();
@@ -530,18 +499,9 @@ void launch_block_sparse_sm90ws(const rt::Context& ctx, const BlockSparseArgs& a
     CHECK(stride[1] * elem <= INT32_MAX, "block_sparse_attention (sm90ws): a token stride of ", stride[1],
           " elements does not fit the kernel's 32-bit row offsets");
   const dim3 grid{q_tiles, heads, batch};
-  const int64_t entries = int64_t(q_tiles) * heads * batch;
-  CHECK(entries <= INT32_MAX, "block_sparse_attention (sm90ws): ", entries, " (query tile, head, batch) entries");
-  rt::Tensor order = rt::cuda::empty(ctx, {entries}, rt::DType::F32);  // int32 values (no int32 dtype)
-  BlockSparseArgs ordered = a;
-  ordered.entry_order = static_cast<const int32_t*>(order.raw_data());
-  const int key_tiles = (a.seq_len + sm90::kBN - 1) / sm90::kBN;
-  order_entries_kernel<<<1, kOrderThreads, 0, ctx.cuda().stream>>>(static_cast<int32_t*>(order.raw_data()), a,
-                                                                   int(entries), key_tiles);
-  rt::cuda::check_launch(ctx, "block_sparse_attention (sm90ws entry order)");
   constexpr bool pingpong = kPingPong;
-  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, ordered, grid, pingpong) : launch<__half, 64>(ctx, ordered, grid, pingpong);
-  else bf16 ? launch<__nv_bfloat16, 128>(ctx, ordered, grid, pingpong) : launch<__half, 128>(ctx, ordered, grid, pingpong);
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid, pingpong) : launch<__half, 64>(ctx, a, grid, pingpong);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid, pingpong) : launch<__half, 128>(ctx, a, grid, pingpong);
   rt::cuda::check_launch(ctx, "block_sparse_attention (sm90ws)");
 }
 

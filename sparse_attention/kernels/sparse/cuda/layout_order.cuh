@@ -43,6 +43,18 @@ __device__ __forceinline__ EntryTiles entry_tiles(const Args& a, int b, int h, i
           num_full + a.partial_offsets[e + 1] - partial_begin, partial_begin};
 }
 
+// The (query tile, head, batch) entry this CTA runs: grid (query tiles, heads, batch), in a.entry_order's
+// order where the caller set one (entry_order.h), else the grid's.
+struct EntryCoords {
+  int qt, h, b;
+};
+template <class Args>
+__device__ __forceinline__ EntryCoords cta_entry(const Args& a) {
+  int entry = int(blockIdx.x) + a.num_q_tiles * (int(blockIdx.y) + a.heads * int(blockIdx.z));
+  if (a.entry_order != nullptr) entry = __ldg(a.entry_order + entry);
+  return {entry % a.num_q_tiles, (entry / a.num_q_tiles) % a.heads, entry / a.num_q_tiles / a.heads};
+}
+
 // Zeros for the rows of a query tile that visits no key, the defined output of a fully masked row: rows
 // q0..q0+rows of the head's output (row stride out_ld elements), written in natural token order.
 template <int D, int kThreads, class T>

@@ -88,28 +88,17 @@ __device__ __forceinline__ void apply_key_masks(S& s, const uint64_t (&rows)[N],
 }
 
 // Online softmax over one key tile on a thread's S accumulators (two rows r, 16 or 32 values each, see
-// sm90_tile.cuh), with flash::softmax_update's -inf conventions: the new running max m and sum l, s replaced
-// by p, and alpha[r], the factor the row's O accumulators must be scaled by (rescale_o) before this tile's
-// P·V adds to them. The row max is a tree and the row sum four interleaved partial sums: a chain of 32
-// dependent operations per row sat between the S MMA's completion and the next MMA issue (the maximum is
-// exact in any order; the sum's rounding differs from the sequential sm80 kernel's, well inside the 16-bit
-// tolerance).
+// sm90_tile.cuh), the same steps and the same -inf conventions as flash::softmax_update: the new running
+// max m and sum l, s replaced by p, and alpha[r], the factor the row's O accumulators must be scaled by
+// (rescale_o) before this tile's P·V adds to them.
 template <class S>
 __device__ __forceinline__ void softmax_rows(S& s, float (&m)[2], float (&l)[2], float (&alpha)[2], float scale_log2) {
-  constexpr int kVals = decltype(cute::size(s))::value / 2;  // per row: value 4n + 2r + c is (n, c)
-  static_assert(kVals % 8 == 0 && (kVals & (kVals - 1)) == 0, "a power-of-two row, four partial sums");
-  auto at = [&](int r, int k) -> auto& { return s(4 * (k / 2) + 2 * r + k % 2); };
+  constexpr int kSCols = decltype(cute::size(s))::value / 4;  // n8 column groups
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float x[kVals / 2];
+    float mx = -INFINITY;
 #pragma unroll
-    for (int k = 0; k < kVals / 2; ++k) x[k] = fmaxf(at(r, k), at(r, k + kVals / 2));
-#pragma unroll
-    for (int w = kVals / 4; w > 0; w /= 2)  // constant bounds inside, so that x stays in registers
-#pragma unroll
-      for (int k = 0; k < kVals / 4; ++k)
-        if (k < w) x[k] = fmaxf(x[k], x[k + w]);
-    float mx = x[0];
+    for (int n = 0; n < kSCols; ++n) mx = fmaxf(mx, fmaxf(s(4 * n + 2 * r), s(4 * n + 2 * r + 1)));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row: lanes 4g..4g+3
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m[r], mx);
@@ -117,21 +106,23 @@ __device__ __forceinline__ void softmax_rows(S& s, float (&m)[2], float (&l)[2],
     const float ref = m_new == -INFINITY ? 0.f : m_new * scale_log2;
     alpha[r] = flash::fast_exp2(m[r] * scale_log2 - ref);
     m[r] = m_new;
-    float sum[4] = {0.f, 0.f, 0.f, 0.f};
+    float sum = 0.f;
 #pragma unroll
-    for (int k = 0; k < kVals; ++k) {
-      const float p = flash::fast_exp2(fmaf(at(r, k), scale_log2, -ref));
-      at(r, k) = p;
-      sum[k % 4] += p;
-    }
-    l[r] = l[r] * alpha[r] + ((sum[0] + sum[1]) + (sum[2] + sum[3]));
+    for (int n = 0; n < kSCols; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const float p = flash::fast_exp2(fmaf(s(4 * n + 2 * r + c), scale_log2, -ref));
+        s(4 * n + 2 * r + c) = p;
+        sum += p;
+      }
+    l[r] = l[r] * alpha[r] + sum;
   }
 }
 
 // One warpgroup MMA batch C (+)= A·B over the k-blocks of A, committed and not waited for: the S MMA (A =
-// Q's descriptors, or its register fragment, B = a key tile's descriptors) and the P·V MMA (A = P's register
-// fragment). zero_first starts C from zero instead of adding to it. Register operands are fenced so that
-// ptxas keeps their writes before the batch and their reads after its wait.
+// Q's descriptors, B = a key tile's descriptors) and the P·V MMA (A = P's register fragment). zero_first
+// starts C from zero instead of adding to it. Register operands are fenced so that ptxas keeps their writes
+// before the batch and their reads after its wait.
 template <class Mma, class A, class B, class C>
 __device__ __forceinline__ void issue_gemm(Mma& mma, A& a, const B& b, C& c, bool zero_first) {
   cute::warpgroup_fence_operand(c);
