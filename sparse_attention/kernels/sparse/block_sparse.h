@@ -35,8 +35,9 @@ std::string block_sparse_sm90_device_refusal(const rt::Context& ctx);
 
 // The kernel block_sparse_attention runs for p.sparse_kernel: Sm80, Sm90 or Sm90Ws (the same device checks
 // as Sm90), or std::nullopt with the reason in *why when the requested kernel cannot run (or
-// block_sparse_refusal refuses the call). Auto takes Sm90Ws where the wgmma kernels can run (bit-identical to
-// Sm80 on the H200 in 0.41-0.66x its time; Sm90 0.51-0.78x, docs/performance.md), else Sm80; *why then says
+// block_sparse_refusal refuses the call). Auto takes Sm90Ws where the wgmma kernels can run (0.37-0.51x Sm80's
+// time on the H200, within the same tolerance; Sm90 bit-identical to Sm80 in 0.59-0.76x, docs/performance.md),
+// else Sm80; *why then says
 // why the wgmma kernels were passed over ("" when they were not considered). The one selector behind
 // both the dispatch and the callers' questions.
 std::optional<SparseKernel> select_block_sparse_kernel(const rt::Context& ctx, const AttentionParams& p,

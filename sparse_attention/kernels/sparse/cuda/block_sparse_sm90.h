@@ -10,8 +10,8 @@ namespace sattn::kernels::cuda {
 // The caller has checked block_sparse_refusal and block_sparse_sm90_device_refusal (block_sparse.h).
 void launch_block_sparse_sm90(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, unsigned q_tiles,
                               unsigned heads, unsigned batch);
-// The warp-specialized variant (cuda/block_sparse_sm90ws.cu, SparseKernel::Sm90Ws): the same arguments, the
-// same checks (block_sparse_sm90_device_refusal), the same output bits.
+// The warp-specialized variant (cuda/block_sparse_sm90ws.cu, SparseKernel::Sm90Ws, two key tiles per step):
+// the same arguments and checks (block_sparse_sm90_device_refusal), the output within the same tolerance.
 void launch_block_sparse_sm90ws(const rt::Context& ctx, const BlockSparseArgs& a, bool bf16, int d, unsigned q_tiles,
                                 unsigned heads, unsigned batch);
 
