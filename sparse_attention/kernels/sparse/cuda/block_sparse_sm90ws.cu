@@ -17,7 +17,7 @@
 //    the partial tiles' mask words themselves (two words per thread and tile, one step ahead);
 //  - the two consumer warpgroups take turns issuing their MMAs (ping-pong, FA3's schedule), so one's
 //    softmax overlaps the other's GEMMs. The kernel keeps it a run-time argument (kPingPong below): on the
-//    H200 both settings passed every test and ping-pong took 0.98-1.02x the time without it.
+//    H200 both settings passed every test and ping-pong took 0.98-1.01x the time without it.
 //
 // Protocol (all mbarriers in shared memory, initialized by thread 0 before the CTA's one __syncthreads):
 //   q_full            count 128: each producer thread's cp.async.mbarrier.arrive.noinc after its Q rows.
