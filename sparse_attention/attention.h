@@ -83,7 +83,7 @@ std::string describe_dense_kernel(const rt::Context& ctx, const AttentionParams&
 // What attention(ctx, p) runs, for any call: describe_dense_kernel's line for plain calls; for structured
 // ones the method and the executor with its tile density, e.g. "gna:window=...: block_sparse (tile density
 // 0.094)", "grat:...: cuda masked dense reference (block-sparse passed over: <why>)",
-// "...: cpu block-layout reference", or "cannot run: <why>".
+// "...: cpu block-sparse (tile density 0.463)", or "cannot run: <why>".
 std::string describe_attention(const rt::Context& ctx, const AttentionParams& p);
 
 }  // namespace sattn

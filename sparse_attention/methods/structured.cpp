@@ -9,6 +9,7 @@
 #include "base/check.h"
 #include "ops.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
+#include "sparse_attention/kernels/sparse/block_sparse_cpu.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/methods/paro.h"
 #include "sparse_attention/methods/plan.h"
@@ -132,7 +133,7 @@ rt::Tensor dynamic_attention(const rt::Context& ctx, const AttentionParams& p) {
   if (p.q.device().is_cpu()) {
     const SlaTiles tiles = plan_sla(ctx, p.q, p.k, softmax_scale(p), p.method.sla, rule, kernels::kBlockSparseQTile,
                                     kernels::kBlockSparseKvTile);
-    return reference::block_layout_attention_cpu(ctx, p, tiles.layout);
+    return kernels::block_sparse_attention_cpu(ctx, p, tiles.layout);
   }
 #if DITRUN_WITH_CUDA
   const BlockLayout shape = dynamic_shape(p, rule);
@@ -158,7 +159,7 @@ std::string describe_dynamic(const AttentionParams& p) {
   const std::string what = "dynamic top-k, " + std::to_string(sla_critical_count(p.method.sla, nk)) + " of " +
                            std::to_string(nk) + " key tiles per query tile" +
                            (p.method.sla.marginal > 0 ? "; marginal tiles skipped (no SLA projection weights)" : "");
-  if (p.q.device().is_cpu()) return name + "cpu block-layout reference (" + what + ")";
+  if (p.q.device().is_cpu()) return name + "cpu block-sparse (" + what + ")";
   const std::string why = kernels::block_sparse_refusal(p, shape);
   if (!why.empty()) return "cannot run: " + name + "on a GPU it runs the block-sparse kernel only: " + why;
   return name + "block_sparse (" + what + ")";
@@ -247,7 +248,7 @@ rt::Tensor structured_attention(const rt::Context& ctx, const AttentionParams& p
   const Executor e = choose(p, *layout, &why);
   CHECK(e != Executor::None, "attention ", method_str(p.method), " cannot run q ", p.q.str(), ": ", why);
   switch (e) {
-    case Executor::CpuLayout: return reference::block_layout_attention_cpu(ctx, p, *layout);
+    case Executor::CpuLayout: return kernels::block_sparse_attention_cpu(ctx, p, *layout);
     case Executor::CpuMasked: return reference::masked_attention_cpu(ctx, p, layout->rule);
     case Executor::CpuQuant: return reference::quant_attention_cpu(ctx, p, *layout, p.method.quant);
 #if DITRUN_WITH_CUDA
@@ -294,7 +295,7 @@ std::string describe_structured(const rt::Context& ctx, const AttentionParams& p
   std::snprintf(density, sizeof density, "tile density %.3f", layout->tile_density());
   const std::string name = method_str(p.method) + ": ";
   switch (e) {
-    case Executor::CpuLayout: return name + "cpu block-layout reference (" + density + ")";
+    case Executor::CpuLayout: return name + "cpu block-sparse (" + density + ")";
     case Executor::CpuMasked: return name + "cpu masked dense reference";
     case Executor::CpuQuant: return name + "cpu quantized block-layout reference (" + density + ")";
     case Executor::BlockSparse: return name + "block_sparse" + sparse_kernel_note(ctx, p, *layout) + " (" + density + ")";

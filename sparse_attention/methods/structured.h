@@ -1,9 +1,10 @@
 // Structured attention calls (a method other than dense, or padded text): the layout is planned once
 // per rule (cached in a GPU context's plan cache), then run by the block-sparse kernel on GPUs when it
 // accepts the call, else by a masked dense reference (the explicit mask as an additive -inf bias, for
-// sequences of at most kMaskedDenseMaxTokens tokens), and by the CPU block-layout reference on the CPU.
+// sequences of at most kMaskedDenseMaxTokens tokens), and on the CPU by the tiled block-sparse executor
+// (kernels/sparse/block_sparse_cpu.h; kernel = Reference runs the explicit-mask definition instead).
 // Dynamic methods (SLA, methods/topk.h) plan per call from q and k instead: on the CPU with plan_sla and
-// the CPU block-layout reference, on a GPU with the device planner (kernels/sparse/cuda/topk_plan.h) feeding
+// the CPU block-sparse executor, on a GPU with the device planner (kernels/sparse/cuda/topk_plan.h) feeding
 // the block-sparse kernel (no host round trip, capturable); they need no token layout (none = a plain
 // sequence of Lq tokens) and refuse padded text.
 #pragma once

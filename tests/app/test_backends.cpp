@@ -38,8 +38,8 @@ TEST_CASE("backends.gna_tiny_grid_falls_back", "[attention]") {
 TEST_CASE("backends.gna_larger_grid_runs", "[attention]") {
   const std::string o = backends("-W 512 -H 512 --attention gna:window=1x8x8,stride=1x4x4 --dense-steps 2");
   CHECK(has(o, "steps 0-1: every layer dense (warm-up); from step 2:"));
-  CHECK(has(o, "0-1      double 0-1   0.463  0.105  -         " + kGna + ": cpu block-layout reference (tile density 0.463)\n"));
-  CHECK(has(o, "2-5      single 0-3   0.463  0.105  -         " + kGna + ": cpu block-layout reference"));
+  CHECK(has(o, "0-1      double 0-1   0.463  0.105  -         " + kGna + ": cpu block-sparse (tile density 0.463)\n"));
+  CHECK(has(o, "2-5      single 0-3   0.463  0.105  -         " + kGna + ": cpu block-sparse"));
   CHECK(!has(o, "fallback:"));
 }
 
@@ -53,7 +53,7 @@ TEST_CASE("backends.config_per_layer", "[attention]") {
   CHECK(!has(o, "1-2 "));  // a range does not cross from double to single blocks
   CHECK(has(o, "1        double 1     0.463  0.105  -         " + kGna));
   CHECK(has(o, "2        single 0     0.463  0.105  -         " + kGna));
-  CHECK(has(o, "3        single 1     0.493  0.418  -         grat:variant=B,group=1x8x8,radius=1: cpu block-layout reference"));
+  CHECK(has(o, "3        single 1     0.493  0.418  -         grat:variant=B,group=1x8x8,radius=1: cpu block-sparse"));
   CHECK(has(o, "4-5      single 2-3   0.463  0.105  -         " + kGna));
   // Layers the model does not have, and --attention with a config file.
   std::ofstream(cfg) << R"({"dense_layers": [6]})";

@@ -51,7 +51,7 @@ TEST_CASE("attention_methods.gna and grat on the CPU equal the explicit mask", "
                                                                           ctx, p, p.method.for_tokens(p.tokens)));
       INFO(d.str());
       CHECK(d.rel_l2 <= kTol);
-      CHECK_THAT(sattn::describe_attention(ctx, p), Catch::StartsWith(sattn::method_str(p.method) + ": cpu block-layout"));
+      CHECK_THAT(sattn::describe_attention(ctx, p), Catch::StartsWith(sattn::method_str(p.method) + ": cpu block-sparse"));
       AttentionParams r = p;
       r.kernel = sattn::DenseKernel::Reference;  // the explicit mask itself
       CHECK(test::compare(sattn::attention(ctx, r), sattn::attention(ctx, p)).rel_l2 <= kTol);

@@ -1,7 +1,7 @@
 // Per-head layout orders (BlockLayout::head_perm): heads that tile the sequence in different orders. The
-// CPU block-layout reference (and the quantized one without quantization) must equal dense attention in
-// natural order with each head's visited (query, key) pairs as a -inf bias, and validate() must name every
-// malformed per-head field. Tolerance: relative L2 <= 1e-5 (f32 scores, sums in another key order).
+// CPU block-layout reference, the tiled CPU executor and the quantized reference without quantization must
+// equal dense attention in natural order with each head's visited (query, key) pairs as a -inf bias, and
+// validate() must name every malformed per-head field. Tolerance: relative L2 <= 1e-5 (f32 scores, sums in another key order).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -10,6 +10,7 @@
 #include "harness/compare.h"
 #include "harness/gpu.h"
 #include "rng.h"
+#include "sparse_attention/kernels/sparse/block_sparse_cpu.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/reference/dense_cpu.h"
 #include "sparse_attention/reference/quant_cpu.h"
@@ -123,6 +124,7 @@ TEST_CASE("head_perms.cpu reference equals dense masked attention per head", "[s
     const AttentionParams p = random_qkv(l.seq_len, 4, 30 + uint64_t(qt));
     const rt::Tensor want = dense_oracle(p, l);
     require_close(sattn::reference::block_layout_attention_cpu(ctx(), p, l), want, 1e-5);
+    require_close(sattn::kernels::block_sparse_attention_cpu(ctx(), p, l), want, 1e-5);  // the tiled executor
     // The quantized reference without quantization runs the same layout in its own loop order.
     require_close(sattn::reference::quant_attention_cpu(ctx(), p, l, sattn::AttnQuant::None), want, 1e-5);
   }

@@ -252,9 +252,11 @@ TEST_CASE("sla.training-free output is the tile-masked softmax", "[sparse]") {
       const test::Diff diff = test::compare(got, sattn::reference::dense_attention_cpu(ctx(), d));
       INFO(text << " L=" << len << " " << diff.str());
       CHECK(diff.rel_l2 <= kTol);
-      // The reference entry point without projection weights is the same computation.
+      // The reference entry point without projection weights is the same computation (attention() runs the
+      // tiled CPU executor, the reference the per-row loop: the same sums in another order).
       const test::Diff same = test::compare(sattn::reference::sla_attention_cpu(ctx(), p, t, nullptr, {}), got);
-      CHECK(same.max_abs == 0);
+      INFO(same.str());
+      CHECK(same.rel_l2 <= 1e-6);
     }
   }
 }
@@ -269,7 +271,7 @@ TEST_CASE("sla.a call with a token layout plans over its tokens", "[sparse]") {
   plain.tokens = sattn::TokenLayout{};
   CHECK(test::compare(got, sattn::attention(ctx(), plain)).max_abs == 0);
   CHECK_THAT(sattn::describe_attention(ctx(), p),
-             Catch::Contains("sla:critical=0.4,marginal=0.2: cpu block-layout reference (dynamic top-k, 3 of 6 key tiles"));
+             Catch::Contains("sla:critical=0.4,marginal=0.2: cpu block-sparse (dynamic top-k, 3 of 6 key tiles"));
   CHECK_THAT(sattn::describe_attention(ctx(), p), Catch::Contains("marginal tiles skipped"));
   // The stand-in layout has the planned size: 3 of 6 key tiles for every query tile.
   const auto stand_in = sattn::structured_layout(ctx(), p);

@@ -1,12 +1,14 @@
 // The CPU references of the structured methods: the explicit-mask definition equals the dense CPU
 // reference with an additive -inf bias built from allowed(), and executing a planned BlockLayout equals
-// the definition. Tolerance: relative L2 <= 1e-5 (f32 scores and sums in a different key order).
+// the definition; the tiled CPU executor (kernels/sparse/block_sparse_cpu.h) equals the layout reference.
+// Tolerance: relative L2 <= 1e-5 (f32 scores and sums in a different key order).
 #include <random>
 
 #include "harness/compare.h"
 #include "harness/gpu.h"
 #include "random_rules.h"
 #include "rng.h"
+#include "sparse_attention/kernels/sparse/block_sparse_cpu.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/reference/dense_cpu.h"
 #include "sparse_attention/reference/sparse_cpu.h"
@@ -105,4 +107,52 @@ TEST_CASE("sparse_cpu.a query with no allowed key outputs zeros", "[sparse]") {
   l.partial_offsets[2] = l.partial_offsets[1];
   const rt::Tensor rows = sattn::reference::block_layout_attention_cpu(ctx(), p, l);
   for (int64_t pos = 5; pos < 10; ++pos) CHECK(rows.at({1, l.perm.empty() ? pos : l.perm[size_t(pos)], 2, 4}) == 0.f);
+}
+
+TEST_CASE("sparse_cpu.the tiled executor equals the layout reference", "[sparse]") {
+  std::mt19937 rng(8);
+  for (int i = 0; i < 60; ++i) {
+    const MaskRule r = test::random_rule(rng, i);
+    const AttentionParams p = random_qkv(r.tokens.seq_len(), 300 + i);
+    const int64_t qt = test::pick(rng, 1, 9), kt = test::pick(rng, 1, 9);
+    std::vector<int32_t> perm(size_t(r.tokens.seq_len()));
+    for (size_t t = 0; t < perm.size(); ++t) perm[t] = int32_t(t);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    for (const sattn::BlockLayout& l : {sattn::plan(r, qt, kt), sattn::plan_exhaustive(r, qt, kt, perm)}) {
+      const rt::Tensor want = sattn::reference::block_layout_attention_cpu(ctx(), p, l);
+      require_close(sattn::kernels::block_sparse_attention_cpu(ctx(), p, l), want, test::describe(r) + " tiled");
+    }
+  }
+}
+
+TEST_CASE("sparse_cpu.the tiled executor runs per-batch lists and empty query tiles", "[sparse]") {
+  MaskRule r;  // GNA 3x3 on a 5x6 grid after 3 text tokens (2 real)
+  r.tokens.grid[1] = 5, r.tokens.grid[2] = 6;
+  r.tokens.text_len = 3, r.tokens.text_valid = 2;
+  r.method = sattn::MaskMethod::Neighborhood;
+  r.window[1] = r.window[2] = 3;
+  const AttentionParams p = random_qkv(r.tokens.seq_len(), 9);
+  const sattn::BlockLayout one = sattn::plan(r, 4, 3);
+  // Batch 1 drops every other query tile's first full tile and visits nothing for query tile 1.
+  sattn::BlockLayout l = one;
+  l.batch = 2;
+  l.full_offsets = l.partial_offsets = {0};
+  l.full_index.clear(), l.partial_index.clear();
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t h = 0; h < one.heads; ++h)
+      for (int64_t qt = 0; qt < one.num_q_tiles(); ++qt) {
+        const int64_t e = one.entry(0, h, qt);
+        std::vector<int32_t> full(one.full_index.begin() + one.full_offsets[size_t(e)],
+                                  one.full_index.begin() + one.full_offsets[size_t(e) + 1]);
+        std::vector<int32_t> partial(one.partial_index.begin() + one.partial_offsets[size_t(e)],
+                                     one.partial_index.begin() + one.partial_offsets[size_t(e) + 1]);
+        if (b == 1 && qt % 2 == 0 && !full.empty()) full.erase(full.begin());
+        if (b == 1 && qt == 1) full.clear(), partial.clear();
+        sattn::append_entry(l, full, partial);
+      }
+  REQUIRE(sattn::validate(l) == "");
+  const rt::Tensor got = sattn::kernels::block_sparse_attention_cpu(ctx(), p, l);
+  require_close(got, sattn::reference::block_layout_attention_cpu(ctx(), p, l), "per-batch lists");
+  for (int64_t pos = 4; pos < 8; ++pos)
+    for (int64_t h = 0; h < 3; ++h) CHECK(got.at({1, l.token(h, pos), h, 2}) == 0.f);
 }
