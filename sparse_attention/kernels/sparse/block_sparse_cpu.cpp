@@ -65,13 +65,13 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
             };
             float* o_rows = out.data<float>();
             if (nk == 0) {  // nothing attended: zeros
-              for (int64_t r = 0; r < nr; ++r) std::memset(o_rows + ((b * len + rows[size_t(r)]) * heads + h) * dv, 0, size_t(dv) * 4);
+              for (int64_t r = 0; r < nr; ++r) std::memset(o_rows + ((b * len + rows[size_t(r)]) * heads + h) * dv, 0, size_t(dv) * sizeof(float));
               continue;
             }
-            for (int64_t r = 0; r < nr; ++r) std::memcpy(&qb[size_t(r * d)], row_of(q, rows[size_t(r)], d), size_t(d) * 4);
+            for (int64_t r = 0; r < nr; ++r) std::memcpy(&qb[size_t(r * d)], row_of(q, rows[size_t(r)], d), size_t(d) * sizeof(float));
             for (int64_t j = 0; j < nk; ++j) {
-              std::memcpy(&kb[size_t(j * d)], row_of(k, keys[size_t(j)], d), size_t(d) * 4);
-              std::memcpy(&vb[size_t(j * dv)], row_of(v, keys[size_t(j)], dv), size_t(dv) * 4);
+              std::memcpy(&kb[size_t(j * d)], row_of(k, keys[size_t(j)], d), size_t(d) * sizeof(float));
+              std::memcpy(&vb[size_t(j * dv)], row_of(v, keys[size_t(j)], dv), size_t(dv) * sizeof(float));
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nr), int(nk), int(d), scale, qb.data(), int(d),
                         kb.data(), int(d), 0.f, s.data(), int(nk));
@@ -95,7 +95,7 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(dv), int(nk), 1.f, s.data(), int(nk),
                         vb.data(), int(dv), 0.f, ob.data(), int(dv));
             for (int64_t r = 0; r < nr; ++r)
-              std::memcpy(o_rows + ((b * len + rows[size_t(r)]) * heads + h) * dv, &ob[size_t(r * dv)], size_t(dv) * 4);
+              std::memcpy(o_rows + ((b * len + rows[size_t(r)]) * heads + h) * dv, &ob[size_t(r * dv)], size_t(dv) * sizeof(float));
           }
       }
   return out;
