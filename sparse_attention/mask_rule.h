@@ -85,13 +85,18 @@ SATTN_HD void neighborhood_window(int64_t i, int64_t L, int64_t w, int64_t s, in
   }
 }
 
-// May coordinate i attend coordinate j on that axis?
-SATTN_HD bool neighborhood_axis(int64_t i, int64_t j, int64_t L, int64_t w, int64_t s, int64_t d, bool causal) {
+// Is coordinate j inside the window [start, end) that neighborhood_window gave coordinate i (dilation d)?
+SATTN_HD bool in_neighborhood(int64_t i, int64_t j, int64_t d, int64_t start, int64_t end) {
   if (d > 1 && i % d != j % d) return false;
-  int64_t start, end;
-  neighborhood_window(i, L, w, s, d, causal, &start, &end);
   const int64_t m = d > 1 ? j / d : j;
   return m >= start && m < end;
+}
+
+// May coordinate i attend coordinate j on that axis?
+SATTN_HD bool neighborhood_axis(int64_t i, int64_t j, int64_t L, int64_t w, int64_t s, int64_t d, bool causal) {
+  int64_t start, end;
+  neighborhood_window(i, L, w, s, d, causal, &start, &end);
+  return in_neighborhood(i, j, d, start, end);
 }
 
 // GRAT between two grid tokens (coordinates qc, kc).
@@ -114,21 +119,40 @@ SATTN_HD bool group_allows(const MaskRule& r, const int64_t qc[3], const int64_t
   return !any_axis;
 }
 
-// May query token q attend key token k (natural sequence indices)? Padded text keys are never attended;
-// text queries (padded ones too) attend every valid key; grid queries attend every valid text key plus
-// the grid keys their method allows.
-SATTN_HD bool allowed(const MaskRule& r, int64_t q, int64_t k) {
-  const TokenLayout& t = r.tokens;
-  const bool k_grid = t.is_grid(k);
-  if (!k_grid && t.text_index(k) >= t.valid_text()) return false;
-  if (!t.is_grid(q) || !k_grid || r.method == MaskMethod::Dense) return true;
-  int64_t qc[3], kc[3];
-  t.coords(q, qc);
-  t.coords(k, kc);
-  if (r.method == MaskMethod::Group) return group_allows(r, qc, kc);
-  for (int a = 0; a < 3; ++a)
-    if (!neighborhood_axis(qc[a], kc[a], t.grid[a], r.window[a], r.stride[a], r.dilation[a], r.causal[a])) return false;
-  return true;
-}
+// The rule seen from one query token q: allows(k) says whether q may attend key token k (natural sequence
+// indices). Padded text keys are never attended; text queries (padded ones too) attend every valid key;
+// grid queries attend every valid text key plus the grid keys their method allows. What depends on q
+// alone (its coordinates, its GNA windows) is computed once, so a caller that tests many keys of one
+// query (the CPU block-sparse executor's partial tiles) pays per key only the key's side.
+struct QueryRule {
+  const MaskRule* r;
+  bool q_grid;
+  int64_t qc[3] = {0, 0, 0}, start[3] = {0, 0, 0}, end[3] = {0, 0, 0};
+
+  SATTN_HD QueryRule(const MaskRule& rule, int64_t q) : r(&rule), q_grid(rule.tokens.is_grid(q)) {
+    if (!q_grid || rule.method == MaskMethod::Dense) return;
+    rule.tokens.coords(q, qc);
+    if (rule.method == MaskMethod::Neighborhood)
+      for (int a = 0; a < 3; ++a)
+        neighborhood_window(qc[a], rule.tokens.grid[a], rule.window[a], rule.stride[a], rule.dilation[a],
+                            rule.causal[a], &start[a], &end[a]);
+  }
+
+  SATTN_HD bool allows(int64_t k) const {
+    const TokenLayout& t = r->tokens;
+    const bool k_grid = t.is_grid(k);
+    if (!k_grid && t.text_index(k) >= t.valid_text()) return false;
+    if (!q_grid || !k_grid || r->method == MaskMethod::Dense) return true;
+    int64_t kc[3];
+    t.coords(k, kc);
+    if (r->method == MaskMethod::Group) return group_allows(*r, qc, kc);
+    for (int a = 0; a < 3; ++a)
+      if (!in_neighborhood(qc[a], kc[a], r->dilation[a], start[a], end[a])) return false;
+    return true;
+  }
+};
+
+// May query token q attend key token k (natural sequence indices)? QueryRule says who may attend whom.
+SATTN_HD bool allowed(const MaskRule& r, int64_t q, int64_t k) { return QueryRule(r, q).allows(k); }
 
 }  // namespace sattn

@@ -52,8 +52,10 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
         const int64_t nr = int64_t(rows.size()), nk = int64_t(keys.size()), np = nk - n_full;
         mask.assign(size_t(nr * np), 1);
         ctx.parallel_for(nr, [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r)
-            for (int64_t j = 0; j < np; ++j) mask[size_t(r * np + j)] = allowed(l.rule, rows[size_t(r)], keys[size_t(n_full + j)]);
+          for (int64_t r = r0; r < r1; ++r) {
+            const QueryRule query(l.rule, rows[size_t(r)]);
+            for (int64_t j = 0; j < np; ++j) mask[size_t(r * np + j)] = query.allows(keys[size_t(n_full + j)]);
+          }
         }, 8);
         qb.resize(size_t(nr * d)), kb.resize(size_t(nk * d)), vb.resize(size_t(nk * dv));
         s.resize(size_t(nr * nk)), ob.resize(size_t(nr * dv));
