@@ -92,13 +92,6 @@ SATTN_HD bool in_neighborhood(int64_t i, int64_t j, int64_t d, int64_t start, in
   return m >= start && m < end;
 }
 
-// May coordinate i attend coordinate j on that axis?
-SATTN_HD bool neighborhood_axis(int64_t i, int64_t j, int64_t L, int64_t w, int64_t s, int64_t d, bool causal) {
-  int64_t start, end;
-  neighborhood_window(i, L, w, s, d, causal, &start, &end);
-  return in_neighborhood(i, j, d, start, end);
-}
-
 // GRAT between two grid tokens (coordinates qc, kc).
 SATTN_HD bool group_allows(const MaskRule& r, const int64_t qc[3], const int64_t kc[3]) {
   if (!r.criss_cross) {

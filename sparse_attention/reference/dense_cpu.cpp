@@ -11,6 +11,18 @@ namespace sattn::reference {
 
 static constexpr int64_t kQueryBand = 512;
 
+void softmax_row_cpu(float* row, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    row[j] = mx == -INFINITY ? 0.f : std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = sum > 0 ? float(1.0 / sum) : 0.f;
+  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+}
+
 rt::Tensor dense_attention_cpu(const rt::Context& ctx, const AttentionParams& p) {
   const rt::Tensor q = p.q.contiguous(), k = p.k.contiguous(), v = p.v.contiguous();
   const int64_t b = q.size(0), lq = q.size(1), h = q.size(2), d = q.size(3);
@@ -39,15 +51,7 @@ rt::Tensor dense_attention_cpu(const rt::Context& ctx, const AttentionParams& p)
               for (int64_t j = 0; j < lk; ++j) row[j] += biasb[qi * lk + j];
             if (p.mask == MaskKind::Causal)
               for (int64_t j = qi + 1; j < lk; ++j) row[j] = -INFINITY;
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < lk; ++j) mx = std::max(mx, row[j]);
-            double sum = 0;
-            for (int64_t j = 0; j < lk; ++j) {
-              row[j] = mx == -INFINITY ? 0.f : std::exp(row[j] - mx);
-              sum += row[j];
-            }
-            const float inv = sum > 0 ? float(1.0 / sum) : 0.f;
-            for (int64_t j = 0; j < lk; ++j) row[j] *= inv;
+            softmax_row_cpu(row, lk);
           }
         }, 16);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(dv), int(lk), 1.f, s.data(), int(lk), vb,

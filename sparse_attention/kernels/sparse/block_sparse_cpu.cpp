@@ -4,13 +4,13 @@
 // sgemms (OpenBLAS threads them) and the softmax rows run in parallel.
 #include "sparse_attention/kernels/sparse/block_sparse_cpu.h"
 
-#include <algorithm>
 #include <cblas.h>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "base/check.h"
+#include "sparse_attention/reference/dense_cpu.h"
 
 namespace sattn::kernels {
 
@@ -83,15 +83,7 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
                 const uint8_t* m = &mask[size_t(r * np)];
                 for (int64_t j = 0; j < np; ++j)
                   if (!m[j]) row[n_full + j] = -INFINITY;
-                float mx = -INFINITY;
-                for (int64_t j = 0; j < nk; ++j) mx = std::max(mx, row[j]);
-                double sum = 0;
-                for (int64_t j = 0; j < nk; ++j) {
-                  row[j] = mx == -INFINITY ? 0.f : std::exp(row[j] - mx);
-                  sum += row[j];
-                }
-                const float inv = sum > 0 ? float(1.0 / sum) : 0.f;  // no allowed key: zeros
-                for (int64_t j = 0; j < nk; ++j) row[j] *= inv;
+                reference::softmax_row_cpu(row, nk);  // no allowed key: zeros
               }
             }, 16);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(dv), int(nk), 1.f, s.data(), int(nk),
