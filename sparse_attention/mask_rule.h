@@ -92,57 +92,78 @@ SATTN_HD bool in_neighborhood(int64_t i, int64_t j, int64_t d, int64_t start, in
   return m >= start && m < end;
 }
 
-// GRAT between two grid tokens (coordinates qc, kc).
-SATTN_HD bool group_allows(const MaskRule& r, const int64_t qc[3], const int64_t kc[3]) {
-  if (!r.criss_cross) {
-    for (int a = 0; a < 3; ++a) {
-      const int64_t d = qc[a] / r.group[a] - kc[a] / r.group[a];
-      if (d > r.radius || -d > r.radius) return false;
+// The rule's view of one key token k (natural sequence index): what QueryRule::allows needs of it, so that a
+// caller testing one key against many queries (the CPU block-sparse executor's partial tiles) computes it once.
+struct KeyRule {
+  bool grid = false;  // a grid token, else text
+  bool valid = true;  // false: a padded text key, which nobody attends
+  // Neighborhood: the key's coordinates (t, h, w); Group: its group index per axis.
+  int64_t c[3] = {0, 0, 0};
+
+  SATTN_HD KeyRule(const MaskRule& r, int64_t k) : grid(r.tokens.is_grid(k)) {
+    if (!grid) {
+      valid = r.tokens.text_index(k) < r.tokens.valid_text();
+      return;
     }
-    return true;
+    if (r.method == MaskMethod::Dense) return;
+    r.tokens.coords(k, c);
+    if (r.method == MaskMethod::Group)
+      for (int a = 0; a < 3; ++a) c[a] /= r.group[a];
   }
-  // Criss-cross: share the group index on at least one axis that has more than one group.
-  bool any_axis = false;
-  for (int a = 0; a < 3; ++a) {
-    const int64_t groups = (r.tokens.grid[a] + r.group[a] - 1) / r.group[a];
-    if (groups <= 1) continue;
-    any_axis = true;
-    if (qc[a] / r.group[a] == kc[a] / r.group[a]) return true;
-  }
-  return !any_axis;
-}
+};
 
 // The rule seen from one query token q: allows(k) says whether q may attend key token k (natural sequence
 // indices). Padded text keys are never attended; text queries (padded ones too) attend every valid key;
-// grid queries attend every valid text key plus the grid keys their method allows. What depends on q
-// alone (its coordinates, its GNA windows) is computed once, so a caller that tests many keys of one
-// query (the CPU block-sparse executor's partial tiles) pays per key only the key's side.
+// grid queries attend every valid text key plus the grid keys their method allows:
+//  - Neighborhood (GNA): on every axis, the key inside the query's window (neighborhood_window);
+//  - Group (GRAT) variant B: on every axis, group indices at most `radius` apart;
+//  - Group variant X (criss-cross): the same group index on at least one axis that has more than one group
+//    (every key when no axis has).
+// What depends on q alone (its coordinates or groups, its GNA windows) is computed once.
 struct QueryRule {
   const MaskRule* r;
   bool q_grid;
+  // Neighborhood: q's coordinates and its window [start, end) per axis; Group: q's group index per axis.
   int64_t qc[3] = {0, 0, 0}, start[3] = {0, 0, 0}, end[3] = {0, 0, 0};
+  bool multi[3] = {false, false, false};  // Group X: the axes with more than one group
+  bool any_multi = false;
 
   SATTN_HD QueryRule(const MaskRule& rule, int64_t q) : r(&rule), q_grid(rule.tokens.is_grid(q)) {
     if (!q_grid || rule.method == MaskMethod::Dense) return;
     rule.tokens.coords(q, qc);
-    if (rule.method == MaskMethod::Neighborhood)
-      for (int a = 0; a < 3; ++a)
-        neighborhood_window(qc[a], rule.tokens.grid[a], rule.window[a], rule.stride[a], rule.dilation[a],
-                            rule.causal[a], &start[a], &end[a]);
+    if (rule.method == MaskMethod::Group) {
+      for (int a = 0; a < 3; ++a) {
+        qc[a] /= rule.group[a];
+        multi[a] = (rule.tokens.grid[a] + rule.group[a] - 1) / rule.group[a] > 1;
+        any_multi = any_multi || multi[a];
+      }
+      return;
+    }
+    for (int a = 0; a < 3; ++a)
+      neighborhood_window(qc[a], rule.tokens.grid[a], rule.window[a], rule.stride[a], rule.dilation[a],
+                          rule.causal[a], &start[a], &end[a]);
   }
 
-  SATTN_HD bool allows(int64_t k) const {
-    const TokenLayout& t = r->tokens;
-    const bool k_grid = t.is_grid(k);
-    if (!k_grid && t.text_index(k) >= t.valid_text()) return false;
-    if (!q_grid || !k_grid || r->method == MaskMethod::Dense) return true;
-    int64_t kc[3];
-    t.coords(k, kc);
-    if (r->method == MaskMethod::Group) return group_allows(*r, qc, kc);
+  SATTN_HD bool allows(const KeyRule& k) const {
+    if (!k.valid) return false;
+    if (!q_grid || !k.grid || r->method == MaskMethod::Dense) return true;
+    if (r->method == MaskMethod::Group) {
+      if (r->criss_cross) {
+        for (int a = 0; a < 3; ++a)
+          if (multi[a] && qc[a] == k.c[a]) return true;
+        return !any_multi;
+      }
+      for (int a = 0; a < 3; ++a) {
+        const int64_t d = qc[a] - k.c[a];
+        if (d > r->radius || -d > r->radius) return false;
+      }
+      return true;
+    }
     for (int a = 0; a < 3; ++a)
-      if (!in_neighborhood(qc[a], kc[a], r->dilation[a], start[a], end[a])) return false;
+      if (!in_neighborhood(qc[a], k.c[a], r->dilation[a], start[a], end[a])) return false;
     return true;
   }
+  SATTN_HD bool allows(int64_t k) const { return allows(KeyRule(*r, k)); }
 };
 
 // May query token q attend key token k (natural sequence indices)? QueryRule says who may attend whom.

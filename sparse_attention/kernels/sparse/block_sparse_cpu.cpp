@@ -32,6 +32,7 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
 
   const int64_t nq = l.num_q_tiles();
   std::vector<int64_t> rows, keys;   // natural tokens of the entry's queries and keys
+  std::vector<KeyRule> key_rules;    // the partial tiles' keys as the rule sees them (once per entry)
   std::vector<uint8_t> mask;         // [rows, partial keys]: allowed() on the partial tiles' keys
   std::vector<float> qb, kb, vb, s, ob;
   for (int64_t lb = 0; lb < l.batch; ++lb)
@@ -50,11 +51,13 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
         for (int32_t j = l.partial_offsets[size_t(e)]; j < l.partial_offsets[size_t(e) + 1]; ++j)
           add_tile(l.partial_index[size_t(j)]);
         const int64_t nr = int64_t(rows.size()), nk = int64_t(keys.size()), np = nk - n_full;
+        key_rules.clear();
+        for (int64_t j = n_full; j < nk; ++j) key_rules.emplace_back(l.rule, keys[size_t(j)]);
         mask.assign(size_t(nr * np), 1);
         ctx.parallel_for(nr, [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; ++r) {
             const QueryRule query(l.rule, rows[size_t(r)]);
-            for (int64_t j = 0; j < np; ++j) mask[size_t(r * np + j)] = query.allows(keys[size_t(n_full + j)]);
+            for (int64_t j = 0; j < np; ++j) mask[size_t(r * np + j)] = query.allows(key_rules[size_t(j)]);
           }
         }, 8);
         qb.resize(size_t(nr * d)), kb.resize(size_t(nk * d)), vb.resize(size_t(nk * dv));
