@@ -5,6 +5,8 @@
 # (21x30x52, no text, 12 heads) and HunyuanVideo 720p (33x45x80, 256 text tokens after, 56 of them real).
 # Densities: GNA and GRAT settings from ../shared/docs/sparse-attention.md §6, plus dense (every tile full,
 # which measures the kernel itself against cuDNN).
+# Every row is timed after 2 s of running it (bench-attention --steady-seconds): the H200 runs these kernels
+# at its 690 W limit, at a clock that depends on the kernel (docs/performance.md, session 12).
 # usage: bench/sparse_attention_h200.sh [REPEAT=10]; needs a CUDA build (default build-gpu/, DITRUN_BIN);
 # results in $OUT (or bench-results/).
 set -euo pipefail
