@@ -73,6 +73,17 @@ TEST_CASE("empty prompt, bad numbers", "[cli]") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("bench-attention refuses bad numbers before it looks for a GPU", "[cli]") {
+  for (const char* bad : {"--steady-seconds -1", "--repeat 0", "--dim 96"}) {
+    const auto r = test::run_ditrun(std::string("bench-attention ") + bad);
+    INFO(bad << ": " << r.out);
+    CHECK(r.rc == 2);
+    // A build without the CUDA backend refuses the command itself.
+    if (r.out.find("no CUDA backend") == std::string::npos)
+      CHECK(r.out.find("--steady-seconds >= 0") != std::string::npos);
+  }
+}
+
 TEST_CASE("output paths: existing file kept, unwritable refused", "[cli]") {
   const std::string dir = test::make_temp_dir("cli_out");
   const std::string out = dir + "/mine.png";
