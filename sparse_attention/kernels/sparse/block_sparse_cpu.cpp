@@ -54,23 +54,23 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
         key_rules.clear();
         for (int64_t j = n_full; j < nk; ++j) key_rules.emplace_back(l.rule, keys[size_t(j)]);
         mask.assign(size_t(nr * np), 1);
-        ctx.parallel_for(nr, [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r) {
-            const QueryRule query(l.rule, rows[size_t(r)]);
-            for (int64_t j = 0; j < np; ++j) mask[size_t(r * np + j)] = query.allows(key_rules[size_t(j)]);
-          }
-        }, 8);
+        if (np > 0)
+          ctx.parallel_for(nr, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+              const QueryRule query(l.rule, rows[size_t(r)]);
+              for (int64_t j = 0; j < np; ++j) mask[size_t(r * np + j)] = query.allows(key_rules[size_t(j)]);
+            }
+          }, 8);
         qb.resize(size_t(nr * d)), kb.resize(size_t(nk * d)), vb.resize(size_t(nk * dv));
         s.resize(size_t(nr * nk)), ob.resize(size_t(nr * dv));
         // The call's (batch, head) pairs this entry serves: its own, or all of a broadcast axis.
         for (int64_t b = (l.batch == 1 ? 0 : lb); b < (l.batch == 1 ? batch : lb + 1); ++b)
           for (int64_t h = (l.heads == 1 ? 0 : lh); h < (l.heads == 1 ? heads : lh + 1); ++h) {
-            auto row_of = [&](const rt::Tensor& t, int64_t token, int64_t width) {
-              return t.data<float>() + ((b * len + token) * heads + h) * width;
+            auto row_of = [&](auto& t, int64_t token, int64_t width) {  // const q, k, v; writable out
+              return t.template data<float>() + ((b * len + token) * heads + h) * width;
             };
-            float* o_rows = out.data<float>();
             if (nk == 0) {  // nothing attended: zeros
-              for (int64_t r = 0; r < nr; ++r) std::memset(o_rows + ((b * len + rows[size_t(r)]) * heads + h) * dv, 0, size_t(dv) * sizeof(float));
+              for (int64_t r = 0; r < nr; ++r) std::memset(row_of(out, rows[size_t(r)], dv), 0, size_t(dv) * sizeof(float));
               continue;
             }
             for (int64_t r = 0; r < nr; ++r) std::memcpy(&qb[size_t(r * d)], row_of(q, rows[size_t(r)], d), size_t(d) * sizeof(float));
@@ -92,7 +92,7 @@ rt::Tensor block_sparse_attention_cpu(const rt::Context& ctx, const AttentionPar
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(dv), int(nk), 1.f, s.data(), int(nk),
                         vb.data(), int(dv), 0.f, ob.data(), int(dv));
             for (int64_t r = 0; r < nr; ++r)
-              std::memcpy(o_rows + ((b * len + rows[size_t(r)]) * heads + h) * dv, &ob[size_t(r * dv)], size_t(dv) * sizeof(float));
+              std::memcpy(row_of(out, rows[size_t(r)], dv), &ob[size_t(r * dv)], size_t(dv) * sizeof(float));
           }
       }
   return out;

@@ -4,7 +4,7 @@
 // the gathered keys of its visited tiles, and the partial tiles' masks from one QueryRule per query row and
 // one KeyRule per key (mask_rule.h). At 1,024 image tokens GNA 1x13x13 takes 1.0-1.1x dense attention's
 // time per call, GNA 1x8x8 0.8x, GRAT-X 1x2x2 (every tile partial) 1.5x; the reference's per-row loop took 2-3x.
-// Tested against the reference (tests/sparse_attention/test_block_sparse_cpu.cpp).
+// Tested against the reference (tests/sparse_attention/test_sparse_cpu.cpp).
 #pragma once
 #include "sparse_attention/attention.h"
 #include "sparse_attention/block_layout.h"

@@ -23,7 +23,7 @@ __global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* o
   const int per = (entries + kOrderThreads - 1) / kOrderThreads;
   const int begin = min(int(threadIdx.x) * per, entries), end = min(begin + per, entries);
   auto heavy = [&](int e) {
-    const int qt = e % a.num_q_tiles, h = (e / a.num_q_tiles) % a.heads, b = e / a.num_q_tiles / a.heads;
+    const auto [qt, h, b] = entry_coords(a, e);
     return 2 * entry_tiles(a, b, h, qt).num_tiles > key_tiles;
   };
   int mine = 0;

@@ -48,11 +48,16 @@ __device__ __forceinline__ EntryTiles entry_tiles(const Args& a, int b, int h, i
 struct EntryCoords {
   int qt, h, b;
 };
+// Entry number e (query tile fastest, then head, then batch) as coordinates.
+template <class Args>
+__device__ __forceinline__ EntryCoords entry_coords(const Args& a, int e) {
+  return {e % a.num_q_tiles, (e / a.num_q_tiles) % a.heads, e / a.num_q_tiles / a.heads};
+}
 template <class Args>
 __device__ __forceinline__ EntryCoords cta_entry(const Args& a) {
   int entry = int(blockIdx.x) + a.num_q_tiles * (int(blockIdx.y) + a.heads * int(blockIdx.z));
   if (a.entry_order != nullptr) entry = __ldg(a.entry_order + entry);
-  return {entry % a.num_q_tiles, (entry / a.num_q_tiles) % a.heads, entry / a.num_q_tiles / a.heads};
+  return entry_coords(a, entry);
 }
 
 // Zeros for the rows of a query tile that visits no key, the defined output of a fully masked row: rows
