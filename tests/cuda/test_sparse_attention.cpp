@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <string>
@@ -29,6 +30,7 @@
 #include "sparse_attention/block_layout.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
+#include "sparse_attention/methods/gna.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/reference/quant_cpu.h"
 #include "sparse_attention/reference/sparse_cpu.h"
@@ -73,6 +75,17 @@ Problem make_problem(const rt::Context& ctx, int64_t b, int64_t l, int64_t h, in
     p.gpu.q = qkv.select(2, 0), p.gpu.k = qkv.select(2, 1), p.gpu.v = qkv.select(2, 2);
     if (views == Views::FusedMisaligned) p.gpu.v = rt::to_ctx(ctx, gen.randn({b, l, h, d + 8})).slice(3, 1, 1 + d);
   }
+  p.cpu.q = rt::to_host(ctx, p.gpu.q), p.cpu.k = rt::to_host(ctx, p.gpu.k), p.cpu.v = rt::to_host(ctx, p.gpu.v);
+  return p;
+}
+
+// make_problem's contiguous case in f16 (randn rounded to f16 on the device, the CPU side holding those values).
+Problem make_f16_problem(const rt::Context& ctx, int64_t b, int64_t l, int64_t h, int64_t d, uint64_t seed) {
+  rt::TorchGenerator gen(seed);
+  Problem p;
+  p.gpu.q = rt::to_device(ctx, gen.randn({b, l, h, d}), ctx.device(), DType::F16);
+  p.gpu.k = rt::to_device(ctx, gen.randn({b, l, h, d}), ctx.device(), DType::F16);
+  p.gpu.v = rt::to_device(ctx, gen.randn({b, l, h, d}), ctx.device(), DType::F16);
   p.cpu.q = rt::to_host(ctx, p.gpu.q), p.cpu.k = rt::to_host(ctx, p.gpu.k), p.cpu.v = rt::to_host(ctx, p.gpu.v);
   return p;
 }
@@ -492,6 +505,11 @@ std::vector<int32_t> axis_order_perm(const sattn::TokenLayout& t, const int (&or
   return perm;
 }
 
+// Entry e's list out of a layout's CSR arrays.
+std::vector<int32_t> entry_list(const std::vector<int32_t>& offsets, const std::vector<int32_t>& index, int64_t e) {
+  return {index.begin() + offsets[size_t(e)], index.begin() + offsets[size_t(e) + 1]};
+}
+
 // Heads in different layout orders (PARO's per-head axis orders): 3 perm sets (T,H,W natural; W,H,T;
 // H,T,W), head_perm {1, 2, 0, 1} over 4 heads; each head's lists are the exhaustive plan of a GNA rule in
 // its order (full and partial tiles, so the partial-tile masks must follow the head's order too), with
@@ -514,10 +532,8 @@ BlockLayout per_head_perm_layout() {
   for (int64_t h = 0; h < l.heads; ++h) {
     const BlockLayout one = sattn::plan_exhaustive(rule, l.q_tile, l.kv_tile, sets[size_t(l.head_perm[size_t(h)])]);
     for (int64_t qt = 0; qt < one.num_q_tiles(); ++qt) {
-      std::vector<int32_t> full(one.full_index.begin() + one.full_offsets[size_t(qt)],
-                                one.full_index.begin() + one.full_offsets[size_t(qt) + 1]);
-      std::vector<int32_t> partial(one.partial_index.begin() + one.partial_offsets[size_t(qt)],
-                                   one.partial_index.begin() + one.partial_offsets[size_t(qt) + 1]);
+      std::vector<int32_t> full = entry_list(one.full_offsets, one.full_index, qt);
+      const std::vector<int32_t> partial = entry_list(one.partial_offsets, one.partial_index, qt);
       if (h == 3 && qt % 2 == 1 && !full.empty()) full.erase(full.begin());  // head 3: same order as head 0, fewer tiles
       sattn::append_entry(l, full, partial);
     }
@@ -553,15 +569,71 @@ static void case_per_head_perms_bf16_d128_and_f16_d64(sattn::SparseKernel kernel
   CHECK(test::compare(again, got).rel_l2 == 0.0);
 
   // f16, D = 64, batch 1.
-  rt::TorchGenerator gen(502);
-  Problem q;
-  q.gpu.q = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
-  q.gpu.k = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
-  q.gpu.v = rt::to_device(ctx, gen.randn({1, l.seq_len, 4, 64}), ctx.device(), DType::F16);
-  q.cpu.q = rt::to_host(ctx, q.gpu.q), q.cpu.k = rt::to_host(ctx, q.gpu.k), q.cpu.v = rt::to_host(ctx, q.gpu.v);
-  check_layout(ctx, q, l, kernel);
+  check_layout(ctx, make_f16_problem(ctx, 1, l.seq_len, 4, 64, 502), l, kernel);
 }
 BLOCK_SPARSE_CASE("per_head_perms_bf16_d128_and_f16_d64", case_per_head_perms_bf16_d128_and_f16_d64)
+
+namespace {
+
+// GNA whose stride holds a query tile (upload_layout packs such entries' partial tiles for the sm90ws
+// kernel, cuda/packed_keys.h): grid 1x28x48, window 1x20x24, stride 1x16x16, 41 text tokens first of which
+// 30 are real (the text is last in layout order: the ragged last key tile, partial for the grid's queries).
+// Two heads planned with different boxes, 1x8x16 and 1x16x8, so two perm sets; both boxes sit inside a
+// stride group, except the border boxes of the 28 rows, whose query tiles mix two windows and stay unpacked.
+BlockLayout packed_gna_layout() {
+  MaskRule rule = grid_rule(1, 28, 48, 41, true, 30);
+  rule.method = sattn::MaskMethod::Neighborhood;
+  set3(rule.window, 1, 20, 24), set3(rule.stride, 1, 16, 16);
+  REQUIRE(sattn::rule_error(rule) == "");
+  const int64_t boxes[2][3] = {{1, 8, 16}, {1, 16, 8}};
+  BlockLayout l;
+  l.q_tile = kBlockSparseQTile, l.kv_tile = kBlockSparseKvTile, l.seq_len = rule.tokens.seq_len(), l.rule = rule;
+  l.heads = 2;
+  l.head_perm = {0, 1};
+  l.full_offsets = l.partial_offsets = {0};
+  for (const auto& box : boxes) {
+    const BlockLayout one = sattn::plan_gna(rule, l.q_tile, l.kv_tile, box);
+    REQUIRE(one.perm.size() == size_t(l.seq_len));
+    l.perm.insert(l.perm.end(), one.perm.begin(), one.perm.end());
+    for (int64_t qt = 0; qt < one.num_q_tiles(); ++qt)
+      sattn::append_entry(l, entry_list(one.full_offsets, one.full_index, qt),
+                          entry_list(one.partial_offsets, one.partial_index, qt));
+  }
+  REQUIRE(sattn::validate(l) == "");
+  return l;
+}
+
+}  // namespace
+
+static void case_gna_packed_keys(sattn::SparseKernel kernel) {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  KERNEL_OR_SKIP(ctx, kernel);
+  const BlockLayout l = packed_gna_layout();
+#if DITRUN_WITH_CUDA
+  {  // The layout exercises both kinds of entry: packed (some with a ragged last slot) and unpacked.
+    const sattn::kernels::cuda::UploadedLayout u = sattn::kernels::cuda::upload_layout(ctx, l);
+    REQUIRE(u.packed_entry != nullptr);
+    const Tensor host = rt::to_host(ctx, u.packed_entry_buf);
+    std::vector<int32_t> entry(size_t(2 * l.entries()));
+    std::memcpy(entry.data(), host.raw_data(), entry.size() * sizeof(int32_t));
+    int64_t packed = 0, ragged = 0, kept = 0;
+    for (int64_t e = 0; e < l.entries(); ++e) {
+      const bool has_partial = l.partial_offsets[size_t(e) + 1] > l.partial_offsets[size_t(e)];
+      if (entry[size_t(2 * e + 1)] >= 0) ++packed, ragged += entry[size_t(2 * e + 1)] % kBlockSparseKvTile != 0;
+      else kept += has_partial;
+    }
+    std::printf("  packed keys: %lld entries packed (%lld with a ragged last slot), %lld keep partial tiles, of %lld\n",
+                (long long)packed, (long long)ragged, (long long)kept, (long long)l.entries());
+    CHECK(packed > 0);
+    CHECK(ragged > 0);
+    CHECK(kept > 0);
+  }
+#endif
+  const Problem p = make_problem(ctx, 2, l.seq_len, 2, 128, Views::Contiguous, 601);
+  check_layout(ctx, p, l, kernel);
+  check_layout(ctx, make_f16_problem(ctx, 1, l.seq_len, 2, 64, 602), l, kernel);
+}
+BLOCK_SPARSE_CASE("gna_packed_keys", case_gna_packed_keys)
 
 TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);

@@ -56,6 +56,10 @@ struct UploadedLayout {
                 *partial_index = nullptr;  // perm: nullptr = identity (all perm sets of layout.perm)
   const int32_t* head_perm = nullptr;      // layout.head_perm; nullptr = one perm set for every head
   const uint64_t* partial_masks = nullptr;
+  // The entries whose partial tiles the sm90ws kernel walks as packed keys (cuda/packed_keys.h); nullptr:
+  // none (device-planned layouts, which have no partial tiles).
+  rt::Tensor packed_entry_buf, packed_keys_buf;
+  const int32_t *packed_entry = nullptr, *packed_keys = nullptr;
   size_t words = 0;  // int32 values in buffer (a consistency check against the layout)
 };
 UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout);

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "cuda/common.cuh"
@@ -29,6 +30,7 @@
 #include "sparse_attention/kernels/sparse/cuda/entry_order.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
 #include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
+#include "sparse_attention/kernels/sparse/cuda/packed_keys.h"
 #include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
 #include "sparse_attention/mask_rule.h"
 
@@ -309,6 +311,12 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) 
                                                                           d.partial_index, d.perm,
                                                                           int(layout.seq_len), layout.rule);
     rt::cuda::check_launch(ctx, "block_sparse_attention.partial_masks");
+    PackedKeys packed = pack_partial_keys(ctx, d.partial_offsets, d.partial_index, d.partial_masks, d.perm,
+                                          per_head ? base + at[6] : nullptr, layout.entries(), slots,
+                                          int(layout.num_q_tiles()), int(layout.seq_len));
+    d.packed_entry_buf = std::move(packed.entry), d.packed_keys_buf = std::move(packed.keys);
+    d.packed_entry = static_cast<const int32_t*>(d.packed_entry_buf.raw_data());
+    d.packed_keys = static_cast<const int32_t*>(d.packed_keys_buf.raw_data());
   }
   return d;
 }
@@ -335,6 +343,7 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
   a.layout_batch = int(layout.batch), a.layout_heads = int(layout.heads);
   a.perm = dl.perm, a.head_perm = dl.head_perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
+  a.packed_entry = dl.packed_entry, a.packed_keys = dl.packed_keys;
   a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
   // Heavy entries first (entry_order.h); `order` stays alive until the kernel is queued behind it.
   const rt::Tensor order = order_entries(ctx, a, int64_t(a.num_q_tiles) * heads * batch,

@@ -24,6 +24,11 @@ struct BlockSparseArgs {
   // CTA i (blockIdx.x + q_tiles · (blockIdx.y + heads · blockIdx.z)) runs entry entry_order[i] of the same
   // numbering; nullptr = entry i. See entry_order.h.
   const int32_t* entry_order;
+  // sm90ws only (the other kernels walk the partial tiles): entries whose partial tiles it walks as packed
+  // keys, packed_entry[2e] = the entry's first key in packed_keys, [2e + 1] their count, -1 = the tiles
+  // (packed_keys.h). nullptr: no entry packs.
+  const int32_t* packed_entry;
+  const int32_t* packed_keys;  // natural token indices
 };
 
 }  // namespace sattn::kernels::cuda

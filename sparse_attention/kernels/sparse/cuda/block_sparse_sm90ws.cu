@@ -9,6 +9,12 @@
 // leaves the last step's second half empty: zero-filled, masked. The online softmax then updates its maximum
 // per 128 keys, so the output is no longer bit-identical to the sm80 and sm90 kernels' (same tolerance to the
 // CPU reference; relative L2 to cuDNN 7e-5 against 9e-4).
+// Packed keys (packed_keys.h): where every query row of an entry's partial tiles has the same mask (GNA with a
+// stride that holds the query tile), upload_layout lists the allowed keys of those tiles, and the entry's
+// slots are its full tiles, then its packed keys 64 to a slot; a packed slot goes through the same gathers and
+// steps as a tile, unmasked but for the last one's tail. Masked-out keys are neither loaded nor multiplied:
+// Flux 2048² GNA 1x40x40 / 16 took 0.90x the time of the tiles (session 13). A layout without packed entries
+// runs the kernel instantiated without that path (kPacked = false).
 //  - warpgroup 0 (128 threads, setmaxnreg 56) only loads: the perm look-ups and the 16-byte cp.async row
 //    gathers of Q and of every step's K and V rows into a ring of kWsStages stages (3 at D = 128, 4 at
 //    D = 64), as far ahead of the consumers as the ring allows;
@@ -140,16 +146,64 @@ __device__ __forceinline__ void bar_arrive_if(int id, int threads, bool on) {
 template <int D, int ROWS>
 inline constexpr int kWsPasses = ROWS / (kProducerThreads / (D / 8));
 
+// Row r's token is table[min(pos0 + r, last)] (table = nullptr: the index itself): a tile's rows through the
+// head's perm (last = the sequence's last position), or a packed slot's keys, which are tokens already.
 template <int D, int ROWS>
-__device__ __forceinline__ void ws_tokens(int32_t (&token)[kWsPasses<D, ROWS>], int pos0, const int32_t* perm,
-                                          int seq_len, int p) {
+__device__ __forceinline__ void ws_tokens(int32_t (&token)[kWsPasses<D, ROWS>], int pos0, int last,
+                                          const int32_t* table, int p) {
   constexpr int kRowsPerPass = kProducerThreads / (D / 8);
   const int row0 = p / (D / 8);
 #pragma unroll
   for (int i = 0; i < kWsPasses<D, ROWS>; ++i) {
-    const int pos = min(pos0 + i * kRowsPerPass + row0, seq_len - 1);
-    token[i] = perm != nullptr ? __ldg(perm + pos) : pos;
+    const int pos = min(pos0 + i * kRowsPerPass + row0, last);
+    token[i] = table != nullptr ? __ldg(table + pos) : pos;
   }
+}
+
+// An entry as this kernel walks it: slots [0, num_real) are layout tiles (the entry's list positions, full
+// tiles first), slots [num_real, num_slots) its packed keys, kBN to a slot (packed_keys.h; num_real is then
+// the number of full tiles, and the partial tiles are not walked). Offsets into the kernel arguments' lists
+// rather than pointers: the producer has 56 registers.
+struct WsVisit {
+  int full_begin, partial_begin, num_full, num_real, keys_begin, num_keys, num_slots;
+  // The layout tile of slot i < num_real.
+  __device__ __forceinline__ int tile(const BlockSparseArgs& a, int i) const {
+    return i < num_full ? __ldg(a.full_index + full_begin + i) : __ldg(a.partial_index + partial_begin + i - num_full);
+  }
+};
+
+template <bool kPacked>
+__device__ __forceinline__ WsVisit ws_visit(const BlockSparseArgs& a, int b, int h, int qt) {
+  const int64_t e = entry_index(a, b, h, qt);
+  WsVisit v;
+  v.full_begin = a.full_offsets[e], v.partial_begin = a.partial_offsets[e];
+  v.num_full = a.full_offsets[e + 1] - v.full_begin;
+  v.num_real = v.num_full + a.partial_offsets[e + 1] - v.partial_begin;
+  v.keys_begin = 0, v.num_keys = 0;
+  if (kPacked) {
+    const int count = __ldg(a.packed_entry + 2 * e + 1);
+    if (count >= 0) v.keys_begin = __ldg(a.packed_entry + 2 * e), v.num_keys = count, v.num_real = v.num_full;
+  }
+  v.num_slots = v.num_real + (v.num_keys + kBN - 1) / kBN;
+  return v;
+}
+
+// The perm look-ups of slot i's rows (ws_tokens); returns how many of them are real: a tile's rows before
+// the sequence end, a packed slot's keys, none past the entry's slots (the copies zero-fill the rest).
+template <int D, bool kPacked>
+__device__ __forceinline__ int ws_slot_tokens(int32_t (&token)[kWsPasses<D, kBN>], const BlockSparseArgs& a,
+                                              const WsVisit& v, int i, const int32_t* perm, int p) {
+  // One call for the three kinds of slot, so that the look-ups are issued from one place.
+  int pos0 = 0, last = a.seq_len - 1, valid = 0;
+  const int32_t* table = perm;
+  if (i < v.num_real) {
+    pos0 = v.tile(a, i) * kBN, valid = a.seq_len - pos0;
+  } else if (kPacked && i < v.num_slots) {
+    pos0 = v.keys_begin + (i - v.num_real) * kBN, last = v.keys_begin + v.num_keys - 1, valid = last + 1 - pos0;
+    table = a.packed_keys;
+  }
+  ws_tokens<D, kBN>(token, pos0, last, table, p);
+  return valid;
 }
 
 template <int D>
@@ -212,43 +266,52 @@ __device__ __forceinline__ void store_rows_wg(const O& o, const float (&l)[2], Q
   sm90::store_staged<T, D>(sQ, out, out_ld, perm, q0, seq_len, 64 * cw, 64, wtid, 128);
 }
 
-// Position, in the entry's visit list, of the sequence's last key tile when that tile is ragged (the
-// sequence ends inside it), else -1. Both lists are strictly ascending (block_layout.h), so the last tile
-// can only be the last full or the last partial one.
-__device__ __forceinline__ int ragged_position(const EntryTiles& tiles, int seq_len) {
-  if (seq_len % kBN == 0) return -1;
-  const int last = (seq_len - 1) / kBN;
-  if (tiles.num_full > 0 && __ldg(tiles.full + tiles.num_full - 1) == last) return tiles.num_full - 1;
-  if (tiles.num_tiles > tiles.num_full && __ldg(tiles.partial + tiles.num_tiles - tiles.num_full - 1) == last)
-    return tiles.num_tiles - 1;
+// Slot of the sequence's last key tile when that tile is ragged (the sequence ends inside it) and walked as
+// a tile, else -1. Both lists are strictly ascending (block_layout.h), so the last tile can only be the last
+// full or the last partial one (a packed tile's keys past the end are masked out, so not packed).
+__device__ __forceinline__ int ragged_position(const BlockSparseArgs& a, const WsVisit& v) {
+  if (a.seq_len % kBN == 0) return -1;
+  const int last = (a.seq_len - 1) / kBN;
+  if (v.num_full > 0 && v.tile(a, v.num_full - 1) == last) return v.num_full - 1;
+  if (v.num_real > v.num_full && v.tile(a, v.num_real - 1) == last) return v.num_real - 1;
   return -1;
 }
 
-// The allowed keys of this thread's two rows in step `step`, whose H = kKN / kBN layout tiles sit side by
-// side: rows[2e + r] for the entry's tile H·step + e: a partial tile's row masks, the ragged last tile's keys
-// before the sequence end (at list position `ragged`), none for a slot past the entry's last tile (an odd
-// count leaves the last step half empty; the producer zero-fills it), else all. Returns whether any key can
-// be masked. A step of full tiles, the common case, decides that without a load (the branch is uniform).
-template <int H>
-__device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * H], const BlockSparseArgs& a, const EntryTiles& tiles,
+// The allowed keys of this thread's two rows in step `step`, whose H = kKN / kBN slots sit side by side:
+// rows[2e + r] for slot H·step + e: a partial tile's row masks, the ragged last tile's keys before the
+// sequence end (at slot `ragged`), the keys of the last packed slot, none for a slot past the entry's end
+// (an odd count leaves the last step half empty; the producer zero-fills it), else all. Returns whether any
+// key can be masked. A step of full tiles or whole packed slots, the common case, decides that without a
+// load (the branch is uniform).
+template <int H, bool kPacked>
+__device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * H], const BlockSparseArgs& a, const WsVisit& v,
                                            int step, int ragged, int row_base) {
   const int i0 = H * step;
+  const int packed_tail = v.num_keys % kBN;  // keys in the last packed slot when it is not whole
+  if ((i0 + H <= v.num_full && (ragged < i0 || ragged >= i0 + H)) ||
+      (kPacked && i0 >= v.num_real && i0 + H <= v.num_slots - (packed_tail != 0))) {
 #pragma unroll
-  for (int w = 0; w < 2 * H; ++w) rows[w] = ~uint64_t(0);
-  if (i0 + H <= tiles.num_full && (ragged < i0 || ragged >= i0 + H)) return false;
+    for (int w = 0; w < 2 * H; ++w) rows[w] = ~uint64_t(0);
+    return false;
+  }
+  bool masked = false;
 #pragma unroll
   for (int e = 0; e < H; ++e) {
     const int i = i0 + e;
-    if (i >= tiles.num_tiles) {
-      rows[2 * e] = rows[2 * e + 1] = 0;
-    } else if (i >= tiles.num_full) {
-      const uint64_t* mask = a.partial_masks + int64_t(tiles.partial_begin + i - tiles.num_full) * kBM + row_base;
-      rows[2 * e] = __ldg(mask), rows[2 * e + 1] = __ldg(mask + 8);
+    uint64_t r0 = ~uint64_t(0), r1 = ~uint64_t(0);
+    if (i >= v.num_slots) {
+      r0 = r1 = 0, masked = true;
+    } else if (kPacked && i >= v.num_real) {
+      if (i == v.num_slots - 1 && packed_tail != 0) r0 = r1 = (uint64_t(1) << packed_tail) - 1, masked = true;
+    } else if (i >= v.num_full) {
+      const uint64_t* mask = a.partial_masks + int64_t(v.partial_begin + i - v.num_full) * kBM + row_base;
+      r0 = __ldg(mask), r1 = __ldg(mask + 8), masked = true;
     } else if (i == ragged) {
-      rows[2 * e] = rows[2 * e + 1] = (uint64_t(1) << (a.seq_len % kBN)) - 1;
+      r0 = r1 = (uint64_t(1) << (a.seq_len % kBN)) - 1, masked = true;
     }
+    rows[2 * e] = r0, rows[2 * e + 1] = r1;
   }
-  return true;
+  return masked;
 }
 
 }  // namespace sm90ws
@@ -265,7 +328,7 @@ struct WsSmem {
   static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
 };
 
-template <typename T, int D>
+template <typename T, int D, bool kPacked>
 __global__ void __launch_bounds__(kWsThreads, 1)
     block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -294,10 +357,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int64_t out_ld = int64_t(a.heads) * D;
   const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
 
-  const EntryTiles tiles = entry_tiles(a, b, h, qt);
-  const int num_tiles = tiles.num_tiles;
-  const int num_steps = (num_tiles + H - 1) / H;
-  if (num_tiles == 0) {  // CTA-uniform: nobody has touched a barrier yet
+  const WsVisit visit = ws_visit<kPacked>(a, b, h, qt);
+  const int num_steps = (visit.num_slots + H - 1) / H;
+  if (visit.num_slots == 0) {  // CTA-uniform: nobody has touched a barrier yet
     zero_rows<D, kWsThreads>(out, out_ld, perm, q0, kBM, a.seq_len);
     return;
   }
@@ -335,37 +397,29 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // before the waits for its stages: once the ring is full the producer spends its time in those waits,
     // which then hide the look-ups' latency.
     int32_t tok[H][kWsPasses<D, kBN>];
-    int tile[H];
+    int valid[H];  // rows of slot e to copy (ws_slot_tokens)
     {
       int32_t q_tok[kWsPasses<D, kBM>];
-      ws_tokens<D, kBM>(q_tok, q0, perm, a.seq_len, p);
+      ws_tokens<D, kBM>(q_tok, q0, a.seq_len - 1, perm, p);
 #pragma unroll
-      for (int e = 0; e < H; ++e) {
-        tile[e] = tiles.at(e);
-        ws_tokens<D, kBN>(tok[e], max(tile[e], 0) * kBN, perm, a.seq_len, p);
-      }
+      for (int e = 0; e < H; ++e) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, e, perm, p);
       WsRowCopier<D>::make(sQ, p).template copy<kBM>(smem_address(qs), qg, q_ld, q_tok, a.seq_len - q0);
       mbar_arrive_on_copies(q_full);
     }
-    // Rows of tile `t` to copy: all but the ragged last tile's tail; none for a slot past the entry's end.
-    auto valid_rows = [&](int t) { return t >= 0 ? a.seq_len - t * kBN : 0; };
     uint32_t s_off = 0;  // step j's stage (byte offset) and use of it
     int s = 0, use = 0;
     for (int j = 0; j < num_steps; ++j) {
       if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
 #pragma unroll
-      for (int e = 0; e < H; ++e) rows.template copy<kBN>(k_base + s_off + e * kHalfBytes, kg, k_ld, tok[e], valid_rows(tile[e]));
+      for (int e = 0; e < H; ++e) rows.template copy<kBN>(k_base + s_off + e * kHalfBytes, kg, k_ld, tok[e], valid[e]);
       mbar_arrive_on_copies(k_full + s);
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
 #pragma unroll
-      for (int e = 0; e < H; ++e) rows.template copy<kBN>(v_base + s_off + e * kHalfBytes, vg, v_ld, tok[e], valid_rows(tile[e]));
+      for (int e = 0; e < H; ++e) rows.template copy<kBN>(v_base + s_off + e * kHalfBytes, vg, v_ld, tok[e], valid[e]);
       mbar_arrive_on_copies(v_full + s);
       if (j + 1 < num_steps) {
 #pragma unroll
-        for (int e = 0; e < H; ++e) {
-          tile[e] = tiles.at(H * (j + 1) + e);
-          ws_tokens<D, kBN>(tok[e], max(tile[e], 0) * kBN, perm, a.seq_len, p);
-        }
+        for (int e = 0; e < H; ++e) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, H * (j + 1) + e, perm, p);
       }
       s_off += kStageBytes;
       if (++s == S) s = 0, s_off = 0, ++use;
@@ -391,7 +445,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   clear(o_acc);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int row_base = cw * 64 + ((ctid / 32) % 4) * 16 + lane / 4, t = lane % 4;
-  const int ragged = ragged_position(tiles, a.seq_len);
+  const int ragged = ragged_position(a, visit);
 
   // Stages and phase parities of steps i (k_), i-1 (v_) and i-2 (old_st), stepped once per step: j % S
   // and (j / S) & 1 would cost a division's worth of instructions per step.
@@ -424,14 +478,14 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   bool next_masked = false;
   {  // i = 0: S(0) alone
     uint64_t rows[2 * H];
-    const bool masked = step_masks<H>(rows, a, tiles, 0, ragged, row_base);
+    const bool masked = step_masks<H, kPacked>(rows, a, visit, 0, ragged, row_base);
     mbar_wait(q_full, 0);
     mbar_wait(k_full + 0, 0);
     acquired();
     take_turn();
     issue_s(0);
     give_turn(false);
-    if (num_steps > 1) next_masked = step_masks<H>(next_rows, a, tiles, 1, ragged, row_base);
+    if (num_steps > 1) next_masked = step_masks<H, kPacked>(next_rows, a, visit, 1, ragged, row_base);
     warpgroup_wait<0>();
     mbar_arrive_warp(k_empty + 0, lane);
     softmax(rows, masked, alpha);
@@ -453,7 +507,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     issue_s(k_st);
     issue_pv(v_st);
     give_turn(false);
-    if (i + 1 < num_steps) next_masked = step_masks<H>(next_rows, a, tiles, i + 1, ragged, row_base);
+    if (i + 1 < num_steps) next_masked = step_masks<H, kPacked>(next_rows, a, visit, i + 1, ragged, row_base);
     warpgroup_wait<1>();  // S(i) retired; P(i-1)·V(i-1) runs on during the softmax
     mbar_arrive_warp(k_empty + k_st, lane);
     softmax(rows, masked, alpha);
@@ -481,13 +535,21 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-template <typename T, int D>
-void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
+template <typename T, int D, bool kPacked>
+void launch_variant(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
   constexpr int smem_bytes = WsSmem<T, D>::bytes();
   static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, kPacked>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_sm90ws_kernel<T, D><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
+  block_sparse_sm90ws_kernel<T, D, kPacked><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
+}
+
+// Layouts without packed entries (dense, GRAT, the top-k planner's) run the kernel compiled without that path:
+// on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
+template <typename T, int D>
+void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
+  if (a.packed_entry != nullptr) launch_variant<T, D, true>(ctx, a, grid, pingpong);
+  else launch_variant<T, D, false>(ctx, a, grid, pingpong);
 }
 
 }  // namespace

@@ -32,11 +32,14 @@ struct EntryTiles {
 };
 
 // Entry (b, h, qt) of the layout in the kernel arguments `a` (broadcast over batch / heads when the layout
-// has one of them).
+// has one of them): its index in the CSR offsets, and its tiles.
+template <class Args>
+__device__ __forceinline__ int64_t entry_index(const Args& a, int b, int h, int qt) {
+  return (int64_t(a.layout_batch == 1 ? 0 : b) * a.layout_heads + (a.layout_heads == 1 ? 0 : h)) * a.num_q_tiles + qt;
+}
 template <class Args>
 __device__ __forceinline__ EntryTiles entry_tiles(const Args& a, int b, int h, int qt) {
-  const int64_t e =
-      (int64_t(a.layout_batch == 1 ? 0 : b) * a.layout_heads + (a.layout_heads == 1 ? 0 : h)) * a.num_q_tiles + qt;
+  const int64_t e = entry_index(a, b, h, qt);
   const int full_begin = a.full_offsets[e], partial_begin = a.partial_offsets[e];
   const int num_full = a.full_offsets[e + 1] - full_begin;
   return {a.full_index + full_begin, a.partial_index + partial_begin, num_full,
