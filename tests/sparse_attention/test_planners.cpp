@@ -1,6 +1,7 @@
 // The analytic planners (dense, gna, grat) against the exhaustive reference planner on hundreds of small
 // random rules: same layout order, so the CSR lists must be equal (visited tiles = tiles with an allowed
 // element, full = all-allowed), and every plan valid.
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -124,6 +125,62 @@ TEST_CASE("planners.gna_box prefers extents dividing the stride, then the window
   r.window[1] = 4;
   sattn::gna_box(r, 128, box);
   CHECK(box[1] <= 4);
+}
+
+namespace {
+
+// Of the layout's entries with partial tiles, how many have every partial tile's allowed() pattern equal
+// in all the tile's query rows: the entries whose keys upload_layout packs for the sm90ws kernel
+// (kernels/sparse/cuda/packed_keys.h), which has its own GPU test. *grid_only: of those with partial tiles,
+// how many hold grid queries only.
+int64_t row_uniform_entries(const BlockLayout& l, int64_t* with_partial, int64_t* grid_only) {
+  int64_t uniform = 0;
+  *with_partial = *grid_only = 0;
+  for (int64_t qt = 0; qt < l.num_q_tiles(); ++qt) {
+    const int32_t begin = l.partial_offsets[size_t(qt)], end = l.partial_offsets[size_t(qt) + 1];
+    if (begin == end) continue;
+    ++*with_partial;
+    const int64_t q0 = qt * l.q_tile, q1 = std::min(l.seq_len, q0 + l.q_tile);
+    bool grid = true;
+    for (int64_t q = q0; q < q1; ++q) grid = grid && l.rule.tokens.is_grid(l.token(0, q));
+    *grid_only += grid;
+    bool same = true;
+    for (int32_t j = begin; j < end && same; ++j)
+      for (int64_t k = l.partial_index[size_t(j)] * l.kv_tile; k < std::min(l.seq_len, (l.partial_index[size_t(j)] + 1) * l.kv_tile); ++k)
+        for (int64_t q = q0 + 1; q < q1 && same; ++q)
+          same = sattn::allowed(l.rule, l.token(0, q), l.token(0, k)) == sattn::allowed(l.rule, l.token(0, q0), l.token(0, k));
+    uniform += same;
+  }
+  return uniform;
+}
+
+}  // namespace
+
+TEST_CASE("planners.gna with a stride that holds the query tile gives row-uniform partial tiles", "[sparse]") {
+  // Flux's GNA 1x40x40 stride 1x16x16 on a 64x64 grid with 512 text tokens first: the box (1x8x16) is the
+  // query tile and sits in one stride group, so every grid query tile's partial tiles pack (sm90ws walks
+  // their allowed keys instead of masking; 0.90x the time at Flux 2048², docs/performance.md session 13).
+  MaskRule r;
+  r.tokens.grid[1] = r.tokens.grid[2] = 64;
+  r.tokens.text_len = 512;
+  r.tokens.text_before = true;
+  r.method = MaskMethod::Neighborhood;
+  r.window[1] = r.window[2] = 40;
+  r.stride[1] = r.stride[2] = 16;
+  REQUIRE(sattn::rule_error(r) == "");
+  int64_t with_partial = 0, grid_only = 0;
+  const BlockLayout flux = sattn::plan(r, 128, 64);
+  CHECK(row_uniform_entries(flux, &with_partial, &grid_only) == grid_only);
+  CHECK(grid_only == 32);  // the 32 query tiles of the grid; the text's tiles attend every key, no partial tile
+  CHECK(with_partial == grid_only);
+  // Wan2.1's stride 1x8x8 holds 64 tokens: a query tile spans two windows, so none packs.
+  r.tokens.text_len = 0;
+  r.window[1] = 16, r.window[2] = 24;
+  r.stride[1] = r.stride[2] = 8;
+  REQUIRE(sattn::rule_error(r) == "");
+  const BlockLayout wan = sattn::plan(r, 128, 64);
+  CHECK(row_uniform_entries(wan, &with_partial, &grid_only) == 0);
+  CHECK(with_partial > 0);
 }
 
 TEST_CASE("planners.rule_error says what is wrong", "[sparse]") {
