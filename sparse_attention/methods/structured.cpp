@@ -284,6 +284,20 @@ static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionPar
 #endif
 }
 
+// Which quantized kernel runs (block_sparse_quant.cu's choice) and, on Hopper, that it is slower than bf16:
+// a user who asks for quant= there gets its numerics, not speed (docs/performance.md, sessions 11-13).
+static std::string quant_kernel_note(const rt::Context& ctx, const AttentionParams& p) {
+#if DITRUN_WITH_CUDA
+  if (p.sparse_kernel == SparseKernel::Sm80 || !kernels::cuda::block_sparse_sm90_device_refusal(ctx).empty())
+    return " sm80 mma.sync";
+  return " sm90 wgmma (on Hopper 1.2-1.5x the time of the bf16 sm90ws kernel: quant= gives its numerics, not "
+         "speed)";
+#else
+  (void)ctx, (void)p;
+  return "";
+#endif
+}
+
 std::string describe_structured(const rt::Context& ctx, const AttentionParams& p) {
   if (p.method.is_dynamic()) return describe_dynamic(p);
   if (const std::string bad = rule_error(p.method.for_tokens(p.tokens)); !bad.empty())
@@ -299,7 +313,7 @@ std::string describe_structured(const rt::Context& ctx, const AttentionParams& p
     case Executor::CpuMasked: return name + "cpu masked dense reference";
     case Executor::CpuQuant: return name + "cpu quantized block-layout reference (" + density + ")";
     case Executor::BlockSparse: return name + "block_sparse" + sparse_kernel_note(ctx, p, *layout) + " (" + density + ")";
-    case Executor::BlockSparseQuant: return name + "block_sparse_quant (" + density + ")";
+    case Executor::BlockSparseQuant: return name + "block_sparse_quant" + quant_kernel_note(ctx, p) + " (" + density + ")";
     case Executor::CudaMasked:
       return name + "cuda masked dense reference" + (why.empty() ? "" : " (block-sparse passed over: " + why + ")");
     case Executor::None: break;
