@@ -45,7 +45,8 @@ std::optional<SparseKernel> select_block_sparse_kernel(const rt::Context& ctx, c
 
 // The layout on the GPU: its int32 arrays in one buffer (typed f32 because rt::DType has no int32, never
 // read as floats), and the element mask of every partial tile (kBlockSparseQTile 64-bit rows per listed
-// partial tile, from allowed() through perm, computed by a GPU kernel). upload_layout CHECKs
+// partial tile, from allowed() through perm, computed by a GPU kernel; from those, the packed keys of the
+// entries whose partial tiles have one mask per query tile, cuda/packed_keys.h). upload_layout CHECKs
 // validate(layout) first: the kernel trusts the lists. The copy comes from pageable host memory (the driver
 // may synchronize with the stream, and it cannot be captured into a CUDA graph) and the masks cost one
 // allowed() evaluation per element of every partial tile, so callers that run one layout many times
