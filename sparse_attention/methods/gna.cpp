@@ -1,7 +1,9 @@
 #include "sparse_attention/methods/gna.h"
 
 #include <algorithm>
+#include <array>
 #include <numeric>
+#include <vector>
 
 #include "sparse_attention/methods/tiled_plan.h"
 
@@ -82,7 +84,11 @@ class NeighborhoodMethod final : public GridMethod {
 
 }  // namespace
 
-void gna_box(const MaskRule& r, int64_t volume, int64_t box[3]) {
+namespace {
+
+// The prime-factor heuristic: each factor to the axis where the grown extent divides the stride, else the
+// window, else the smallest extent (ties: the faster axis). It stops at the grid.
+void heuristic_box(const MaskRule& r, int64_t volume, int64_t box[3]) {
   box[0] = box[1] = box[2] = 1;
   std::vector<int64_t> primes;
   for (int64_t p = 2, v = volume; v > 1; ++p)
@@ -100,12 +106,69 @@ void gna_box(const MaskRule& r, int64_t volume, int64_t box[3]) {
   }
 }
 
+// Estimated tile density of the grid's queries for boxes `b` whose key tiles are the boxes cut in `split`
+// along their first axis of extent > 1 (tokens are row-major in a box, so a key tile of volume / split
+// tokens is such a slice): per axis, the share of key coordinates in the key tiles that the union of each
+// query box's windows meets, averaged over the queries; the axes multiply, as GNA's mask is an AND over
+// them. Exact for 2-D rules whose grid the box divides, within a few percent of the planner on Wan2.1's 3-D
+// grid (tests/sparse_attention/test_planners.cpp).
+double box_tile_share(const MaskRule& r, const int64_t b[3], int64_t split) {
+  int cut = 0;
+  while (cut < 2 && b[cut] == 1) ++cut;
+  double share = 1.0;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t n = r.tokens.grid[a], d = r.dilation[a];
+    const int64_t k = a == cut && b[a] % split == 0 ? b[a] / split : b[a];
+    double pairs = 0.0;
+    for (int64_t p0 = 0; p0 < n; p0 += b[a]) {
+      const int64_t p1 = std::min(n, p0 + b[a]);
+      int64_t lo = n, hi = 0;
+      for (int64_t i = p0; i < p1; ++i) {
+        int64_t start, end;
+        neighborhood_window(i, n, r.window[a], r.stride[a], d, r.causal[a], &start, &end);
+        lo = std::min(lo, i % d + d * start), hi = std::max(hi, i % d + d * (end - 1) + 1);
+      }
+      pairs += double(std::min(n, (hi + k - 1) / k * k) - lo / k * k) * double(p1 - p0);
+    }
+    share *= pairs / (double(n) * double(n));
+  }
+  return share;
+}
+
+}  // namespace
+
+void gna_box(const MaskRule& r, int64_t volume, int64_t box[3], int64_t kv_tile) {
+  heuristic_box(r, volume, box);
+  if (box[0] * box[1] * box[2] != volume) return;  // a grid smaller than the box: nothing else fits
+  const int64_t split = kv_tile > 0 && volume % kv_tile == 0 ? volume / kv_tile : 1;
+  auto inside = [&](const int64_t b[3]) {
+    return r.stride[0] % b[0] == 0 && r.stride[1] % b[1] == 0 && r.stride[2] % b[2] == 0;
+  };
+  // Every split of the volume over the axes that fits the grid; boxes inside one stride group first (all of
+  // a query tile's rows then share a window: sm90ws packs their keys), the heuristic's box on ties.
+  std::vector<std::array<int64_t, 3>> candidates;
+  for (int64_t t = 1; t <= volume; ++t)
+    for (int64_t h = 1; volume % t == 0 && h <= volume / t; ++h)
+      if ((volume / t) % h == 0) {
+        const std::array<int64_t, 3> c = {t, h, volume / t / h};
+        if (c[0] <= r.tokens.grid[0] && c[1] <= r.tokens.grid[1] && c[2] <= r.tokens.grid[2]) candidates.push_back(c);
+      }
+  bool any_inside = false;
+  for (const auto& c : candidates) any_inside = any_inside || inside(c.data());
+  double best = inside(box) || !any_inside ? box_tile_share(r, box, split) : 2.0;
+  for (const auto& c : candidates) {
+    if (any_inside && !inside(c.data())) continue;
+    const double share = box_tile_share(r, c.data(), split);
+    if (share < best * (1.0 - 1e-9)) best = share, std::copy(c.begin(), c.end(), box);
+  }
+}
+
 BlockLayout plan_gna(const MaskRule& rule, int64_t q_tile, int64_t kv_tile, const int64_t* box_in) {
   int64_t box[3];
   if (box_in)
     std::copy(box_in, box_in + 3, box);
   else
-    gna_box(rule, std::lcm(q_tile, kv_tile), box);
+    gna_box(rule, std::lcm(q_tile, kv_tile), box, kv_tile);
   return plan_tiled(rule, q_tile, kv_tile, relayout_boxes(rule.tokens, box), NeighborhoodMethod(rule));
 }
 
