@@ -38,8 +38,8 @@ TEST_CASE("backends.gna_tiny_grid_falls_back", "[attention]") {
 TEST_CASE("backends.gna_larger_grid_runs", "[attention]") {
   const std::string o = backends("-W 512 -H 512 --attention gna:window=1x8x8,stride=1x4x4 --dense-steps 2");
   CHECK(has(o, "steps 0-1: every layer dense (warm-up); from step 2:"));
-  CHECK(has(o, "0-1      double 0-1   0.463  0.105  -         " + kGna + ": cpu block-sparse (tile density 0.463)\n"));
-  CHECK(has(o, "2-5      single 0-3   0.463  0.105  -         " + kGna + ": cpu block-sparse"));
+  CHECK(has(o, "0-1      double 0-1   0.284  0.105  -         " + kGna + ": cpu block-sparse (tile density 0.284)\n"));
+  CHECK(has(o, "2-5      single 0-3   0.284  0.105  -         " + kGna + ": cpu block-sparse"));
   CHECK(!has(o, "fallback:"));
 }
 
@@ -51,10 +51,10 @@ TEST_CASE("backends.config_per_layer", "[attention]") {
   const std::string o = backends("-W 512 -H 512 --attention-config " + test::q(cfg));
   CHECK(has(o, "0        double 0     1.000  1.000  -         dense: cpu_reference\n"));
   CHECK(!has(o, "1-2 "));  // a range does not cross from double to single blocks
-  CHECK(has(o, "1        double 1     0.463  0.105  -         " + kGna));
-  CHECK(has(o, "2        single 0     0.463  0.105  -         " + kGna));
+  CHECK(has(o, "1        double 1     0.284  0.105  -         " + kGna));
+  CHECK(has(o, "2        single 0     0.284  0.105  -         " + kGna));
   CHECK(has(o, "3        single 1     0.493  0.418  -         grat:variant=B,group=1x8x8,radius=1: cpu block-sparse"));
-  CHECK(has(o, "4-5      single 2-3   0.463  0.105  -         " + kGna));
+  CHECK(has(o, "4-5      single 2-3   0.284  0.105  -         " + kGna));
   // Layers the model does not have, and --attention with a config file.
   std::ofstream(cfg) << R"({"dense_layers": [6]})";
   test::RunResult r = test::run_ditrun("backends --attention-config " + test::q(cfg));
@@ -79,7 +79,7 @@ TEST_CASE("backends.device_cuda", "[attention]") {
   CHECK(has(r.stdout_text, "cuda:0 bf16"));
   // The kernel is named: the warp-specialized wgmma one on Hopper, else sm80 mma.sync with the reason wgmma
   // was passed over.
-  CHECK((has(r.stdout_text, kGna + ": block_sparse sm90ws warp-specialized wgmma (tile density 0.463)") ||
+  CHECK((has(r.stdout_text, kGna + ": block_sparse sm90ws warp-specialized wgmma (tile density 0.284)") ||
          has(r.stdout_text, kGna + ": block_sparse sm80 mma.sync (wgmma passed over: ")));
   const test::RunResult small =
       test::run_ditrun("backends -W 256 -H 256 --attention gna:window=1x8x8,stride=1x4x4 --device cuda");
