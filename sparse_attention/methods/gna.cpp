@@ -147,12 +147,14 @@ void gna_box(const MaskRule& r, int64_t volume, int64_t box[3], int64_t kv_tile)
   // Every split of the volume over the axes that fits the grid; boxes inside one stride group first (all of
   // a query tile's rows then share a window: sm90ws packs their keys), the heuristic's box on ties.
   std::vector<std::array<int64_t, 3>> candidates;
-  for (int64_t t = 1; t <= volume; ++t)
-    for (int64_t h = 1; volume % t == 0 && h <= volume / t; ++h)
-      if ((volume / t) % h == 0) {
-        const std::array<int64_t, 3> c = {t, h, volume / t / h};
-        if (c[0] <= r.tokens.grid[0] && c[1] <= r.tokens.grid[1] && c[2] <= r.tokens.grid[2]) candidates.push_back(c);
-      }
+  for (int64_t t = 1; t <= volume; ++t) {
+    if (volume % t != 0) continue;
+    for (int64_t h = 1; h <= volume / t; ++h) {
+      if ((volume / t) % h != 0) continue;
+      const std::array<int64_t, 3> c = {t, h, volume / t / h};
+      if (c[0] <= r.tokens.grid[0] && c[1] <= r.tokens.grid[1] && c[2] <= r.tokens.grid[2]) candidates.push_back(c);
+    }
+  }
   bool any_inside = false;
   for (const auto& c : candidates) any_inside = any_inside || inside(c.data());
   double best = inside(box) || !any_inside ? box_tile_share(r, box, split) : 2.0;

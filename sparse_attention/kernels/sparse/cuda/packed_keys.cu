@@ -61,11 +61,13 @@ __global__ void __launch_bounds__(kBN) fill_kernel(int32_t* keys, const int32_t*
   const int e = int(blockIdx.x), c = int(threadIdx.x);
   if (entry[2 * e + 1] <= 0) return;
   int at = entry[2 * e];
+  // The entry's perm set: every slot of one entry has the same (slot_set repeats the entry's head's).
+  const int32_t* order =
+      perm != nullptr && slot_set != nullptr ? perm + int64_t(slot_set[partial_offsets[e]]) * seq_len : perm;
   for (int s = partial_offsets[e]; s < partial_offsets[e + 1]; ++s) {
     const uint64_t word = masks[int64_t(s) * kBM];
     if ((word >> c) & 1) {
       const int pos = partial_index[s] * kBN + c;
-      const int32_t* order = perm != nullptr && slot_set != nullptr ? perm + int64_t(slot_set[s]) * seq_len : perm;
       keys[at + __popcll(word & ((uint64_t(1) << c) - 1))] = order != nullptr ? order[pos] : pos;
     }
     at += __popcll(word);
