@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -254,20 +255,26 @@ int run(const BenchAttentionOptions& o) {
         continue;
       }
       namespace kc = sattn::kernels::cuda;
+      // The quantized kernel for the first row's --kernel (select_block_sparse_quant_kernel: sm80 stays
+      // mma.sync, the others take the wgmma kernel), so that the ratios compare like with like.
+      sattn::AttentionParams pq = p;
+      pq.sparse_kernel = kernels[0];
       rt::Tensor quant_out;
       const double quant_ms = sustained_ms(*ctx, o.steady_seconds, o.warmup, o.repeat, [&] {
-        quant_out = kc::block_sparse_attention_quant(*ctx, p, layout, quant, &uploaded);
+        quant_out = kc::block_sparse_attention_quant(*ctx, pq, layout, quant, &uploaded);
       });
       kc::QuantizedOperands operands;
       const double prepass_ms = sustained_ms(*ctx, o.steady_seconds, o.warmup, o.repeat,
-                                       [&] { operands = kc::quantize_operands(*ctx, p, layout, quant, uploaded); });
+                                       [&] { operands = kc::quantize_operands(*ctx, pq, layout, quant, uploaded); });
       const double kernel_ms = sustained_ms(*ctx, o.steady_seconds, o.warmup, o.repeat, [&] {
         quant_out = kc::block_sparse_attention_quantized(*ctx, operands, layout, uploaded);
       });
       const char* name = sattn::attn_quant_name(quant);
-      std::printf("  %s: %.3f ms = pre-pass %.3f + kernel %.3f (%.1f TFLOP/s-equivalent); %s sparse / %s kernel = "
+      const std::optional<sattn::SparseKernel> quant_kernel =
+          kc::select_block_sparse_quant_kernel(*ctx, pq.sparse_kernel, nullptr);  // it ran, so it has a value
+      std::printf("  %s (%s kernel): %.3f ms = pre-pass %.3f + kernel %.3f (%.1f TFLOP/s-equivalent); %s sparse / %s kernel = "
                   "%.3fx, / (pre-pass + kernel) = %.3fx; relative L2 distance to the %s kernel %.2e\n",
-                  name, quant_ms, prepass_ms, kernel_ms, tile_density * dense_flops / (kernel_ms * 1e-3) / 1e12,
+                  name, sattn::sparse_kernel_name(quant_kernel.value_or(sattn::SparseKernel::Auto)), quant_ms, prepass_ms, kernel_ms, tile_density * dense_flops / (kernel_ms * 1e-3) / 1e12,
                   rt::dtype_name(ctx->dtype()), name, ms / kernel_ms, ms / quant_ms, rt::dtype_name(ctx->dtype()),
                   rel_l2(*ctx, quant_out, out));
     }

@@ -288,8 +288,10 @@ static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionPar
 // a user who asks for quant= there gets its numerics, not speed (docs/performance.md, sessions 11-13).
 static std::string quant_kernel_note(const rt::Context& ctx, const AttentionParams& p) {
 #if DITRUN_WITH_CUDA
-  if (p.sparse_kernel == SparseKernel::Sm80 || !kernels::cuda::block_sparse_sm90_device_refusal(ctx).empty())
-    return " sm80 mma.sync";
+  std::string why;
+  const std::optional<SparseKernel> k = kernels::cuda::select_block_sparse_quant_kernel(ctx, p.sparse_kernel, &why);
+  if (!k) return " (cannot run: " + why + ")";
+  if (*k == SparseKernel::Sm80) return " sm80 mma.sync" + (why.empty() ? std::string() : " (wgmma passed over: " + why + ")");
   return " sm90 wgmma (on Hopper 1.2-1.5x the time of the bf16 sm90ws kernel: quant= gives its numerics, not "
          "speed)";
 #else

@@ -265,6 +265,21 @@ TEST_CASE("block_sparse_quant.attention_entry_point", "[cuda]") {
     const bool hopper = sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx).empty();
     CHECK_THAT(sattn::describe_attention(ctx, p.gpu),
                Catch::Contains(hopper ? "sm90 wgmma (on Hopper" : "block_sparse_quant sm80 mma.sync"));
+    // The selector behind that line and the dispatch: one wgmma kernel, which Sm90Ws also asks for.
+    namespace kc = sattn::kernels::cuda;
+    std::string why;
+    CHECK(kc::select_block_sparse_quant_kernel(ctx, sattn::SparseKernel::Sm80, &why) == sattn::SparseKernel::Sm80);
+    CHECK(why.empty());
+    for (const sattn::SparseKernel k : {sattn::SparseKernel::Auto, sattn::SparseKernel::Sm90, sattn::SparseKernel::Sm90Ws}) {
+      const std::optional<sattn::SparseKernel> got = kc::select_block_sparse_quant_kernel(ctx, k, &why);
+      if (hopper) {
+        CHECK(got == sattn::SparseKernel::Sm90);
+        CHECK(why.empty());
+      } else {
+        CHECK(got == (k == sattn::SparseKernel::Auto ? std::optional(sattn::SparseKernel::Sm80) : std::nullopt));
+        CHECK_FALSE(why.empty());
+      }
+    }
 #endif
     const Tensor got = rt::to_host(ctx, sattn::attention(ctx, p.gpu));
     const Tensor want = sattn::attention(test::cpu_context(), p.cpu);

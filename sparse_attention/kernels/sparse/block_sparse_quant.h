@@ -4,6 +4,7 @@
 // is reference/quant_cpu.h. Plain C++ header; the kernels (cuda/block_sparse_quant.cu) exist only in CUDA
 // builds.
 #pragma once
+#include <optional>
 #include <string>
 
 #include "sparse_attention/attention.h"
@@ -46,11 +47,19 @@ struct QuantizedOperands {
   rt::DType dtype = rt::DType::BF16;      // of q, k, v and the output
   int64_t batch = 0, len = 0, heads = 0, dim = 0, padded_len = 0;
   float scale = 0.f;                      // the softmax scale
-  // Which attention kernel runs (p.sparse_kernel at quantize_operands): Auto takes the wgmma kernel
-  // (cuda/block_sparse_quant_sm90.cu) where block_sparse_sm90_device_refusal is empty, else the mma.sync one;
-  // Sm80 the mma.sync one; Sm90 or Sm90Ws the wgmma one or a CHECK failure with the reason.
+  // p.sparse_kernel at quantize_operands; select_block_sparse_quant_kernel says which kernel that runs (an
+  // explicit one the device cannot run CHECK-fails in quantize_operands, before the pre-pass).
   SparseKernel kernel = SparseKernel::Auto;
 };
+// The quantized kernel block_sparse_attention_quantized runs for `requested` (QuantizedOperands::kernel):
+// Sm90 (the wgmma kernel, cuda/block_sparse_quant_sm90.cu) or Sm80 (mma.sync), or std::nullopt with the reason
+// in *why when an explicit Sm90 / Sm90Ws cannot run on this device. Auto takes Sm90 where
+// block_sparse_sm90_device_refusal is empty, else Sm80, and *why then says why the wgmma kernel was passed
+// over. The quantized path has one wgmma kernel, so Sm90Ws asks for it as Sm90 does. The one rule behind the
+// dispatch and describe_attention.
+std::optional<SparseKernel> select_block_sparse_quant_kernel(const rt::Context& ctx, SparseKernel requested,
+                                                             std::string* why);
+
 QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                     AttnQuant quant, const UploadedLayout& uploaded);
 rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const QuantizedOperands& operands,

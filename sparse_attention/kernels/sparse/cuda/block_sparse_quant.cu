@@ -286,18 +286,29 @@ void check_upload(const BlockLayout& layout, const UploadedLayout& dl) {
         dl.words, " words) was not made from this layout (", words, " words)");
 }
 
-// Whether block_sparse_attention_quantized runs the wgmma kernel for `kernel` (QuantizedOperands::kernel).
-// The quantized path has one wgmma kernel: an explicit Sm90 or Sm90Ws asks for it, as in
-// select_block_sparse_kernel, and fails with the reason where it cannot run.
+// Whether block_sparse_attention_quantized runs the wgmma kernel for `kernel`; an explicit Sm90 / Sm90Ws the
+// device cannot run fails with the reason.
 bool use_sm90(const rt::Context& ctx, SparseKernel kernel) {
-  if (kernel == SparseKernel::Sm80) return false;
-  const std::string why = block_sparse_sm90_device_refusal(ctx);
-  CHECK(kernel == SparseKernel::Auto || why.empty(), "block_sparse_attention_quantized: the ",
-        sparse_kernel_name(kernel), " kernel was asked for: ", why);
-  return why.empty();
+  std::string why;
+  const std::optional<SparseKernel> chosen = select_block_sparse_quant_kernel(ctx, kernel, &why);
+  CHECK(chosen.has_value(), "block_sparse_attention_quantized: the ", sparse_kernel_name(kernel),
+        " kernel was asked for: ", why);
+  return *chosen == SparseKernel::Sm90;
 }
 
 }  // namespace
+
+std::optional<SparseKernel> select_block_sparse_quant_kernel(const rt::Context& ctx, SparseKernel requested,
+                                                             std::string* why) {
+  std::string local;
+  std::string& reason = why != nullptr ? *why : local;
+  reason.clear();
+  if (requested == SparseKernel::Sm80) return SparseKernel::Sm80;
+  reason = block_sparse_sm90_device_refusal(ctx);
+  if (reason.empty()) return SparseKernel::Sm90;
+  if (requested == SparseKernel::Auto) return SparseKernel::Sm80;
+  return std::nullopt;
+}
 
 QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                     AttnQuant quant, const UploadedLayout& dl) {
