@@ -1,5 +1,6 @@
 #include "dtype.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -81,6 +82,23 @@ float f8e4m3_to_f32(uint8_t v) {
   if (exp == 0) r = std::ldexp(float(man), -9);  // subnormal: man/8 * 2^-6
   else r = std::ldexp(1.0f + float(man) / 8.0f, exp - 7);
   return neg ? -r : r;
+}
+
+uint8_t f32_to_f8e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
+  if (a >= 448.f) return sign | 0x7e;
+  // a = q · 2^(e-3): q in [8, 16) for a normal of exponent e >= -6; below 2^-6 the subnormals share the
+  // smallest normal's step 2^-9 (e = -6, q < 8). a / step is exact (a power-of-two step), so nearbyint's
+  // rounding (to nearest even) is the only one.
+  int e = 0;
+  std::frexp(a, &e);
+  e = std::max(e - 1, -6);
+  int q = int(std::nearbyint(a / std::ldexp(1.f, e - 3)));
+  if (q == 16) q = 8, ++e;  // rounded up into the next binade (a < 448 keeps e <= 8)
+  if (q < 8) return sign | uint8_t(q);  // subnormal
+  return sign | uint8_t((e + 7) << 3) | uint8_t(q - 8);
 }
 
 }  // namespace rt

@@ -34,5 +34,8 @@ float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 // OCP FP8 E4M3 (FN variant: no infinities, 0x7f/0xff are NaN), as torch.float8_e4m3fn.
 float f8e4m3_to_f32(uint8_t v);
+// Round to nearest even; beyond ±448 saturates to ±448 (the FN variant has no infinity; as CUDA's
+// __NV_SATFINITE conversion), NaN -> 0x7f.
+uint8_t f32_to_f8e4m3(float f);
 
 }  // namespace rt

@@ -271,7 +271,7 @@ static void store_from_float(void* base, DType dt, int64_t off, float v) {
     case DType::BF16: static_cast<uint16_t*>(base)[off] = f32_to_bf16(v); break;
     case DType::F16: static_cast<uint16_t*>(base)[off] = f32_to_f16(v); break;
     case DType::I64: static_cast<int64_t*>(base)[off] = int64_t(v); break;
-    case DType::F8E4M3: CHECK(false, "conversion to f8_e4m3 is not supported"); break;
+    case DType::F8E4M3: static_cast<uint8_t*>(base)[off] = f32_to_f8e4m3(v); break;
   }
 }
 

@@ -18,6 +18,8 @@
 #include "sparse_attention/attention.h"
 #include "sparse_attention/kernels/dense/select.h"
 #if DITRUN_WITH_CUDA
+#include "cuda/device_state.h"
+#include "sparse_attention/kernels/dense/cuda/cudnn_sdpa_fp8.h"
 #include "sparse_attention/reference/cuda/dense_cuda.h"
 #endif
 
@@ -316,3 +318,46 @@ TEST_CASE("attention.forced_cudnn_refusals", "[cuda]") {
   p.kernel = DenseKernel::Reference;
   CHECK(sattn::describe_dense_kernel(ctx, p) == "cuda_reference");
 }
+
+#if DITRUN_WITH_CUDA
+// bench-attention's FP8 yardstick (cuDNN's e4m3 SDPA) computes attention: against the CPU reference on the
+// e4m3-rounded inputs, with q and v given through scales other than 1. Bound 0.1 relative L2: P and O are
+// rounded to e4m3 inside (3 mantissa bits, a relative error up to 1/16 each, about 3.6% RMS).
+TEST_CASE("attention.cudnn_fp8_yardstick", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  const int64_t b = 1, l = 1000, h = 2, d = 128;
+  rt::TorchGenerator gen(17);
+  const Tensor q = gen.randn({b, l, h, d}), k = gen.randn({b, l, h, d}), v = gen.randn({b, l, h, d});
+  namespace kc = sattn::kernels::cuda;
+  kc::Fp8SdpaScales scales;
+  scales.descale_q = 0.5f, scales.descale_v = 0.25f, scales.scale_o = 64.f;
+  auto fp8 = [&](const Tensor& x, float descale) {  // host e4m3 holding x / descale
+    return rt::affine(test::cpu_context(), x, 1.f / descale, 0.f).to(DType::F8E4M3);
+  };
+  const Tensor q8 = fp8(q, scales.descale_q), k8 = fp8(k, 1.f), v8 = fp8(v, scales.descale_v);
+  sattn::AttentionParams cpu;  // the values the GPU sees
+  cpu.q = rt::affine(test::cpu_context(), q8.to(DType::F32), scales.descale_q, 0.f);
+  cpu.k = k8.to(DType::F32);
+  cpu.v = rt::affine(test::cpu_context(), v8.to(DType::F32), scales.descale_v, 0.f);
+  const Tensor want = sattn::attention(test::cpu_context(), cpu);
+
+  const float scale = 1.f / std::sqrt(float(d));
+  kc::CudnnSdpaFp8 sdpa(ctx, b, l, h, d, scale, scales);
+  const rt::cuda::DeviceState& dev = ctx.cuda();
+  if (dev.cc_major < 9) {  // cuDNN's FP8 attention is Hopper and newer
+    CHECK_FALSE(sdpa.refusal().empty());
+    return;
+  }
+  INFO(sdpa.refusal());
+  REQUIRE(sdpa.refusal().empty());
+  auto up = [&](const Tensor& x) { return rt::to_device(ctx, x, ctx.device(), DType::F8E4M3); };
+  const Tensor o8 = sdpa.run(ctx, up(q8), up(k8), up(v8));
+  const Tensor got = rt::affine(test::cpu_context(),
+                                rt::to_device(ctx, o8, rt::Device::cpu(), DType::F8E4M3).to(DType::F32),
+                                1.f / scales.scale_o, 0.f);
+  REQUIRE(all_finite(got));
+  const test::Diff diff = test::compare(got, want);
+  std::printf("  cuDNN FP8 SDPA vs CPU on the e4m3 inputs: %s\n", diff.str().c_str());
+  CHECK(diff.rel_l2 <= 0.1);
+}
+#endif

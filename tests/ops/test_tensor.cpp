@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include "harness/naive.h"
@@ -237,6 +238,54 @@ TEST_CASE("tensor.f8e4m3 decode", "[tensor][dtype]") {
   auto bytes = std::make_shared<std::vector<uint8_t>>(std::vector<uint8_t>{0x38, 0xc0, 0x7e, 0x01});
   const Tensor t = Tensor::wrap(bytes->data(), {2, 2}, DType::F8E4M3, bytes);
   CHECK(t.to(DType::F32).to_vector() == std::vector<float>{1.f, -2.f, 448.f, std::ldexp(1.f, -9)});
+}
+
+// The encoder against a brute-force oracle: the finite code whose value is nearest, ties to the code with an
+// even mantissa, anything beyond ±448 saturated.
+TEST_CASE("tensor.f8e4m3 encode", "[tensor][dtype]") {
+  using rt::f8e4m3_to_f32;
+  using rt::f32_to_f8e4m3;
+  auto oracle = [](float x) {
+    const uint8_t sign = std::signbit(x) ? 0x80 : 0;
+    const float a = std::fabs(x);
+    uint8_t best = 0;
+    for (uint8_t c = 1; c <= 0x7e; ++c) {
+      const float d = std::fabs(f8e4m3_to_f32(c) - a), db = std::fabs(f8e4m3_to_f32(best) - a);
+      if (d < db || (d == db && (c & 1) == 0)) best = c;
+    }
+    return uint8_t(sign | best);
+  };
+  // Every finite code round-trips (both zeros keep their sign).
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7f) == 0x7f) continue;
+    INFO("code " << c);
+    CHECK(f32_to_f8e4m3(f8e4m3_to_f32(uint8_t(c))) == uint8_t(c));
+  }
+  // Every midpoint between neighbouring codes goes to the even one, and points just off it to the nearer.
+  for (uint8_t c = 0; c < 0x7e; ++c) {
+    const float lo = f8e4m3_to_f32(c), hi = f8e4m3_to_f32(uint8_t(c + 1)), mid = 0.5f * (lo + hi);
+    INFO("between codes " << int(c) << " and " << int(c) + 1);
+    CHECK(f32_to_f8e4m3(mid) == ((c & 1) == 0 ? c : uint8_t(c + 1)));
+    CHECK(f32_to_f8e4m3(std::nextafter(mid, 0.f)) == c);
+    CHECK(f32_to_f8e4m3(std::nextafter(mid, 1000.f)) == uint8_t(c + 1));
+    CHECK(f32_to_f8e4m3(-mid) == uint8_t(0x80 | f32_to_f8e4m3(mid)));
+  }
+  CHECK(f32_to_f8e4m3(464.f) == 0x7e);  // past 448's half-step: saturates instead of rounding up
+  CHECK(f32_to_f8e4m3(1e30f) == 0x7e);
+  CHECK(f32_to_f8e4m3(-INFINITY) == 0xfe);
+  CHECK(f32_to_f8e4m3(NAN) == 0x7f);
+  CHECK(f32_to_f8e4m3(1e-30f) == 0x00);
+  // Random magnitudes over the whole range.
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> log2_mag(-12.f, 9.5f);
+  for (int i = 0; i < 4000; ++i) {
+    const float x = std::exp2(log2_mag(rng)) * (i % 2 ? -1.f : 1.f);
+    INFO("x = " << x);
+    CHECK(f32_to_f8e4m3(x) == oracle(x));
+  }
+  // Tensor::to encodes.
+  const Tensor f = Tensor::from_vector({1.f, -2.5f, 1000.f, 0.0105f}, {4});
+  CHECK(f.to(DType::F8E4M3).to(DType::F32).to_vector() == std::vector<float>{1.f, -2.5f, 448.f, 0.009765625f});
 }
 
 TEST_CASE("tensor.i64 values and conversion", "[tensor][dtype]") {
