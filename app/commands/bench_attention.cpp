@@ -302,7 +302,8 @@ int run(const BenchAttentionOptions& o) {
       }
       namespace kc = sattn::kernels::cuda;
       // The quantized kernel for the first row's --kernel (select_block_sparse_quant_kernel: sm80 stays
-      // mma.sync, the others take the wgmma kernel), so that the ratios compare like with like.
+      // mma.sync, sm90 the wgmma kernel, auto and sm90ws the warp-specialized one for int8-fp8pv), so that
+      // the ratios compare like with like.
       sattn::AttentionParams pq = p;
       pq.sparse_kernel = kernels[0];
       rt::Tensor quant_out;
@@ -317,7 +318,7 @@ int run(const BenchAttentionOptions& o) {
       });
       const char* name = sattn::attn_quant_name(quant);
       const std::optional<sattn::SparseKernel> quant_kernel =
-          kc::select_block_sparse_quant_kernel(*ctx, pq.sparse_kernel, nullptr);  // it ran, so it has a value
+          kc::select_block_sparse_quant_kernel(*ctx, pq.sparse_kernel, quant, nullptr);  // it ran: it has a value
       std::printf("  %s (%s kernel): %.3f ms = pre-pass %.3f + kernel %.3f (%.1f TFLOP/s-equivalent); %s sparse / %s kernel = "
                   "%.3fx, / (pre-pass + kernel) = %.3fx; relative L2 distance to the %s kernel %.2e\n",
                   name, sattn::sparse_kernel_name(quant_kernel.value_or(sattn::SparseKernel::Auto)), quant_ms, prepass_ms, kernel_ms, tile_density * dense_flops / (kernel_ms * 1e-3) / 1e12,

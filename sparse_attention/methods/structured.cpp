@@ -284,16 +284,24 @@ static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionPar
 #endif
 }
 
-// Which quantized kernel runs (block_sparse_quant.cu's choice) and, on Hopper, that it is slower than bf16:
-// a user who asks for quant= there gets its numerics, not speed (docs/performance.md, sessions 11-13).
+// Which quantized kernel runs (select_block_sparse_quant_kernel, the dispatch's rule) and, on Hopper, what it
+// buys against the bf16 kernel (docs/performance.md, session 14: the warp-specialized FP8 P·V kernel at
+// 1.05-1.17x the bf16 kernel's speed, 0.8-1.1x with its pre-pass; the wgmma INT8 one at 0.7-0.9x).
 static std::string quant_kernel_note(const rt::Context& ctx, const AttentionParams& p) {
 #if DITRUN_WITH_CUDA
   std::string why;
-  const std::optional<SparseKernel> k = kernels::cuda::select_block_sparse_quant_kernel(ctx, p.sparse_kernel, &why);
+  const std::optional<SparseKernel> k =
+      kernels::cuda::select_block_sparse_quant_kernel(ctx, p.sparse_kernel, p.method.quant, &why);
   if (!k) return " (cannot run: " + why + ")";
-  if (*k == SparseKernel::Sm80) return " sm80 mma.sync" + (why.empty() ? std::string() : " (wgmma passed over: " + why + ")");
-  return " sm90 wgmma (on Hopper 1.2-1.5x the time of the bf16 sm90ws kernel: quant= gives its numerics, not "
-         "speed)";
+  switch (*k) {
+    case SparseKernel::Sm90Ws:
+      return " sm90ws warp-specialized wgmma (on Hopper about the bf16 sm90ws kernel's speed with the quantization "
+             "pre-pass: quant= gives its numerics, not speed)";
+    case SparseKernel::Sm90:
+      return " sm90 wgmma (on Hopper 1.1-1.5x the time of the bf16 sm90ws kernel: quant= gives its numerics, not "
+             "speed)";
+    default: return " sm80 mma.sync" + (why.empty() ? std::string() : " (wgmma passed over: " + why + ")");
+  }
 #else
   (void)ctx, (void)p;
   return "";

@@ -117,6 +117,7 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
         " tokens");
   const std::string bad = validate(layout);
   CHECK(bad.empty(), "quant_attention_cpu: invalid layout: ", bad);
+  CHECK(opt.tiles_per_step >= 1, "quant_attention_cpu: tiles_per_step ", opt.tiles_per_step, " must be at least 1");
   Problem pr;
   pr.q = p.q.contiguous(), pr.k = p.k.contiguous(), pr.v = p.v.contiguous();
   pr.b = pr.q.size(0), pr.l = pr.q.size(1), pr.h = pr.q.size(2), pr.d = pr.q.size(3), pr.dv = pr.v.size(3);
@@ -132,8 +133,9 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
 
   const float p_scale = quant == AttnQuant::None ? 1.f : quant_p_scale(quant);
   const int64_t L = pr.l, D = pr.d, DV = pr.dv, nq = layout.num_q_tiles(), kv = layout.kv_tile;
+  const size_t group = size_t(opt.tiles_per_step);
   ctx.parallel_for(pr.b * pr.h * nq, [&](int64_t i0, int64_t i1) {
-    std::vector<float> s(static_cast<size_t>(kv)), acc(static_cast<size_t>(DV)), tile_acc(static_cast<size_t>(DV));
+    std::vector<float> s(static_cast<size_t>(kv * group)), acc(static_cast<size_t>(DV)), tile_acc(static_cast<size_t>(DV));
     std::vector<int32_t> tiles;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / (pr.h * nq), h = (i / nq) % pr.h, qt = i % nq, e = layout.entry(b, h, qt);
@@ -149,38 +151,48 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
         const float q_scale = o.q_scale[size_t(qp / kQuantQBlock)];
         float m = -INFINITY, l = 0.f;
         std::fill(acc.begin(), acc.end(), 0.f);
-        for (size_t ti = 0; ti < tiles.size(); ++ti) {
-          const int64_t kt = tiles[ti], k0 = kt * kv, n = layout.tile_tokens(kt, kv);
-          const float dequant = q_scale * o.k_scale[size_t(k0 / kQuantKBlock)] * pr.scale;
+        // One softmax step per `group` consecutive tiles: the max is updated once from all of them, then
+        // their P is quantized against it.
+        for (size_t g0 = 0; g0 < tiles.size(); g0 += group) {
+          const size_t g1 = std::min(tiles.size(), g0 + group);
           float mt = -INFINITY;
-          for (int64_t j = 0; j < n; ++j) {
-            if (ti >= num_full && !allowed(layout.rule, token(qp), token(k0 + j))) {
-              s[size_t(j)] = -INFINITY;
-              continue;
+          for (size_t ti = g0; ti < g1; ++ti) {
+            const int64_t kt = tiles[ti], k0 = kt * kv, n = layout.tile_tokens(kt, kv);
+            const float dequant = q_scale * o.k_scale[size_t(k0 / kQuantKBlock)] * pr.scale;
+            float* st = s.data() + (ti - g0) * size_t(kv);
+            for (int64_t j = 0; j < n; ++j) {
+              if (ti >= num_full && !allowed(layout.rule, token(qp), token(k0 + j))) {
+                st[j] = -INFINITY;
+                continue;
+              }
+              const float* krow = o.k.data() + (k0 + j) * D;
+              float dot = 0.f;
+              for (int64_t c = 0; c < D; ++c) dot += qrow[c] * krow[c];
+              st[j] = dot * dequant;
+              mt = std::max(mt, st[j]);
             }
-            const float* krow = o.k.data() + (k0 + j) * D;
-            float dot = 0.f;
-            for (int64_t c = 0; c < D; ++c) dot += qrow[c] * krow[c];
-            s[size_t(j)] = dot * dequant;
-            mt = std::max(mt, s[size_t(j)]);
           }
-          if (mt == -INFINITY) continue;  // nothing allowed in this tile: no change
+          if (mt == -INFINITY) continue;  // nothing allowed in these tiles: no change
           const float m_new = std::max(m, mt);
           const float alpha = std::exp(m - m_new);  // 0 while nothing was attended (m = -inf)
           m = m_new;
           l *= alpha;
           for (float& x : acc) x *= alpha;
-          std::fill(tile_acc.begin(), tile_acc.end(), 0.f);
-          for (int64_t j = 0; j < n; ++j) {
-            const float pj = std::exp(s[size_t(j)] - m);
-            l += pj;
-            float pq = pj * p_scale;
-            if (opt.quantize_p && quant != AttnQuant::None) pq = quant_pv_fp8(quant) ? round_e4m3(pq) : std::nearbyint(pq);
-            if (pq == 0.f) continue;
-            const float* vrow = o.v.data() + (k0 + j) * DV;
-            for (int64_t c = 0; c < DV; ++c) tile_acc[size_t(c)] += pq * vrow[c];
+          for (size_t ti = g0; ti < g1; ++ti) {
+            const int64_t kt = tiles[ti], k0 = kt * kv, n = layout.tile_tokens(kt, kv);
+            const float* st = s.data() + (ti - g0) * size_t(kv);
+            std::fill(tile_acc.begin(), tile_acc.end(), 0.f);
+            for (int64_t j = 0; j < n; ++j) {
+              const float pj = std::exp(st[j] - m);
+              l += pj;
+              float pq = pj * p_scale;
+              if (opt.quantize_p && quant != AttnQuant::None) pq = quant_pv_fp8(quant) ? round_e4m3(pq) : std::nearbyint(pq);
+              if (pq == 0.f) continue;
+              const float* vrow = o.v.data() + (k0 + j) * DV;
+              for (int64_t c = 0; c < DV; ++c) tile_acc[size_t(c)] += pq * vrow[c];
+            }
+            for (int64_t c = 0; c < DV; ++c) acc[size_t(c)] += tile_acc[size_t(c)];
           }
-          for (int64_t c = 0; c < DV; ++c) acc[size_t(c)] += tile_acc[size_t(c)];
         }
         float* out = pr.out.data<float>() + ((b * L + token(qp)) * pr.h + h) * DV;
         for (int64_t c = 0; c < DV; ++c) out[c] = l > 0.f ? acc[size_t(c)] * (o.v_scale[size_t(c)] / p_scale) / l : 0.f;

@@ -11,16 +11,23 @@ namespace sattn::reference {
 struct QuantReferenceOptions {
   bool smooth_k = true;    // subtract the per-(batch, head, channel) mean of k before quantizing
   bool quantize_p = true;  // false: P·V with P in f32 (V still quantized); tests of the other stages
+  // Key tiles per softmax step: the running max is updated once per this many consecutive tiles of the
+  // visiting order, and their P quantized against it. P's rounding depends on that max (e4m3 and u8 are not
+  // scale-invariant), so each kernel's reference uses its own step (quant_tiles_per_step,
+  // block_sparse_quant.h). Across different steps the outputs agree to the quantization's noise, not to f32
+  // rounding.
+  int tiles_per_step = 1;
 };
 
 // Attention over the tiles `layout` lists (as block_layout_attention_cpu) with quantized operands:
 // per (batch, head) k is smoothed, q quantized in blocks of kQuantQBlock layout positions, k in blocks of
 // kQuantKBlock, v per channel; then per query row the key tiles are visited in the kernel's order (the
-// full list, then the partial list) with an online softmax in f32: per tile S from the integer dot
-// products, the running max updated from the tile, P = exp(S - max) quantized (255·P to u8, or 448·P to
-// e4m3), the tile's P·V summed exactly and added to the rescaled accumulator; at the end the V scale and
-// 1/(P scale · sum of the unquantized P) are applied. quant = None: no quantization anywhere (the result
-// equals block_layout_attention_cpu up to f32 rounding). A row that attends no key outputs zeros.
+// full list, then the partial list) with an online softmax in f32: per step of options.tiles_per_step
+// tiles S from the integer dot products, the running max updated from the step, P = exp(S - max)
+// quantized (255·P to u8, or 448·P to e4m3), each tile's P·V summed exactly and added to the rescaled
+// accumulator; at the end the V scale and 1/(P scale · sum of the unquantized P) are applied.
+// quant = None: no quantization anywhere (the result equals block_layout_attention_cpu up to f32
+// rounding). A row that attends no key outputs zeros.
 // p: CPU f32, self-attention over layout.seq_len tokens, no bias or causal mask.
 rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                AttnQuant quant, const QuantReferenceOptions& options = {});

@@ -22,6 +22,10 @@
 // The bound is not 0 because an earlier build of the kernel differed in about one value in 10^5 to 10^7 (the
 // last bf16 bit; relative L2 <= 2e-6) for a reason not pinned down. int8-fp8pv differs more (relative L2
 // 2e-4 to 6e-4): the f32 sums inside the e4m3 tensor-core MMAs run in another order in wgmma than in mma.sync.
+// "block_sparse_quant.sm90ws.<case>" asks for Sm90Ws: int8-fp8pv then runs the warp-specialized kernel
+// (block_sparse_quant_sm90ws.cu), the other modes the wgmma one. Its softmax steps span two key tiles, so
+// its reference is quant_attention_cpu with tiles_per_step = 2 (quant_tiles_per_step), and it is not
+// compared with the mma.sync kernel, whose per-tile steps round P differently (0.8-1.2% apart).
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -38,6 +42,7 @@
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/methods/plan.h"
+#include "sparse_attention/methods/structured.h"
 #include "sparse_attention/quant.h"
 #include "sparse_attention/reference/quant_cpu.h"
 #include "sparse_attention/reference/sparse_cpu.h"
@@ -79,6 +84,27 @@ Problem make_problem(const rt::Context& ctx, int64_t b, int64_t l, int64_t h, in
   return p;
 }
 
+// The quantized kernel a call asking for `kernel` runs (select_block_sparse_quant_kernel), and the CPU
+// reference's options for it.
+sattn::SparseKernel selected_quant_kernel(const rt::Context& ctx, sattn::SparseKernel kernel, AttnQuant quant) {
+#if DITRUN_WITH_CUDA
+  std::string why;
+  const auto k = sattn::kernels::cuda::select_block_sparse_quant_kernel(ctx, kernel, quant, &why);
+  INFO(why);
+  REQUIRE(k.has_value());
+  return *k;
+#else
+  (void)ctx, (void)quant;
+  return kernel;
+#endif
+}
+
+sattn::reference::QuantReferenceOptions reference_options(sattn::SparseKernel ran) {
+  sattn::reference::QuantReferenceOptions o;
+  o.tiles_per_step = sattn::kernels::quant_tiles_per_step(ran);
+  return o;
+}
+
 bool all_finite(const Tensor& host) {
   for (float x : host.to_vector())
     if (!std::isfinite(x)) return false;
@@ -108,7 +134,8 @@ Tensor check_quant(const rt::Context& ctx, const Problem& p, const BlockLayout& 
   REQUIRE(got.shape() == p.cpu.q.shape());
   REQUIRE(all_finite(got));
   const rt::Context& cpu = test::cpu_context();
-  const Tensor want = sattn::reference::quant_attention_cpu(cpu, p.cpu, layout, quant);
+  const sattn::SparseKernel ran = selected_quant_kernel(ctx, kernel, quant);
+  const Tensor want = sattn::reference::quant_attention_cpu(cpu, p.cpu, layout, quant, reference_options(ran));
   const Tensor exact = sattn::reference::block_layout_attention_cpu(cpu, p.cpu, layout);
   const test::Diff vs_ref = test::compare(got, want), vs_f32 = test::compare(got, exact), ref_f32 = test::compare(want, exact);
   std::printf("  %s q %s, tile density %.3f: vs CPU quant reference %s; vs f32 %s (CPU quant reference vs f32 %.2e)\n",
@@ -117,14 +144,14 @@ Tensor check_quant(const rt::Context& ctx, const Problem& p, const BlockLayout& 
   CHECK_FALSE(vs_ref.nan_mismatch);
   CHECK(vs_ref.rel_l2 <= (quant == AttnQuant::Int4 ? kTolVsReferenceInt4 : kTolVsReference));
   CHECK(vs_f32.rel_l2 <= kFactorVsF32 * ref_f32.rel_l2);
-  if (kernel == sattn::SparseKernel::Sm90) {
+  if (ran == sattn::SparseKernel::Sm90) {
     const Tensor sm80 =
         rt::to_host(ctx, run_quant(ctx, p.gpu, layout, quant, sattn::SparseKernel::Sm80)).contiguous().clone();
     const test::Diff vs_sm80 = test::compare(got, sm80);
     const std::vector<float> x = got.to_vector(), y = sm80.to_vector();
     int64_t differ = 0;
     for (size_t i = 0; i < x.size(); ++i) differ += x[i] != y[i];
-    std::printf("    sm90 vs sm80 quant kernel: %s, %lld of %zu values differ\n", vs_sm80.str().c_str(),
+    std::printf("    %s vs sm80 quant kernel: %s, %lld of %zu values differ\n", sattn::sparse_kernel_name(kernel), vs_sm80.str().c_str(),
                 static_cast<long long>(differ), x.size());
     CHECK_FALSE(vs_sm80.nan_mismatch);
     CHECK(vs_sm80.rel_l2 <= kTolVsSm80);
@@ -151,11 +178,14 @@ MaskRule gna_rule() {
 
 }  // namespace
 
-// Registers `body` (a function of the kernel) as two test cases: the mma.sync kernel under
-// "block_sparse_quant.NAME" and the wgmma kernel under "block_sparse_quant.sm90.NAME".
-#define QUANT_CASE(NAME, body)                                                      \
-  TEST_CASE("block_sparse_quant." NAME, "[cuda]") { body(sattn::SparseKernel::Sm80); } \
-  TEST_CASE("block_sparse_quant.sm90." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90); }
+// Registers `body` (a function of the kernel) as three test cases: the mma.sync kernel under
+// "block_sparse_quant.NAME", the wgmma kernel under "block_sparse_quant.sm90.NAME", and under
+// "block_sparse_quant.sm90ws.NAME" the warp-specialized one for int8-fp8pv (the other quant modes run the
+// wgmma kernel there).
+#define QUANT_CASE(NAME, body)                                                         \
+  TEST_CASE("block_sparse_quant." NAME, "[cuda]") { body(sattn::SparseKernel::Sm80); }    \
+  TEST_CASE("block_sparse_quant.sm90." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90); } \
+  TEST_CASE("block_sparse_quant.sm90ws." NAME, "[cuda]") { body(sattn::SparseKernel::Sm90Ws); }
 
 static void case_gna_padded_text_odd_length(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
@@ -224,6 +254,17 @@ static void case_dense_and_an_empty_query_tile(sattn::SparseKernel kernel) {
 }
 QUANT_CASE("dense_and_an_empty_query_tile", case_dense_and_an_empty_query_tile)
 
+// A long row on the kernels' default: 8,192 keys in 64 two-tile steps for the warp-specialized kernel, whose
+// tensor core adds every step's FP8 P·V into the running O (about 22 bits per addition, not f32). Against
+// the reference with its step, the case-(a) bound still holds; the distance is printed.
+TEST_CASE("block_sparse_quant.long_dense_row", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  const MaskRule rule = grid_rule(1, 64, 128, 0, true, -1);  // 8,192 tokens, every tile full
+  const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  const Problem p = make_problem(ctx, 1, rule.tokens.seq_len(), 1, 128, false, 240);
+  check_quant(ctx, p, l, AttnQuant::Int8Fp8Pv, sattn::SparseKernel::Auto);
+}
+
 TEST_CASE("block_sparse_quant.refusals", "[cuda]") {
   const MaskRule rule = grid_rule(1, 8, 16, 0, true, -1);
   const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
@@ -245,7 +286,8 @@ TEST_CASE("block_sparse_quant.refusals", "[cuda]") {
 }
 
 // The entry point: `gna:...,quant=int8` through sattn::attention on the GPU (layout planned, uploaded and
-// cached by the structured dispatch) against the same call on the CPU (the quantized reference).
+// cached by the structured dispatch) against the quantized CPU reference on the same layout, with the
+// softmax step of the kernel that ran.
 TEST_CASE("block_sparse_quant.attention_entry_point", "[cuda]") {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
   const int64_t hh = 37, w = 29, text = 24;
@@ -259,21 +301,25 @@ TEST_CASE("block_sparse_quant.attention_entry_point", "[cuda]") {
       a->tokens.text_len = text;
       a->method = *m;
     }
+    const AttnQuant quant = m->quant;
     CHECK(sattn::describe_attention(ctx, p.gpu).find("block_sparse_quant") != std::string::npos);
 #if DITRUN_WITH_CUDA
-    // The line names the kernel, and on Hopper that quant= is slower there than the bf16 kernel.
-    const bool hopper = sattn::kernels::cuda::block_sparse_sm90_device_refusal(ctx).empty();
-    CHECK_THAT(sattn::describe_attention(ctx, p.gpu),
-               Catch::Contains(hopper ? "sm90 wgmma (on Hopper" : "block_sparse_quant sm80 mma.sync"));
-    // The selector behind that line and the dispatch: one wgmma kernel, which Sm90Ws also asks for.
+    // The line names the kernel the selector picks for the dispatch: on Hopper the warp-specialized one for
+    // e4m3 P·V, the wgmma one otherwise.
     namespace kc = sattn::kernels::cuda;
+    const bool hopper = kc::block_sparse_sm90_device_refusal(ctx).empty();
+    const bool fp8 = quant == AttnQuant::Int8Fp8Pv;
+    CHECK_THAT(sattn::describe_attention(ctx, p.gpu),
+               Catch::Contains(!hopper ? "block_sparse_quant sm80 mma.sync"
+                               : fp8   ? "block_sparse_quant sm90ws warp-specialized wgmma"
+                                       : "block_sparse_quant sm90 wgmma"));
     std::string why;
-    CHECK(kc::select_block_sparse_quant_kernel(ctx, sattn::SparseKernel::Sm80, &why) == sattn::SparseKernel::Sm80);
+    CHECK(kc::select_block_sparse_quant_kernel(ctx, sattn::SparseKernel::Sm80, quant, &why) == sattn::SparseKernel::Sm80);
     CHECK(why.empty());
     for (const sattn::SparseKernel k : {sattn::SparseKernel::Auto, sattn::SparseKernel::Sm90, sattn::SparseKernel::Sm90Ws}) {
-      const std::optional<sattn::SparseKernel> got = kc::select_block_sparse_quant_kernel(ctx, k, &why);
+      const std::optional<sattn::SparseKernel> got = kc::select_block_sparse_quant_kernel(ctx, k, quant, &why);
       if (hopper) {
-        CHECK(got == sattn::SparseKernel::Sm90);
+        CHECK(got == (fp8 && k != sattn::SparseKernel::Sm90 ? sattn::SparseKernel::Sm90Ws : sattn::SparseKernel::Sm90));
         CHECK(why.empty());
       } else {
         CHECK(got == (k == sattn::SparseKernel::Auto ? std::optional(sattn::SparseKernel::Sm80) : std::nullopt));
@@ -282,7 +328,10 @@ TEST_CASE("block_sparse_quant.attention_entry_point", "[cuda]") {
     }
 #endif
     const Tensor got = rt::to_host(ctx, sattn::attention(ctx, p.gpu));
-    const Tensor want = sattn::attention(test::cpu_context(), p.cpu);
+    const std::shared_ptr<const BlockLayout> layout = sattn::structured_layout(ctx, p.gpu);
+    const Tensor want = sattn::reference::quant_attention_cpu(
+        test::cpu_context(), p.cpu, *layout, quant,
+        reference_options(selected_quant_kernel(ctx, sattn::SparseKernel::Auto, quant)));
     REQUIRE(all_finite(got));
     const test::Diff d = test::compare(got, want);
     INFO(d.str());

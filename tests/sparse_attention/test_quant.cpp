@@ -186,6 +186,38 @@ TEST_CASE("quant.random inputs error bounds", "[quant]") {
     }
 }
 
+// tiles_per_step groups the visited tiles into softmax steps (the sm90ws kernel's two per step). Grouping
+// only moves where P is rounded: with P kept in f32 every grouping equals the f32 layout reference; with P
+// quantized, groupings of 1, 2 and 3 tiles round P differently (the outputs differ by the rounding noise)
+// and stay equally far from exact attention.
+TEST_CASE("quant.tiles per softmax step", "[quant]") {
+  const BlockLayout l = dense_layout(1000);  // 16 key tiles per query tile, the last one ragged
+  const AttentionParams p = random_qkv(1, l.seq_len, 2, 64, 77);
+  const rt::Tensor exact = sattn::reference::block_layout_attention_cpu(ctx(), p, l);
+  for (AttnQuant quant : {AttnQuant::Int8, AttnQuant::Int8Fp8Pv}) {
+    INFO(sattn::attn_quant_name(quant));
+    sattn::reference::QuantReferenceOptions one, keep_p;
+    keep_p.quantize_p = false;
+    const rt::Tensor per_tile = sattn::reference::quant_attention_cpu(ctx(), p, l, quant, one);
+    const rt::Tensor kept = sattn::reference::quant_attention_cpu(ctx(), p, l, quant, keep_p);
+    const double err_one = rel_l2(per_tile, exact);
+    for (int group : {2, 3}) {
+      INFO("tiles_per_step " << group);
+      sattn::reference::QuantReferenceOptions o = keep_p;
+      o.tiles_per_step = group;
+      CHECK(rel_l2(sattn::reference::quant_attention_cpu(ctx(), p, l, quant, o), kept) <= kTol);
+      o.quantize_p = true;
+      const rt::Tensor grouped = sattn::reference::quant_attention_cpu(ctx(), p, l, quant, o);
+      const double apart = rel_l2(grouped, per_tile), err = rel_l2(grouped, exact);
+      std::printf("  %s, %d tiles per step: %.2e from 1 per step; error %.2e (1 per step: %.2e)\n",
+                  sattn::attn_quant_name(quant), group, apart, err, err_one);
+      CHECK(apart > 0.0);
+      CHECK(apart < err_one);
+      CHECK(std::fabs(err - err_one) < 0.1 * err_one);
+    }
+  }
+}
+
 TEST_CASE("quant.k smoothing", "[quant]") {
   const BlockLayout l = dense_layout(1000);
   const AttentionParams p = random_qkv(1, l.seq_len, 2, 64, 41);

@@ -19,6 +19,11 @@ namespace sattn::kernels {
 // also needs an sm_89+ GPU (the FP8 MMA), checked at the call. Int4 runs the Int8 kernel on 4-bit levels.
 std::string block_sparse_quant_refusal(const AttentionParams& p, const BlockLayout& layout, AttnQuant quant);
 
+// Key tiles per softmax step of the quantized kernel `selected` (select_block_sparse_quant_kernel's
+// answer): 2 for Sm90Ws, 1 for the others. Its CPU reference is quant_attention_cpu with this
+// tiles_per_step (P is quantized against the running max of a step).
+inline int quant_tiles_per_step(SparseKernel selected) { return selected == SparseKernel::Sm90Ws ? 2 : 1; }
+
 namespace cuda {
 
 // Quantized block-sparse attention, in two steps on the context's stream:
@@ -30,7 +35,9 @@ namespace cuda {
 //     s8·s8 -> s32, online softmax in f32, P·V with mma.sync m16n8k32 u8·s8 -> s32 or e4m3·e4m3 -> f32
 //     per key tile, added to an f32 accumulator; the output scattered back through perm. On Hopper (unless
 //     p.sparse_kernel is Sm80) the same steps run on wgmma instead (cuda/block_sparse_quant_sm90.cu): two
-//     warpgroups per query tile, the same numbers.
+//     warpgroups per query tile, the same numbers; for Int8Fp8Pv the warp-specialized kernel
+//     (cuda/block_sparse_quant_sm90ws.cu), whose softmax steps span two key tiles
+//     (select_block_sparse_quant_kernel, quant_tiles_per_step).
 // q, k, v [B, L, H, D] (any strides), output [B, L, H, D] contiguous in q's dtype, natural order; a row
 // that attends no key outputs zeros. CHECKs block_sparse_quant_refusal(p, layout, quant) == "".
 // `uploaded`: upload_layout(ctx, layout) made earlier (nullptr: validate and upload now).
@@ -51,14 +58,15 @@ struct QuantizedOperands {
   // explicit one the device cannot run CHECK-fails in quantize_operands, before the pre-pass).
   SparseKernel kernel = SparseKernel::Auto;
 };
-// The quantized kernel block_sparse_attention_quantized runs for `requested` (QuantizedOperands::kernel):
-// Sm90 (the wgmma kernel, cuda/block_sparse_quant_sm90.cu) or Sm80 (mma.sync), or std::nullopt with the reason
-// in *why when an explicit Sm90 / Sm90Ws cannot run on this device. Auto takes Sm90 where
-// block_sparse_sm90_device_refusal is empty, else Sm80, and *why then says why the wgmma kernel was passed
-// over. The quantized path has one wgmma kernel, so Sm90Ws asks for it as Sm90 does. The one rule behind the
-// dispatch and describe_attention.
+// The quantized kernel block_sparse_attention_quantized runs for `requested` (QuantizedOperands::kernel) and
+// `quant`, or std::nullopt with the reason in *why when an explicit Sm90 / Sm90Ws cannot run on this device:
+//  - Sm90Ws: the warp-specialized kernel (cuda/block_sparse_quant_sm90ws.cu, two key tiles per step), for
+//    Int8Fp8Pv when Auto or Sm90Ws asks on Hopper;
+//  - Sm90: the wgmma kernel (cuda/block_sparse_quant_sm90.cu), for the other modes there and an explicit Sm90;
+//  - Sm80: mma.sync, when asked, or for Auto where the wgmma kernels cannot run (*why says why).
+// The one rule behind the dispatch and describe_attention.
 std::optional<SparseKernel> select_block_sparse_quant_kernel(const rt::Context& ctx, SparseKernel requested,
-                                                             std::string* why);
+                                                             AttnQuant quant, std::string* why);
 
 QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                     AttnQuant quant, const UploadedLayout& uploaded);

@@ -11,9 +11,11 @@
 //   epilogue: o · v_scale(channel) / (P scale · row sum), scattered back to natural order through perm.
 // All fragments come through ldmatrix (b16 rows of 16 bytes = 16 int8 values): the 8-bit A/B layouts of
 // m16n8k32 are the b16 layouts of m16n8k16 in 32-bit words (quant_mma.cuh).
-// Dispatch: block_sparse_attention_quantized runs the wgmma version of this kernel (block_sparse_quant_sm90.cu,
-// same arguments and numbers) where the device can (block_sparse_sm90_device_refusal), unless the call asked
-// for SparseKernel::Sm80 (AttentionParams::sparse_kernel, kept in QuantizedOperands::kernel).
+// Dispatch (select_block_sparse_quant_kernel): where the device can run wgmma (block_sparse_sm90_device_refusal)
+// and the call did not ask for SparseKernel::Sm80 (AttentionParams::sparse_kernel, kept in
+// QuantizedOperands::kernel), block_sparse_attention_quantized runs the wgmma version of this kernel
+// (block_sparse_quant_sm90.cu, same arguments and numbers), or for e4m3 P·V the warp-specialized one
+// (block_sparse_quant_sm90ws.cu, two key tiles per softmax step).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -286,28 +288,28 @@ void check_upload(const BlockLayout& layout, const UploadedLayout& dl) {
         dl.words, " words) was not made from this layout (", words, " words)");
 }
 
-// Whether block_sparse_attention_quantized runs the wgmma kernel for `kernel`; an explicit Sm90 / Sm90Ws the
+// The kernel block_sparse_attention_quantized runs for `kernel` and `quant`; an explicit Sm90 / Sm90Ws the
 // device cannot run fails with the reason.
-bool use_sm90(const rt::Context& ctx, SparseKernel kernel) {
+SparseKernel quant_kernel(const rt::Context& ctx, SparseKernel kernel, AttnQuant quant) {
   std::string why;
-  const std::optional<SparseKernel> chosen = select_block_sparse_quant_kernel(ctx, kernel, &why);
+  const std::optional<SparseKernel> chosen = select_block_sparse_quant_kernel(ctx, kernel, quant, &why);
   CHECK(chosen.has_value(), "block_sparse_attention_quantized: the ", sparse_kernel_name(kernel),
         " kernel was asked for: ", why);
-  return *chosen == SparseKernel::Sm90;
+  return *chosen;
 }
 
 }  // namespace
 
 std::optional<SparseKernel> select_block_sparse_quant_kernel(const rt::Context& ctx, SparseKernel requested,
-                                                             std::string* why) {
+                                                             AttnQuant quant, std::string* why) {
   std::string local;
   std::string& reason = why != nullptr ? *why : local;
   reason.clear();
   if (requested == SparseKernel::Sm80) return SparseKernel::Sm80;
   reason = block_sparse_sm90_device_refusal(ctx);
-  if (reason.empty()) return SparseKernel::Sm90;
-  if (requested == SparseKernel::Auto) return SparseKernel::Sm80;
-  return std::nullopt;
+  if (!reason.empty()) return requested == SparseKernel::Auto ? std::optional(SparseKernel::Sm80) : std::nullopt;
+  if (quant_pv_fp8(quant) && requested != SparseKernel::Sm90) return SparseKernel::Sm90Ws;
+  return SparseKernel::Sm90;
 }
 
 QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
@@ -320,7 +322,7 @@ QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParam
   check_upload(layout, dl);
   QuantizedOperands o;
   o.quant = quant, o.dtype = p.q.dtype(), o.kernel = p.sparse_kernel;
-  use_sm90(ctx, o.kernel);  // an explicit Sm90 the device cannot run fails here, before the pre-pass
+  quant_kernel(ctx, o.kernel, quant);  // an explicit Sm90 the device cannot run fails here, before the pre-pass
   o.batch = p.q.size(0), o.len = p.q.size(1), o.heads = p.q.size(2), o.dim = p.q.size(3);
   o.scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(o.dim));
   CHECK(o.scale > 0.f && std::isfinite(o.scale), "block_sparse_attention_quant: softmax scale ", o.scale, " must be positive");
@@ -379,9 +381,10 @@ rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const Quanti
   a.inv_p_scale = 1.f / quant_p_scale(o.quant);
   const dim3 grid{unsigned(a.num_q_tiles), unsigned(o.heads), unsigned(o.batch)};
   const bool bf16 = o.dtype == rt::DType::BF16, fp8 = quant_pv_fp8(o.quant);
-  if (use_sm90(ctx, o.kernel)) {
-    launch_block_sparse_quant_sm90(ctx, a, bf16, int(o.dim), fp8, grid.x, grid.y, grid.z);
-    return out;
+  switch (quant_kernel(ctx, o.kernel, o.quant)) {
+    case SparseKernel::Sm90Ws: launch_block_sparse_quant_sm90ws(ctx, a, bf16, int(o.dim), grid.x, grid.y, grid.z); return out;
+    case SparseKernel::Sm90: launch_block_sparse_quant_sm90(ctx, a, bf16, int(o.dim), fp8, grid.x, grid.y, grid.z); return out;
+    default: break;
   }
   if (o.dim == 64) bf16 ? launch_attention<__nv_bfloat16, 64>(ctx, a, grid, fp8) : launch_attention<__half, 64>(ctx, a, grid, fp8);
   else bf16 ? launch_attention<__nv_bfloat16, 128>(ctx, a, grid, fp8) : launch_attention<__half, 128>(ctx, a, grid, fp8);

@@ -12,4 +12,9 @@ namespace sattn::kernels::cuda {
 void launch_block_sparse_quant_sm90(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, bool fp8,
                                     unsigned q_tiles, unsigned heads, unsigned batch);
 
+// The warp-specialized quantized kernel for e4m3 P·V (block_sparse_quant_sm90ws.cu): the same arguments,
+// Int8Fp8Pv only.
+void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
+                                      unsigned heads, unsigned batch);
+
 }  // namespace sattn::kernels::cuda

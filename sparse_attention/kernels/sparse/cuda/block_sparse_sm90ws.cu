@@ -74,6 +74,7 @@
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
 #include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
+#include "sparse_attention/kernels/sparse/cuda/ws_sync.cuh"
 
 namespace sattn::kernels::cuda {
 
@@ -82,6 +83,7 @@ namespace sattn::kernels::cuda {
 namespace sm90ws {
 
 using namespace cute;
+using namespace ws;
 using sm90::kBM;
 using sm90::kBN;
 
@@ -102,38 +104,6 @@ inline constexpr bool kPingPong = true;
 // As many stages as Hopper's 227 KiB holds next to Q: a gathered step's latency is that of its slowest row.
 template <int D>
 inline constexpr int kWsStages = D == 128 ? 3 : 4;
-
-__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_address(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
-  asm volatile(
-      "{\n.reg .pred done;\nWAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n}\n" ::"r"(smem_address(bar)),
-      "r"(parity)
-      : "memory");
-}
-// Lane 0 arrives for its warp; predicated rather than branched, as wgmma may be in flight around it.
-__device__ __forceinline__ void mbar_arrive_warp(uint64_t* bar, int lane) {
-  asm volatile(
-      "{\n.reg .pred p;\n.reg .b64 st;\nsetp.eq.s32 p, %1, 0;\n"
-      "@p mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_address(bar)),
-      "r"(lane)
-      : "memory");
-}
-// One arrival once all of this thread's earlier cp.async copies landed (the barrier's count includes it).
-__device__ __forceinline__ void mbar_arrive_on_copies(uint64_t* bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_address(bar)) : "memory");
-}
-__device__ __forceinline__ void bar_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void bar_arrive_if(int id, int threads, bool on) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.s32 p, %2, 0;\n@p bar.arrive %0, %1;\n}\n" ::"r"(id), "r"(threads),
-               "r"(int(on))
-               : "memory");
-}
 
 // The producer's row gathers: thread p of the producer copies 16-byte chunk p % (D / 8) of rows p / (D / 8)
 // + i·R of a tile (R = 128 / (D / 8) rows per pass). ws_tokens issues the perm look-ups of those rows, ws_copy

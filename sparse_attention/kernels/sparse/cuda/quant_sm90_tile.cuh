@@ -100,8 +100,9 @@ __device__ __forceinline__ uint32_t pack_u8x4(float x0, float x1, float x2, floa
 template <bool FP8, class S, class P>
 __device__ __forceinline__ void pack_p(const S& s, P& p) {
   uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
+  constexpr int kBlocks = decltype(cute::size(s))::value / 16;  // k-blocks of 32 keys (one or two key tiles)
 #pragma unroll
-  for (int kb = 0; kb < kBN / 32; ++kb)
+  for (int kb = 0; kb < kBlocks; ++kb)
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int n = 4 * kb + 2 * (j / 2), r = j % 2;

@@ -1,0 +1,393 @@
+// The quantized block-sparse kernel for quant=int8-fp8pv on Hopper, in block_sparse_sm90ws.cu's design.
+// Contract and operands of block_sparse_quant_sm90.cu (the pre-pass's q8, k8, vt8 in layout order, padded
+// to whole query tiles, with their scales); schedule of sm90ws:
+//  - warpgroup 0 (setmaxnreg 56) only copies: Q's 128 rows, then per step the two key tiles 2j, 2j+1 side by
+//    side (K [128 keys, D] and Vᵀ [D, 128 keys]) into a ring of kStages stages. The pre-pass wrote layout
+//    order, so the copies are plain 16-byte cp.async chunks: no perm look-ups;
+//  - warpgroups 1 and 2 (setmaxnreg 224), 64 query rows each, ping-pong as in sm90ws:
+//      S = Q·Kᵀ   wgmma m64n128k32 s8·s8 -> s32 (exact), converted in place to f32 times
+//                 q_scale(32 rows)·k_scale(tile)·scale·log2(e) (the two halves of a step have their own tile);
+//      masks and the f32 online softmax of sm90_steps.cuh;
+//      O += P·V   wgmma m64nDk32 e4m3·e4m3 -> f32 straight into O (P = 448·p from registers, Vᵀ K-major),
+//                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator, so the consumers
+//                 fit the 168 registers ptxas allocates (S 64 + P 16 + O D/2).
+//  - epilogue: o · v_scale(channel) / (448 · row sum), rows scattered through perm (quant_sm90::store_rows).
+// Numerics (docs/performance.md, session 14):
+//  - P is quantized against the running max of the step's two tiles; the mma.sync and sm90 kernels update
+//    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
+//    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = 2 (quant_tiles_per_step).
+//  - The tensor core adds each step's P·V into O·alpha directly; the other kernels sum each tile in a fresh
+//    accumulator first. Flushing O into an f32 copy every 1 to 8 steps left the distance to the reference
+//    unchanged to 1e-5 on the GPU tests' problems, so there is no second accumulator.
+// quant=int8 (u8 P · s8 V into s32) needs the exact two-level sum and stays on block_sparse_quant_sm90.cu.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "cuda/common.cuh"
+#include "cuda/cuda_ops.h"
+#include "cuda/device_state.h"
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_sm90.h"
+#include "sparse_attention/kernels/sparse/cuda/quant_sm90_tile.cuh"
+#include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
+#include "sparse_attention/kernels/sparse/cuda/ws_sync.cuh"
+
+namespace sattn::kernels::cuda {
+
+namespace quant_ws {
+
+using namespace cute;
+using namespace ws;
+using sm90::kBM;
+using sm90::kBN;
+
+inline constexpr int kThreads = 384, kProducerThreads = 128, kConsumerWarps = 8;
+inline constexpr int kKN = 2 * kBN;  // keys per step: two layout tiles side by side
+inline constexpr int kProducerRegs = 56, kConsumerRegs = 224;
+static_assert(128 * kProducerRegs + 256 * kConsumerRegs == 64512, "the launch's register pool");
+inline constexpr int kBarTurn = 1;
+inline constexpr int kStages = 4;
+inline constexpr int kQScaleRows = 32;
+
+template <int D>
+struct Tiles {
+  using RowAtom = std::conditional_t<D == 128, GMMA::Layout_K_SW128_Atom<int8_t>, GMMA::Layout_K_SW64_Atom<int8_t>>;
+  using Q = decltype(tile_to_shape(RowAtom{}, Shape<Int<kBM>, Int<D>>{}));
+  using K = decltype(tile_to_shape(RowAtom{}, Shape<Int<kKN>, Int<D>>{}));
+  // Vᵀ [D, 128 keys]: rows of 128 bytes, keys 0-63 from the step's first tile, 64-127 from its second.
+  using Vt = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<float_e4m3_t>{}, Shape<Int<D>, Int<kKN>>{}));
+  using OpS = decltype(
+      GMMA::ss_op_selector<int8_t, int8_t, int32_t, Shape<_64, Int<kKN>, Int<D>>, GMMA::Major::K, GMMA::Major::K>());
+  using MmaS = decltype(make_tiled_mma(OpS{}, Layout<Shape<_2, _1, _1>>{}));
+  using MmaO = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<float_e4m3_t, float_e4m3_t, float, Shape<_64, Int<D>, Int<kKN>>, GMMA::Major::K,
+                           GMMA::Major::K>(),
+      Layout<Shape<_2, _1, _1>>{}));
+  // P as MmaO's A operand: four registers per k-block of 32 keys (quant_sm90_tile.cuh's PLayout), four k-blocks.
+  using PLayout = Layout<Shape<Shape<_4, _2, _2>, _1, Int<kKN / 32>>>;
+  static constexpr int kQBytes = kBM * D, kKBytes = kKN * D, kVBytes = D * kKN;
+  static constexpr int kBarriers = 1 + 4 * kStages;
+  // Tiles, the barriers, then each stage's two k scales (copied with the stage, so that the consumers hold no
+  // pointer into the layout's lists: their registers are full).
+  static constexpr int smem_bytes() {
+    return kQBytes + kStages * (kKBytes + kVBytes) + 1024 + 8 * kBarriers + 8 * kStages;
+  }
+};
+
+// Producer thread p's chunk of a tile of rows of ROW_BYTES: chunk p % (ROW_BYTES / 16) of rows p / (ROW_BYTES
+// / 16) + i · kRows. Its byte offset in the swizzled tile, once: later passes are kRows · ROW_BYTES further
+// (whole swizzle atoms), as quant_sm90::chunk_offset for 128 threads.
+template <int ROW_BYTES>
+inline constexpr int kRows = kProducerThreads / (ROW_BYTES / 16);
+
+template <class TILE, int ROW_BYTES>
+__device__ __forceinline__ int chunk_offset(int p) {
+  static_assert(kRows<ROW_BYTES> % 8 == 0, "passes of whole swizzle atoms");
+  constexpr int kChunks = ROW_BYTES / 16;
+  return int(TILE{}(p / kChunks, (p % kChunks) * 16));
+}
+
+// One SS wgmma of Op on descriptors a and b into the accumulators c (32-bit, all of them, in order);
+// zero_first starts from zero. The caller arrives and commits.
+template <class Op, class C, size_t... I>
+__device__ __forceinline__ void wgmma_ss_impl(uint64_t a, uint64_t b, C& c, bool zero_first, std::index_sequence<I...>) {
+  Op::fma(a, b, c(I)..., zero_first ? GMMA::ScaleOut::Zero : GMMA::ScaleOut::One);
+}
+template <class Op, class C>
+__device__ __forceinline__ void wgmma_ss(uint64_t a, uint64_t b, C& c, bool zero_first) {
+  wgmma_ss_impl<Op>(a, b, c, zero_first, std::make_index_sequence<decltype(size(c))::value>{});
+}
+
+// Four bytes from src to dst (zeros when !valid), behind the same barrier arrival as the thread's tile chunks.
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)), "l"(src), "r"(valid ? 4 : 0));
+}
+
+// ROWS rows of ROW_BYTES from src (rows ld bytes apart) at byte offset `offset` of the tile at `dst`; valid =
+// false zero-fills them (a step's empty second slot).
+template <int ROWS, int ROW_BYTES>
+__device__ __forceinline__ void copy_rows(uint8_t* dst, int offset, const uint8_t* src, int64_t ld, int p, bool valid) {
+  constexpr int kChunks = ROW_BYTES / 16, kPass = kRows<ROW_BYTES>;
+  static_assert(ROWS % kPass == 0, "whole passes");
+  const uint8_t* from = src + (p / kChunks) * ld + (p % kChunks) * 16;
+#pragma unroll
+  for (int i = 0; i < ROWS / kPass; ++i) cp_async_16(dst + offset + i * kPass * ROW_BYTES, from + i * kPass * ld, valid);
+}
+
+// The masks of step `step` (slots 2·step, 2·step + 1): as block_sparse_sm90ws.cu's step_masks without packed
+// keys. Returns whether any key can be masked.
+__device__ __forceinline__ bool step_masks(uint64_t (&rows)[4], const QuantArgs& a, const EntryTiles& tiles, int step,
+                                           int ragged, int row_base) {
+  const int i0 = 2 * step;
+#pragma unroll
+  for (int w = 0; w < 4; ++w) rows[w] = ~uint64_t(0);
+  if (i0 + 2 <= tiles.num_full && (ragged < i0 || ragged >= i0 + 2)) return false;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int i = i0 + e;
+    if (i >= tiles.num_tiles) {
+      rows[2 * e] = rows[2 * e + 1] = 0;
+    } else if (i >= tiles.num_full) {
+      const uint64_t* mask = a.partial_masks + int64_t(tiles.partial_begin + i - tiles.num_full) * kBM + row_base;
+      rows[2 * e] = __ldg(mask), rows[2 * e + 1] = __ldg(mask + 8);
+    } else if (i == ragged) {
+      rows[2 * e] = rows[2 * e + 1] = (uint64_t(1) << (a.seq_len % kBN)) - 1;
+    }
+  }
+  return true;
+}
+
+__device__ __forceinline__ int ragged_position(const QuantArgs& a, const EntryTiles& tiles) {
+  if (a.seq_len % kBN == 0) return -1;
+  const int last = (a.seq_len - 1) / kBN;
+  if (tiles.num_full > 0 && __ldg(tiles.full + tiles.num_full - 1) == last) return tiles.num_full - 1;
+  if (tiles.num_tiles > tiles.num_full && __ldg(tiles.partial + tiles.num_tiles - tiles.num_full - 1) == last)
+    return tiles.num_tiles - 1;
+  return -1;
+}
+
+}  // namespace quant_ws
+
+namespace {
+
+using namespace cute;
+using namespace quant_ws;
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(const QuantArgs a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using TL = Tiles<D>;
+  constexpr int S = kStages;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t misalign = smem_address(smem_raw) & 1023u;
+  uint8_t* qs = smem_raw + (misalign == 0 ? 0 : 1024 - misalign);
+  uint8_t* ks = qs + TL::kQBytes;          // S stages of [kKN, D]
+  uint8_t* vs = ks + S * TL::kKBytes;      // S stages of [D, kKN]
+  uint64_t* q_full = reinterpret_cast<uint64_t*>(vs + S * TL::kVBytes);
+  uint64_t* k_full = q_full + 1;
+  uint64_t* v_full = k_full + S;
+  uint64_t* k_empty = v_full + S;
+  uint64_t* v_empty = k_empty + S;
+  float* k_scales = reinterpret_cast<float*>(v_empty + S);  // [S][2]: the k scales of each stage's two tiles
+  Tensor sQ = make_tensor(make_smem_ptr(reinterpret_cast<int8_t*>(qs)), typename TL::Q{});
+  auto k_stage = [&](int s) {
+    return make_tensor(make_smem_ptr(reinterpret_cast<int8_t*>(ks + s * TL::kKBytes)), typename TL::K{});
+  };
+  auto v_stage = [&](int s) {
+    return make_tensor(make_smem_ptr(reinterpret_cast<float_e4m3_t*>(vs + s * TL::kVBytes)), typename TL::Vt{});
+  };
+
+  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const int tid = int(threadIdx.x), lane = tid % 32;
+  const int q0 = qt * kBM;
+  const int64_t bh = int64_t(b) * a.heads + h;
+  const EntryTiles tiles = entry_tiles(a, b, h, qt);
+  const int num_steps = (tiles.num_tiles + 1) / 2;
+  if (tiles.num_tiles == 0) {  // CTA-uniform: nobody has touched a barrier yet
+    zero_rows<D, kThreads>(static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D, int64_t(a.heads) * D,
+                           head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, kBM, a.seq_len);
+    return;
+  }
+  if (tid == 0) {
+    mbar_init(q_full, kProducerThreads);
+    for (int s = 0; s < S; ++s) {
+      mbar_init(k_full + s, kProducerThreads), mbar_init(v_full + s, kProducerThreads);
+      mbar_init(k_empty + s, kConsumerWarps), mbar_init(v_empty + s, kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (tid < kProducerThreads) {
+    // ---- Producer: step j's tiles 2j, 2j+1 into stage j % S once step j - S released it (sm90ws's protocol).
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    const int p = tid;
+    const uint8_t* qg = reinterpret_cast<const uint8_t*>(a.q8) + (bh * a.padded_len + q0) * D;
+    const uint8_t* kg = reinterpret_cast<const uint8_t*>(a.k8) + bh * a.padded_len * D;
+    const uint8_t* vg = a.vt8 + bh * D * a.padded_len;
+    const int k_off = chunk_offset<typename TL::K, D>(p);
+    const int v_off = chunk_offset<typename TL::Vt, kKN>(p);
+    // Vᵀ: thread p copies chunk p % 8 of its rows, keys 16 (p % 8) .. +15 of the step: of its first tile for
+    // chunks 0-3, of its second for 4-7.
+    const int v_slot = (p % 8) / 4, v_back = (p % 4) * 16 - (p % 8) * 16;
+    copy_rows<kBM, D>(qs, chunk_offset<typename TL::Q, D>(p), qg, D, p, true);
+    mbar_arrive_on_copies(q_full);
+    int s = 0, use = 0;
+    for (int j = 0; j < num_steps; ++j) {
+      const int t0 = tiles.at(2 * j), t1 = tiles.at(2 * j + 1);
+      if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
+      uint8_t* kst = ks + s * TL::kKBytes;
+      copy_rows<kBN, D>(kst, k_off, kg + int64_t(t0) * kBN * D, D, p, true);
+      copy_rows<kBN, D>(kst, k_off + kBN * D, kg + int64_t(max(t1, 0)) * kBN * D, D, p, t1 >= 0);
+      if (p == 0) {
+        const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
+        cp_async_4(k_scales + 2 * s, k_scale + t0, true);
+        cp_async_4(k_scales + 2 * s + 1, k_scale + max(t1, 0), t1 >= 0);
+      }
+      mbar_arrive_on_copies(k_full + s);
+      if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+      const int vt = v_slot == 0 ? t0 : t1;
+      // copy_rows adds the thread's chunk (p % 8) · 16 to the source; v_back turns that into the tile's own 16 (p % 4).
+      copy_rows<D, kKN>(vs + s * TL::kVBytes, v_off, vg + int64_t(max(vt, 0)) * kBN + v_back, a.padded_len, p, vt >= 0);
+      mbar_arrive_on_copies(v_full + s);
+      if (++s == S) s = 0, ++use;
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    return;
+  }
+
+  // ---- Consumers: warpgroup cw owns query rows 64cw..64cw+63.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+  const int ctid = tid - kProducerThreads, cw = ctid / 128;
+  typename TL::MmaS mma_s;
+  typename TL::MmaO mma_o;
+  auto thr_s = mma_s.get_thread_slice(ctid);
+  auto thr_o = mma_o.get_thread_slice(ctid);
+  Tensor tSrQ = thr_s.partition_fragment_A(sQ);
+  Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<kKN>>{});  // s32
+  Tensor s = recast<float>(s_acc);                                          // the same registers as f32
+  Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<D>>{});    // f32
+  Tensor p_frag = make_tensor<float_e4m3_t>(typename TL::PLayout{});
+  static_assert(decltype(size(s_acc))::value == kKN / 2 && decltype(size(p_frag))::value == kKN / 2,
+                "one P byte per S value");
+  clear(o_acc);
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const int row_base = cw * 64 + ((ctid / 32) % 4) * 16 + lane / 4, t = lane % 4;
+  const int ragged = ragged_position(a, tiles);
+  const float q_dequant = a.q_scale[bh * (a.padded_len / kQScaleRows) + (q0 + row_base) / kQScaleRows] * a.scale_log2;
+
+  int k_st = 0, k_par = 0, v_st = 0, v_par = 0, old_st = 0;
+  auto take_turn = [&]() { bar_sync(kBarTurn + cw, 256); };
+  auto give_turn = [&](bool last) { bar_arrive_if(kBarTurn + (1 - cw), 256, !(last && cw == 1)); };
+  // Q's descriptor of k-block 0, broadcast from lane 0 so that ptxas can keep it warp-uniform; each
+  // k-block's is K's k-block offset added to its low word (Q and a K stage have one layout). CuTe's four
+  // per-thread descriptors spilled at D = 128.
+  static_assert(std::is_same_v<typename TL::Q, typename TL::K>, "Q and a K stage share one layout");
+  const uint64_t q_desc0 = uint64_t(tSrQ(0, 0, 0));
+  const uint32_t q_lo = __shfl_sync(0xffffffffu, uint32_t(q_desc0), 0),
+                 q_hi = __shfl_sync(0xffffffffu, uint32_t(q_desc0 >> 32), 0);
+  Tensor s_u32 = recast<uint32_t>(s_acc);  // the s32 accumulators as the MMA's 32-bit operands
+  auto issue_s = [&](int st) {
+    Tensor k_desc = thr_s.partition_fragment_B(k_stage(st));
+    warpgroup_fence_operand(s_acc);
+    warpgroup_arrive();
+#pragma unroll
+    for (int kb = 0; kb < size<2>(k_desc); ++kb) {
+      const uint64_t kd = uint64_t(k_desc(0, 0, kb));
+      const uint32_t off = uint32_t(kd) - uint32_t(uint64_t(k_desc(0, 0, 0)));
+      wgmma_ss<typename TL::OpS>((uint64_t(q_hi) << 32) | (q_lo + off), kd, s_u32, kb == 0);
+    }
+    warpgroup_commit_batch();
+  };
+  auto issue_pv = [&](int st) {
+    sm90::issue_gemm(mma_o, p_frag, thr_o.partition_fragment_B(v_stage(st)), o_acc, false);
+  };
+  // Step i's scores once its S retired: dequantized per half (each half is one key tile with its own scale,
+  // ks[e], read from the stage before its release), masked, through the online softmax (in log2 units).
+  auto softmax = [&](const float (&ks)[2], const uint64_t (&rows)[4], bool masked, float (&alpha)[2]) {
+    warpgroup_fence_operand(s_acc);
+    const float d0 = q_dequant * ks[0], d1 = q_dequant * ks[1];
+#pragma unroll
+    for (int v = 0; v < kKN / 2; ++v) s(v) = float(s_acc(v)) * (v < kKN / 4 ? d0 : d1);  // columns 8 (v / 4) + ..
+    sm90::softmax_tile(s, rows, masked, m, l, alpha, 1.f, t);
+  };
+  auto rescale_and_pack = [&](const float (&alpha)[2]) {
+    warpgroup_fence_operand(o_acc);
+    warpgroup_fence_operand(p_frag);
+    sm90::rescale_o<D>(o_acc, alpha);
+    quant_sm90::pack_p<true>(s, p_frag);
+  };
+  auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };
+  // The k scales of stage st into registers before the stage is released: lane 0 reads them (its arrive
+  // orders its own loads before the release) and hands them to the other lanes.
+  auto stage_scales = [&](float (&ks)[2], int st) {
+    ks[0] = ks[1] = 0.f;
+    if (lane == 0) ks[0] = k_scales[2 * st], ks[1] = k_scales[2 * st + 1];
+    ks[0] = __shfl_sync(0xffffffffu, ks[0], 0), ks[1] = __shfl_sync(0xffffffffu, ks[1], 0);
+  };
+
+  if (cw == 1) bar_arrive_if(kBarTurn, 256, true);  // consumer 0 takes the first turn
+  // A step's masks are read right after its S MMA is issued (its wait hides their latency), as
+  // block_sparse_quant_sm90.cu does: sm90ws's one-step-ahead masks would hold eight more registers.
+  float alpha[2];
+  {  // i = 0: S(0) alone
+    mbar_wait(q_full, 0);
+    mbar_wait(k_full + 0, 0);
+    acquired();
+    take_turn();
+    issue_s(0);
+    give_turn(false);
+    uint64_t rows[4];
+    const bool masked = step_masks(rows, a, tiles, 0, ragged, row_base);
+    warpgroup_wait<0>();
+    float ks[2];
+    stage_scales(ks, 0);
+    mbar_arrive_warp(k_empty + 0, lane);
+    softmax(ks, rows, masked, alpha);
+  }
+  for (int i = 1; i < num_steps; ++i) {
+    old_st = v_st, v_st = k_st, v_par = k_par;
+    if (++k_st == S) k_st = 0, k_par ^= 1;
+    warpgroup_wait<0>();  // P(i-2)·V(i-2) retired
+    if (i >= 2) mbar_arrive_warp(v_empty + old_st, lane);
+    rescale_and_pack(alpha);  // step i-1's
+    mbar_wait(k_full + k_st, k_par);
+    mbar_wait(v_full + v_st, v_par);
+    acquired();
+    take_turn();
+    issue_s(k_st);
+    issue_pv(v_st);
+    give_turn(false);
+    uint64_t rows[4];
+    const bool masked = step_masks(rows, a, tiles, i, ragged, row_base);
+    warpgroup_wait<1>();  // S(i) retired; P(i-1)·V(i-1) runs on during the softmax
+    float ks[2];
+    stage_scales(ks, k_st);
+    mbar_arrive_warp(k_empty + k_st, lane);
+    softmax(ks, rows, masked, alpha);
+  }
+  {  // the last step's P·V
+    const int last_st = k_st, last_par = k_par;
+    warpgroup_wait<0>();
+    if (num_steps >= 2) mbar_arrive_warp(v_empty + v_st, lane);
+    rescale_and_pack(alpha);
+    mbar_wait(v_full + last_st, last_par);
+    acquired();
+    take_turn();
+    issue_pv(last_st);
+    give_turn(true);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(o_acc);
+    mbar_arrive_warp(v_empty + last_st, lane);
+  }
+  quant_sm90::store_rows<T, D>(o_acc, l, a.v_scale + bh * D, a.inv_p_scale,
+                               static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
+                               int64_t(a.heads) * D, head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h),
+                               q0, a.seq_len, row_base, t);
+#else
+  __trap();  // not built for this device: block_sparse_sm90_device_refusal refuses it before any launch
+#endif
+}
+
+template <typename T, int D>
+void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
+  constexpr int smem_bytes = Tiles<D>::smem_bytes();
+  static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  block_sparse_quant_sm90ws_kernel<T, D><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a);
+}
+
+}  // namespace
+
+void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
+                                      unsigned heads, unsigned batch) {
+  const dim3 grid{q_tiles, heads, batch};
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
+  rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
+}
+
+}  // namespace sattn::kernels::cuda
