@@ -7,7 +7,9 @@
 // also runs the quantized kernel (block_sparse_quant.h) and prints its time with and without the quantization
 // pre-pass, the speed-ups over the bf16/f16 kernel on the same layout and its distance to it. --kernel picks
 // the bf16/f16 block-sparse kernel (auto | sm80 | sm90 | sm90ws); `both` times sm80, sm90 and sm90ws on
-// each layout, one row each, plus the relative L2 distance of sm90's and sm90ws's outputs to sm80's. GPU only.
+// each layout, one row each, plus the relative L2 distance of sm90's and sm90ws's outputs to sm80's.
+// --cudnn-fp8 also times cuDNN's FP8 dense attention (cudnn_sdpa_fp8.h), the yardstick for 8-bit attention.
+// GPU only.
 // Timing: every timed function first runs for --steady-seconds, so that each is timed in its own sustained
 // power state (sustained_ms).
 #include <algorithm>
@@ -133,7 +135,9 @@ bool cudnn_fp8_row(const rt::Context& ctx, const BenchAttentionOptions& o, const
   for (const float x : ref.to_vector()) amax = std::max(amax, std::fabs(x));
   kc::Fp8SdpaScales scales;
   scales.scale_o = amax > 0.f ? 448.f / amax : 1.f;
-  auto to_fp8 = [&](const rt::Tensor& t) { return rt::to_device(ctx, rt::to_host(ctx, t), ctx.device(), rt::DType::F8E4M3); };
+  auto to_fp8 = [&](const rt::Tensor& t) {
+    return rt::to_device(ctx, rt::to_host(ctx, t), ctx.device(), rt::DType::F8E4M3);
+  };
   const rt::Tensor q8 = to_fp8(p.q), k8 = to_fp8(p.k), v8 = to_fp8(p.v);
   const float scale = p.scale != 0.f ? p.scale : 1.f / std::sqrt(float(o.dim));
   kc::CudnnSdpaFp8 fp8(ctx, p.q.size(0), p.q.size(1), p.q.size(2), p.q.size(3), scale, scales);
@@ -319,9 +323,10 @@ int run(const BenchAttentionOptions& o) {
       const char* name = sattn::attn_quant_name(quant);
       const std::optional<sattn::SparseKernel> quant_kernel =
           kc::select_block_sparse_quant_kernel(*ctx, pq.sparse_kernel, quant, nullptr);  // it ran: it has a value
-      std::printf("  %s (%s kernel): %.3f ms = pre-pass %.3f + kernel %.3f (%.1f TFLOP/s-equivalent); %s sparse / %s kernel = "
-                  "%.3fx, / (pre-pass + kernel) = %.3fx; relative L2 distance to the %s kernel %.2e\n",
-                  name, sattn::sparse_kernel_name(quant_kernel.value_or(sattn::SparseKernel::Auto)), quant_ms, prepass_ms, kernel_ms, tile_density * dense_flops / (kernel_ms * 1e-3) / 1e12,
+      std::printf("  %s (%s kernel): %.3f ms = pre-pass %.3f + kernel %.3f (%.1f TFLOP/s-equivalent); %s sparse / %s "
+                  "kernel = %.3fx, / (pre-pass + kernel) = %.3fx; relative L2 distance to the %s kernel %.2e\n",
+                  name, sattn::sparse_kernel_name(quant_kernel.value_or(sattn::SparseKernel::Auto)), quant_ms,
+                  prepass_ms, kernel_ms, tile_density * dense_flops / (kernel_ms * 1e-3) / 1e12,
                   rt::dtype_name(ctx->dtype()), name, ms / kernel_ms, ms / quant_ms, rt::dtype_name(ctx->dtype()),
                   rel_l2(*ctx, quant_out, out));
     }
