@@ -8,7 +8,9 @@
 # Every row is timed after 2 s of running it (bench-attention --steady-seconds): the H200 runs these kernels
 # at its 690 W limit, at a clock that depends on the kernel (docs/performance.md, session 12).
 # usage: bench/sparse_attention_h200.sh [REPEAT=10]; needs a CUDA build (default build-gpu/, DITRUN_BIN);
-# results in $OUT (or bench-results/).
+# results in $OUT (or bench-results/). EXTRA: more bench-attention arguments for every problem, e.g.
+# EXTRA="--quant int8-fp8pv --cudnn-fp8" adds the quantized kernel on every layout and cuDNN's FP8 dense
+# attention (the yardstick of the INT8/FP8 target; docs/performance.md, session 14).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${DITRUN_BIN:-$root/build-gpu/app/ditrun}"
@@ -19,7 +21,9 @@ run() {  # name, then bench-attention arguments
   local name="$1"
   shift
   echo "== $name"
-  "$bin" bench-attention --repeat "$repeat" --warmup 2 "$@" 2>&1 | tee "$out/sparse_$name.log" || echo "== $name failed"
+  # shellcheck disable=SC2086  # EXTRA is a list of arguments
+  "$bin" bench-attention --repeat "$repeat" --warmup 2 "$@" ${EXTRA:-} 2>&1 | tee "$out/sparse_$name.log" ||
+    echo "== $name failed"
 }
 run flux2048 --grid 1x128x128 --text 512 --heads 24 --dim 128 --method dense \
   --method gna:window=1x40x40,stride=1x16x16 --method gna:window=1x64x64,stride=1x16x16 \
