@@ -286,7 +286,7 @@ static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionPar
 
 // Which quantized kernel runs (select_block_sparse_quant_kernel, the dispatch's rule) and, on Hopper, what it
 // buys against the bf16 kernel (docs/performance.md, session 14: the warp-specialized FP8 P·V kernel at
-// 1.05-1.17x the bf16 kernel's speed, 0.8-1.1x with its pre-pass; the wgmma INT8 one at 0.7-0.9x).
+// 0.93-1.21x the bf16 kernel's speed, 0.73-1.13x with its pre-pass; the wgmma INT8 one at 0.7-0.9x).
 static std::string quant_kernel_note(const rt::Context& ctx, const AttentionParams& p) {
 #if DITRUN_WITH_CUDA
   std::string why;
