@@ -8,15 +8,6 @@
 //             deselected: f32 must match the CPU reference).
 // Each layout is tried with the bias fused into the graph, then without it (bias added by rt::add).
 // Weights are transposed per call: the largest VAE weight (512x512x3x3) is 4.7 MB, a few microseconds.
-// Every file that includes the frontend must agree on this macro: it changes the classes' layout (virtual
-// serialize methods), and two layouts of one inline class in one binary break the one-definition rule.
-// sparse_attention's cudnn_sdpa.cpp sets it too. The headers define helpers this file does not call.
-#define CUDNN_FRONTEND_SKIP_JSON_LIB
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <cudnn_frontend.h>
-#pragma GCC diagnostic pop
-
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,6 +17,7 @@
 
 #include "cuda/common.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/cudnn_fe.h"
 #include "cuda/device_state.h"
 #include "ops.h"
 

@@ -16,16 +16,9 @@
 #include <unordered_map>
 #include <vector>
 
-// The frontend's JSON serialization is unused here (and would be a second nlohmann copy in the binary);
-// its headers define helpers this file does not call.
-#define CUDNN_FRONTEND_SKIP_JSON_LIB
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <cudnn_frontend.h>
-#pragma GCC diagnostic pop
-
 #include "cuda/common.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/cudnn_fe.h"
 #include "cuda/device_state.h"
 #include "cuda/timing.h"
 

@@ -7,15 +7,10 @@
 #include <unordered_map>
 #include <vector>
 
-#define CUDNN_FRONTEND_SKIP_JSON_LIB
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <cudnn_frontend.h>
-#pragma GCC diagnostic pop
-
 #include "base/check.h"
 #include "cuda/common.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/cudnn_fe.h"
 #include "cuda/device_state.h"
 #include "cuda/timing.h"
 #include "ops.h"
@@ -47,13 +42,11 @@ struct CudnnSdpaFp8::Impl {
 // Builds the graph, with or without the softmax statistics output (an inference graph first; some cuDNN
 // versions only offer FP8 plans that also write them). "" or cuDNN's reason.
 std::string CudnnSdpaFp8::Impl::build(cudnnHandle_t handle, float scale, bool with_stats) {
-  Impl& m = *this;
-  const bool stats = with_stats;
   auto g = std::make_shared<fe::graph::Graph>();
   g->set_io_data_type(fe::DataType_t::FP8_E4M3)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
-  const std::vector<int64_t> dim = {m.b, m.h, m.l, m.d}, stride = {m.l * m.h * m.d, m.d, m.h * m.d, 1};
+  const std::vector<int64_t> dim = {b, h, l, d}, stride = {l * h * d, d, h * d, 1};
   auto operand = [&](const char* name, int64_t uid) {
     return g->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride));
   };
@@ -66,7 +59,7 @@ std::string CudnnSdpaFp8::Impl::build(cudnnHandle_t handle, float scale, bool wi
                          .set_data_type(fe::DataType_t::FLOAT));
   };
   auto q = operand("Q", kUidQ), k = operand("K", kUidK), v = operand("V", kUidV);
-  auto opts = fe::graph::SDPA_fp8_attributes().set_name("sattn_sdpa_fp8").set_generate_stats(stats).set_attn_scale(scale);
+  auto opts = fe::graph::SDPA_fp8_attributes().set_name("sattn_sdpa_fp8").set_generate_stats(with_stats).set_attn_scale(scale);
   auto [o, st, amax_s, amax_o] = g->sdpa_fp8(q, k, v, scalar("Descale_Q", 0), scalar("Descale_K", 1),
                                               scalar("Descale_V", 2), scalar("Descale_S", 3), scalar("Scale_S", 4),
                                               scalar("Scale_O", 5), opts);
@@ -75,7 +68,7 @@ std::string CudnnSdpaFp8::Impl::build(cudnnHandle_t handle, float scale, bool wi
       .set_data_type(fe::DataType_t::FLOAT);
   amax_o->set_output(true).set_uid(kUidScalar0 + kScaleInputs + 1).set_dim({1, 1, 1, 1}).set_stride({1, 1, 1, 1})
       .set_data_type(fe::DataType_t::FLOAT);
-  if (stats) st->set_output(true).set_uid(kUidStats).set_data_type(fe::DataType_t::FLOAT);
+  if (with_stats) st->set_output(true).set_uid(kUidStats).set_data_type(fe::DataType_t::FLOAT);
 
   auto bad = [](const char* step, fe::error_t e) { return std::string("cuDNN ") + step + ": " + e.get_message(); };
   if (auto e = g->validate(); e.is_bad()) return bad("validate", e);
@@ -83,11 +76,11 @@ std::string CudnnSdpaFp8::Impl::build(cudnnHandle_t handle, float scale, bool wi
   if (auto e = g->create_execution_plans({fe::HeurMode_t::A}); e.is_bad()) return bad("heuristics", e);
   if (auto e = g->check_support(); e.is_bad()) return bad("check_support", e);
   if (auto e = g->build_plans(fe::BuildPlanPolicy_t::ALL); e.is_bad()) return bad("build_plans", e);
-  m.plans = std::max<int64_t>(1, g->get_execution_plan_count());
-  m.workspace_bytes = 0;
-  for (int64_t i = 0; i < m.plans; ++i) m.workspace_bytes = std::max(m.workspace_bytes, g->get_workspace_size_plan_at_index(i));
-  m.graph = std::move(g);
-  m.stats = stats;
+  plans = std::max<int64_t>(1, g->get_execution_plan_count());
+  workspace_bytes = 0;
+  for (int64_t i = 0; i < plans; ++i) workspace_bytes = std::max(workspace_bytes, g->get_workspace_size_plan_at_index(i));
+  graph = std::move(g);
+  stats = with_stats;
   return "";
 }
 
