@@ -1,24 +1,27 @@
 // The quantized block-sparse kernel for quant=int8-fp8pv on Hopper, in block_sparse_sm90ws.cu's design.
 // Contract and operands of block_sparse_quant_sm90.cu (the pre-pass's q8, k8, vt8 in layout order, padded
 // to whole query tiles, with their scales); schedule of sm90ws:
-//  - warpgroup 0 (setmaxnreg 56) only copies: Q's 128 rows, then per step the two key tiles 2j, 2j+1 side by
+//  - warpgroup 0 (setmaxnreg 24) only copies: Q's 128 rows, then per step the two key tiles 2j, 2j+1 side by
 //    side (K [128 keys, D] and Vᵀ [D, 128 keys]) into a ring of kStages stages. The pre-pass wrote layout
 //    order, so the copies are plain 16-byte cp.async chunks: no perm look-ups;
-//  - warpgroups 1 and 2 (setmaxnreg 224), 64 query rows each, ping-pong as in sm90ws:
-//      S = Q·Kᵀ   wgmma m64n128k32 s8·s8 -> s32 (exact), converted in place to f32 times
-//                 q_scale(32 rows)·k_scale(tile)·scale·log2(e) (the two halves of a step have their own tile);
-//      masks and the f32 online softmax of sm90_steps.cuh;
+//  - warpgroups 1 and 2 (setmaxnreg 240), 64 query rows each, ping-pong as in sm90ws:
+//      S = Q·Kᵀ   wgmma m64n128k32 s8·s8 -> s32 (exact), converted in place to f32 (integer-valued);
+//      masks (sm90_steps.cuh), then softmax_rows_dequant: the f32 online softmax with the dequantization
+//                 q_scale(32 rows)·k_scale(tile)·scale·log2(e) (the two halves of a step have their own tile)
+//                 and P's scale 448 folded into each score's exp2 argument;
 //      O += P·V   wgmma m64nDk32 e4m3·e4m3 -> f32 straight into O (P = 448·p from registers, Vᵀ K-major),
-//                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator, so the consumers
-//                 fit the 168 registers ptxas allocates (S 64 + P 16 + O D/2).
-//  - epilogue: o · v_scale(channel) / (448 · row sum), rows scattered through perm (quant_sm90::store_rows).
-// Numerics (docs/performance.md, session 14):
+//                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S 64 + P 16 + O
+//                 D/2 registers).
+//  - epilogue: o · v_scale(channel) / (row sum of 448·p), rows scattered through perm (quant_sm90::store_rows).
+// Numerics (docs/performance.md, sessions 14 and 15):
 //  - P is quantized against the running max of the step's two tiles; the mma.sync and sm90 kernels update
 //    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
 //    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = 2 (quant_tiles_per_step).
 //  - The tensor core adds each step's P·V into O·alpha directly; the other kernels sum each tile in a fresh
 //    accumulator first. Flushing O into an f32 copy every 1 to 8 steps left the distance to the reference
 //    unchanged to 1e-5 on the GPU tests' problems, so there is no second accumulator.
+//  - exp2(s·d - m + log2 448) is 448·p up to ex2.approx's error, and s·d is one FFMA rounding instead of a
+//    multiply's and an add's: the same e4m3 codes as the reference's 448·p except at rare rounding ties.
 // quant=int8 (u8 P · s8 V into s32) needs the exact two-level sum and stays on block_sparse_quant_sm90.cu.
 #include <cuda_runtime_api.h>
 
@@ -45,7 +48,9 @@ using sm90::kBN;
 
 inline constexpr int kThreads = 384, kProducerThreads = 128, kConsumerWarps = 8;
 inline constexpr int kKN = 2 * kBN;  // keys per step: two layout tiles side by side
-inline constexpr int kProducerRegs = 56, kConsumerRegs = 224;
+// The producer needs few registers (no perm look-ups), and the consumers use what it leaves: at 224 ptxas
+// spilled 48 bytes into their loop, at 232 it did not, and 240 was 5% faster still (session 15, call 2).
+inline constexpr int kProducerRegs = 24, kConsumerRegs = 240;
 static_assert(128 * kProducerRegs + 256 * kConsumerRegs == 64512, "the launch's register pool");
 inline constexpr int kBarTurn = 1;
 inline constexpr int kStages = 4;
@@ -139,6 +144,47 @@ __device__ __forceinline__ bool step_masks(uint64_t (&rows)[4], const QuantArgs&
   return true;
 }
 
+// log2(448): P·V takes P as e4m3(448·p), and 448·p = exp2(s - m + kLog2PScale).
+inline constexpr float kLog2PScale = 8.807354922057604f;
+
+// The online softmax of sm90::softmax_rows on the step's S as integer-valued floats, leaving 448·p in x and
+// in l: tile h of the step (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale · scale ·
+// log2 e) and P scaled inside the exp2 argument, so each score costs one FFMA and no multiply. The row max
+// is taken per tile on the integers and scaled once. m in log2 units; masked scores are -inf (d > 0).
+template <class S>
+__device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[2], float (&m)[2], float (&l)[2],
+                                                     float (&alpha)[2]) {
+  constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: the first half is tile 0
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mh[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < kSCols; ++n) {
+      const int h = n / (kSCols / 2);
+      mh[h] = fmaxf(mh[h], fmaxf(x(4 * n + 2 * r), x(4 * n + 2 * r + 1)));
+    }
+    float mx = fmaxf(mh[0] * d[0], mh[1] * d[1]);
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m[r], mx);
+    const float ref = m_new == -INFINITY ? 0.f : m_new;  // nothing attended yet: every p and alpha 0
+    alpha[r] = flash::fast_exp2(m[r] - ref);
+    m[r] = m_new;
+    const float p_ref = ref - kLog2PScale;
+    // One running sum: four partial sums (a shorter FADD chain) made the kernel 6% slower (session 15, call 3).
+    float sum = 0.f;
+#pragma unroll
+    for (int n = 0; n < kSCols; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const float p = flash::fast_exp2(fmaf(x(4 * n + 2 * r + c), d[n / (kSCols / 2)], -p_ref));
+        x(4 * n + 2 * r + c) = p;
+        sum += p;
+      }
+    l[r] = l[r] * alpha[r] + sum;
+  }
+}
+
 __device__ __forceinline__ int ragged_position(const QuantArgs& a, const EntryTiles& tiles) {
   if (a.seq_len % kBN == 0) return -1;
   const int last = (a.seq_len - 1) / kBN;
@@ -224,7 +270,8 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
       if (p == 0) {
         const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
         cp_async_4(k_scales + 2 * s, k_scale + t0, true);
-        cp_async_4(k_scales + 2 * s + 1, k_scale + max(t1, 0), t1 >= 0);
+        // An empty second slot takes t0's scale: its keys are masked, and the softmax needs every scale > 0.
+        cp_async_4(k_scales + 2 * s + 1, k_scale + (t1 >= 0 ? t1 : t0), true);
       }
       mbar_arrive_on_copies(k_full + s);
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
@@ -288,16 +335,17 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   // ks[e], read from the stage before its release), masked, through the online softmax (in log2 units).
   auto softmax = [&](const float (&ks)[2], const uint64_t (&rows)[4], bool masked, float (&alpha)[2]) {
     warpgroup_fence_operand(s_acc);
-    const float d0 = q_dequant * ks[0], d1 = q_dequant * ks[1];
+    const float d[2] = {q_dequant * ks[0], q_dequant * ks[1]};
 #pragma unroll
-    for (int v = 0; v < kKN / 2; ++v) s(v) = float(s_acc(v)) * (v < kKN / 4 ? d0 : d1);  // columns 8 (v / 4) + ..
-    sm90::softmax_tile(s, rows, masked, m, l, alpha, 1.f, t);
+    for (int v = 0; v < kKN / 2; ++v) s(v) = float(s_acc(v));  // exact: |s| < 2^24
+    if (masked) sm90::apply_key_masks(s, rows, t);
+    softmax_rows_dequant(s, d, m, l, alpha);
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
     warpgroup_fence_operand(o_acc);
     warpgroup_fence_operand(p_frag);
     sm90::rescale_o<D>(o_acc, alpha);
-    quant_sm90::pack_p<true>(s, p_frag);
+    quant_sm90::pack_p<true, true>(s, p_frag);
   };
   auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };
   // The k scales of stage st into registers before the stage is released: lane 0 reads them (its arrive
@@ -362,7 +410,8 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     warpgroup_fence_operand(o_acc);
     mbar_arrive_warp(v_empty + last_st, lane);
   }
-  quant_sm90::store_rows<T, D>(o_acc, l, a.v_scale + bh * D, a.inv_p_scale,
+  // l already sums 448·p: no inv_p_scale.
+  quant_sm90::store_rows<T, D>(o_acc, l, a.v_scale + bh * D, 1.f,
                                static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
                                int64_t(a.heads) * D, head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h),
                                q0, a.seq_len, row_base, t);

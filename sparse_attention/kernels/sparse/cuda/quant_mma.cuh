@@ -43,13 +43,18 @@ __device__ __forceinline__ void mma_e4m3(float d[4], const uint32_t a[4], uint32
 #endif
 }
 
+// Four values as e4m3 bytes (round to nearest even, saturating at ±448), x0 in the lowest.
+__device__ __forceinline__ uint32_t pack_e4m3x4(float x0, float x1, float x2, float x3) {
+  const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
+  const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x2, x3), __NV_SATFINITE, __NV_E4M3);
+  return lo | (hi << 16);
+}
+
 // Four P values in [0, 1] as bytes, x0 in the lowest: u8 round(255·p) (INT8 P·V) or e4m3(448·p) (FP8 P·V).
 template <bool FP8>
 __device__ __forceinline__ uint32_t pack_p4(float x0, float x1, float x2, float x3) {
   if constexpr (FP8) {
-    const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(x0 * 448.f, x1 * 448.f), __NV_SATFINITE, __NV_E4M3);
-    const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x2 * 448.f, x3 * 448.f), __NV_SATFINITE, __NV_E4M3);
-    return lo | (hi << 16);
+    return pack_e4m3x4(x0 * 448.f, x1 * 448.f, x2 * 448.f, x3 * 448.f);
   } else {
     auto u8 = [](float p) { return min(__float2uint_rn(p * 255.f), 255u); };
     return u8(x0) | (u8(x1) << 8) | (u8(x2) << 16) | (u8(x3) << 24);

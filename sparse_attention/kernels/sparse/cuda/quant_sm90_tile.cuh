@@ -97,8 +97,10 @@ __device__ __forceinline__ uint32_t pack_u8x4(float x0, float x1, float x2, floa
 // (pack_p4; pack_u8x4 for u8): register j of k-block kb takes the thread's row r = j % 2 in S columns 2t, 2t+1 of the n8
 // blocks n = 4kb + 2 (j / 2) and n + 1. So byte 4t + i of each 16 keys is key 8 (i / 2) + 2t + i % 2, the
 // order the pre-pass stored V's keys in (v_key): the mma.sync kernel's order serves wgmma unchanged.
-template <bool FP8, class S, class P>
+// SCALED: s already holds 448·p (FP8 only; block_sparse_quant_sm90ws.cu folds the scale into the exp2).
+template <bool FP8, bool SCALED = false, class S, class P>
 __device__ __forceinline__ void pack_p(const S& s, P& p) {
+  static_assert(FP8 || !SCALED, "pre-scaled P is e4m3");
   uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
   constexpr int kBlocks = decltype(cute::size(s))::value / 16;  // k-blocks of 32 keys (one or two key tiles)
 #pragma unroll
@@ -108,7 +110,8 @@ __device__ __forceinline__ void pack_p(const S& s, P& p) {
       const int n = 4 * kb + 2 * (j / 2), r = j % 2;
       const float x0 = s(4 * n + 2 * r), x1 = s(4 * n + 2 * r + 1), x2 = s(4 * (n + 1) + 2 * r),
                   x3 = s(4 * (n + 1) + 2 * r + 1);
-      w[4 * kb + j] = FP8 ? pack_p4<true>(x0, x1, x2, x3) : pack_u8x4(x0, x1, x2, x3);
+      w[4 * kb + j] = SCALED ? pack_e4m3x4(x0, x1, x2, x3)
+                             : FP8 ? pack_p4<true>(x0, x1, x2, x3) : pack_u8x4(x0, x1, x2, x3);
     }
 }
 
