@@ -3,9 +3,13 @@
 //   column_finalize: per batch·head the mean of k (K smoothing) and the V scale per channel;
 //   quantize_block:  per (64 layout positions, batch·head) q -> s8 with a scale per 32 rows, k - mean -> s8
 //                    with one scale, v -> s8 or e4m3 with the channel scales, in layout order (rows gathered
-//                    through perm), v transposed; positions past the sequence end become zeros.
+//                    through perm), v transposed; positions past the sequence end become zeros. It multiplies
+//                    by each scale's reciprocal (level_s8), where the reference divides.
 // Sums and maxima reduce in a fixed order: the results do not depend on scheduling. Both kernels that read
 // q, k, v take 8 channels per thread and load, in one 16-byte load where the strides allow (q_vec...).
+// Session 15 (ncu, Flux 2048²): quantize_block took 273 µs for 454 MB, issue-bound (74% of issue slots) on a
+// division and an F2I per value and a shared-memory round trip per tensor; column_partials 78 µs at 56% of
+// DRAM bandwidth, three CTAs per multiprocessor (registers) with four loads in flight per thread.
 // Included once, by block_sparse_quant.cu.
 #pragma once
 #include <cuda_fp8.h>
@@ -72,14 +76,14 @@ __device__ __forceinline__ void load8(const void* base, const int64_t s[4], bool
 // Each thread owns 8 adjacent channels (one 16-byte load per tensor and token); D / 8 threads cover a token,
 // and kLanes tokens are read side by side.
 template <typename T, int D>
-__global__ void __launch_bounds__(kPrepassThreads) column_partials_kernel(const PrepassArgs a) {
+__global__ void __launch_bounds__(kPrepassThreads, 4) column_partials_kernel(const PrepassArgs a) {
   constexpr int kGroups = D / kVec, kLanes = kPrepassThreads / kGroups;  // tokens read side by side
   __shared__ float sums[kLanes][D], maxes[kLanes][D];
   const int chunk = int(blockIdx.x), bh = int(blockIdx.y), b = bh / a.heads, h = bh % a.heads;
   const int c0 = (int(threadIdx.x) % kGroups) * kVec, lane = int(threadIdx.x) / kGroups;
   const int t0 = chunk * a.chunk_tokens, t1 = min(a.seq_len, t0 + a.chunk_tokens);
   float sum[kVec] = {}, mx[kVec] = {};
-#pragma unroll 2
+#pragma unroll 4
   for (int t = t0 + lane; t < t1; t += kLanes) {
     float kv[kVec], vv[kVec];
     load8<T>(a.k, a.k_stride, a.k_vec, b, t, h, c0, kv);
@@ -124,14 +128,19 @@ __device__ __forceinline__ void block_max2(float& m0, float& m1, float (*scratch
   __syncthreads();  // scratch is reused by the next call
 }
 
-__device__ __forceinline__ uint32_t quantize_s8x4(const float* x, float scale) {
-  uint32_t word = 0;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const int v = max(-127, min(127, __float2int_rn(x[j] / scale)));
-    word |= uint32_t(uint8_t(int8_t(v))) << (8 * j);
-  }
-  return word;
+// x · inv rounded to the nearest integer (ties to even), clamped to ±qmax, as the low byte of the result: the
+// product rounded to f32, clamped, then added to 1.5 · 2^23, which rounds it to an integer in the float's low
+// mantissa bits (two's complement in the low byte for |y| <= 127). No F2I (a quarter-rate conversion) and no
+// division: quant_cpu.cpp divides by the scale, so the two differ by one level where x / scale falls within
+// an ulp or so of a half-integer.
+__device__ __forceinline__ uint32_t level_s8(float x, float inv, float qmax) {
+  const float y = fminf(fmaxf(__fmul_rn(x, inv), -qmax), qmax);
+  return __float_as_uint(__fadd_rn(y, 12582912.f));
+}
+
+// Four levels (level_s8) as bytes, the first in the lowest.
+__device__ __forceinline__ uint32_t bytes4(uint32_t b0, uint32_t b1, uint32_t b2, uint32_t b3) {
+  return __byte_perm(__byte_perm(b0, b1, 0x0040), __byte_perm(b2, b3, 0x0040), 0x5410);
 }
 
 // The key held at position l of a transposed V tile: inside every 16 positions, position 4t + i holds key
@@ -142,93 +151,149 @@ __device__ __forceinline__ int v_key(int l) {
   return (l & ~15) + 8 * (i >> 1) + 2 * t + (i & 1);
 }
 
+// 8 channels c0..c0+7 of (b, token, h) as raw 16-bit values, in one 16-byte load when `vec`; zeros for
+// token < 0 (past the sequence end). Loads are issued for all three tensors before any is used.
+template <typename T>
+__device__ __forceinline__ uint4 load_raw8(const void* base, const int64_t s[4], bool vec, int b, int64_t token, int h,
+                                           int c0) {
+  uint4 raw = make_uint4(0, 0, 0, 0);
+  if (token < 0) return raw;
+  const T* row = static_cast<const T*>(base) + b * s[0] + token * s[1] + h * s[2];
+  if (vec) return __ldg(reinterpret_cast<const uint4*>(row + c0));
+  T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) e[j] = row[(c0 + j) * s[3]];
+  return raw;
+}
+
+template <typename T>
+__device__ __forceinline__ void to_floats(const uint4& raw, float (&f)[kVec]) {
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) f[j] = rt::cuda::to_float(e[j]);
+}
+
+// One CTA per (64 layout positions, batch·head). Every thread loads its 16-byte pieces of q, k and v first
+// and quantizes them in registers: q and k by rows (thread = row r0 + kRowsPerPass·i, channels c0..c0+7;
+// the block's max |x| per 32 rows reduced through shared memory), v by groups of four output positions
+// (thread = positions 4g..4g+3, channels c0..c0+7), so that each of its output words, one per channel, holds
+// four transposed keys (v_key) and needs no transpose through shared memory.
 template <typename T, int D>
-__global__ void __launch_bounds__(kPrepassThreads) quantize_block_kernel(const PrepassArgs a) {
-  constexpr int kLd = D + 1;  // padded rows: the transposed V reads walk down a column
-  __shared__ float x[kPrepassRows * kLd];
+__global__ void __launch_bounds__(kPrepassThreads, 3) quantize_block_kernel(const PrepassArgs a) {
+  constexpr int kChunks = D / kVec;                                // 16-byte pieces per row
+  constexpr int kRowsPerPass = kPrepassThreads / kChunks;          // 16 (D = 128) or 32
+  constexpr int kPasses = kPrepassRows / kRowsPerPass;             // rows per thread: 4 or 2
+  constexpr int kGroups = kPrepassRows / 4;                        // V: groups of four positions
+  constexpr int kVItems = kGroups * kChunks;                       // 256 (D = 128) or 128: one per thread
+  static_assert(kRowsPerPass <= 32 && kVItems <= kPrepassThreads, "one V item per thread");
   __shared__ float scratch[kPrepassThreads / 32][2];
+  __shared__ int32_t tokens[kPrepassRows];  // natural token of each position, -1 past the sequence end
   const int pos0 = int(blockIdx.x) * kPrepassRows, bh = int(blockIdx.y), b = bh / a.heads, h = bh % a.heads;
   const int tid = int(threadIdx.x);
   const int64_t row0 = int64_t(bh) * a.padded_len + pos0;  // first output row of this block
   const int32_t* perm = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
-  __shared__ int64_t tokens[kPrepassRows];  // natural token of each row, -1 past the sequence end
-  if (tid < kPrepassRows) tokens[tid] = pos0 + tid < a.seq_len ? natural_token(perm, pos0 + tid) : -1;
+  if (tid < kPrepassRows) tokens[tid] = pos0 + tid < a.seq_len ? int32_t(natural_token(perm, pos0 + tid)) : -1;
   __syncthreads();
 
-  // Loads the block's rows of `src` (minus `shift` per channel when given) into x, 8 channels per thread and
-  // step; zeros past the end.
-  auto load = [&](const void* src, const int64_t* stride, bool vec, const float* shift) {
-    for (int idx = tid; idx < kPrepassRows * D / kVec; idx += kPrepassThreads) {
-      const int r = idx / (D / kVec), c0 = (idx % (D / kVec)) * kVec;
-      float v[kVec] = {};
-      if (tokens[r] >= 0) {
-        load8<T>(src, stride, vec, b, tokens[r], h, c0, v);
-        if (shift != nullptr) {
+  const int r0 = tid / kChunks, c0 = (tid % kChunks) * kVec;    // q, k: rows r0 + kRowsPerPass · i
+  const int g = tid % kGroups, vc0 = (tid / kGroups) * kVec;   // v: positions 4g..4g+3, channels vc0..
+  const bool v_item = tid < kVItems;
+  uint4 q_raw[kPasses], k_raw[kPasses], v_raw[4];
 #pragma unroll
-          for (int j = 0; j < kVec; ++j) v[j] -= shift[c0 + j];
-        }
-      }
+  for (int i = 0; i < kPasses; ++i) q_raw[i] = load_raw8<T>(a.q, a.q_stride, a.q_vec, b, tokens[r0 + kRowsPerPass * i], h, c0);
 #pragma unroll
-      for (int j = 0; j < kVec; ++j) x[r * kLd + c0 + j] = v[j];
-    }
-    __syncthreads();
-  };
-  // Max |x| over rows [0, 32) and [32, 64).
-  auto half_maxes = [&](float& m0, float& m1) {
-    m0 = 0.f, m1 = 0.f;
-    for (int idx = tid; idx < kPrepassRows * D; idx += kPrepassThreads) {
-      const float v = fabsf(x[(idx / D) * kLd + idx % D]);
-      if (idx / D < kPrepassRows / 2) m0 = fmaxf(m0, v);
-      else m1 = fmaxf(m1, v);
-    }
-    block_max2(m0, m1, scratch);
-  };
-  // Writes x as s8 rows, row r with scale scales[r / rows_per_scale].
-  auto store_rows = [&](int8_t* dst, const float* scales, int rows_per_scale) {
-    for (int w = tid; w < kPrepassRows * D / 4; w += kPrepassThreads) {
-      const int r = (w * 4) / D, c = (w * 4) % D;
-      float v[4];
+  for (int i = 0; i < kPasses; ++i) k_raw[i] = load_raw8<T>(a.k, a.k_stride, a.k_vec, b, tokens[r0 + kRowsPerPass * i], h, c0);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) v[j] = x[r * kLd + c + j];
-      *reinterpret_cast<uint32_t*>(dst + (row0 + r) * D + c) = quantize_s8x4(v, scales[r / rows_per_scale]);
-    }
-    __syncthreads();  // x is reloaded next
+  for (int j = 0; j < 4; ++j)
+    v_raw[j] = load_raw8<T>(a.v, a.v_stride, a.v_vec, b, v_item ? tokens[v_key(4 * g + j)] : -1, h, vc0);
+
+  // Rows [0, 32) and [32, 64): pass i lies in half (kRowsPerPass · i) / 32.
+  auto half = [](int i) { return (kRowsPerPass * i) / 32; };
+  // Writes pass i's 8 levels of row r0 + kRowsPerPass · i to dst (8 bytes).
+  auto store8 = [&](int8_t* dst, int i, const float (&x)[kVec], float inv) {
+    uint32_t l[kVec];
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) l[j] = level_s8(x[j], inv, a.qk_max);
+    *reinterpret_cast<uint2*>(dst + (row0 + r0 + kRowsPerPass * i) * D + c0) =
+        make_uint2(bytes4(l[0], l[1], l[2], l[3]), bytes4(l[4], l[5], l[6], l[7]));
   };
 
+  // Each tensor is converted from its raw registers twice, for the max and for the levels: holding its floats
+  // instead pushed ptxas past the 80 registers that three CTAs per multiprocessor allow.
   // Q: one scale per 32 rows.
-  load(a.q, a.q_stride, a.q_vec, nullptr);
-  float m0, m1;
-  half_maxes(m0, m1);
-  const float qs[2] = {m0 > 0.f ? m0 / a.qk_max : 1.f, m1 > 0.f ? m1 / a.qk_max : 1.f};
-  if (tid == 0) a.q_scale[row0 / 32] = qs[0], a.q_scale[row0 / 32 + 1] = qs[1];
-  store_rows(a.q8, qs, 32);
-
-  // K minus its mean: one scale for the 64 rows.
-  load(a.k, a.k_stride, a.k_vec, a.k_mean + int64_t(bh) * D);
-  half_maxes(m0, m1);
-  const float m = fmaxf(m0, m1);
-  const float ks[1] = {m > 0.f ? m / a.qk_max : 1.f};
-  if (tid == 0) a.k_scale[row0 / 64] = ks[0];
-  store_rows(a.k8, ks, kPrepassRows);
-
-  // V with its channel scales, transposed: row c of the output holds channel c of the 64 positions.
-  load(a.v, a.v_stride, a.v_vec, nullptr);
-  const float* vs = a.v_scale + int64_t(bh) * D;
-  for (int w = tid; w < D * kPrepassRows / 4; w += kPrepassThreads) {
-    const int c = w / (kPrepassRows / 4), l = (w % (kPrepassRows / 4)) * 4;
-    float v[4];
+  {
+    float m[2] = {0.f, 0.f};
 #pragma unroll
-    for (int j = 0; j < 4; ++j) v[j] = x[v_key(l + j) * kLd + c];
-    uint32_t word;
-    if (a.v_fp8) {
-      const float s = vs[c];
-      const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v[0] / s, v[1] / s), __NV_SATFINITE, __NV_E4M3);
-      const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v[2] / s, v[3] / s), __NV_SATFINITE, __NV_E4M3);
-      word = lo | (hi << 16);
-    } else {
-      word = quantize_s8x4(v, vs[c]);
+    for (int i = 0; i < kPasses; ++i) {
+      float x[kVec];
+      to_floats<T>(q_raw[i], x);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) m[half(i)] = fmaxf(m[half(i)], fabsf(x[j]));
     }
-    *reinterpret_cast<uint32_t*>(a.vt8 + (int64_t(bh) * D + c) * a.padded_len + pos0 + l) = word;
+    block_max2(m[0], m[1], scratch);
+    const float qs[2] = {m[0] > 0.f ? m[0] / a.qk_max : 1.f, m[1] > 0.f ? m[1] / a.qk_max : 1.f};
+    if (tid == 0) a.q_scale[row0 / 32] = qs[0], a.q_scale[row0 / 32 + 1] = qs[1];
+    const float inv[2] = {1.f / qs[0], 1.f / qs[1]};
+#pragma unroll
+    for (int i = 0; i < kPasses; ++i) {
+      float x[kVec];
+      to_floats<T>(q_raw[i], x);
+      store8(a.q8, i, x, inv[half(i)]);
+    }
+  }
+  // K minus its mean (rows past the end stay zero): one scale for the 64 rows.
+  {
+    float mean[kVec];
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) mean[j] = a.k_mean[int64_t(bh) * D + c0 + j];
+    auto centred = [&](int i, float (&x)[kVec]) {
+      to_floats<T>(k_raw[i], x);
+      if (tokens[r0 + kRowsPerPass * i] >= 0) {
+#pragma unroll
+        for (int j = 0; j < kVec; ++j) x[j] -= mean[j];
+      }
+    };
+    float m[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < kPasses; ++i) {
+      float x[kVec];
+      centred(i, x);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) m[0] = fmaxf(m[0], fabsf(x[j]));
+    }
+    block_max2(m[0], m[1], scratch);
+    const float ks = m[0] > 0.f ? m[0] / a.qk_max : 1.f;
+    if (tid == 0) a.k_scale[row0 / 64] = ks;
+    const float inv = 1.f / ks;
+#pragma unroll
+    for (int i = 0; i < kPasses; ++i) {
+      float x[kVec];
+      centred(i, x);
+      store8(a.k8, i, x, inv);
+    }
+  }
+  // V with its channel scales: output row c (channel c) gets positions 4g..4g+3, keys v_key(4g + j).
+  if (v_item) {
+    const float* vs = a.v_scale + int64_t(bh) * D + vc0;
+    float x[4][kVec];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) to_floats<T>(v_raw[j], x[j]);
+#pragma unroll
+    for (int c = 0; c < kVec; ++c) {
+      const float inv = 1.f / vs[c];
+      uint32_t word;
+      if (a.v_fp8) {
+        const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(__fmul_rn(x[0][c], inv), __fmul_rn(x[1][c], inv)),
+                                                     __NV_SATFINITE, __NV_E4M3);
+        const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(__fmul_rn(x[2][c], inv), __fmul_rn(x[3][c], inv)),
+                                                     __NV_SATFINITE, __NV_E4M3);
+        word = lo | (hi << 16);
+      } else {
+        word = bytes4(level_s8(x[0][c], inv, a.v_max), level_s8(x[1][c], inv, a.v_max),
+                      level_s8(x[2][c], inv, a.v_max), level_s8(x[3][c], inv, a.v_max));
+      }
+      *reinterpret_cast<uint32_t*>(a.vt8 + (int64_t(bh) * D + vc0 + c) * a.padded_len + pos0 + 4 * g) = word;
+    }
   }
 }
 
