@@ -17,6 +17,7 @@
 
 #include "cuda/common.cuh"
 #include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
+#include "sparse_attention/kernels/sparse/cuda/quant_mma.cuh"
 
 namespace sattn::kernels::cuda {
 
@@ -48,28 +49,35 @@ struct PrepassArgs {
   float* k_scale;       // [BH, padded_len / 64]
 };
 
-template <typename T>
-__device__ __forceinline__ float element(const void* base, const int64_t s[4], int b, int64_t token, int h, int c) {
-  return rt::cuda::to_float(static_cast<const T*>(base)[b * s[0] + token * s[1] + h * s[2] + c * s[3]]);
-}
-
 constexpr int kVec = 8;  // 16-bit elements per 16-byte load
 
-// 8 channels c0..c0+7 of (b, token, h) as floats; `vec`: one 16-byte load (see PrepassArgs::q_vec).
+// 8 channels c0..c0+7 of (b, token, h) as raw 16-bit values, in one 16-byte load when `vec` (see
+// PrepassArgs::q_vec).
+template <typename T>
+__device__ __forceinline__ uint4 load_raw8(const void* base, const int64_t s[4], bool vec, int b, int64_t token, int h,
+                                           int c0) {
+  static_assert(sizeof(T) == 2, "the pre-pass reads bf16 or f16");
+  const T* row = static_cast<const T*>(base) + b * s[0] + token * s[1] + h * s[2];
+  if (vec) return __ldg(reinterpret_cast<const uint4*>(row + c0));
+  uint4 raw;
+  T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) e[j] = row[(c0 + j) * s[3]];
+  return raw;
+}
+
+template <typename T>
+__device__ __forceinline__ void to_floats(const uint4& raw, float (&f)[kVec]) {
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) f[j] = rt::cuda::to_float(e[j]);
+}
+
+// 8 channels c0..c0+7 of (b, token, h) as floats.
 template <typename T>
 __device__ __forceinline__ void load8(const void* base, const int64_t s[4], bool vec, int b, int64_t token, int h,
                                       int c0, float (&f)[kVec]) {
-  static_assert(sizeof(T) == 2, "the pre-pass reads bf16 or f16");
-  if (vec) {
-    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(static_cast<const T*>(base) + b * s[0] + token * s[1] +
-                                                           h * s[2] + c0));
-    const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) f[j] = rt::cuda::to_float(e[j]);
-  } else {
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) f[j] = element<T>(base, s, b, token, h, c0 + j);
-  }
+  to_floats<T>(load_raw8<T>(base, s, vec, b, token, h, c0), f);
 }
 
 // Each thread owns 8 adjacent channels (one 16-byte load per tensor and token); D / 8 threads cover a token,
@@ -138,7 +146,8 @@ __device__ __forceinline__ uint32_t level_s8(float x, float inv, float qmax) {
   return __float_as_uint(__fadd_rn(y, 12582912.f));
 }
 
-// Four levels (level_s8) as bytes, the first in the lowest.
+// Four levels (level_s8) as bytes, the first in the lowest (as quant_sm90_tile.cuh's pack_u8x4 packs P; that
+// one keeps its own expression, whose SASS in the int8 sm90 kernel a shared helper changed).
 __device__ __forceinline__ uint32_t bytes4(uint32_t b0, uint32_t b1, uint32_t b2, uint32_t b3) {
   return __byte_perm(__byte_perm(b0, b1, 0x0040), __byte_perm(b2, b3, 0x0040), 0x5410);
 }
@@ -149,28 +158,6 @@ __device__ __forceinline__ uint32_t bytes4(uint32_t b0, uint32_t b1, uint32_t b2
 __device__ __forceinline__ int v_key(int l) {
   const int r = l & 15, t = r >> 2, i = r & 3;
   return (l & ~15) + 8 * (i >> 1) + 2 * t + (i & 1);
-}
-
-// 8 channels c0..c0+7 of (b, token, h) as raw 16-bit values, in one 16-byte load when `vec`; zeros for
-// token < 0 (past the sequence end). Loads are issued for all three tensors before any is used.
-template <typename T>
-__device__ __forceinline__ uint4 load_raw8(const void* base, const int64_t s[4], bool vec, int b, int64_t token, int h,
-                                           int c0) {
-  uint4 raw = make_uint4(0, 0, 0, 0);
-  if (token < 0) return raw;
-  const T* row = static_cast<const T*>(base) + b * s[0] + token * s[1] + h * s[2];
-  if (vec) return __ldg(reinterpret_cast<const uint4*>(row + c0));
-  T* e = reinterpret_cast<T*>(&raw);
-#pragma unroll
-  for (int j = 0; j < kVec; ++j) e[j] = row[(c0 + j) * s[3]];
-  return raw;
-}
-
-template <typename T>
-__device__ __forceinline__ void to_floats(const uint4& raw, float (&f)[kVec]) {
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int j = 0; j < kVec; ++j) f[j] = rt::cuda::to_float(e[j]);
 }
 
 // One CTA per (64 layout positions, batch·head). Every thread loads its 16-byte pieces of q, k and v first
@@ -198,14 +185,17 @@ __global__ void __launch_bounds__(kPrepassThreads, 3) quantize_block_kernel(cons
   const int r0 = tid / kChunks, c0 = (tid % kChunks) * kVec;    // q, k: rows r0 + kRowsPerPass · i
   const int g = tid % kGroups, vc0 = (tid / kGroups) * kVec;   // v: positions 4g..4g+3, channels vc0..
   const bool v_item = tid < kVItems;
+  // Zeros for positions past the sequence end (token -1).
+  auto load = [&](const void* src, const int64_t* stride, bool vec, int token, int c) {
+    return token >= 0 ? load_raw8<T>(src, stride, vec, b, token, h, c) : make_uint4(0, 0, 0, 0);
+  };
   uint4 q_raw[kPasses], k_raw[kPasses], v_raw[4];
 #pragma unroll
-  for (int i = 0; i < kPasses; ++i) q_raw[i] = load_raw8<T>(a.q, a.q_stride, a.q_vec, b, tokens[r0 + kRowsPerPass * i], h, c0);
+  for (int i = 0; i < kPasses; ++i) q_raw[i] = load(a.q, a.q_stride, a.q_vec, tokens[r0 + kRowsPerPass * i], c0);
 #pragma unroll
-  for (int i = 0; i < kPasses; ++i) k_raw[i] = load_raw8<T>(a.k, a.k_stride, a.k_vec, b, tokens[r0 + kRowsPerPass * i], h, c0);
+  for (int i = 0; i < kPasses; ++i) k_raw[i] = load(a.k, a.k_stride, a.k_vec, tokens[r0 + kRowsPerPass * i], c0);
 #pragma unroll
-  for (int j = 0; j < 4; ++j)
-    v_raw[j] = load_raw8<T>(a.v, a.v_stride, a.v_vec, b, v_item ? tokens[v_key(4 * g + j)] : -1, h, vc0);
+  for (int j = 0; j < 4; ++j) v_raw[j] = load(a.v, a.v_stride, a.v_vec, v_item ? tokens[v_key(4 * g + j)] : -1, vc0);
 
   // Rows [0, 32) and [32, 64): pass i lies in half (kRowsPerPass · i) / 32.
   auto half = [](int i) { return (kRowsPerPass * i) / 32; };
@@ -283,11 +273,8 @@ __global__ void __launch_bounds__(kPrepassThreads, 3) quantize_block_kernel(cons
       const float inv = 1.f / vs[c];
       uint32_t word;
       if (a.v_fp8) {
-        const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(__fmul_rn(x[0][c], inv), __fmul_rn(x[1][c], inv)),
-                                                     __NV_SATFINITE, __NV_E4M3);
-        const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(__fmul_rn(x[2][c], inv), __fmul_rn(x[3][c], inv)),
-                                                     __NV_SATFINITE, __NV_E4M3);
-        word = lo | (hi << 16);
+        word = pack_e4m3x4(__fmul_rn(x[0][c], inv), __fmul_rn(x[1][c], inv), __fmul_rn(x[2][c], inv),
+                           __fmul_rn(x[3][c], inv));
       } else {
         word = bytes4(level_s8(x[0][c], inv, a.v_max), level_s8(x[1][c], inv, a.v_max),
                       level_s8(x[2][c], inv, a.v_max), level_s8(x[3][c], inv, a.v_max));
