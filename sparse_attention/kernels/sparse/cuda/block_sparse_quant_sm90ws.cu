@@ -5,7 +5,8 @@
 //    side (K [128 keys, D] and Vᵀ [D, 128 keys]) into a ring of kStages stages. The pre-pass wrote layout
 //    order, so the copies are plain 16-byte cp.async chunks: no perm look-ups;
 //  - warpgroups 1 and 2 (setmaxnreg 240), 64 query rows each, ping-pong as in sm90ws:
-//      S = Q·Kᵀ   wgmma m64n128k32 s8·s8 -> s32 (exact), converted in place to f32 (integer-valued);
+//      S = Q·Kᵀ   wgmma m64n128k32 s8·s8 -> s32 (exact), converted in place to the floats kMagic + s by an
+//                 integer add;
 //      masks (sm90_steps.cuh), then softmax_rows_dequant: the f32 online softmax with the dequantization
 //                 q_scale(32 rows)·k_scale(tile)·scale·log2(e) (the two halves of a step have their own tile)
 //                 and P's scale 448 folded into each score's exp2 argument;
@@ -13,7 +14,7 @@
 //                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S 64 + P 16 + O
 //                 D/2 registers).
 //  - epilogue: o · v_scale(channel) / (row sum of 448·p), rows scattered through perm (quant_sm90::store_rows).
-// Numerics (docs/performance.md, sessions 14 and 15):
+// Numerics (docs/performance.md, sessions 14 to 16):
 //  - P is quantized against the running max of the step's two tiles; the mma.sync and sm90 kernels update
 //    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
 //    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = 2 (quant_tiles_per_step).
@@ -21,7 +22,11 @@
 //    accumulator first. Flushing O into an f32 copy every 1 to 8 steps left the distance to the reference
 //    unchanged to 1e-5 on the GPU tests' problems, so there is no second accumulator.
 //  - exp2(s·d - m + log2 448) is 448·p up to ex2.approx's error, and s·d is one FFMA rounding instead of a
-//    multiply's and an add's: the same e4m3 codes as the reference's 448·p except at rare rounding ties.
+//    multiply's and an add's: the same e4m3 codes as the reference's 448·p except at rare rounding ties
+//    (and the bias kMagic·d + m - log2 448 is rounded once: within 2^-24·kMagic·d, under one unit of s·d).
+//  - l sums the f32 p in FADDs. Summing on the tensor core instead (8 rows of ones under Vᵀ, N = D + 8) was
+//    2.5-3% faster but its FP8 accumulation lost the sum on long rows: 0.15 relative L2 at 8,192 keys,
+//    0.43 at 16,896 (session 16).
 // quant=int8 (u8 P · s8 V into s32) needs the exact two-level sum and stays on block_sparse_quant_sm90.cu.
 #include <cuda_runtime_api.h>
 
@@ -147,10 +152,16 @@ __device__ __forceinline__ bool step_masks(uint64_t (&rows)[4], const QuantArgs&
 // log2(448): P·V takes P as e4m3(448·p), and 448·p = exp2(s - m + kLog2PScale).
 inline constexpr float kLog2PScale = 8.807354922057604f;
 
-// The online softmax of sm90::softmax_rows on the step's S as integer-valued floats, leaving 448·p in x and
+// 1.5 · 2^23. An s32 score s plus this float's bits is the float kMagic + s exactly while |s| < 2^22 (at
+// D = 128, |s| <= 128 · 127² < 2^21): the conversion is an integer add where I2F issues at a quarter rate,
+// and kMagic · d joins the exp2's bias (session 16: 2% of the kernel's time).
+inline constexpr float kMagic = 12582912.f;
+inline constexpr uint32_t kMagicBits = 0x4B400000u;
+
+// The online softmax of sm90::softmax_rows on the step's S as the floats kMagic + s, leaving 448·p in x and
 // in l: tile h of the step (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale · scale ·
 // log2 e) and P scaled inside the exp2 argument, so each score costs one FFMA and no multiply. The row max
-// is taken per tile on the integers and scaled once. m in log2 units; masked scores are -inf (d > 0).
+// is taken per tile on the floats and scaled once. m in log2 units; masked scores are -inf (d > 0).
 template <class S>
 __device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[2], float (&m)[2], float (&l)[2],
                                                      float (&alpha)[2]) {
@@ -163,7 +174,7 @@ __device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[2], 
       const int h = n / (kSCols / 2);
       mh[h] = fmaxf(mh[h], fmaxf(x(4 * n + 2 * r), x(4 * n + 2 * r + 1)));
     }
-    float mx = fmaxf(mh[0] * d[0], mh[1] * d[1]);
+    float mx = fmaxf((mh[0] - kMagic) * d[0], (mh[1] - kMagic) * d[1]);  // exact subtractions; -inf stays
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m[r], mx);
@@ -171,13 +182,16 @@ __device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[2], 
     alpha[r] = flash::fast_exp2(m[r] - ref);
     m[r] = m_new;
     const float p_ref = ref - kLog2PScale;
+    // s·d - p_ref = x·d - (kMagic·d + p_ref): the bias is rounded once, within 2^-24·kMagic·d (under one unit
+    // of s·d).
+    const float bias[2] = {fmaf(kMagic, d[0], p_ref), fmaf(kMagic, d[1], p_ref)};
     // One running sum: four partial sums (a shorter FADD chain) made the kernel 6% slower (session 15, call 3).
     float sum = 0.f;
 #pragma unroll
     for (int n = 0; n < kSCols; ++n)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
-        const float p = flash::fast_exp2(fmaf(x(4 * n + 2 * r + c), d[n / (kSCols / 2)], -p_ref));
+        const float p = flash::fast_exp2(fmaf(x(4 * n + 2 * r + c), d[n / (kSCols / 2)], -bias[n / (kSCols / 2)]));
         x(4 * n + 2 * r + c) = p;
         sum += p;
       }
@@ -337,7 +351,7 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     warpgroup_fence_operand(s_acc);
     const float d[2] = {q_dequant * ks[0], q_dequant * ks[1]};
 #pragma unroll
-    for (int v = 0; v < kKN / 2; ++v) s(v) = float(s_acc(v));  // exact: |s| < 2^24
+    for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;  // s(v) = kMagic + s_acc(v)
     if (masked) sm90::apply_key_masks(s, rows, t);
     softmax_rows_dequant(s, d, m, l, alpha);
   };
