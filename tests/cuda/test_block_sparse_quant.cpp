@@ -23,9 +23,10 @@
 // last bf16 bit; relative L2 <= 2e-6) for a reason not pinned down. int8-fp8pv differs more (relative L2
 // 2e-4 to 6e-4): the f32 sums inside the e4m3 tensor-core MMAs run in another order in wgmma than in mma.sync.
 // "block_sparse_quant.sm90ws.<case>" asks for Sm90Ws: int8-fp8pv then runs the warp-specialized kernel
-// (block_sparse_quant_sm90ws.cu), the other modes the wgmma one. Its softmax steps span two key tiles, so
-// its reference is quant_attention_cpu with tiles_per_step = 2 (quant_tiles_per_step), and it is not
-// compared with the mma.sync kernel, whose per-tile steps round P differently (0.8-1.2% apart).
+// (block_sparse_quant_sm90ws.cu), the other modes the wgmma one. Its softmax steps span three key tiles at
+// D = 128 and two at D = 64, so its reference is quant_attention_cpu with that tiles_per_step
+// (quant_tiles_per_step), and it is not compared with the mma.sync kernel, whose per-tile steps round P
+// differently (0.8-1.2% apart).
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -99,9 +100,9 @@ sattn::SparseKernel selected_quant_kernel(const rt::Context& ctx, sattn::SparseK
 #endif
 }
 
-sattn::reference::QuantReferenceOptions reference_options(sattn::SparseKernel ran) {
+sattn::reference::QuantReferenceOptions reference_options(sattn::SparseKernel ran, int64_t dim) {
   sattn::reference::QuantReferenceOptions o;
-  o.tiles_per_step = sattn::kernels::quant_tiles_per_step(ran);
+  o.tiles_per_step = sattn::kernels::quant_tiles_per_step(ran, dim);
   return o;
 }
 
@@ -135,7 +136,8 @@ Tensor check_quant(const rt::Context& ctx, const Problem& p, const BlockLayout& 
   REQUIRE(all_finite(got));
   const rt::Context& cpu = test::cpu_context();
   const sattn::SparseKernel ran = selected_quant_kernel(ctx, kernel, quant);
-  const Tensor want = sattn::reference::quant_attention_cpu(cpu, p.cpu, layout, quant, reference_options(ran));
+  const Tensor want =
+      sattn::reference::quant_attention_cpu(cpu, p.cpu, layout, quant, reference_options(ran, p.cpu.q.size(3)));
   const Tensor exact = sattn::reference::block_layout_attention_cpu(cpu, p.cpu, layout);
   const test::Diff vs_ref = test::compare(got, want), vs_f32 = test::compare(got, exact), ref_f32 = test::compare(want, exact);
   std::printf("  %s q %s, tile density %.3f: vs CPU quant reference %s; vs f32 %s (CPU quant reference vs f32 %.2e)\n",
@@ -254,7 +256,7 @@ static void case_dense_and_an_empty_query_tile(sattn::SparseKernel kernel) {
 }
 QUANT_CASE("dense_and_an_empty_query_tile", case_dense_and_an_empty_query_tile)
 
-// A long row on the kernels' default: 8,192 keys in 64 two-tile steps for the warp-specialized kernel, whose
+// A long row on the kernels' default: 8,192 keys in 43 three-tile steps for the warp-specialized kernel, whose
 // tensor core adds every step's FP8 P·V into the running O (about 22 bits per addition, not f32). Against
 // the reference with its step, the case-(a) bound still holds; the distance is printed.
 TEST_CASE("block_sparse_quant.long_dense_row", "[cuda]") {
@@ -331,7 +333,7 @@ TEST_CASE("block_sparse_quant.attention_entry_point", "[cuda]") {
     const std::shared_ptr<const BlockLayout> layout = sattn::structured_layout(ctx, p.gpu);
     const Tensor want = sattn::reference::quant_attention_cpu(
         test::cpu_context(), p.cpu, *layout, quant,
-        reference_options(selected_quant_kernel(ctx, sattn::SparseKernel::Auto, quant)));
+        reference_options(selected_quant_kernel(ctx, sattn::SparseKernel::Auto, quant), p.cpu.q.size(3)));
     REQUIRE(all_finite(got));
     const test::Diff d = test::compare(got, want);
     INFO(d.str());

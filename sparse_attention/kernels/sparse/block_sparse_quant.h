@@ -4,6 +4,7 @@
 // is reference/quant_cpu.h. Plain C++ header; the kernels (cuda/block_sparse_quant.cu) exist only in CUDA
 // builds.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -20,9 +21,12 @@ namespace sattn::kernels {
 std::string block_sparse_quant_refusal(const AttentionParams& p, const BlockLayout& layout, AttnQuant quant);
 
 // Key tiles per softmax step of the quantized kernel `selected` (select_block_sparse_quant_kernel's
-// answer): 2 for Sm90Ws, 1 for the others. Its CPU reference is quant_attention_cpu with this
+// answer) at head dimension `dim`: for Sm90Ws 3 at D = 128 and 2 at D = 64 (where three tiles spilled 120
+// bytes in its consumers), 1 for the others. Its CPU reference is quant_attention_cpu with this
 // tiles_per_step (P is quantized against the running max of a step).
-inline int quant_tiles_per_step(SparseKernel selected) { return selected == SparseKernel::Sm90Ws ? 2 : 1; }
+constexpr int quant_tiles_per_step(SparseKernel selected, int64_t dim) {
+  return selected != SparseKernel::Sm90Ws ? 1 : dim == 128 ? 3 : 2;
+}
 
 namespace cuda {
 
@@ -36,8 +40,8 @@ namespace cuda {
 //     per key tile, added to an f32 accumulator; the output scattered back through perm. On Hopper (unless
 //     p.sparse_kernel is Sm80) the same steps run on wgmma instead (cuda/block_sparse_quant_sm90.cu): two
 //     warpgroups per query tile, the same numbers; for Int8Fp8Pv the warp-specialized kernel
-//     (cuda/block_sparse_quant_sm90ws.cu), whose softmax steps span two key tiles
-//     (select_block_sparse_quant_kernel, quant_tiles_per_step).
+//     (cuda/block_sparse_quant_sm90ws.cu), whose softmax steps span three key tiles at D = 128, two at
+//     D = 64 (select_block_sparse_quant_kernel, quant_tiles_per_step).
 // q, k, v [B, L, H, D] (any strides), output [B, L, H, D] contiguous in q's dtype, natural order; a row
 // that attends no key outputs zeros. CHECKs block_sparse_quant_refusal(p, layout, quant) == "".
 // `uploaded`: upload_layout(ctx, layout) made earlier (nullptr: validate and upload now).
@@ -60,7 +64,7 @@ struct QuantizedOperands {
 };
 // The quantized kernel block_sparse_attention_quantized runs for `requested` (QuantizedOperands::kernel) and
 // `quant`, or std::nullopt with the reason in *why when an explicit Sm90 / Sm90Ws cannot run on this device:
-//  - Sm90Ws: the warp-specialized kernel (cuda/block_sparse_quant_sm90ws.cu, two key tiles per step), for
+//  - Sm90Ws: the warp-specialized kernel (cuda/block_sparse_quant_sm90ws.cu, 2-3 key tiles per step), for
 //    Int8Fp8Pv when Auto or Sm90Ws asks on Hopper;
 //  - Sm90: the wgmma kernel (cuda/block_sparse_quant_sm90.cu), for the other modes there and an explicit Sm90;
 //  - Sm80: mma.sync, when asked, or for Auto where the wgmma kernels cannot run (*why says why).

@@ -15,7 +15,7 @@
 // and the call did not ask for SparseKernel::Sm80 (AttentionParams::sparse_kernel, kept in
 // QuantizedOperands::kernel), block_sparse_attention_quantized runs the wgmma version of this kernel
 // (block_sparse_quant_sm90.cu, same arguments and numbers), or for e4m3 P·V the warp-specialized one
-// (block_sparse_quant_sm90ws.cu, two key tiles per softmax step).
+// (block_sparse_quant_sm90ws.cu, three key tiles per softmax step at D = 128, two at D = 64).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

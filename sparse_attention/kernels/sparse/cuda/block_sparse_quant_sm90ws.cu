@@ -1,23 +1,27 @@
 // The quantized block-sparse kernel for quant=int8-fp8pv on Hopper, in block_sparse_sm90ws.cu's design.
 // Contract and operands of block_sparse_quant_sm90.cu (the pre-pass's q8, k8, vt8 in layout order, padded
 // to whole query tiles, with their scales); schedule of sm90ws:
-//  - warpgroup 0 (setmaxnreg 24) only copies: Q's 128 rows, then per step the two key tiles 2j, 2j+1 side by
-//    side (K [128 keys, D] and Vᵀ [D, 128 keys]) into a ring of kStages stages. The pre-pass wrote layout
-//    order, so the copies are plain 16-byte cp.async chunks: no perm look-ups;
+//  - a step is TPS key tiles side by side, kKN = 64·TPS keys: TPS = 3 at D = 128 and 2 at D = 64
+//    (quant_tiles_per_step). Three tiles per step were 2-7% faster than two at D = 128 (session 17: fewer
+//    steps for the per-step work, the row max's shuffles, O's rescale, the waits and the turn); at D = 64
+//    they spilled 120 bytes in the consumers.
+//  - warpgroup 0 (setmaxnreg 24) only copies: Q's 128 rows, then per step tiles TPS·j .. TPS·j + TPS - 1 (K
+//    [kKN keys, D] and Vᵀ [D, kKN keys]) into a ring of kStages stages. The pre-pass wrote layout order, so
+//    the copies are plain 16-byte cp.async chunks: no perm look-ups;
 //  - warpgroups 1 and 2 (setmaxnreg 240), 64 query rows each, ping-pong as in sm90ws:
-//      S = Q·Kᵀ   wgmma m64n128k32 s8·s8 -> s32 (exact), converted in place to the floats kMagic + s by an
+//      S = Q·Kᵀ   wgmma m64n{kKN}k32 s8·s8 -> s32 (exact), converted in place to the floats kMagic + s by an
 //                 integer add;
 //      masks (sm90_steps.cuh), then softmax_rows_dequant: the f32 online softmax with the dequantization
-//                 q_scale(32 rows)·k_scale(tile)·scale·log2(e) (the two halves of a step have their own tile)
+//                 q_scale(32 rows)·k_scale(tile)·scale·log2(e) (each tile of a step has its own k scale)
 //                 and P's scale 448 folded into each score's exp2 argument;
 //      O += P·V   wgmma m64nDk32 e4m3·e4m3 -> f32 straight into O (P = 448·p from registers, Vᵀ K-major),
-//                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S 64 + P 16 + O
-//                 D/2 registers).
+//                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S kKN/2 + P
+//                 kKN/8 + O D/2 registers: 96 + 24 + 64 at D = 128).
 //  - epilogue: o · v_scale(channel) / (row sum of 448·p), rows scattered through perm (quant_sm90::store_rows).
 // Numerics (docs/performance.md, sessions 14 to 16):
-//  - P is quantized against the running max of the step's two tiles; the mma.sync and sm90 kernels update
+//  - P is quantized against the running max of the step's TPS tiles; the mma.sync and sm90 kernels update
 //    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
-//    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = 2 (quant_tiles_per_step).
+//    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = TPS (quant_tiles_per_step).
 //  - The tensor core adds each step's P·V into O·alpha directly; the other kernels sum each tile in a fresh
 //    accumulator first. Flushing O into an f32 copy every 1 to 8 steps left the distance to the reference
 //    unchanged to 1e-5 on the GPU tests' problems, so there is no second accumulator.
@@ -37,6 +41,7 @@
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
+#include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_sm90.h"
 #include "sparse_attention/kernels/sparse/cuda/quant_sm90_tile.cuh"
 #include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
@@ -52,7 +57,6 @@ using sm90::kBM;
 using sm90::kBN;
 
 inline constexpr int kThreads = 384, kProducerThreads = 128, kConsumerWarps = 8;
-inline constexpr int kKN = 2 * kBN;  // keys per step: two layout tiles side by side
 // The producer needs few registers (no perm look-ups), and the consumers use what it leaves: at 224 ptxas
 // spilled 48 bytes into their loop, at 232 it did not, and 240 was 5% faster still (session 15, call 2).
 inline constexpr int kProducerRegs = 24, kConsumerRegs = 240;
@@ -61,13 +65,19 @@ inline constexpr int kBarTurn = 1;
 inline constexpr int kStages = 4;
 inline constexpr int kQScaleRows = 32;
 
-template <int D>
+// TPS layout tiles side by side make a step of kKN keys.
+template <int D, int TPS>
 struct Tiles {
+  static constexpr int kKN = TPS * kBN;
   using RowAtom = std::conditional_t<D == 128, GMMA::Layout_K_SW128_Atom<int8_t>, GMMA::Layout_K_SW64_Atom<int8_t>>;
   using Q = decltype(tile_to_shape(RowAtom{}, Shape<Int<kBM>, Int<D>>{}));
   using K = decltype(tile_to_shape(RowAtom{}, Shape<Int<kKN>, Int<D>>{}));
-  // Vᵀ [D, 128 keys]: rows of 128 bytes, keys 0-63 from the step's first tile, 64-127 from its second.
-  using Vt = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<float_e4m3_t>{}, Shape<Int<D>, Int<kKN>>{}));
+  // Vᵀ [D, kKN keys]. Two tiles: rows of 128 bytes, keys 0-63 from the step's first tile, 64-127 from its
+  // second. Three: 64-byte swizzle atoms, one column of them [D, 64] per tile (VtTile), tile e at e·D·64.
+  using VtAtom = std::conditional_t<TPS == 2, GMMA::Layout_K_SW128_Atom<float_e4m3_t>,
+                                    GMMA::Layout_K_SW64_Atom<float_e4m3_t>>;
+  using Vt = decltype(tile_to_shape(VtAtom{}, Shape<Int<D>, Int<kKN>>{}));
+  using VtTile = decltype(tile_to_shape(GMMA::Layout_K_SW64_Atom<float_e4m3_t>{}, Shape<Int<D>, Int<kBN>>{}));
   using OpS = decltype(
       GMMA::ss_op_selector<int8_t, int8_t, int32_t, Shape<_64, Int<kKN>, Int<D>>, GMMA::Major::K, GMMA::Major::K>());
   using MmaS = decltype(make_tiled_mma(OpS{}, Layout<Shape<_2, _1, _1>>{}));
@@ -79,10 +89,10 @@ struct Tiles {
   using PLayout = Layout<Shape<Shape<_4, _2, _2>, _1, Int<kKN / 32>>>;
   static constexpr int kQBytes = kBM * D, kKBytes = kKN * D, kVBytes = D * kKN;
   static constexpr int kBarriers = 1 + 4 * kStages;
-  // Tiles, the barriers, then each stage's two k scales (copied with the stage, so that the consumers hold no
+  // Tiles, the barriers, then each stage's TPS k scales (copied with the stage, so that the consumers hold no
   // pointer into the layout's lists: their registers are full).
   static constexpr int smem_bytes() {
-    return kQBytes + kStages * (kKBytes + kVBytes) + 1024 + 8 * kBarriers + 8 * kStages;
+    return kQBytes + kStages * (kKBytes + kVBytes) + 1024 + 8 * kBarriers + 4 * TPS * kStages;
   }
 };
 
@@ -116,7 +126,7 @@ __device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool vali
 }
 
 // ROWS rows of ROW_BYTES from src (rows ld bytes apart) at byte offset `offset` of the tile at `dst`; valid =
-// false zero-fills them (a step's empty second slot).
+// false zero-fills them (a step's empty slot past the entry's last tile).
 template <int ROWS, int ROW_BYTES>
 __device__ __forceinline__ void copy_rows(uint8_t* dst, int offset, const uint8_t* src, int64_t ld, int p, bool valid) {
   constexpr int kChunks = ROW_BYTES / 16, kPass = kRows<ROW_BYTES>;
@@ -126,16 +136,17 @@ __device__ __forceinline__ void copy_rows(uint8_t* dst, int offset, const uint8_
   for (int i = 0; i < ROWS / kPass; ++i) cp_async_16(dst + offset + i * kPass * ROW_BYTES, from + i * kPass * ld, valid);
 }
 
-// The masks of step `step` (slots 2·step, 2·step + 1): as block_sparse_sm90ws.cu's step_masks without packed
-// keys. Returns whether any key can be masked.
-__device__ __forceinline__ bool step_masks(uint64_t (&rows)[4], const QuantArgs& a, const EntryTiles& tiles, int step,
-                                           int ragged, int row_base) {
-  const int i0 = 2 * step;
+// The masks of step `step` (slots TPS·step .. TPS·step + TPS - 1): as block_sparse_sm90ws.cu's step_masks
+// without packed keys. Returns whether any key can be masked.
+template <int TPS>
+__device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * TPS], const QuantArgs& a, const EntryTiles& tiles,
+                                           int step, int ragged, int row_base) {
+  const int i0 = TPS * step;
 #pragma unroll
-  for (int w = 0; w < 4; ++w) rows[w] = ~uint64_t(0);
-  if (i0 + 2 <= tiles.num_full && (ragged < i0 || ragged >= i0 + 2)) return false;
+  for (int w = 0; w < 2 * TPS; ++w) rows[w] = ~uint64_t(0);
+  if (i0 + TPS <= tiles.num_full && (ragged < i0 || ragged >= i0 + TPS)) return false;
 #pragma unroll
-  for (int e = 0; e < 2; ++e) {
+  for (int e = 0; e < TPS; ++e) {
     const int i = i0 + e;
     if (i >= tiles.num_tiles) {
       rows[2 * e] = rows[2 * e + 1] = 0;
@@ -159,22 +170,27 @@ inline constexpr float kMagic = 12582912.f;
 inline constexpr uint32_t kMagicBits = 0x4B400000u;
 
 // The online softmax of sm90::softmax_rows on the step's S as the floats kMagic + s, leaving 448·p in x and
-// in l: tile h of the step (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale · scale ·
-// log2 e) and P scaled inside the exp2 argument, so each score costs one FFMA and no multiply. The row max
-// is taken per tile on the floats and scaled once. m in log2 units; masked scores are -inf (d > 0).
-template <class S>
-__device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[2], float (&m)[2], float (&l)[2],
+// in l: tile h of the step's TPS (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale ·
+// scale · log2 e) and P scaled inside the exp2 argument, so each score costs one FFMA and no multiply. The row
+// max is taken per tile on the floats and scaled once. m in log2 units; masked scores are -inf (d > 0).
+template <int TPS, class S>
+__device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[TPS], float (&m)[2], float (&l)[2],
                                                      float (&alpha)[2]) {
-  constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: the first half is tile 0
+  constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: kSCols / TPS per tile
+  constexpr int kTileCols = kSCols / TPS;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float mh[2] = {-INFINITY, -INFINITY};
+    float mh[TPS];
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) mh[h] = -INFINITY;
 #pragma unroll
     for (int n = 0; n < kSCols; ++n) {
-      const int h = n / (kSCols / 2);
+      const int h = n / kTileCols;
       mh[h] = fmaxf(mh[h], fmaxf(x(4 * n + 2 * r), x(4 * n + 2 * r + 1)));
     }
-    float mx = fmaxf((mh[0] - kMagic) * d[0], (mh[1] - kMagic) * d[1]);  // exact subtractions; -inf stays
+    float mx = (mh[0] - kMagic) * d[0];  // exact subtractions; -inf stays
+#pragma unroll
+    for (int h = 1; h < TPS; ++h) mx = fmaxf(mx, (mh[h] - kMagic) * d[h]);
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m[r], mx);
@@ -184,14 +200,16 @@ __device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[2], 
     const float p_ref = ref - kLog2PScale;
     // s·d - p_ref = x·d - (kMagic·d + p_ref): the bias is rounded once, within 2^-24·kMagic·d (under one unit
     // of s·d).
-    const float bias[2] = {fmaf(kMagic, d[0], p_ref), fmaf(kMagic, d[1], p_ref)};
+    float bias[TPS];
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], p_ref);
     // One running sum: four partial sums (a shorter FADD chain) made the kernel 6% slower (session 15, call 3).
     float sum = 0.f;
 #pragma unroll
     for (int n = 0; n < kSCols; ++n)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
-        const float p = flash::fast_exp2(fmaf(x(4 * n + 2 * r + c), d[n / (kSCols / 2)], -bias[n / (kSCols / 2)]));
+        const float p = flash::fast_exp2(fmaf(x(4 * n + 2 * r + c), d[n / kTileCols], -bias[n / kTileCols]));
         x(4 * n + 2 * r + c) = p;
         sum += p;
       }
@@ -215,10 +233,11 @@ namespace {
 using namespace cute;
 using namespace quant_ws;
 
-template <typename T, int D>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(const QuantArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using TL = Tiles<D>;
+  using TL = Tiles<D, TPS>;
+  constexpr int kKN = TL::kKN;
   constexpr int S = kStages;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t misalign = smem_address(smem_raw) & 1023u;
@@ -230,7 +249,7 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   uint64_t* v_full = k_full + S;
   uint64_t* k_empty = v_full + S;
   uint64_t* v_empty = k_empty + S;
-  float* k_scales = reinterpret_cast<float*>(v_empty + S);  // [S][2]: the k scales of each stage's two tiles
+  float* k_scales = reinterpret_cast<float*>(v_empty + S);  // [S][TPS]: the k scales of each stage's tiles
   Tensor sQ = make_tensor(make_smem_ptr(reinterpret_cast<int8_t*>(qs)), typename TL::Q{});
   auto k_stage = [&](int s) {
     return make_tensor(make_smem_ptr(reinterpret_cast<int8_t*>(ks + s * TL::kKBytes)), typename TL::K{});
@@ -244,7 +263,7 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   const int q0 = qt * kBM;
   const int64_t bh = int64_t(b) * a.heads + h;
   const EntryTiles tiles = entry_tiles(a, b, h, qt);
-  const int num_steps = (tiles.num_tiles + 1) / 2;
+  const int num_steps = (tiles.num_tiles + TPS - 1) / TPS;
   if (tiles.num_tiles == 0) {  // CTA-uniform: nobody has touched a barrier yet
     zero_rows<D, kThreads>(static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D, int64_t(a.heads) * D,
                            head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, kBM, a.seq_len);
@@ -261,39 +280,67 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   __syncthreads();
 
   if (tid < kProducerThreads) {
-    // ---- Producer: step j's tiles 2j, 2j+1 into stage j % S once step j - S released it (sm90ws's protocol).
+    // ---- Producer: step j's tiles into stage j % S once step j - S released it (sm90ws's protocol).
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
     const int p = tid;
     const uint8_t* qg = reinterpret_cast<const uint8_t*>(a.q8) + (bh * a.padded_len + q0) * D;
     const uint8_t* kg = reinterpret_cast<const uint8_t*>(a.k8) + bh * a.padded_len * D;
     const uint8_t* vg = a.vt8 + bh * D * a.padded_len;
     const int k_off = chunk_offset<typename TL::K, D>(p);
-    const int v_off = chunk_offset<typename TL::Vt, kKN>(p);
-    // Vᵀ: thread p copies chunk p % 8 of its rows, keys 16 (p % 8) .. +15 of the step: of its first tile for
-    // chunks 0-3, of its second for 4-7.
-    const int v_slot = (p % 8) / 4, v_back = (p % 4) * 16 - (p % 8) * 16;
     copy_rows<kBM, D>(qs, chunk_offset<typename TL::Q, D>(p), qg, D, p, true);
     mbar_arrive_on_copies(q_full);
     int s = 0, use = 0;
-    for (int j = 0; j < num_steps; ++j) {
-      const int t0 = tiles.at(2 * j), t1 = tiles.at(2 * j + 1);
-      if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-      uint8_t* kst = ks + s * TL::kKBytes;
-      copy_rows<kBN, D>(kst, k_off, kg + int64_t(t0) * kBN * D, D, p, true);
-      copy_rows<kBN, D>(kst, k_off + kBN * D, kg + int64_t(max(t1, 0)) * kBN * D, D, p, t1 >= 0);
-      if (p == 0) {
-        const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
-        cp_async_4(k_scales + 2 * s, k_scale + t0, true);
-        // An empty second slot takes t0's scale: its keys are masked, and the softmax needs every scale > 0.
-        cp_async_4(k_scales + 2 * s + 1, k_scale + (t1 >= 0 ? t1 : t0), true);
+    if constexpr (TPS == 2) {
+      const int v_off = chunk_offset<typename TL::Vt, kKN>(p);
+      // Vᵀ: thread p copies chunk p % 8 of its rows, keys 16 (p % 8) .. +15 of the step: of its first tile for
+      // chunks 0-3, of its second for 4-7.
+      const int v_slot = (p % 8) / 4, v_back = (p % 4) * 16 - (p % 8) * 16;
+      for (int j = 0; j < num_steps; ++j) {
+        const int t0 = tiles.at(2 * j), t1 = tiles.at(2 * j + 1);
+        if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
+        uint8_t* kst = ks + s * TL::kKBytes;
+        copy_rows<kBN, D>(kst, k_off, kg + int64_t(t0) * kBN * D, D, p, true);
+        copy_rows<kBN, D>(kst, k_off + kBN * D, kg + int64_t(max(t1, 0)) * kBN * D, D, p, t1 >= 0);
+        if (p == 0) {
+          const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
+          cp_async_4(k_scales + 2 * s, k_scale + t0, true);
+          // An empty second slot takes t0's scale: its keys are masked, and the softmax needs every scale > 0.
+          cp_async_4(k_scales + 2 * s + 1, k_scale + (t1 >= 0 ? t1 : t0), true);
+        }
+        mbar_arrive_on_copies(k_full + s);
+        if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+        const int vt = v_slot == 0 ? t0 : t1;
+        // copy_rows adds the thread's chunk (p % 8) · 16 to the source; v_back turns that into the tile's own 16 (p % 4).
+        copy_rows<D, kKN>(vs + s * TL::kVBytes, v_off, vg + int64_t(max(vt, 0)) * kBN + v_back, a.padded_len, p, vt >= 0);
+        mbar_arrive_on_copies(v_full + s);
+        if (++s == S) s = 0, ++use;
       }
-      mbar_arrive_on_copies(k_full + s);
-      if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-      const int vt = v_slot == 0 ? t0 : t1;
-      // copy_rows adds the thread's chunk (p % 8) · 16 to the source; v_back turns that into the tile's own 16 (p % 4).
-      copy_rows<D, kKN>(vs + s * TL::kVBytes, v_off, vg + int64_t(max(vt, 0)) * kBN + v_back, a.padded_len, p, vt >= 0);
-      mbar_arrive_on_copies(v_full + s);
-      if (++s == S) s = 0, ++use;
+    } else {  // each tile's Vᵀ [D, 64 keys] is a column of 64-byte atoms of its own (VtTile)
+      const int v_off_tile = chunk_offset<typename TL::VtTile, kBN>(p);
+      for (int j = 0; j < num_steps; ++j) {
+        int tj[TPS];
+#pragma unroll
+        for (int e = 0; e < TPS; ++e) tj[e] = tiles.at(TPS * j + e);
+        if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
+        uint8_t* kst = ks + s * TL::kKBytes;
+#pragma unroll
+        for (int e = 0; e < TPS; ++e)
+          copy_rows<kBN, D>(kst, k_off + e * kBN * D, kg + int64_t(max(tj[e], 0)) * kBN * D, D, p, tj[e] >= 0);
+        if (p == 0) {
+          const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
+#pragma unroll
+          for (int e = 0; e < TPS; ++e)  // empty slots take tile 0's scale, as above
+            cp_async_4(k_scales + TPS * s + e, k_scale + (tj[e] >= 0 ? tj[e] : tj[0]), true);
+        }
+        mbar_arrive_on_copies(k_full + s);
+        if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+#pragma unroll
+        for (int e = 0; e < TPS; ++e)
+          copy_rows<D, kBN>(vs + s * TL::kVBytes + e * D * kBN, v_off_tile, vg + int64_t(max(tj[e], 0)) * kBN,
+                            a.padded_len, p, tj[e] >= 0);
+        mbar_arrive_on_copies(v_full + s);
+        if (++s == S) s = 0, ++use;
+      }
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
@@ -323,9 +370,10 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   auto take_turn = [&]() { bar_sync(kBarTurn + cw, 256); };
   auto give_turn = [&](bool last) { bar_arrive_if(kBarTurn + (1 - cw), 256, !(last && cw == 1)); };
   // Q's descriptor of k-block 0, broadcast from lane 0 so that ptxas can keep it warp-uniform; each
-  // k-block's is K's k-block offset added to its low word (Q and a K stage have one layout). CuTe's four
+  // k-block's is K's k-block offset added to its low word: Q and a K stage stack the same swizzle atom, one
+  // atom per row of D bytes, so their offsets along D agree whatever their row counts. CuTe's four
   // per-thread descriptors spilled at D = 128.
-  static_assert(std::is_same_v<typename TL::Q, typename TL::K>, "Q and a K stage share one layout");
+  static_assert(decltype(size<1>(typename TL::RowAtom{}))::value == D, "a row of Q or K is one swizzle atom");
   const uint64_t q_desc0 = uint64_t(tSrQ(0, 0, 0));
   const uint32_t q_lo = __shfl_sync(0xffffffffu, uint32_t(q_desc0), 0),
                  q_hi = __shfl_sync(0xffffffffu, uint32_t(q_desc0 >> 32), 0);
@@ -347,13 +395,15 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   };
   // Step i's scores once its S retired: dequantized per half (each half is one key tile with its own scale,
   // ks[e], read from the stage before its release), masked, through the online softmax (in log2 units).
-  auto softmax = [&](const float (&ks)[2], const uint64_t (&rows)[4], bool masked, float (&alpha)[2]) {
+  auto softmax = [&](const float (&ks)[TPS], const uint64_t (&rows)[2 * TPS], bool masked, float (&alpha)[2]) {
     warpgroup_fence_operand(s_acc);
-    const float d[2] = {q_dequant * ks[0], q_dequant * ks[1]};
+    float d[TPS];
+#pragma unroll
+    for (int e = 0; e < TPS; ++e) d[e] = q_dequant * ks[e];
 #pragma unroll
     for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;  // s(v) = kMagic + s_acc(v)
     if (masked) sm90::apply_key_masks(s, rows, t);
-    softmax_rows_dequant(s, d, m, l, alpha);
+    softmax_rows_dequant<TPS>(s, d, m, l, alpha);
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
     warpgroup_fence_operand(o_acc);
@@ -364,10 +414,14 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };
   // The k scales of stage st into registers before the stage is released: lane 0 reads them (its arrive
   // orders its own loads before the release) and hands them to the other lanes.
-  auto stage_scales = [&](float (&ks)[2], int st) {
-    ks[0] = ks[1] = 0.f;
-    if (lane == 0) ks[0] = k_scales[2 * st], ks[1] = k_scales[2 * st + 1];
-    ks[0] = __shfl_sync(0xffffffffu, ks[0], 0), ks[1] = __shfl_sync(0xffffffffu, ks[1], 0);
+  auto stage_scales = [&](float (&ks)[TPS], int st) {
+#pragma unroll
+    for (int e = 0; e < TPS; ++e) ks[e] = 0.f;
+    if (lane == 0)
+#pragma unroll
+      for (int e = 0; e < TPS; ++e) ks[e] = k_scales[TPS * st + e];
+#pragma unroll
+    for (int e = 0; e < TPS; ++e) ks[e] = __shfl_sync(0xffffffffu, ks[e], 0);
   };
 
   if (cw == 1) bar_arrive_if(kBarTurn, 256, true);  // consumer 0 takes the first turn
@@ -381,10 +435,10 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     take_turn();
     issue_s(0);
     give_turn(false);
-    uint64_t rows[4];
-    const bool masked = step_masks(rows, a, tiles, 0, ragged, row_base);
+    uint64_t rows[2 * TPS];
+    const bool masked = step_masks<TPS>(rows, a, tiles, 0, ragged, row_base);
     warpgroup_wait<0>();
-    float ks[2];
+    float ks[TPS];
     stage_scales(ks, 0);
     mbar_arrive_warp(k_empty + 0, lane);
     softmax(ks, rows, masked, alpha);
@@ -402,10 +456,10 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     issue_s(k_st);
     issue_pv(v_st);
     give_turn(false);
-    uint64_t rows[4];
-    const bool masked = step_masks(rows, a, tiles, i, ragged, row_base);
+    uint64_t rows[2 * TPS];
+    const bool masked = step_masks<TPS>(rows, a, tiles, i, ragged, row_base);
     warpgroup_wait<1>();  // S(i) retired; P(i-1)·V(i-1) runs on during the softmax
-    float ks[2];
+    float ks[TPS];
     stage_scales(ks, k_st);
     mbar_arrive_warp(k_empty + k_st, lane);
     softmax(ks, rows, masked, alpha);
@@ -434,13 +488,18 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
 #endif
 }
 
+template <typename T, int D, int TPS>
+void launch_tps(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
+  constexpr int smem_bytes = Tiles<D, TPS>::smem_bytes();
+  static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, TPS>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  block_sparse_quant_sm90ws_kernel<T, D, TPS><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a);
+}
+
 template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
-  constexpr int smem_bytes = Tiles<D>::smem_bytes();
-  static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a);
+  launch_tps<T, D, quant_tiles_per_step(SparseKernel::Sm90Ws, D)>(ctx, a, grid);
 }
 
 }  // namespace
