@@ -18,7 +18,7 @@
 //                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S kKN/2 + P
 //                 kKN/8 + O D/2 registers: 96 + 24 + 64 at D = 128).
 //  - epilogue: o · v_scale(channel) / (row sum of 448·p), rows scattered through perm (quant_sm90::store_rows).
-// Numerics (docs/performance.md, sessions 14 to 16):
+// Numerics (docs/performance.md, sessions 14 to 17):
 //  - P is quantized against the running max of the step's TPS tiles; the mma.sync and sm90 kernels update
 //    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
 //    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = TPS (quant_tiles_per_step).
@@ -393,8 +393,8 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   auto issue_pv = [&](int st) {
     sm90::issue_gemm(mma_o, p_frag, thr_o.partition_fragment_B(v_stage(st)), o_acc, false);
   };
-  // Step i's scores once its S retired: dequantized per half (each half is one key tile with its own scale,
-  // ks[e], read from the stage before its release), masked, through the online softmax (in log2 units).
+  // Step i's scores once its S retired: dequantized per key tile (each with its own scale ks[e], read from
+  // the stage before its release), masked, through the online softmax (in log2 units).
   auto softmax = [&](const float (&ks)[TPS], const uint64_t (&rows)[2 * TPS], bool masked, float (&alpha)[2]) {
     warpgroup_fence_operand(s_acc);
     float d[TPS];
