@@ -651,7 +651,7 @@ TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
     const auto ran = sattn::kernels::cuda::select_block_sparse_quant_kernel(ctx, sattn::SparseKernel::Auto, quant, nullptr);
     REQUIRE(ran.has_value());
     sattn::reference::QuantReferenceOptions options;
-    options.tiles_per_step = sattn::kernels::quant_tiles_per_step(*ran, 64);
+    options.tiles_per_step = sattn::kernels::quant_tiles_per_step(*ran, p.cpu.q.size(3));
     const Tensor want = sattn::reference::quant_attention_cpu(test::cpu_context(), p.cpu, l, quant, options);
     const test::Diff d = test::compare(got, want);
     std::printf("  per-head perms, %s (%s kernel): %s\n", sattn::attn_quant_name(quant), sattn::sparse_kernel_name(*ran),
