@@ -289,58 +289,43 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     const int k_off = chunk_offset<typename TL::K, D>(p);
     copy_rows<kBM, D>(qs, chunk_offset<typename TL::Q, D>(p), qg, D, p, true);
     mbar_arrive_on_copies(q_full);
+    // Vᵀ. Two tiles: thread p copies chunk p % 8 of its rows of 128 bytes, keys 16 (p % 8) .. +15 of the
+    // step, of its first tile for chunks 0-3 and of its second for 4-7 (v_back turns copy_rows' (p % 8) · 16
+    // into the tile's own (p % 4) · 16). Otherwise each tile's Vᵀ [D, 64] is a column of 64-byte atoms of
+    // its own (VtTile), copied tile by tile.
+    const int v_off = TPS == 2 ? chunk_offset<typename TL::Vt, 2 * kBN>(p) : chunk_offset<typename TL::VtTile, kBN>(p);
+    const int v_slot = (p % 8) / 4, v_back = (p % 4) * 16 - (p % 8) * 16;
     int s = 0, use = 0;
-    if constexpr (TPS == 2) {
-      const int v_off = chunk_offset<typename TL::Vt, kKN>(p);
-      // Vᵀ: thread p copies chunk p % 8 of its rows, keys 16 (p % 8) .. +15 of the step: of its first tile for
-      // chunks 0-3, of its second for 4-7.
-      const int v_slot = (p % 8) / 4, v_back = (p % 4) * 16 - (p % 8) * 16;
-      for (int j = 0; j < num_steps; ++j) {
-        const int t0 = tiles.at(2 * j), t1 = tiles.at(2 * j + 1);
-        if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-        uint8_t* kst = ks + s * TL::kKBytes;
-        copy_rows<kBN, D>(kst, k_off, kg + int64_t(t0) * kBN * D, D, p, true);
-        copy_rows<kBN, D>(kst, k_off + kBN * D, kg + int64_t(max(t1, 0)) * kBN * D, D, p, t1 >= 0);
-        if (p == 0) {
-          const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
-          cp_async_4(k_scales + 2 * s, k_scale + t0, true);
-          // An empty second slot takes t0's scale: its keys are masked, and the softmax needs every scale > 0.
-          cp_async_4(k_scales + 2 * s + 1, k_scale + (t1 >= 0 ? t1 : t0), true);
-        }
-        mbar_arrive_on_copies(k_full + s);
-        if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-        const int vt = v_slot == 0 ? t0 : t1;
-        // copy_rows adds the thread's chunk (p % 8) · 16 to the source; v_back turns that into the tile's own 16 (p % 4).
-        copy_rows<D, kKN>(vs + s * TL::kVBytes, v_off, vg + int64_t(max(vt, 0)) * kBN + v_back, a.padded_len, p, vt >= 0);
-        mbar_arrive_on_copies(v_full + s);
-        if (++s == S) s = 0, ++use;
+    for (int j = 0; j < num_steps; ++j) {
+      int tj[TPS];
+#pragma unroll
+      for (int e = 0; e < TPS; ++e) tj[e] = tiles.at(TPS * j + e);  // -1 past the entry's last tile
+      if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
+      uint8_t* kst = ks + s * TL::kKBytes;
+      copy_rows<kBN, D>(kst, k_off, kg + int64_t(tj[0]) * kBN * D, D, p, true);  // a step's first slot is a tile
+#pragma unroll
+      for (int e = 1; e < TPS; ++e)
+        copy_rows<kBN, D>(kst, k_off + e * kBN * D, kg + int64_t(max(tj[e], 0)) * kBN * D, D, p, tj[e] >= 0);
+      if (p == 0) {
+        const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
+        // An empty slot takes the first tile's scale: its keys are masked, and the softmax needs every scale > 0.
+#pragma unroll
+        for (int e = 0; e < TPS; ++e) cp_async_4(k_scales + TPS * s + e, k_scale + (tj[e] >= 0 ? tj[e] : tj[0]), true);
       }
-    } else {  // each tile's Vᵀ [D, 64 keys] is a column of 64-byte atoms of its own (VtTile)
-      const int v_off_tile = chunk_offset<typename TL::VtTile, kBN>(p);
-      for (int j = 0; j < num_steps; ++j) {
-        int tj[TPS];
-#pragma unroll
-        for (int e = 0; e < TPS; ++e) tj[e] = tiles.at(TPS * j + e);
-        if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-        uint8_t* kst = ks + s * TL::kKBytes;
-#pragma unroll
-        for (int e = 0; e < TPS; ++e)
-          copy_rows<kBN, D>(kst, k_off + e * kBN * D, kg + int64_t(max(tj[e], 0)) * kBN * D, D, p, tj[e] >= 0);
-        if (p == 0) {
-          const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
-#pragma unroll
-          for (int e = 0; e < TPS; ++e)  // empty slots take tile 0's scale, as above
-            cp_async_4(k_scales + TPS * s + e, k_scale + (tj[e] >= 0 ? tj[e] : tj[0]), true);
-        }
-        mbar_arrive_on_copies(k_full + s);
-        if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+      mbar_arrive_on_copies(k_full + s);
+      if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+      if constexpr (TPS == 2) {
+        const int vt = v_slot == 0 ? tj[0] : tj[1];
+        copy_rows<D, 2 * kBN>(vs + s * TL::kVBytes, v_off, vg + int64_t(max(vt, 0)) * kBN + v_back, a.padded_len, p,
+                              vt >= 0);
+      } else {
 #pragma unroll
         for (int e = 0; e < TPS; ++e)
-          copy_rows<D, kBN>(vs + s * TL::kVBytes + e * D * kBN, v_off_tile, vg + int64_t(max(tj[e], 0)) * kBN,
+          copy_rows<D, kBN>(vs + s * TL::kVBytes + e * D * kBN, v_off, vg + int64_t(max(tj[e], 0)) * kBN,
                             a.padded_len, p, tj[e] >= 0);
-        mbar_arrive_on_copies(v_full + s);
-        if (++s == S) s = 0, ++use;
       }
+      mbar_arrive_on_copies(v_full + s);
+      if (++s == S) s = 0, ++use;
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
