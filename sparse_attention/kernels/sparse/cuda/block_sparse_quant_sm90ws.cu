@@ -5,9 +5,11 @@
 //    (quant_tiles_per_step). Three tiles per step were 2-7% faster than two at D = 128 (session 17: fewer
 //    steps for the per-step work, the row max's shuffles, O's rescale, the waits and the turn); at D = 64
 //    they spilled 120 bytes in the consumers.
-//  - warpgroup 0 (setmaxnreg 24) only copies: Q's 128 rows, then per step tiles TPS·j .. TPS·j + TPS - 1 (K
-//    [kKN keys, D] and Vᵀ [D, kKN keys]) into a ring of kStages stages. The pre-pass wrote layout order, so
-//    the copies are plain 16-byte cp.async chunks: no perm look-ups;
+//  - warpgroup 0 (setmaxnreg 24) only copies, and only its thread 0 works: Q's 128 rows, then per step tiles
+//    TPS·j .. TPS·j + TPS - 1 (K [kKN keys, D] and Vᵀ [D, kKN keys]) into a ring of kStages stages. The
+//    pre-pass wrote layout order, so every tile is one TMA box (tma.cuh), with no perm look-ups. TMA
+//    replaced 128 threads' cp.async chunks in session 18: 2.5-6% faster, as the chunks went through the MIO
+//    queue that the consumers' MUFU.EX2 and shuffles wait on;
 //  - warpgroups 1 and 2 (setmaxnreg 240), 64 query rows each, ping-pong as in sm90ws:
 //      S = Q·Kᵀ   wgmma m64n{kKN}k32 s8·s8 -> s32 (exact), converted in place to the floats kMagic + s by an
 //                 integer add;
@@ -45,6 +47,7 @@
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_sm90.h"
 #include "sparse_attention/kernels/sparse/cuda/quant_sm90_tile.cuh"
 #include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
+#include "sparse_attention/kernels/sparse/cuda/tma.cuh"
 #include "sparse_attention/kernels/sparse/cuda/ws_sync.cuh"
 
 namespace sattn::kernels::cuda {
@@ -72,12 +75,9 @@ struct Tiles {
   using RowAtom = std::conditional_t<D == 128, GMMA::Layout_K_SW128_Atom<int8_t>, GMMA::Layout_K_SW64_Atom<int8_t>>;
   using Q = decltype(tile_to_shape(RowAtom{}, Shape<Int<kBM>, Int<D>>{}));
   using K = decltype(tile_to_shape(RowAtom{}, Shape<Int<kKN>, Int<D>>{}));
-  // Vᵀ [D, kKN keys]. Two tiles: rows of 128 bytes, keys 0-63 from the step's first tile, 64-127 from its
-  // second. Three: 64-byte swizzle atoms, one column of them [D, 64] per tile (VtTile), tile e at e·D·64.
-  using VtAtom = std::conditional_t<TPS == 2, GMMA::Layout_K_SW128_Atom<float_e4m3_t>,
-                                    GMMA::Layout_K_SW64_Atom<float_e4m3_t>>;
-  using Vt = decltype(tile_to_shape(VtAtom{}, Shape<Int<D>, Int<kKN>>{}));
-  using VtTile = decltype(tile_to_shape(GMMA::Layout_K_SW64_Atom<float_e4m3_t>{}, Shape<Int<D>, Int<kBN>>{}));
+  // Vᵀ [D, kKN keys] in 64-byte swizzle atoms, one column of them [D, 64] per tile: tile e at e·D·64, one
+  // TMA box each.
+  using Vt = decltype(tile_to_shape(GMMA::Layout_K_SW64_Atom<float_e4m3_t>{}, Shape<Int<D>, Int<kKN>>{}));
   using OpS = decltype(
       GMMA::ss_op_selector<int8_t, int8_t, int32_t, Shape<_64, Int<kKN>, Int<D>>, GMMA::Major::K, GMMA::Major::K>());
   using MmaS = decltype(make_tiled_mma(OpS{}, Layout<Shape<_2, _1, _1>>{}));
@@ -96,19 +96,6 @@ struct Tiles {
   }
 };
 
-// Producer thread p's chunk of a tile of rows of ROW_BYTES: chunk p % (ROW_BYTES / 16) of rows p / (ROW_BYTES
-// / 16) + i · kRows. Its byte offset in the swizzled tile, once: later passes are kRows · ROW_BYTES further
-// (whole swizzle atoms), as quant_sm90::chunk_offset for 128 threads.
-template <int ROW_BYTES>
-inline constexpr int kRows = kProducerThreads / (ROW_BYTES / 16);
-
-template <class TILE, int ROW_BYTES>
-__device__ __forceinline__ int chunk_offset(int p) {
-  static_assert(kRows<ROW_BYTES> % 8 == 0, "passes of whole swizzle atoms");
-  constexpr int kChunks = ROW_BYTES / 16;
-  return int(TILE{}(p / kChunks, (p % kChunks) * 16));
-}
-
 // One SS wgmma of Op on descriptors a and b into the accumulators c (32-bit, all of them, in order);
 // zero_first starts from zero. The caller arrives and commits.
 template <class Op, class C, size_t... I>
@@ -118,22 +105,6 @@ __device__ __forceinline__ void wgmma_ss_impl(uint64_t a, uint64_t b, C& c, bool
 template <class Op, class C>
 __device__ __forceinline__ void wgmma_ss(uint64_t a, uint64_t b, C& c, bool zero_first) {
   wgmma_ss_impl<Op>(a, b, c, zero_first, std::make_index_sequence<decltype(size(c))::value>{});
-}
-
-// Four bytes from src to dst (zeros when !valid), behind the same barrier arrival as the thread's tile chunks.
-__device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)), "l"(src), "r"(valid ? 4 : 0));
-}
-
-// ROWS rows of ROW_BYTES from src (rows ld bytes apart) at byte offset `offset` of the tile at `dst`; valid =
-// false zero-fills them (a step's empty slot past the entry's last tile).
-template <int ROWS, int ROW_BYTES>
-__device__ __forceinline__ void copy_rows(uint8_t* dst, int offset, const uint8_t* src, int64_t ld, int p, bool valid) {
-  constexpr int kChunks = ROW_BYTES / 16, kPass = kRows<ROW_BYTES>;
-  static_assert(ROWS % kPass == 0, "whole passes");
-  const uint8_t* from = src + (p / kChunks) * ld + (p % kChunks) * 16;
-#pragma unroll
-  for (int i = 0; i < ROWS / kPass; ++i) cp_async_16(dst + offset + i * kPass * ROW_BYTES, from + i * kPass * ld, valid);
 }
 
 // The masks of step `step` (slots TPS·step .. TPS·step + TPS - 1): as block_sparse_sm90ws.cu's step_masks
@@ -233,8 +204,15 @@ namespace {
 using namespace cute;
 using namespace quant_ws;
 
+// The TMA descriptors of q8 ([BH·padded_len, D] in boxes of 128 rows), k8 (boxes of 64 rows) and vt8
+// ([BH·D, padded_len] in boxes of D rows × 64 keys).
+struct TmaMaps {
+  CUtensorMap q, k, vt;
+};
+
 template <typename T, int D, int TPS>
-__global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(const QuantArgs a) {
+__global__ void __launch_bounds__(kThreads, 1)
+    block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using TL = Tiles<D, TPS>;
   constexpr int kKN = TL::kKN;
@@ -270,9 +248,9 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     return;
   }
   if (tid == 0) {
-    mbar_init(q_full, kProducerThreads);
+    mbar_init(q_full, 1);  // the producer's one thread, and the TMA's bytes
     for (int s = 0; s < S; ++s) {
-      mbar_init(k_full + s, kProducerThreads), mbar_init(v_full + s, kProducerThreads);
+      mbar_init(k_full + s, 1), mbar_init(v_full + s, 1);
       mbar_init(k_empty + s, kConsumerWarps), mbar_init(v_empty + s, kConsumerWarps);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -282,52 +260,37 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   if (tid < kProducerThreads) {
     // ---- Producer: step j's tiles into stage j % S once step j - S released it (sm90ws's protocol).
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
-    const int p = tid;
-    const uint8_t* qg = reinterpret_cast<const uint8_t*>(a.q8) + (bh * a.padded_len + q0) * D;
-    const uint8_t* kg = reinterpret_cast<const uint8_t*>(a.k8) + bh * a.padded_len * D;
-    const uint8_t* vg = a.vt8 + bh * D * a.padded_len;
-    const int k_off = chunk_offset<typename TL::K, D>(p);
-    copy_rows<kBM, D>(qs, chunk_offset<typename TL::Q, D>(p), qg, D, p, true);
-    mbar_arrive_on_copies(q_full);
-    // Vᵀ. Two tiles: thread p copies chunk p % 8 of its rows of 128 bytes, keys 16 (p % 8) .. +15 of the
-    // step, of its first tile for chunks 0-3 and of its second for 4-7 (v_back turns copy_rows' (p % 8) · 16
-    // into the tile's own (p % 4) · 16). Otherwise each tile's Vᵀ [D, 64] is a column of 64-byte atoms of
-    // its own (VtTile), copied tile by tile.
-    const int v_off = TPS == 2 ? chunk_offset<typename TL::Vt, 2 * kBN>(p) : chunk_offset<typename TL::VtTile, kBN>(p);
-    const int v_slot = (p % 8) / 4, v_back = (p % 4) * 16 - (p % 8) * 16;
+    // An empty slot past the entry's last tile gets the step's first tile again: its keys are masked (p = 0),
+    // and V must hold finite values, as 0 · NaN is NaN.
+    if (tid != 0) return;
+    const int q_row = int(bh * a.padded_len + q0), k_row = int(bh * a.padded_len), v_row = int(bh * D);
+    tma::expect_bytes(q_full, TL::kQBytes);
+    tma::load_2d(qs, maps.q, 0, q_row, q_full);
+    tma::arrive(q_full);
+    const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
     int s = 0, use = 0;
     for (int j = 0; j < num_steps; ++j) {
       int tj[TPS];
 #pragma unroll
       for (int e = 0; e < TPS; ++e) tj[e] = tiles.at(TPS * j + e);  // -1 past the entry's last tile
+#pragma unroll
+      for (int e = 1; e < TPS; ++e) tj[e] = tj[e] >= 0 ? tj[e] : tj[0];
       if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-      uint8_t* kst = ks + s * TL::kKBytes;
-      copy_rows<kBN, D>(kst, k_off, kg + int64_t(tj[0]) * kBN * D, D, p, true);  // a step's first slot is a tile
+      tma::expect_bytes(k_full + s, TL::kKBytes);
 #pragma unroll
-      for (int e = 1; e < TPS; ++e)
-        copy_rows<kBN, D>(kst, k_off + e * kBN * D, kg + int64_t(max(tj[e], 0)) * kBN * D, D, p, tj[e] >= 0);
-      if (p == 0) {
-        const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
-        // An empty slot takes the first tile's scale: its keys are masked, and the softmax needs every scale > 0.
+      for (int e = 0; e < TPS; ++e)
+        tma::load_2d(ks + s * TL::kKBytes + e * kBN * D, maps.k, 0, k_row + tj[e] * kBN, k_full + s);
 #pragma unroll
-        for (int e = 0; e < TPS; ++e) cp_async_4(k_scales + TPS * s + e, k_scale + (tj[e] >= 0 ? tj[e] : tj[0]), true);
-      }
-      mbar_arrive_on_copies(k_full + s);
+      for (int e = 0; e < TPS; ++e) k_scales[TPS * s + e] = __ldg(k_scale + tj[e]);
+      tma::arrive(k_full + s);  // releases the scales' stores
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-      if constexpr (TPS == 2) {
-        const int vt = v_slot == 0 ? tj[0] : tj[1];
-        copy_rows<D, 2 * kBN>(vs + s * TL::kVBytes, v_off, vg + int64_t(max(vt, 0)) * kBN + v_back, a.padded_len, p,
-                              vt >= 0);
-      } else {
+      tma::expect_bytes(v_full + s, TL::kVBytes);
 #pragma unroll
-        for (int e = 0; e < TPS; ++e)
-          copy_rows<D, kBN>(vs + s * TL::kVBytes + e * D * kBN, v_off, vg + int64_t(max(tj[e], 0)) * kBN,
-                            a.padded_len, p, tj[e] >= 0);
-      }
-      mbar_arrive_on_copies(v_full + s);
+      for (int e = 0; e < TPS; ++e)
+        tma::load_2d(vs + s * TL::kVBytes + e * D * kBN, maps.vt, tj[e] * kBN, v_row, v_full + s);
+      tma::arrive(v_full + s);
       if (++s == S) s = 0, ++use;
     }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }
 
@@ -396,7 +359,6 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     sm90::rescale_o<D>(o_acc, alpha);
     quant_sm90::pack_p<true, true>(s, p_frag);
   };
-  auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };
   // The k scales of stage st into registers before the stage is released: lane 0 reads them (its arrive
   // orders its own loads before the release) and hands them to the other lanes.
   auto stage_scales = [&](float (&ks)[TPS], int st) {
@@ -416,7 +378,6 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
   {  // i = 0: S(0) alone
     mbar_wait(q_full, 0);
     mbar_wait(k_full + 0, 0);
-    acquired();
     take_turn();
     issue_s(0);
     give_turn(false);
@@ -436,7 +397,6 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     rescale_and_pack(alpha);  // step i-1's
     mbar_wait(k_full + k_st, k_par);
     mbar_wait(v_full + v_st, v_par);
-    acquired();
     take_turn();
     issue_s(k_st);
     issue_pv(v_st);
@@ -455,7 +415,6 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
     if (num_steps >= 2) mbar_arrive_warp(v_empty + v_st, lane);
     rescale_and_pack(alpha);
     mbar_wait(v_full + last_st, last_par);
-    acquired();
     take_turn();
     issue_pv(last_st);
     give_turn(true);
@@ -473,18 +432,21 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90ws_kernel(
 #endif
 }
 
-template <typename T, int D, int TPS>
-void launch_tps(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
-  constexpr int smem_bytes = Tiles<D, TPS>::smem_bytes();
-  static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, TPS>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, TPS><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a);
-}
-
 template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
-  launch_tps<T, D, quant_tiles_per_step(SparseKernel::Sm90Ws, D)>(ctx, a, grid);
+  constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
+  constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
+  static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
+  // TMA coordinates are signed 32-bit. 2^31 rows of q8 alone would be 128 GiB at D = 64.
+  const uint64_t rows = uint64_t(grid.z) * uint64_t(a.heads) * uint64_t(a.padded_len);
+  CHECK(rows < (uint64_t(1) << 31), "block_sparse_attention_quant (sm90ws): ", rows, " rows of q8, expected < 2^31");
+  const auto encode = tma::encode_tiled();
+  const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
+                     tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
+                     tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
