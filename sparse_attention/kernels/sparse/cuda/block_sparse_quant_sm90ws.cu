@@ -8,8 +8,9 @@
 //  - warpgroup 0 (setmaxnreg 24) only copies, and only its thread 0 works: Q's 128 rows, then per step tiles
 //    TPS·j .. TPS·j + TPS - 1 (K [kKN keys, D] and Vᵀ [D, kKN keys]) into a ring of kStages stages. The
 //    pre-pass wrote layout order, so every tile is one TMA box (tma.cuh), with no perm look-ups. TMA
-//    replaced 128 threads' cp.async chunks in session 18: 2.5-6% faster, as the chunks went through the MIO
-//    queue that the consumers' MUFU.EX2 and shuffles wait on;
+//    replaced 128 threads' cp.async chunks in session 18: 2.5-6% faster in timed runs, but only about 1%
+//    fewer cycles under ncu's fixed clock, so most of the gain is likely the clock the H200's power limit
+//    allows once three producer warps stop issuing;
 //  - warpgroups 1 and 2 (setmaxnreg 240), 64 query rows each, ping-pong as in sm90ws:
 //      S = Q·Kᵀ   wgmma m64n{kKN}k32 s8·s8 -> s32 (exact), converted in place to the floats kMagic + s by an
 //                 integer add;

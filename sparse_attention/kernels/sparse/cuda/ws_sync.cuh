@@ -1,6 +1,7 @@
 // The synchronization of the warp-specialized Hopper kernels (block_sparse_sm90ws.cu, block_sparse_quant_sm90ws.cu):
-// shared-memory mbarriers between the producer warpgroup's cp.async copies and the consumers, and the named
-// barriers of the consumers' ping-pong. See block_sparse_sm90ws.cu's header for the protocol.
+// shared-memory mbarriers between the producer warpgroup's copies (cp.async in the bf16 kernel, TMA in the
+// quantized one: tma.cuh) and the consumers, and the named barriers of the consumers' ping-pong. See
+// block_sparse_sm90ws.cu's header for the protocol.
 #pragma once
 #include <cstdint>
 
