@@ -90,8 +90,8 @@ struct Tiles {
   using PLayout = Layout<Shape<Shape<_4, _2, _2>, _1, Int<kKN / 32>>>;
   static constexpr int kQBytes = kBM * D, kKBytes = kKN * D, kVBytes = D * kKN;
   static constexpr int kBarriers = 1 + 4 * kStages;
-  // Tiles, the barriers, then each stage's TPS k scales (copied with the stage, so that the consumers hold no
-  // pointer into the layout's lists: their registers are full).
+  // Tiles, the barriers, then each stage's TPS k scales (the producer stores them with the stage, so that
+  // the consumers hold no pointer into the layout's lists: their registers are full).
   static constexpr int smem_bytes() {
     return kQBytes + kStages * (kKBytes + kVBytes) + 1024 + 8 * kBarriers + 4 * TPS * kStages;
   }

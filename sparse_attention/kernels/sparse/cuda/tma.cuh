@@ -34,6 +34,8 @@ inline EncodeTiled encode_tiled() {
 inline CUtensorMap make_map_2d(EncodeTiled encode, const void* base, uint64_t row_bytes,
                                uint64_t rows, uint32_t box_bytes, uint32_t box_rows, int swizzle_bytes,
                                const char* what) {
+  DITRUN_CHECK(swizzle_bytes == 64 || swizzle_bytes == 128, "TMA swizzle of ", swizzle_bytes, " bytes for ", what,
+               ": expected 64 or 128");
   CUtensorMap map;
   const cuuint64_t dims[2] = {row_bytes, rows};
   const cuuint64_t strides[1] = {row_bytes};
