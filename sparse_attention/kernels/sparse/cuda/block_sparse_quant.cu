@@ -27,6 +27,7 @@
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_args.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_sm90.h"
+#include "sparse_attention/kernels/sparse/cuda/entry_order.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
 #include "sparse_attention/kernels/sparse/cuda/quant_mma.cuh"
 #include "sparse_attention/kernels/sparse/cuda/quant_prepass.cuh"
@@ -145,7 +146,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_sparse_quant_kernel(const Q
   uint8_t* qs = smem;               // [kBM, D]
   uint8_t* ks = qs + kBM * D;       // two stages of [kBN, D]
   uint8_t* vs = ks + 2 * kBN * D;   // two stages of [D, kBN]
-  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const auto [qt, h, b] = cta_entry(a);
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
   const int q0 = qt * kBM;
   const int64_t bh = int64_t(b) * a.heads + h;
@@ -380,6 +381,10 @@ rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const Quanti
   a.scale_log2 = o.scale * 1.44269504088896341f;  // log2(e)
   a.inv_p_scale = 1.f / quant_p_scale(o.quant);
   const dim3 grid{unsigned(a.num_q_tiles), unsigned(o.heads), unsigned(o.batch)};
+  // Heavy entries first (entry_order.h), as for the bf16 kernels; `order` stays alive until the kernel is
+  // queued behind it.
+  const rt::Tensor order = order_entries(ctx, a, int64_t(grid.x) * grid.y * grid.z, int((o.len + kBN - 1) / kBN));
+  a.entry_order = static_cast<const int32_t*>(order.raw_data());
   const bool bf16 = o.dtype == rt::DType::BF16, fp8 = quant_pv_fp8(o.quant);
   switch (quant_kernel(ctx, o.kernel, o.quant)) {
     case SparseKernel::Sm90Ws: launch_block_sparse_quant_sm90ws(ctx, a, bf16, int(o.dim), grid.x, grid.y, grid.z); return out;

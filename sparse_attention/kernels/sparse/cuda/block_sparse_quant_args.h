@@ -25,6 +25,8 @@ struct QuantArgs {
   const uint64_t* partial_masks;
   float scale_log2;    // softmax scale · log2(e)
   float inv_p_scale;   // 1/255 (u8 P) or 1/448 (e4m3 P)
+  // CTA i runs entry entry_order[i], heavy entries first, as in block_sparse_args.h; nullptr = entry i.
+  const int32_t* entry_order;
 };
 
 }  // namespace sattn::kernels::cuda

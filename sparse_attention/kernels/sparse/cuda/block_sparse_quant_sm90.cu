@@ -85,7 +85,7 @@ __global__ void __launch_bounds__(kThreads, 1) block_sparse_quant_sm90_kernel(co
   auto k_stage = [&](int s) { return make_tensor(make_smem_ptr(ks + s * Tiles::kKBytes), typename Tiles::K{}); };
   auto v_stage = [&](int s) { return make_tensor(make_smem_ptr(vs + s * Tiles::kVBytes), typename Tiles::Vt{}); };
 
-  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const auto [qt, h, b] = cta_entry(a);
   const int tid = int(threadIdx.x), lane = tid % 32;
   const int q0 = qt * kBM;
   const int64_t bh = int64_t(b) * a.heads + h;

@@ -237,7 +237,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     return make_tensor(make_smem_ptr(reinterpret_cast<float_e4m3_t*>(vs + s * TL::kVBytes)), typename TL::Vt{});
   };
 
-  const int qt = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
+  const auto [qt, h, b] = cta_entry(a);
   const int tid = int(threadIdx.x), lane = tid % 32;
   const int q0 = qt * kBM;
   const int64_t bh = int64_t(b) * a.heads + h;

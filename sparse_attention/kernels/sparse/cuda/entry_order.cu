@@ -16,8 +16,9 @@ namespace {
 
 constexpr int kOrderThreads = 1024;
 
-__global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* order, const BlockSparseArgs a,
-                                                                     int entries, int key_tiles) {
+template <class Args>
+__global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* order, const Args a, int entries,
+                                                                     int key_tiles) {
   using Scan = cub::BlockScan<int, kOrderThreads>;
   __shared__ typename Scan::TempStorage scan;
   const int per = (entries + kOrderThreads - 1) / kOrderThreads;
@@ -34,15 +35,23 @@ __global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* o
   for (int e = begin; e < end; ++e) order[heavy(e) ? before++ : light++] = e;
 }
 
-}  // namespace
-
-rt::Tensor order_entries(const rt::Context& ctx, const BlockSparseArgs& a, int64_t entries, int key_tiles) {
+template <class Args>
+rt::Tensor order(const rt::Context& ctx, const Args& a, int64_t entries, int key_tiles) {
   CHECK(entries <= INT32_MAX, "block_sparse_attention: ", entries, " (query tile, head, batch) entries");
   rt::Tensor order = rt::cuda::empty(ctx, {entries}, rt::DType::F32);  // int32 values (no int32 dtype)
   order_entries_kernel<<<1, kOrderThreads, 0, ctx.cuda().stream>>>(static_cast<int32_t*>(order.raw_data()), a,
                                                                    int(entries), key_tiles);
   rt::cuda::check_launch(ctx, "block_sparse_attention (entry order)");
   return order;
+}
+
+}  // namespace
+
+rt::Tensor order_entries(const rt::Context& ctx, const BlockSparseArgs& a, int64_t entries, int key_tiles) {
+  return order(ctx, a, entries, key_tiles);
+}
+rt::Tensor order_entries(const rt::Context& ctx, const QuantArgs& a, int64_t entries, int key_tiles) {
+  return order(ctx, a, entries, key_tiles);
 }
 
 }  // namespace sattn::kernels::cuda

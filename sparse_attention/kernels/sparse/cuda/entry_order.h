@@ -1,10 +1,12 @@
 // The order in which the block-sparse kernels' CTAs take the layout's (query tile, head, batch) entries:
-// the heavy ones first. Used by block_sparse.cu's run for every bf16/f16 kernel (sm80, sm90, sm90ws).
+// the heavy ones first. Used by block_sparse.cu's run for every bf16/f16 kernel (sm80, sm90, sm90ws) and by
+// block_sparse_quant.cu's for the quantized ones.
 #pragma once
 #include <cstdint>
 
 #include "context.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_args.h"
+#include "sparse_attention/kernels/sparse/cuda/block_sparse_quant_args.h"
 #include "tensor.h"
 
 namespace sattn::kernels::cuda {
@@ -19,5 +21,6 @@ namespace sattn::kernels::cuda {
 // (top-k) layouts and runs inside a graph capture. The returned tensor holds the int32 order and must
 // outlive the kernel launch (stream order keeps it alive while the caller holds it).
 rt::Tensor order_entries(const rt::Context& ctx, const BlockSparseArgs& a, int64_t entries, int key_tiles);
+rt::Tensor order_entries(const rt::Context& ctx, const QuantArgs& a, int64_t entries, int key_tiles);
 
 }  // namespace sattn::kernels::cuda
