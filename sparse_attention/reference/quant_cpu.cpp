@@ -118,6 +118,8 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
   const std::string bad = validate(layout);
   CHECK(bad.empty(), "quant_attention_cpu: invalid layout: ", bad);
   CHECK(opt.tiles_per_step >= 1, "quant_attention_cpu: tiles_per_step ", opt.tiles_per_step, " must be at least 1");
+  CHECK(opt.max_headroom_log2 >= 0 && opt.max_headroom_log2 <= 8, "quant_attention_cpu: max_headroom_log2 ",
+        opt.max_headroom_log2, ", expected 0 to 8");
   Problem pr;
   pr.q = p.q.contiguous(), pr.k = p.k.contiguous(), pr.v = p.v.contiguous();
   pr.b = pr.q.size(0), pr.l = pr.q.size(1), pr.h = pr.q.size(2), pr.d = pr.q.size(3), pr.dv = pr.v.size(3);
@@ -134,6 +136,9 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
   const float p_scale = quant == AttnQuant::None ? 1.f : quant_p_scale(quant);
   const int64_t L = pr.l, D = pr.d, DV = pr.dv, nq = layout.num_q_tiles(), kv = layout.kv_tile;
   const size_t group = size_t(opt.tiles_per_step);
+  // The lazy max's headroom in the natural-log units of s, and P's scale below it.
+  const float headroom = float(opt.max_headroom_log2) * 0.693147180559945f;
+  const float p_step_scale = std::ldexp(p_scale, -opt.max_headroom_log2);
   ctx.parallel_for(pr.b * pr.h * nq, [&](int64_t i0, int64_t i1) {
     std::vector<float> s(static_cast<size_t>(kv * group)), acc(static_cast<size_t>(DV)), tile_acc(static_cast<size_t>(DV));
     std::vector<int32_t> tiles;
@@ -173,7 +178,7 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
             }
           }
           if (mt == -INFINITY) continue;  // nothing allowed in these tiles: no change
-          const float m_new = std::max(m, mt);
+          const float m_new = m == -INFINITY || mt > m + headroom ? std::max(m, mt) : m;
           const float alpha = std::exp(m - m_new);  // 0 while nothing was attended (m = -inf)
           m = m_new;
           l *= alpha;
@@ -185,7 +190,7 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
             for (int64_t j = 0; j < n; ++j) {
               const float pj = std::exp(st[j] - m);
               l += pj;
-              float pq = pj * p_scale;
+              float pq = pj * p_step_scale;
               if (opt.quantize_p && quant != AttnQuant::None) pq = quant_pv_fp8(quant) ? round_e4m3(pq) : std::nearbyint(pq);
               if (pq == 0.f) continue;
               const float* vrow = o.v.data() + (k0 + j) * DV;
@@ -195,7 +200,8 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
           }
         }
         float* out = pr.out.data<float>() + ((b * L + token(qp)) * pr.h + h) * DV;
-        for (int64_t c = 0; c < DV; ++c) out[c] = l > 0.f ? acc[size_t(c)] * (o.v_scale[size_t(c)] / p_scale) / l : 0.f;
+        for (int64_t c = 0; c < DV; ++c)
+          out[c] = l > 0.f ? acc[size_t(c)] * (o.v_scale[size_t(c)] / p_step_scale) / l : 0.f;
       }
     }
   }, 1);

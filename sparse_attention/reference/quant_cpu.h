@@ -17,6 +17,11 @@ struct QuantReferenceOptions {
   // block_sparse_quant.h). Across different steps the outputs agree to the quantization's noise, not to f32
   // rounding.
   int tiles_per_step = 1;
+  // The lazy running max (quant_max_headroom, block_sparse_quant.h), in log2 units: 0 keeps the exact
+  // running max (flash attention's rule). H > 0: a step moves the max only when its own max exceeds it by
+  // more than H (or nothing was attended before), and P is quantized as p_scale·2^-H·exp(s - max), so
+  // scores up to H above the max still fit the P format. Without P's quantization the result is the same.
+  int max_headroom_log2 = 0;
 };
 
 // Attention over the tiles `layout` lists (as block_layout_attention_cpu) with quantized operands:

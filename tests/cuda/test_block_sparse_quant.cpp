@@ -103,6 +103,7 @@ sattn::SparseKernel selected_quant_kernel(const rt::Context& ctx, sattn::SparseK
 sattn::reference::QuantReferenceOptions reference_options(sattn::SparseKernel ran, int64_t dim) {
   sattn::reference::QuantReferenceOptions o;
   o.tiles_per_step = sattn::kernels::quant_tiles_per_step(ran, dim);
+  o.max_headroom_log2 = sattn::kernels::quant_max_headroom(ran);
   return o;
 }
 
@@ -264,6 +265,32 @@ TEST_CASE("block_sparse_quant.long_dense_row", "[cuda]") {
   const MaskRule rule = grid_rule(1, 64, 128, 0, true, -1);  // 8,192 tokens, every tile full
   const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
   const Problem p = make_problem(ctx, 1, rule.tokens.seq_len(), 1, 128, false, 240);
+  check_quant(ctx, p, l, AttnQuant::Int8Fp8Pv, sattn::SparseKernel::Auto);
+}
+
+// Scores that jump by about 200 (log2 units) after the first softmax step: the sm90ws kernel's exp2s taken
+// against the running max before the step's max is known would overflow, so its bound (lazy_in_range)
+// must send these steps through the exact max. Head 0 jumps (q and k along channel 0, the first 192 keys
+// opposite to q, the rest along it), head 1 is random.
+TEST_CASE("block_sparse_quant.score_jump", "[cuda]") {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  const MaskRule rule = grid_rule(1, 8, 128, 0, true, -1);  // 1,024 tokens, every tile full
+  const BlockLayout l = sattn::plan_exhaustive(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  const int64_t n = rule.tokens.seq_len(), heads = 2, d = 128;
+  rt::TorchGenerator gen(250);
+  std::vector<float> q = gen.randn({1, n, heads, d}).to_vector(), k = gen.randn({1, n, heads, d}).to_vector();
+  for (int64_t t = 0; t < n; ++t) {
+    float* qh = q.data() + t * heads * d;
+    float* kh = k.data() + t * heads * d;
+    for (int64_t c = 0; c < d; ++c) qh[c] *= 0.1f, kh[c] *= 0.1f;
+    qh[0] = 28.f, kh[0] = t < 192 ? -28.f : 28.f;
+  }
+  Problem p;
+  p.cpu.q = Tensor::from_vector(q, {1, n, heads, d}), p.cpu.k = Tensor::from_vector(k, {1, n, heads, d});
+  p.cpu.v = gen.randn({1, n, heads, d});
+  // The CPU side holds the bf16-rounded values the GPU sees.
+  p.gpu.q = rt::to_ctx(ctx, p.cpu.q), p.gpu.k = rt::to_ctx(ctx, p.cpu.k), p.gpu.v = rt::to_ctx(ctx, p.cpu.v);
+  p.cpu.q = rt::to_host(ctx, p.gpu.q), p.cpu.k = rt::to_host(ctx, p.gpu.k), p.cpu.v = rt::to_host(ctx, p.gpu.v);
   check_quant(ctx, p, l, AttnQuant::Int8Fp8Pv, sattn::SparseKernel::Auto);
 }
 

@@ -218,6 +218,33 @@ TEST_CASE("quant.tiles per softmax step", "[quant]") {
   }
 }
 
+// max_headroom_log2 = 2, the sm90ws kernel's lazy running max (int8-fp8pv only): with P kept in f32 the
+// result is the exact running max's; with P quantized only P's rounding moves, by less than the
+// quantization's own error, which grows by under 10% (e4m3 keeps its relative precision at P's lower
+// scale, 112 instead of 448 at the max, down to its subnormals; u8 P would lose 2 bits, and int8 keeps
+// the exact max).
+TEST_CASE("quant.lazy running max", "[quant]") {
+  const BlockLayout l = dense_layout(1000);
+  const AttentionParams p = random_qkv(1, l.seq_len, 2, 64, 78);
+  const rt::Tensor exact = sattn::reference::block_layout_attention_cpu(ctx(), p, l);
+  const AttnQuant quant = AttnQuant::Int8Fp8Pv;
+  sattn::reference::QuantReferenceOptions eager;
+  eager.tiles_per_step = 3;
+  sattn::reference::QuantReferenceOptions lazy = eager;
+  lazy.max_headroom_log2 = 2;
+  const rt::Tensor want = sattn::reference::quant_attention_cpu(ctx(), p, l, quant, eager);
+  const rt::Tensor got = sattn::reference::quant_attention_cpu(ctx(), p, l, quant, lazy);
+  const double err_eager = rel_l2(want, exact), err_lazy = rel_l2(got, exact), apart = rel_l2(got, want);
+  std::printf("  int8-fp8pv, headroom 2: %.2e from the exact max; error %.2e (exact max: %.2e)\n", apart, err_lazy,
+              err_eager);
+  CHECK(apart > 0.0);
+  CHECK(apart < err_eager);
+  CHECK(std::fabs(err_lazy - err_eager) < 0.1 * err_eager);
+  eager.quantize_p = lazy.quantize_p = false;
+  CHECK(rel_l2(sattn::reference::quant_attention_cpu(ctx(), p, l, quant, lazy),
+               sattn::reference::quant_attention_cpu(ctx(), p, l, quant, eager)) <= kTol);
+}
+
 TEST_CASE("quant.k smoothing", "[quant]") {
   const BlockLayout l = dense_layout(1000);
   const AttentionParams p = random_qkv(1, l.seq_len, 2, 64, 41);
