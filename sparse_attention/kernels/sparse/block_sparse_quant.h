@@ -39,7 +39,8 @@ namespace cuda {
 // Quantized block-sparse attention, in two steps on the context's stream:
 //  1. pre-pass (three small kernels): per (batch, head) the mean of k and max|v| per channel over the
 //     sequence; then per 64 layout positions (gathered through layout.perm) q quantized to s8 per 32 rows,
-//     k - mean to s8 per 64 rows, v to s8 or e4m3 with the channel scales, written in layout order into
+//     k - mean to s8 per 64 rows (with the block's largest row norm, for sm90ws's bound on a step's
+//     scores), v to s8 or e4m3 with the channel scales, written in layout order into
 //     pool buffers (v transposed, for the P·V MMA), padded with zeros to whole query tiles;
 //  2. attention: one CTA of four warps per (batch, head, query tile of 128), QK with mma.sync m16n8k32
 //     s8·s8 -> s32, online softmax in f32, P·V with mma.sync m16n8k32 u8·s8 -> s32 or e4m3·e4m3 -> f32
@@ -55,7 +56,8 @@ rt::Tensor block_sparse_attention_quant(const rt::Context& ctx, const AttentionP
                                         AttnQuant quant, const UploadedLayout* uploaded = nullptr);
 
 // The two steps of block_sparse_attention_quant, apart (benchmarks time them separately): the pre-pass's
-// pool buffers (8-bit q, k, transposed v in layout order, padded to whole query tiles; their scales),
+// pool buffers (8-bit q, k, transposed v in layout order, padded to whole query tiles; their scales and
+// k's block norms),
 // and the attention over them. quantize_operands CHECKs the refusal; `uploaded` must come from `layout`.
 struct QuantizedOperands {
   rt::Tensor q8, k8, vt8, scales, stats;  // typed f32 (rt::DType has no 8-bit integers); never read as floats

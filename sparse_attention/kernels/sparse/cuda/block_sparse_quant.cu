@@ -340,18 +340,19 @@ QuantizedOperands quantize_operands(const rt::Context& ctx, const AttentionParam
   pa.chunk_tokens = int((o.len + pa.chunks - 1) / pa.chunks);
   pa.qk_max = quant_qk_max(quant), pa.v_max = quant_v_max(quant), pa.v_fp8 = quant_pv_fp8(quant);
   pa.q_vec = vector_ok(p.q), pa.k_vec = vector_ok(p.k), pa.v_vec = vector_ok(p.v);
-  // stats: the column partials (scratch), then k_mean and v_scale; scales: q_scale, then k_scale.
+  // stats: the column partials (scratch), then k_mean and v_scale; scales: q_scale, then k_scale and k_norm.
   o.stats = rt::cuda::empty(ctx, {bh * (2 * pa.chunks + 2) * d}, rt::DType::F32);
   pa.partial_sum = static_cast<float*>(o.stats.raw_data());
   pa.partial_max = pa.partial_sum + bh * pa.chunks * d;
   pa.k_mean = pa.partial_max + bh * pa.chunks * d;
   pa.v_scale = pa.k_mean + bh * d;
   o.q8 = bytes_buffer(ctx, bh * padded * d), o.k8 = bytes_buffer(ctx, bh * padded * d), o.vt8 = bytes_buffer(ctx, bh * padded * d);
-  o.scales = rt::cuda::empty(ctx, {bh * (padded / kWarpRows + padded / kBN)}, rt::DType::F32);
+  o.scales = rt::cuda::empty(ctx, {bh * (padded / kWarpRows + 2 * (padded / kBN))}, rt::DType::F32);
   pa.q8 = static_cast<int8_t*>(o.q8.raw_data()), pa.k8 = static_cast<int8_t*>(o.k8.raw_data());
   pa.vt8 = static_cast<uint8_t*>(o.vt8.raw_data());
   pa.q_scale = static_cast<float*>(o.scales.raw_data());
   pa.k_scale = pa.q_scale + bh * (padded / kWarpRows);
+  pa.k_norm = pa.k_scale + bh * (padded / kBN);
   const bool bf16 = o.dtype == rt::DType::BF16;
   if (d == 64) bf16 ? launch_prepass<__nv_bfloat16, 64>(ctx, pa, int(bh)) : launch_prepass<__half, 64>(ctx, pa, int(bh));
   else bf16 ? launch_prepass<__nv_bfloat16, 128>(ctx, pa, int(bh)) : launch_prepass<__half, 128>(ctx, pa, int(bh));
@@ -372,6 +373,7 @@ rt::Tensor block_sparse_attention_quantized(const rt::Context& ctx, const Quanti
   a.vt8 = static_cast<const uint8_t*>(o.vt8.raw_data());
   a.q_scale = static_cast<const float*>(o.scales.raw_data());
   a.k_scale = a.q_scale + bh * (o.padded_len / kWarpRows);
+  a.k_norm = a.k_scale + bh * (o.padded_len / kBN);
   a.v_scale = static_cast<const float*>(o.stats.raw_data()) + o.v_scale_offset;
   a.out = out.raw_data();
   a.seq_len = int(o.len), a.padded_len = int(o.padded_len), a.heads = int(o.heads), a.num_q_tiles = int(layout.num_q_tiles());

@@ -13,6 +13,7 @@ struct QuantArgs {
   const uint8_t* vt8;    // [BH, D, padded_len], layout order, keys permuted inside every 16 (v_key)
   const float* q_scale;  // [BH, padded_len / 32]
   const float* k_scale;  // [BH, padded_len / 64]
+  const float* k_norm;   // [BH, padded_len / 64]: the largest ‖k8 row‖₂ of each block (quant_prepass.cuh)
   const float* v_scale;  // [BH, D]
   void* out;             // [B, L, H, D] contiguous, natural order
   int seq_len, padded_len, heads, num_q_tiles, layout_batch, layout_heads;

@@ -2,7 +2,8 @@
 //   column_partials: per (batch·head, chunk of tokens) the sum of k and the max |v| per channel;
 //   column_finalize: per batch·head the mean of k (K smoothing) and the V scale per channel;
 //   quantize_block:  per (64 layout positions, batch·head) q -> s8 with a scale per 32 rows, k - mean -> s8
-//                    with one scale, v -> s8 or e4m3 with the channel scales, in layout order (rows gathered
+//                    with one scale (and its largest row norm), v -> s8 or e4m3 with the channel scales, in
+//                    layout order (rows gathered
 //                    through perm), v transposed; positions past the sequence end become zeros. It multiplies
 //                    by each scale's reciprocal (level_s8), where the reference divides.
 // Sums and maxima reduce in a fixed order: the results do not depend on scheduling. Both kernels that read
@@ -47,6 +48,7 @@ struct PrepassArgs {
   uint8_t* vt8;         // [BH, D, padded_len], positions permuted inside each 16 (see v_key)
   float* q_scale;       // [BH, padded_len / 32]
   float* k_scale;       // [BH, padded_len / 64]
+  float* k_norm;        // [BH, padded_len / 64]: the largest ‖k8 row‖₂ of each block (levels, unscaled)
 };
 
 constexpr int kVec = 8;  // 16-bit elements per 16-byte load
@@ -199,13 +201,19 @@ __global__ void __launch_bounds__(kPrepassThreads, 3) quantize_block_kernel(cons
 
   // Rows [0, 32) and [32, 64): pass i lies in half (kRowsPerPass · i) / 32.
   auto half = [](int i) { return (kRowsPerPass * i) / 32; };
-  // Writes pass i's 8 levels of row r0 + kRowsPerPass · i to dst (8 bytes).
+  // Writes pass i's 8 levels of row r0 + kRowsPerPass · i to dst (8 bytes); returns their sum of squares.
   auto store8 = [&](int8_t* dst, int i, const float (&x)[kVec], float inv) {
     uint32_t l[kVec];
+    int sq = 0;
 #pragma unroll
-    for (int j = 0; j < kVec; ++j) l[j] = level_s8(x[j], inv, a.qk_max);
+    for (int j = 0; j < kVec; ++j) {
+      l[j] = level_s8(x[j], inv, a.qk_max);
+      const int level = int(l[j] - 0x4B400000u);
+      sq += level * level;
+    }
     *reinterpret_cast<uint2*>(dst + (row0 + r0 + kRowsPerPass * i) * D + c0) =
         make_uint2(bytes4(l[0], l[1], l[2], l[3]), bytes4(l[4], l[5], l[6], l[7]));
+    return sq;
   };
 
   // Each tensor is converted from its raw registers twice, for the max and for the levels: holding its floats
@@ -255,12 +263,21 @@ __global__ void __launch_bounds__(kPrepassThreads, 3) quantize_block_kernel(cons
     const float ks = m[0] > 0.f ? m[0] / a.qk_max : 1.f;
     if (tid == 0) a.k_scale[row0 / 64] = ks;
     const float inv = 1.f / ks;
+    // The block's largest ‖k8 row‖₂, for the sm90ws kernel's bound on a step's scores (lazy_in_range): a
+    // row's kChunks threads are consecutive lanes.
+    int sq_max = 0;
 #pragma unroll
     for (int i = 0; i < kPasses; ++i) {
       float x[kVec];
       centred(i, x);
-      store8(a.k8, i, x, inv);
+      int sq = store8(a.k8, i, x, inv);
+#pragma unroll
+      for (int o = 1; o < kChunks; o *= 2) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+      sq_max = max(sq_max, sq);
     }
+    float n0 = float(sq_max), n1 = 0.f;  // exact: at most 128 · 127² < 2^24
+    block_max2(n0, n1, scratch);
+    if (tid == 0) a.k_norm[row0 / 64] = sqrtf(n0);
   }
   // V with its channel scales: output row c (channel c) gets positions 4g..4g+3, keys v_key(4g + j).
   if (v_item) {
