@@ -31,7 +31,7 @@ constexpr int quant_tiles_per_step(SparseKernel selected, int64_t dim) {
 // The headroom of the quantized kernel `selected`'s lazy running max, in log2 units (its CPU reference is
 // quant_attention_cpu with this max_headroom_log2): Sm90Ws starts a step's exp2s before the step's max is
 // known, against the max of the steps before, and moves that max only when a score exceeds it by more than
-// 4x (session 19: 4-5% faster dense); the others keep the exact running max.
+// 2 in log2 units, a factor 4 in p (session 19: 4-5% faster dense); the others keep the exact running max.
 constexpr int quant_max_headroom(SparseKernel selected) { return selected == SparseKernel::Sm90Ws ? 2 : 0; }
 
 namespace cuda {

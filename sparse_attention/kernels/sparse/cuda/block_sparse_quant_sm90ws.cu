@@ -17,14 +17,15 @@
 //      masks (sm90_steps.cuh), then softmax_rows_dequant: the f32 online softmax with the dequantization
 //                 q_scale(32 rows)·k_scale(tile)·scale·log2(e) (each tile of a step has its own k scale)
 //                 and P's scale folded into each score's exp2 argument; its running max is lazy (it
-//                 moves only when a step's max exceeds it by more than 4x, and P = 448/4·p at that max),
-//                 so an unmasked step runs softmax_rows_ahead: every exp2 against the max before the
-//                 step, interleaved with the conversion and the max (session 19: 4-5% faster dense);
-//      O += P·V   wgmma m64nDk32 e4m3·e4m3 -> f32 straight into O (P = 448·p from registers, Vᵀ K-major),
+//                 moves only when a step's max exceeds it by more than 2 in log2 units, a factor 4 in p;
+//                 P = 448/4·p at the max), so an unmasked step runs softmax_rows_ahead: every exp2
+//                 against the max before the step, interleaved with the conversion and the max
+//                 (session 19: 4-5% faster dense);
+//      O += P·V   wgmma m64nDk32 e4m3·e4m3 -> f32 straight into O (P from registers, Vᵀ K-major),
 //                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S kKN/2 + P
 //                 kKN/8 + O D/2 registers: 96 + 24 + 64 at D = 128).
 //  - epilogue: o · v_scale(channel) / (row sum of P), rows scattered through perm (quant_sm90::store_rows).
-// Numerics (docs/performance.md, sessions 14 to 17):
+// Numerics (docs/performance.md, sessions 14 to 19):
 //  - P is quantized against the running max of the step's TPS tiles; the mma.sync and sm90 kernels update
 //    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
 //    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = TPS (quant_tiles_per_step).
@@ -154,8 +155,8 @@ inline constexpr float kHeadroom = float(quant_max_headroom(SparseKernel::Sm90Ws
 // sum in l: tile h of the step's TPS (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale ·
 // scale · log2 e) and P's scale folded into each score's exp2 argument, so each score costs one FFMA and no
 // multiply. The row max is taken per tile on the floats and scaled once. m in log2 units; masked scores are
-// -inf (d > 0). The running max is lazy (kMaxHeadroom): it moves only when the step's max exceeds it by
-// more than kMaxHeadroom, and P is 448·2^-kMaxHeadroom·exp2(s·d - m), at most 448.
+// -inf (d > 0). The running max is lazy (kHeadroom): it moves only when the step's max exceeds it by
+// more than kHeadroom, and P is 448·2^-kHeadroom·exp2(s·d - m), at most 448.
 template <int TPS, class S>
 __device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[TPS], float (&m)[2], float (&l)[2],
                                                      float (&alpha)[2]) {
@@ -203,7 +204,7 @@ __device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[TPS]
 // softmax_rows_dequant's result, with the exp2s started before the step's max is known: the integer add,
 // the max, the FFMA and the exp2 of each score interleave (the ALU's and the MUFU's work overlap; in
 // softmax_rows_dequant the max's 192 ALU instructions came first), against the running max m of the steps
-// before. Where the step's max exceeds m by more than kMaxHeadroom, m moves to it and that row's P is
+// before. Where the step's max exceeds m by more than kHeadroom, m moves to it and that row's P is
 // scaled by exp2(m_old - m_new) (rare after a row's first steps). The caller checks that every row of the
 // warp has a running max and that no score of the step can take an exp2 argument out of f32's range
 // (lazy_in_range). 4-5% faster dense than softmax_rows_dequant (session 19).
@@ -254,7 +255,7 @@ __device__ __forceinline__ void softmax_rows_ahead(S& x, SU& xu, const float (&d
 }
 
 // Whether softmax_rows_ahead may run on the step (warp-uniform): every row's exp2 argument s·d - m -
-// kMaxHeadroom + log2 448 must stay finite however the step's scores fall. By Cauchy-Schwarz a row's
+// kHeadroom + log2 448 must stay finite however the step's scores fall. By Cauchy-Schwarz a row's
 // |s| <= ‖q8 row‖₂ · ‖k8 key‖₂ <= qn[r] · kn[e] (kn: the tile's largest key norm, from the pre-pass), so
 // s·d <= qn[r] · max_e(kn[e] · d[e]); a bound 100 over m keeps every exp2 under 2^107 and a step's sum
 // finite. Rows without a running max (m = -inf) fail it too. For N(0, 1)-like q and k the bound is about
