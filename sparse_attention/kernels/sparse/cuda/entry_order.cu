@@ -36,7 +36,7 @@ __global__ void __launch_bounds__(kOrderThreads) order_entries_kernel(int32_t* o
 }
 
 template <class Args>
-rt::Tensor order(const rt::Context& ctx, const Args& a, int64_t entries, int key_tiles) {
+rt::Tensor order_any(const rt::Context& ctx, const Args& a, int64_t entries, int key_tiles) {
   CHECK(entries <= INT32_MAX, "block_sparse_attention: ", entries, " (query tile, head, batch) entries");
   rt::Tensor order = rt::cuda::empty(ctx, {entries}, rt::DType::F32);  // int32 values (no int32 dtype)
   order_entries_kernel<<<1, kOrderThreads, 0, ctx.cuda().stream>>>(static_cast<int32_t*>(order.raw_data()), a,
@@ -48,10 +48,10 @@ rt::Tensor order(const rt::Context& ctx, const Args& a, int64_t entries, int key
 }  // namespace
 
 rt::Tensor order_entries(const rt::Context& ctx, const BlockSparseArgs& a, int64_t entries, int key_tiles) {
-  return order(ctx, a, entries, key_tiles);
+  return order_any(ctx, a, entries, key_tiles);
 }
 rt::Tensor order_entries(const rt::Context& ctx, const QuantArgs& a, int64_t entries, int key_tiles) {
-  return order(ctx, a, entries, key_tiles);
+  return order_any(ctx, a, entries, key_tiles);
 }
 
 }  // namespace sattn::kernels::cuda

@@ -26,6 +26,23 @@ inline constexpr uint32_t kMagicBits = 0x4B400000u;
 // The lazy running max's headroom in log2 units (quant_max_headroom): P = 448·2^-2·exp2(s·d - m).
 inline constexpr float kHeadroom = float(quant_max_headroom(SparseKernel::Sm90Ws));
 
+// A row's max over the step from its per-tile maxima of the floats kMagic + s (each tile dequantized by its
+// d[h]; the subtractions are exact and -inf stays), reduced over the row's four threads. log2 units.
+template <int TPS>
+__device__ __forceinline__ float step_row_max(const float (&mh)[TPS], const float (&d)[TPS]) {
+  float mx = (mh[0] - kMagic) * d[0];
+#pragma unroll
+  for (int h = 1; h < TPS; ++h) mx = fmaxf(mx, (mh[h] - kMagic) * d[h]);
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row
+  return fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+}
+
+// The lazy rule (quant_max_headroom): the running max m moves to the step's max mx only when nothing was
+// attended before or mx exceeds m by more than kHeadroom.
+__device__ __forceinline__ float lazy_max(float m, float mx) {
+  return m == -INFINITY || mx > m + kHeadroom ? fmaxf(m, mx) : m;
+}
+
 // The online softmax of sm90::softmax_rows on the step's S as the floats kMagic + s, leaving P in x and its
 // sum in l: tile h of the step's TPS (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale ·
 // scale · log2 e) and P's scale folded into each score's exp2 argument, so each score costs one FFMA and no
@@ -47,12 +64,8 @@ __device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[TPS]
       const int h = n / kTileCols;
       mh[h] = fmaxf(mh[h], fmaxf(x(4 * n + 2 * r), x(4 * n + 2 * r + 1)));
     }
-    float mx = (mh[0] - kMagic) * d[0];  // exact subtractions; -inf stays
-#pragma unroll
-    for (int h = 1; h < TPS; ++h) mx = fmaxf(mx, (mh[h] - kMagic) * d[h]);
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the four threads of a row
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = m[r] == -INFINITY || mx > m[r] + kHeadroom ? fmaxf(m[r], mx) : m[r];
+    const float mx = step_row_max(mh, d);
+    const float m_new = lazy_max(m[r], mx);
     const float ref = m_new == -INFINITY ? 0.f : m_new;  // nothing attended yet: every p and alpha 0
     alpha[r] = flash::fast_exp2(m[r] - ref);
     m[r] = m_new;
@@ -106,18 +119,13 @@ __device__ __forceinline__ void softmax_rows_ahead(S& x, SU& xu, const float (&d
         x(v) = p;
         sm += p;
       }
-    float t = (mh[0] - kMagic) * d[0];
-#pragma unroll
-    for (int h = 1; h < TPS; ++h) t = fmaxf(t, (mh[h] - kMagic) * d[h]);
-    t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 1));
-    t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 2));
-    mx[r] = t, sum[r] = sm;
+    mx[r] = step_row_max(mh, d), sum[r] = sm;
   }
   alpha[0] = alpha[1] = 1.f;
   if (__any_sync(0xffffffffu, mx[0] > m[0] + kHeadroom || mx[1] > m[1] + kHeadroom)) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];
+      const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];  // lazy_max, with m finite here
       alpha[r] = flash::fast_exp2(m[r] - m_new);
       m[r] = m_new;
       sum[r] *= alpha[r];
