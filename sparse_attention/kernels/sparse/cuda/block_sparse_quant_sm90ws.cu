@@ -14,13 +14,13 @@
 //  - warpgroups 1 and 2 (setmaxnreg 240), 64 query rows each, ping-pong as in sm90ws:
 //      S = Q·Kᵀ   wgmma m64n{kKN}k32 s8·s8 -> s32 (exact), converted in place to the floats kMagic + s by an
 //                 integer add;
-//      masks (sm90_steps.cuh), then softmax_rows_dequant (quant_ws_softmax.cuh): the f32 online softmax
-//                 with the dequantization q_scale(32 rows)·k_scale(tile)·scale·log2(e) (each tile of a
-//                 step has its own k scale) and P's scale folded into each score's exp2 argument; its
-//                 running max is lazy (it moves only when a step's max exceeds it by more than 2 in
-//                 log2 units, a factor 4 in p; P = 448/4·p at the max), so an unmasked step runs
-//                 softmax_rows_ahead: every exp2 against the max before the step, interleaved with the
-//                 conversion and the max (session 19: 4-5% faster dense);
+//      masks (sm90_steps.cuh), then softmax_rows (quant_ws_softmax.cuh): the f32 online softmax with
+//                 the dequantization q_scale(32 rows)·k_scale(tile)·scale·log2(e) (each tile of a step
+//                 has its own k scale) and P's scale folded into each score's exp2 argument; its running
+//                 max is lazy (it moves only when a step's max exceeds it by more than 2 in log2 units, a
+//                 factor 4 in p; P = 448/4·p at the max), so every exp2 runs against the max before the
+//                 step, interleaved with the max (session 19: 4-5% faster dense), except where
+//                 lazy_in_range cannot bound the step: then lazy_max_first moves the max first;
 //      O += P·V   wgmma m64nDk32 e4m3·e4m3 -> f32 straight into O (P from registers, Vᵀ K-major),
 //                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S kKN/2 + P
 //                 kKN/8 + O D/2 registers: 96 + 24 + 64 at D = 128).
@@ -35,7 +35,7 @@
 //  - exp2(s·d - m - 2 + log2 448) is 448/4·p up to ex2.approx's error, and s·d is one FFMA rounding instead
 //    of a multiply's and an add's: the same e4m3 codes as the reference's except at rare rounding ties
 //    (the bias kMagic·d + m + 2 - log2 448 is rounded once: within 2^-24·kMagic·d, under one unit of s·d;
-//    softmax_rows_ahead's rows whose max moved take one more rounding, p · exp2(m_old - m_new)).
+//    softmax_rows's rows whose max moved within the step take one more rounding, p · exp2(m_old - m_new)).
 //  - The lazy max is quant_attention_cpu's max_headroom_log2 = 2 (quant_max_headroom): the reference
 //    makes the same choice per row and step, which path ran does not matter.
 //  - l sums the f32 p in FADDs. Summing on the tensor core instead (8 rows of ones under Vᵀ, N = D + 8) was
@@ -306,14 +306,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     float d[TPS];
 #pragma unroll
     for (int e = 0; e < TPS; ++e) d[e] = q_dequant * ks[e];
-    if (!masked && lazy_in_range(qn, kn, d, m)) {
-      softmax_rows_ahead<TPS>(s, s_u32, d, m, l, alpha);
-      return;
-    }
 #pragma unroll
     for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;  // s(v) = kMagic + s_acc(v)
     if (masked) sm90::apply_key_masks(s, rows, t);
-    softmax_rows_dequant<TPS>(s, d, m, l, alpha);
+    float first[2] = {1.f, 1.f};
+    if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, m, l, first);
+    softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
+    alpha[0] *= first[0], alpha[1] *= first[1];
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
     warpgroup_fence_operand(o_acc);

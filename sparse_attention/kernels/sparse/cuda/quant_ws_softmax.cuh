@@ -1,9 +1,9 @@
 // The online softmax of the int8-fp8pv warp-specialized kernel (block_sparse_quant_sm90ws.cu), per consumer
 // thread: its two rows of a step's S, TPS key tiles side by side (sm90_tile.cuh's wgmma accumulator
-// layout), held as the floats kMagic + s. Two bodies with one result: softmax_rows_dequant takes the step's
-// max first; softmax_rows_ahead starts the exp2s against the running max before it, where lazy_in_range
-// says that cannot overflow. The running max is lazy (quant_max_headroom): the CPU reference,
-// quant_attention_cpu with max_headroom_log2, makes the same choice per row and step.
+// layout), held as the floats kMagic + s. softmax_rows starts the exp2s against the running max before
+// the step's max is known; where lazy_in_range cannot bound the step, lazy_max_first moves the max first.
+// The running max is lazy (quant_max_headroom): the CPU reference, quant_attention_cpu with
+// max_headroom_log2, makes the same choice per row and step.
 #pragma once
 #include <cstdint>
 
@@ -43,78 +43,54 @@ __device__ __forceinline__ float lazy_max(float m, float mx) {
   return m == -INFINITY || mx > m + kHeadroom ? fmaxf(m, mx) : m;
 }
 
-// The online softmax of sm90::softmax_rows on the step's S as the floats kMagic + s, leaving P in x and its
-// sum in l: tile h of the step's TPS (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale ·
-// scale · log2 e) and P's scale folded into each score's exp2 argument, so each score costs one FFMA and no
-// multiply. The row max is taken per tile on the floats and scaled once. m in log2 units; masked scores are
-// -inf (d > 0). The running max is lazy (kHeadroom): it moves only when the step's max exceeds it by
-// more than kHeadroom, and P is 448·2^-kHeadroom·exp2(s·d - m), at most 448.
-template <int TPS, class S>
-__device__ __forceinline__ void softmax_rows_dequant(S& x, const float (&d)[TPS], float (&m)[2], float (&l)[2],
-                                                     float (&alpha)[2]) {
-  constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: kSCols / TPS per tile
-  constexpr int kTileCols = kSCols / TPS;
+// The row's maximum of tile h's floats kMagic + s by their bits (Hopper's three-input integer max, VIMNMX3,
+// half the instructions of FMNMX): kMagic + s are positive floats, whose bit patterns order as the floats
+// do, and a masked score's -inf is a negative integer.
+template <int TPS, class SU>
+__device__ __forceinline__ float tile_row_max(const SU& xu, int r, int h) {
+  constexpr int kTileCols = decltype(cute::size(xu))::value / 4 / TPS;
+  int mi = int(0xff800000u);  // -inf
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float mh[TPS];
-#pragma unroll
-    for (int h = 0; h < TPS; ++h) mh[h] = -INFINITY;
-#pragma unroll
-    for (int n = 0; n < kSCols; ++n) {
-      const int h = n / kTileCols;
-      mh[h] = fmaxf(mh[h], fmaxf(x(4 * n + 2 * r), x(4 * n + 2 * r + 1)));
-    }
-    const float mx = step_row_max(mh, d);
-    const float m_new = lazy_max(m[r], mx);
-    const float ref = m_new == -INFINITY ? 0.f : m_new;  // nothing attended yet: every p and alpha 0
-    alpha[r] = flash::fast_exp2(m[r] - ref);
-    m[r] = m_new;
-    const float p_ref = ref + kHeadroom - kLog2PScale;
-    // s·d - p_ref = x·d - (kMagic·d + p_ref): the bias is rounded once, within 2^-24·kMagic·d (under one unit
-    // of s·d).
-    float bias[TPS];
-#pragma unroll
-    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], p_ref);
-    // One running sum: four partial sums (a shorter FADD chain) made the kernel 6% slower (session 15, call 3).
-    float sum = 0.f;
-#pragma unroll
-    for (int n = 0; n < kSCols; ++n)
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const float p = flash::fast_exp2(fmaf(x(4 * n + 2 * r + c), d[n / kTileCols], -bias[n / kTileCols]));
-        x(4 * n + 2 * r + c) = p;
-        sum += p;
-      }
-    l[r] = l[r] * alpha[r] + sum;
-  }
+  for (int n = h * kTileCols; n < (h + 1) * kTileCols; ++n)
+    mi = __vimax3_s32(mi, int(xu(4 * n + 2 * r)), int(xu(4 * n + 2 * r + 1)));
+  return __int_as_float(mi);
 }
 
-// softmax_rows_dequant's result, with the exp2s started before the step's max is known: the integer add,
-// the max, the FFMA and the exp2 of each score interleave (the ALU's and the MUFU's work overlap; in
-// softmax_rows_dequant the max's 192 ALU instructions came first), against the running max m of the steps
-// before. Where the step's max exceeds m by more than kHeadroom, m moves to it and that row's P is
-// scaled by exp2(m_old - m_new) (rare after a row's first steps). The caller checks that every row of the
-// warp has a running max and that no score of the step can take an exp2 argument out of f32's range
-// (lazy_in_range). 4-5% faster dense than softmax_rows_dequant (session 19).
+// The online softmax of sm90::softmax_rows on the step's S as the floats kMagic + s (masked scores -inf),
+// leaving P in x and its sum in l, with the exp2s started before the step's max is known: each score's
+// max, FFMA and exp2 interleave (the ALU's and the MUFU's work overlap), against the running max m.
+// Tile h of the step's TPS (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale · scale ·
+// log2 e) and P's scale folded into each score's exp2 argument, so each score costs one FFMA and no
+// multiply; the row max is taken per tile on the floats and scaled once. m in log2 units. The running max
+// is lazy (kHeadroom): it moves only when the step's max exceeds it by more than kHeadroom, and then that
+// row's P is scaled by exp2(m_old - m_new) (rare after a row's first steps); P is 448·2^-kHeadroom·exp2(s·d
+// - m), at most 448. Where lazy_in_range cannot bound the step, lazy_max_first moves m before this runs.
+// Session 19: 4-5% faster dense than taking the max first; session 20: masked steps too (GNA 1-3%).
 template <int TPS, class S, class SU>
-__device__ __forceinline__ void softmax_rows_ahead(S& x, SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
-                                                   float (&alpha)[2]) {
-  constexpr int kSCols = decltype(cute::size(x))::value / 4;
+__device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
+                                             float (&alpha)[2]) {
+  constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: kSCols / TPS per tile
   constexpr int kTileCols = kSCols / TPS;
   float mx[2], sum[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
+    // m = -inf: nothing attended yet nor in this step (lazy_max_first ran), so every p is 0 against any
+    // finite reference.
+    const float ref = m[r] == -INFINITY ? 0.f : m[r];
     float bias[TPS], mh[TPS];
+    // s·d - p_ref = x·d - (kMagic·d + p_ref) with p_ref = ref + kHeadroom - kLog2PScale: the bias is rounded
+    // once, within 2^-24·kMagic·d (under one unit of s·d).
 #pragma unroll
-    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], m[r] + kHeadroom - kLog2PScale), mh[h] = -INFINITY;
+    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], ref + kHeadroom - kLog2PScale);
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
+    // One running sum: four partial sums (a shorter FADD chain) made the kernel 6% slower (session 15, call 3).
     float sm = 0.f;
 #pragma unroll
     for (int n = 0; n < kSCols; ++n)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int v = 4 * n + 2 * r + c, h = n / kTileCols;
-        xu(v) += kMagicBits;  // x(v) = kMagic + s
-        mh[h] = fmaxf(mh[h], x(v));
         const float p = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
         x(v) = p;
         sm += p;
@@ -137,11 +113,29 @@ __device__ __forceinline__ void softmax_rows_ahead(S& x, SU& xu, const float (&d
   for (int r = 0; r < 2; ++r) l[r] = l[r] * alpha[r] + sum[r];
 }
 
-// Whether softmax_rows_ahead may run on the step (warp-uniform): every row's exp2 argument s·d - m -
-// kHeadroom + log2 448 must stay finite however the step's scores fall. By Cauchy-Schwarz a row's
-// |s| <= ‖q8 row‖₂ · ‖k8 key‖₂ <= qn[r] · kn[e] (kn: the tile's largest key norm, from the pre-pass), so
-// s·d <= qn[r] · max_e(kn[e] · d[e]); a bound 100 over m keeps every exp2 under 2^107 and a step's sum
-// finite. Rows without a running max (m = -inf) fail it too. For N(0, 1)-like q and k the bound is about
+// The lazy rule's move of m before softmax_rows, for steps lazy_in_range cannot bound (a row's first
+// steps, or a jump in the scores): afterwards every score is within m + kHeadroom, so softmax_rows's exp2s
+// stay finite and it moves m no further. l follows; alpha returns O's factor exp2(m_old - m_new).
+template <int TPS, class SU>
+__device__ __forceinline__ void lazy_max_first(const SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
+                                               float (&alpha)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mh[TPS];
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
+    const float m_new = lazy_max(m[r], step_row_max(mh, d));
+    alpha[r] = flash::fast_exp2(m[r] - (m_new == -INFINITY ? 0.f : m_new));  // m = -inf: l is 0, O is 0
+    m[r] = m_new;
+    l[r] *= alpha[r];
+  }
+}
+
+// Whether softmax_rows may run on the step without lazy_max_first (warp-uniform): every row's exp2
+// argument s·d - m - kHeadroom + log2 448 must stay finite however the step's scores fall. By
+// Cauchy-Schwarz a row's |s| <= ‖q8 row‖₂ · ‖k8 key‖₂ <= qn[r] · kn[e] (kn: the tile's largest key norm,
+// from the pre-pass), so s·d <= qn[r] · max_e(kn[e] · d[e]); a bound 100 over m keeps every exp2 under
+// 2^107 and a step's sum finite. Rows without a running max (m = -inf) fail it too. For N(0, 1)-like q and k the bound is about
 // 19σ (log2 units) for logits of standard deviation σ, so the check holds up to σ ≈ 7 (session 19).
 template <int TPS>
 __device__ __forceinline__ bool lazy_in_range(const float (&qn)[2], const float (&kn)[TPS], const float (&d)[TPS],
