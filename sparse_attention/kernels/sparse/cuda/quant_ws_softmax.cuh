@@ -101,7 +101,9 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
   if (__any_sync(0xffffffffu, mx[0] > m[0] + kHeadroom || mx[1] > m[1] + kHeadroom)) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];  // lazy_max, with m finite here
+      // lazy_max, with m finite here: after lazy_max_first no row's max moves, so this runs only where
+      // lazy_in_range held, which needs every row's m finite.
+      const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];
       alpha[r] = flash::fast_exp2(m[r] - m_new);
       m[r] = m_new;
       sum[r] *= alpha[r];
@@ -135,8 +137,9 @@ __device__ __forceinline__ void lazy_max_first(const SU& xu, const float (&d)[TP
 // argument s·d - m - kHeadroom + log2 448 must stay finite however the step's scores fall. By
 // Cauchy-Schwarz a row's |s| <= ‖q8 row‖₂ · ‖k8 key‖₂ <= qn[r] · kn[e] (kn: the tile's largest key norm,
 // from the pre-pass), so s·d <= qn[r] · max_e(kn[e] · d[e]); a bound 100 over m keeps every exp2 under
-// 2^107 and a step's sum finite. Rows without a running max (m = -inf) fail it too. For N(0, 1)-like q and k the bound is about
-// 19σ (log2 units) for logits of standard deviation σ, so the check holds up to σ ≈ 7 (session 19).
+// 2^107 and a step's sum finite. Rows without a running max (m = -inf) fail it too. For N(0, 1)-like q and
+// k the bound is about 19σ (log2 units) for logits of standard deviation σ, so the check holds up to σ ≈ 7
+// (session 19).
 template <int TPS>
 __device__ __forceinline__ bool lazy_in_range(const float (&qn)[2], const float (&kn)[TPS], const float (&d)[TPS],
                                               const float (&m)[2]) {
