@@ -8,7 +8,8 @@
 # Every row is timed after 2 s of running it (bench-attention --steady-seconds): the H200 runs these kernels
 # at its 690 W limit, at a clock that depends on the kernel (docs/performance.md, session 12).
 # usage: bench/sparse_attention_h200.sh [REPEAT=10]; needs a CUDA build (default build-gpu/, DITRUN_BIN);
-# results in $OUT (or bench-results/). EXTRA: more bench-attention arguments for every problem, e.g.
+# results in $OUT (or bench-results/): a log per problem and summary.txt, every row on one line (also printed
+# last, so that a device call's output tail holds the sweep). EXTRA: more bench-attention arguments for every problem, e.g.
 # EXTRA="--quant int8-fp8pv --cudnn-fp8" adds the quantized kernel on every layout and cuDNN's FP8 dense
 # attention (the yardstick of the INT8/FP8 target; docs/performance.md, session 14).
 set -euo pipefail
@@ -35,3 +36,7 @@ run wan480 --grid 21x30x52 --text 0 --heads 12 --dim 128 --method dense \
   --method gna:window=9x16x24,stride=1x8x8 --method grat:variant=B,group=3x8x8
 run hunyuan720 --grid 33x45x80 --text 256 --text-valid 56 --text-after --heads 24 --dim 128 --method dense \
   --method gna:window=18x24x24,stride=16x8x8 --method grat:variant=B,group=4x8x8 --method grat:variant=X,group=4x8x8
+# Every row on one line (the logs above, condensed), also in $out/summary.txt.
+echo "== summary"
+awk -f "$root/bench/sparse_summary.awk" "$out"/sparse_flux2048.log "$out"/sparse_flux4096.log "$out"/sparse_wan480.log \
+  "$out"/sparse_hunyuan720.log | tee "$out/summary.txt"
