@@ -10,8 +10,8 @@
 # usage: bench/sparse_attention_h200.sh [REPEAT=10]; needs a CUDA build (default build-gpu/, DITRUN_BIN);
 # results in $OUT (or bench-results/): a log per problem and summary.txt, every row on one line (also printed
 # last, so that a device call's output tail holds the sweep). EXTRA: more bench-attention arguments for
-# every problem, e.g. EXTRA="--quant int8-fp8pv --cudnn-fp8" adds the quantized kernel on every layout and cuDNN's FP8 dense
-# attention (the yardstick of the INT8/FP8 target; docs/performance.md, session 14).
+# every problem, e.g. EXTRA="--quant int8-fp8pv --cudnn-fp8" adds the quantized kernel on every layout and
+# cuDNN's FP8 dense attention (the yardstick of the INT8/FP8 target; docs/performance.md, session 14).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${DITRUN_BIN:-$root/build-gpu/app/ditrun}"
