@@ -189,9 +189,9 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
             std::fill(tile_acc.begin(), tile_acc.end(), 0.f);
             for (int64_t j = 0; j < n; ++j) {
               const float pj = std::exp(st[j] - m);
-              l += pj;
               float pq = pj * p_step_scale;
               if (opt.quantize_p && quant != AttnQuant::None) pq = quant_pv_fp8(quant) ? round_e4m3(pq) : std::nearbyint(pq);
+              l += opt.sum_quantized_p ? pq / p_step_scale : pj;
               if (pq == 0.f) continue;
               const float* vrow = o.v.data() + (k0 + j) * DV;
               for (int64_t c = 0; c < DV; ++c) tile_acc[size_t(c)] += pq * vrow[c];

@@ -22,6 +22,10 @@ struct QuantReferenceOptions {
   // more than H (or nothing was attended before), and P is quantized as p_scale·2^-H·exp(s - max), so
   // scores up to H above the max still fit the P format. Without P's quantization the result is the same.
   int max_headroom_log2 = 0;
+  // The row sum adds P as P·V takes it (e4m3 or u8 levels, over the P scale) instead of the unquantized P
+  // (quant_sum_quantized_p, block_sparse_quant.h): a kernel that sums each step's P on the tensor core (ones
+  // under Vᵀ) normalizes by what it multiplied.
+  bool sum_quantized_p = false;
 };
 
 // Attention over the tiles `layout` lists (as block_layout_attention_cpu) with quantized operands:

@@ -648,12 +648,13 @@ TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
     const Tensor got = rt::to_host(ctx, sattn::kernels::cuda::block_sparse_attention_quant(ctx, p.gpu, l, quant, &u));
     REQUIRE(all_finite(got));
     // The reference takes the softmax step and the running max of the kernel that ran (quant_tiles_per_step,
-    // quant_max_headroom).
+    // quant_max_headroom, quant_sum_quantized_p).
     const auto ran = sattn::kernels::cuda::select_block_sparse_quant_kernel(ctx, sattn::SparseKernel::Auto, quant, nullptr);
     REQUIRE(ran.has_value());
     sattn::reference::QuantReferenceOptions options;
     options.tiles_per_step = sattn::kernels::quant_tiles_per_step(*ran, p.cpu.q.size(3));
     options.max_headroom_log2 = sattn::kernels::quant_max_headroom(*ran);
+    options.sum_quantized_p = sattn::kernels::quant_sum_quantized_p(*ran);
     const Tensor want = sattn::reference::quant_attention_cpu(test::cpu_context(), p.cpu, l, quant, options);
     const test::Diff d = test::compare(got, want);
     std::printf("  per-head perms, %s (%s kernel): %s\n", sattn::attn_quant_name(quant), sattn::sparse_kernel_name(*ran),

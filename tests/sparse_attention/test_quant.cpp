@@ -218,6 +218,30 @@ TEST_CASE("quant.tiles per softmax step", "[quant]") {
   }
 }
 
+// sum_quantized_p (the sm90ws kernel's row sum on the tensor core) normalizes by the sum of the P that P·V used.
+// With V constant along the keys (each channel quantizes to its maximum level, exactly), the output is then
+// V itself up to f32 rounding, whatever P's rounding; the sum of the unquantized P leaves P's rounding noise.
+TEST_CASE("quant.row sum of the quantized P", "[quant]") {
+  const BlockLayout l = gna_layout(12, 20, 40, 30);  // full and partial tiles, padded text
+  AttentionParams p = random_qkv(1, l.seq_len, 2, 64, 5);
+  const std::vector<float> row = rt::TorchGenerator(6).randn({1, 1, 2, 64}).to_vector();
+  std::vector<float> v(size_t(l.seq_len) * 2 * 64);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = row[i % row.size()];
+  p.v = rt::Tensor::from_vector(v, {1, l.seq_len, 2, 64});
+  const rt::Tensor want = sattn::reference::block_layout_attention_cpu(ctx(), p, l);
+  for (AttnQuant quant : {AttnQuant::Int8, AttnQuant::Int8Fp8Pv}) {
+    INFO(sattn::attn_quant_name(quant));
+    sattn::reference::QuantReferenceOptions quantized_sum;
+    quantized_sum.sum_quantized_p = true;
+    const double with = rel_l2(sattn::reference::quant_attention_cpu(ctx(), p, l, quant, quantized_sum), want);
+    const double without = rel_l2(sattn::reference::quant_attention_cpu(ctx(), p, l, quant), want);
+    std::printf("  %s, V constant along the keys: %.2e from V with the quantized sum, %.2e without\n",
+                sattn::attn_quant_name(quant), with, without);
+    CHECK(with <= kTol);
+    CHECK(without > 10 * kTol);
+  }
+}
+
 // max_headroom_log2 = 2, the sm90ws kernel's lazy running max (int8-fp8pv only): with P kept in f32 the
 // result is the exact running max's; with P quantized only P's rounding moves, by less than the
 // quantization's own error, which grows by under 10% (e4m3 keeps its relative precision at P's lower

@@ -34,6 +34,11 @@ constexpr int quant_tiles_per_step(SparseKernel selected, int64_t dim) {
 // 2 in log2 units, a factor 4 in p (session 19: 4-5% faster dense); the others keep the exact running max.
 constexpr int quant_max_headroom(SparseKernel selected) { return selected == SparseKernel::Sm90Ws ? 2 : 0; }
 
+// Whether the quantized kernel `selected`'s row sum adds P as P·V multiplied it (its CPU reference is
+// quant_attention_cpu with sum_quantized_p): Sm90Ws sums each step's e4m3 P on the tensor core, with 8 rows
+// of ones under Vᵀ (session 21: 3-7% faster than the softmax's FADDs); the others sum the f32 p.
+constexpr bool quant_sum_quantized_p(SparseKernel selected) { return selected == SparseKernel::Sm90Ws; }
+
 namespace cuda {
 
 // Quantized block-sparse attention, in two steps on the context's stream:

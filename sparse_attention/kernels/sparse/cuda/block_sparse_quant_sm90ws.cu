@@ -21,9 +21,10 @@
 //                 factor 4 in p; P = 448/4·p at the max), so every exp2 runs against the max before the
 //                 step, interleaved with the max (session 19: 4-5% faster dense), except where
 //                 lazy_in_range cannot bound the step: then lazy_max_first moves the max first;
-//      O += P·V   wgmma m64nDk32 e4m3·e4m3 -> f32 straight into O (P from registers, Vᵀ K-major),
+//      O += P·V   wgmma m64n(D+8)k32 e4m3·e4m3 -> f32 straight into O (P from registers, Vᵀ K-major),
 //                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S kKN/2 + P
-//                 kKN/8 + O D/2 registers: 96 + 24 + 64 at D = 128).
+//                 kKN/8 + O (D+8)/2 registers: 96 + 24 + 68 at D = 128). Vᵀ's 8 rows past its D channels
+//                 are ones, so columns D..D+7 of O sum the step's P (the row sum l, see Numerics);
 //  - epilogue: o · v_scale(channel) / (row sum of P), rows scattered through perm (quant_sm90::store_rows).
 // Numerics (docs/performance.md, sessions 14 to 19):
 //  - P is quantized against the running max of the step's TPS tiles; the mma.sync and sm90 kernels update
@@ -38,10 +39,15 @@
 //    softmax_rows's rows whose max moved within the step take one more rounding, p · exp2(m_old - m_new)).
 //  - The lazy max is quant_attention_cpu's max_headroom_log2 = 2 (quant_max_headroom): the reference
 //    makes the same choice per row and step, which path ran does not matter.
-//  - l sums the f32 p in FADDs. Summing on the tensor core instead (8 rows of ones under Vᵀ, N = D + 8) was
-//    2.5-3% faster but its FP8 accumulation lost the sum on long rows: 0.15 relative L2 at 8,192 keys,
-//    0.43 at 16,896 (session 16).
+//  - l sums P on the tensor core, one step at a time: after each P·V retires, each thread adds its rows'
+//    sums (columns D..D+7, which hold the rows' whole sums) to l and zeroes them, so no FP8 accumulation
+//    carries more than one step's sum (session 16 carried the whole row's and lost long rows: 0.43 relative
+//    L2 at 16,896 keys). l is then the sum of the e4m3 P that P·V multiplied, the reference's
+//    sum_quantized_p (quant_sum_quantized_p). Session 21: 3-7% faster than the softmax's 96 FADDs a step
+//    (Flux 2048² dense −6%, GNA 1x40x40 −7%, Flux 4096² dense −5%), the distance to the bf16 kernel unchanged.
 // quant=int8 (u8 P · s8 V into s32) needs the exact two-level sum and stays on block_sparse_quant_sm90.cu.
+// P·V at N = D + 8 (m64n136k32 at D = 128) is one of CuTe's extended wgmma shapes.
+#define CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED 1
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -78,25 +84,28 @@ inline constexpr int kStages = 4;
 inline constexpr int kQScaleRows = 32;
 
 // TPS layout tiles side by side make a step of kKN keys.
+// Vᵀ has 8 rows of ones after its D channels (e4m3 1.0, written once at the start), so that P·V at N = D + 8
+// also sums each row's P; the TMA loads only the D channels.
 template <int D, int TPS>
 struct Tiles {
   static constexpr int kKN = TPS * kBN;
+  static constexpr int kVRows = D + 8;  // Vᵀ rows: D channels, 8 rows of ones
   using RowAtom = std::conditional_t<D == 128, GMMA::Layout_K_SW128_Atom<int8_t>, GMMA::Layout_K_SW64_Atom<int8_t>>;
   using Q = decltype(tile_to_shape(RowAtom{}, Shape<Int<kBM>, Int<D>>{}));
   using K = decltype(tile_to_shape(RowAtom{}, Shape<Int<kKN>, Int<D>>{}));
   // Vᵀ [D, kKN keys] in 64-byte swizzle atoms, one column of them [D, 64] per tile: tile e at e·D·64, one
   // TMA box each.
-  using Vt = decltype(tile_to_shape(GMMA::Layout_K_SW64_Atom<float_e4m3_t>{}, Shape<Int<D>, Int<kKN>>{}));
+  using Vt = decltype(tile_to_shape(GMMA::Layout_K_SW64_Atom<float_e4m3_t>{}, Shape<Int<kVRows>, Int<kKN>>{}));
   using OpS = decltype(
       GMMA::ss_op_selector<int8_t, int8_t, int32_t, Shape<_64, Int<kKN>, Int<D>>, GMMA::Major::K, GMMA::Major::K>());
   using MmaS = decltype(make_tiled_mma(OpS{}, Layout<Shape<_2, _1, _1>>{}));
   using MmaO = decltype(make_tiled_mma(
-      GMMA::rs_op_selector<float_e4m3_t, float_e4m3_t, float, Shape<_64, Int<D>, Int<kKN>>, GMMA::Major::K,
+      GMMA::rs_op_selector<float_e4m3_t, float_e4m3_t, float, Shape<_64, Int<kVRows>, Int<kKN>>, GMMA::Major::K,
                            GMMA::Major::K>(),
       Layout<Shape<_2, _1, _1>>{}));
   // P as MmaO's A operand: four registers per k-block of 32 keys (quant_sm90_tile.cuh's PLayout), four k-blocks.
   using PLayout = Layout<Shape<Shape<_4, _2, _2>, _1, Int<kKN / 32>>>;
-  static constexpr int kQBytes = kBM * D, kKBytes = kKN * D, kVBytes = D * kKN;
+  static constexpr int kQBytes = kBM * D, kKBytes = kKN * D, kVBytes = kVRows * kKN, kVLoadBytes = D * kKN;
   static constexpr int kBarriers = 1 + 4 * kStages;
   // Tiles, the barriers, then each stage's TPS k scales and TPS k norms (the producer stores them with the
   // stage, so that the consumers hold no pointer into the layout's lists: their registers are full).
@@ -208,6 +217,18 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
+  {
+    // Rows D..D+7 of every Vᵀ column [D + 8, 64] of every stage: e4m3 1.0 (0x38; the swizzle only permutes
+    // them among themselves). The TMA boxes cover rows 0..D-1 and never touch them. Made visible to the
+    // wgmma's async proxy before the barrier.
+    constexpr int kChunks = S * TPS * 8 * 64 / 16;
+    for (int c = tid; c < kChunks; c += kThreads) {
+      const int col = c / 32, within = c % 32;  // 32 chunks of 16 bytes per column's 8 rows
+      *reinterpret_cast<uint4*>(vs + col * (D + 8) * kBN + D * kBN + 16 * within) =
+          make_uint4(0x38383838u, 0x38383838u, 0x38383838u, 0x38383838u);
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  }
   __syncthreads();
 
   if (tid < kProducerThreads) {
@@ -241,10 +262,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       tma::arrive(k_full + s);  // releases the scales' stores
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-      tma::expect_bytes(v_full + s, TL::kVBytes);
+      tma::expect_bytes(v_full + s, TL::kVLoadBytes);
 #pragma unroll
       for (int e = 0; e < TPS; ++e)
-        tma::load_2d(vs + s * TL::kVBytes + e * D * kBN, maps.vt, tj[e] * kBN, v_row, v_full + s);
+        tma::load_2d(vs + s * TL::kVBytes + e * TL::kVRows * kBN, maps.vt, tj[e] * kBN, v_row, v_full + s);
       tma::arrive(v_full + s);
       if (++s == S) s = 0, ++use;
     }
@@ -261,7 +282,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   Tensor tSrQ = thr_s.partition_fragment_A(sQ);
   Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<kKN>>{});  // s32
   Tensor s = recast<float>(s_acc);                                          // the same registers as f32
-  Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<D>>{});    // f32
+  Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<TL::kVRows>>{});  // f32
   Tensor p_frag = make_tensor<float_e4m3_t>(typename TL::PLayout{});
   static_assert(decltype(size(s_acc))::value == kKN / 2 && decltype(size(p_frag))::value == kKN / 2,
                 "one P byte per S value");
@@ -318,6 +339,18 @@ __global__ void __launch_bounds__(kThreads, 1)
     warpgroup_fence_operand(o_acc);
     warpgroup_fence_operand(p_frag);
     sm90::rescale_o<D>(o_acc, alpha);
+    // The P·V that just retired summed its step's P into columns D..D+7 (each thread's two of them hold its
+    // rows' whole sums): l = l·alpha + sum·alpha, l's own alpha having come with the softmax. Then zero them
+    // for the next P·V, so that the FP8 accumulation never carries more than one step's sum. In one asm
+    // statement that reads and writes the accumulators in place: as C++ (a read into l and a store of 0, or
+    // even the read alone) ptxas gave the wgmma accumulators other registers between steps and serialized
+    // every wgmma (C7511), spilling up to 1.3 KB.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      asm volatile("{\n fma.rn.f32 %0, %1, %3, %0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n}\n"
+                   : "+f"(l[r]), "+f"(o_acc(4 * (D / 8) + 2 * r)), "+f"(o_acc(4 * (D / 8) + 2 * r + 1))
+                   : "f"(alpha[r]));
+    }
     quant_sm90::pack_p<true, true>(s, p_frag);
   };
   // The k scales and norms of stage st into registers before the stage is released: lane 0 reads them (its
@@ -386,12 +419,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     warpgroup_wait<0>();
     warpgroup_fence_operand(o_acc);
     mbar_arrive_warp(v_empty + last_st, lane);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) l[r] += o_acc(4 * (D / 8) + 2 * r);  // the last step's sums
   }
-  // l already sums P at its scale: no inv_p_scale.
-  quant_sm90::store_rows<T, D>(o_acc, l, a.v_scale + bh * D, 1.f,
-                               static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                               int64_t(a.heads) * D, head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h),
-                               q0, a.seq_len, row_base, t);
+  // l holds each row's whole sum of P at P's scale: no shuffles and no inv_p_scale.
+  quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
+                                     static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
+                                     int64_t(a.heads) * D,
+                                     head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
+                                     row_base, t);
 #else
   __trap();  // not built for this device: block_sparse_sm90_device_refusal refuses it before any launch
 #endif

@@ -117,15 +117,18 @@ __device__ __forceinline__ void pack_p(const S& s, P& p) {
 
 // o · v_scale(channel) / (P scale · row sum), as block_sparse_quant.cu's epilogue, two channels per 32-bit
 // store, rows scattered to their natural positions; zeros for rows that attended nothing.
-template <typename T, int D, class O>
+// kWholeSums: l already holds each row's whole sum, not the thread's share (sm90ws sums P on the tensor core).
+template <typename T, int D, bool kWholeSums = false, class O>
 __device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], const float* v_scale, float inv_p_scale,
                                            T* out, int64_t out_ld, const int32_t* perm, int q0, int seq_len,
                                            int row_base, int t) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if constexpr (!kWholeSums) {
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    }
     const float inv = sum > 0.f ? inv_p_scale / sum : 0.f;
     const int pos = q0 + row_base + 8 * r;
     if (pos >= seq_len) continue;

@@ -57,7 +57,8 @@ __device__ __forceinline__ float tile_row_max(const SU& xu, int r, int h) {
 }
 
 // The online softmax of sm90::softmax_rows on the step's S as the floats kMagic + s (masked scores -inf),
-// leaving P in x and its sum in l, with the exp2s started before the step's max is known: each score's
+// leaving P in x and l rescaled (P·V sums P on the tensor core: the kernel adds the step's sum to l once
+// that P·V retired, session 21), with the exp2s started before the step's max is known: each score's
 // max, FFMA and exp2 interleave (the ALU's and the MUFU's work overlap), against the running max m.
 // Tile h of the step's TPS (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale · scale ·
 // log2 e) and P's scale folded into each score's exp2 argument, so each score costs one FFMA and no
@@ -71,7 +72,7 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
                                              float (&alpha)[2]) {
   constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: kSCols / TPS per tile
   constexpr int kTileCols = kSCols / TPS;
-  float mx[2], sum[2];
+  float mx[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     // m = -inf: nothing attended yet nor in this step (lazy_max_first ran), so every p is 0 against any
@@ -84,18 +85,14 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
     for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], ref + kHeadroom - kLog2PScale);
 #pragma unroll
     for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
-    // One running sum: four partial sums (a shorter FADD chain) made the kernel 6% slower (session 15, call 3).
-    float sm = 0.f;
 #pragma unroll
     for (int n = 0; n < kSCols; ++n)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int v = 4 * n + 2 * r + c, h = n / kTileCols;
-        const float p = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
-        x(v) = p;
-        sm += p;
+        x(v) = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
       }
-    mx[r] = step_row_max(mh, d), sum[r] = sm;
+    mx[r] = step_row_max(mh, d);
   }
   alpha[0] = alpha[1] = 1.f;
   if (__any_sync(0xffffffffu, mx[0] > m[0] + kHeadroom || mx[1] > m[1] + kHeadroom)) {
@@ -106,13 +103,12 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
       const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];
       alpha[r] = flash::fast_exp2(m[r] - m_new);
       m[r] = m_new;
-      sum[r] *= alpha[r];
 #pragma unroll
       for (int n = 0; n < kSCols; ++n) x(4 * n + 2 * r) *= alpha[r], x(4 * n + 2 * r + 1) *= alpha[r];
     }
   }
 #pragma unroll
-  for (int r = 0; r < 2; ++r) l[r] = l[r] * alpha[r] + sum[r];
+  for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
 }
 
 // The lazy rule's move of m before softmax_rows, for steps lazy_in_range cannot bound (a row's first
