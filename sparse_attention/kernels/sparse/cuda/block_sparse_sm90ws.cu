@@ -60,8 +60,8 @@
 // registers that held it in registers in the one-tile kernel.
 //
 // nvcc 13.0: 168 registers per thread at launch (then 56 for the producer, 224 for the consumers), no
-// serialized wgmma, no spills but 8 bytes in the packed-keys D = 128 instances (scripts/check_ptxas.py lists
-// them; session 21); 230504 / 148616 bytes of shared memory at D = 128 / 64 (tiles, 1 KiB of
+// serialized wgmma, no spills but 8 bytes in the packed-keys D = 128 instances' producer, stored and reloaded
+// once per CTA around its first look-ups (scripts/check_ptxas.py lists them; SASS, session 21); 230504 / 148616 bytes of shared memory at D = 128 / 64 (tiles, 1 KiB of
 // alignment, the barriers); one CTA per SM.
 //
 // Only the sm_90a pass compiles the body; block_sparse_sm90_device_refusal guards every launch.
