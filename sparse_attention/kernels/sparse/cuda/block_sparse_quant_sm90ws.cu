@@ -26,7 +26,7 @@
 //                 kKN/8 + O (D+8)/2 registers: 96 + 24 + 68 at D = 128). Vᵀ's 8 rows past its D channels
 //                 are ones, so columns D..D+7 of O sum the step's P (the row sum l, see Numerics);
 //  - epilogue: o · v_scale(channel) / (row sum of P), rows scattered through perm (quant_sm90::store_rows).
-// Numerics (docs/performance.md, sessions 14 to 19):
+// Numerics (docs/performance.md, sessions 14 to 21):
 //  - P is quantized against the running max of the step's TPS tiles; the mma.sync and sm90 kernels update
 //    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
 //    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = TPS (quant_tiles_per_step).
@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int kChunks = S * TPS * 8 * 64 / 16;
     for (int c = tid; c < kChunks; c += kThreads) {
       const int col = c / 32, within = c % 32;  // 32 chunks of 16 bytes per column's 8 rows
-      *reinterpret_cast<uint4*>(vs + col * (D + 8) * kBN + D * kBN + 16 * within) =
+      *reinterpret_cast<uint4*>(vs + col * TL::kVRows * kBN + D * kBN + 16 * within) =
           make_uint4(0x38383838u, 0x38383838u, 0x38383838u, 0x38383838u);
     }
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -283,6 +283,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   Tensor s_acc = partition_fragment_C(mma_s, Shape<Int<kBM>, Int<kKN>>{});  // s32
   Tensor s = recast<float>(s_acc);                                          // the same registers as f32
   Tensor o_acc = partition_fragment_C(mma_o, Shape<Int<kBM>, Int<TL::kVRows>>{});  // f32
+  // o_acc(kSum + 2r) and o_acc(kSum + 2r + 1): row r's two columns of the ones (column group D / 8), each
+  // holding the row's whole sum of the step's P.
+  constexpr int kSum = 4 * (D / 8);
   Tensor p_frag = make_tensor<float_e4m3_t>(typename TL::PLayout{});
   static_assert(decltype(size(s_acc))::value == kKN / 2 && decltype(size(p_frag))::value == kKN / 2,
                 "one P byte per S value");
@@ -348,7 +351,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       asm volatile("{\n fma.rn.f32 %0, %1, %3, %0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n}\n"
-                   : "+f"(l[r]), "+f"(o_acc(4 * (D / 8) + 2 * r)), "+f"(o_acc(4 * (D / 8) + 2 * r + 1))
+                   : "+f"(l[r]), "+f"(o_acc(kSum + 2 * r)), "+f"(o_acc(kSum + 2 * r + 1))
                    : "f"(alpha[r]));
     }
     quant_sm90::pack_p<true, true>(s, p_frag);
@@ -420,7 +423,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     warpgroup_fence_operand(o_acc);
     mbar_arrive_warp(v_empty + last_st, lane);
 #pragma unroll
-    for (int r = 0; r < 2; ++r) l[r] += o_acc(4 * (D / 8) + 2 * r);  // the last step's sums
+    for (int r = 0; r < 2; ++r) l[r] += o_acc(kSum + 2 * r);  // the last step's sums
   }
   // l holds each row's whole sum of P at P's scale: no shuffles and no inv_p_scale.
   quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
