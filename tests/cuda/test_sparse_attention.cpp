@@ -30,7 +30,9 @@
 #include "sparse_attention/block_layout.h"
 #include "sparse_attention/kernels/sparse/block_sparse.h"
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
+#include "sparse_attention/kernels/sparse/tile_boxes.h"
 #include "sparse_attention/methods/gna.h"
+#include "sparse_attention/methods/method_spec.h"
 #include "sparse_attention/methods/plan.h"
 #include "sparse_attention/reference/quant_cpu.h"
 #include "sparse_attention/reference/sparse_cpu.h"
@@ -634,6 +636,52 @@ static void case_gna_packed_keys(sattn::SparseKernel kernel) {
   check_layout(ctx, make_f16_problem(ctx, 1, l.seq_len, 2, 64, 602), l, kernel);
 }
 BLOCK_SPARSE_CASE("gna_packed_keys", case_gna_packed_keys)
+
+namespace {
+
+// A planned layout whose tiles sm90ws copies as TMA boxes (tile_boxes.h), checked on the host: every tile a
+// run or a grid box, and no packed entry (those gather their keys).
+BlockLayout tma_layout(const rt::Context& ctx, int64_t t, int64_t h, int64_t w, int64_t text, bool text_before,
+                       const char* method, bool grid_boxes) {
+  MaskRule rule = grid_rule(t, h, w, text, text_before, -1);
+  const auto spec = sattn::parse_method(method);
+  REQUIRE(spec);
+  const BlockLayout l = sattn::plan(spec->for_tokens(rule.tokens), kBlockSparseQTile, kBlockSparseKvTile);
+  const sattn::kernels::TileBoxes boxes = sattn::kernels::tile_boxes(l);
+  INFO(method << ": " << boxes.why);
+  REQUIRE(boxes.usable);
+  CHECK((boxes.q_box[0] != 0 && boxes.kv_box[0] != 0) == grid_boxes);
+#if DITRUN_WITH_CUDA
+  const sattn::kernels::cuda::UploadedLayout u = sattn::kernels::cuda::upload_layout(ctx, l);
+  CHECK(u.boxes_usable);
+  CHECK(u.packed_entry == nullptr);
+#else
+  (void)ctx;
+#endif
+  return l;
+}
+
+}  // namespace
+
+// Layouts the sm90ws kernel loads by TMA (the other kernels gather them as any layout): the identity order
+// with a ragged end (runs, read past the sequence as zeros), Flux's image boxes with text runs, over batch 2
+// and the fused-qkv views' strides, and a video's boxes across frames (GRAT over 2x8x8 groups) with short text runs after the grid.
+static void case_tma_boxes(sattn::SparseKernel kernel) {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  KERNEL_OR_SKIP(ctx, kernel);
+  const BlockLayout dense = tma_layout(ctx, 1, 23, 29, 41, true, "dense", false);  // L = 708
+  check_layout(ctx, make_problem(ctx, 2, dense.seq_len, 3, 128, Views::Contiguous, 701), dense, kernel);
+  const BlockLayout image = tma_layout(ctx, 1, 32, 64, 64, true, "grat:variant=B,group=1x8x16", true);
+  check_layout(ctx, make_problem(ctx, 2, image.seq_len, 3, 128, Views::Contiguous, 702), image, kernel);
+  check_layout(ctx, make_problem(ctx, 2, image.seq_len, 2, 128, Views::FusedQkv, 703), image, kernel);
+  check_layout(ctx, make_f16_problem(ctx, 1, image.seq_len, 2, 64, 704), image, kernel);
+  const BlockLayout video = tma_layout(ctx, 2, 32, 32, 40, false, "grat:variant=B,group=2x8x8", true);
+  check_layout(ctx, make_problem(ctx, 1, video.seq_len, 3, 128, Views::Contiguous, 705), video, kernel);
+  check_layout(ctx, make_f16_problem(ctx, 1, video.seq_len, 2, 64, 706), video, kernel);
+  // Batch 2 of a video: the boxes' 5-D map has no dimension left for the batch, so sm90ws gathers.
+  check_layout(ctx, make_problem(ctx, 2, video.seq_len, 2, 128, Views::Contiguous, 707), video, kernel);
+}
+BLOCK_SPARSE_CASE("tma_boxes", case_tma_boxes)
 
 TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);

@@ -61,6 +61,13 @@ struct UploadedLayout {
   // none (device-planned layouts, which have no partial tiles).
   rt::Tensor packed_entry_buf, packed_keys_buf;
   const int32_t *packed_entry = nullptr, *packed_keys = nullptr;
+  // The tiles one TMA copy loads (tile_boxes.h), for the sm90ws kernel: usable = every tile is a run of
+  // tokens or a grid box; then the descriptors on the device (nullptr for the identity order) and the box
+  // shapes. Not usable (or a device-planned layout): the kernel gathers rows through perm.
+  bool boxes_usable = false;
+  rt::Tensor box_desc_buf;
+  const int32_t *q_box_desc = nullptr, *kv_box_desc = nullptr;
+  int64_t q_box[3] = {0, 0, 0}, kv_box[3] = {0, 0, 0};
   size_t words = 0;  // int32 values in buffer (a consistency check against the layout)
 };
 UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout);

@@ -32,6 +32,7 @@
 #include "sparse_attention/kernels/sparse/cuda/layout_order.cuh"
 #include "sparse_attention/kernels/sparse/cuda/packed_keys.h"
 #include "sparse_attention/kernels/sparse/cuda/warp_mma.cuh"
+#include "sparse_attention/kernels/sparse/tile_boxes.h"
 #include "sparse_attention/mask_rule.h"
 
 namespace sattn::kernels::cuda {
@@ -318,6 +319,18 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) 
     d.packed_entry = static_cast<const int32_t*>(d.packed_entry_buf.raw_data());
     d.packed_keys = static_cast<const int32_t*>(d.packed_keys_buf.raw_data());
   }
+  const TileBoxes boxes = tile_boxes(layout);
+  d.boxes_usable = boxes.usable;
+  for (int a = 0; a < 3; ++a) d.q_box[a] = boxes.q_box[a], d.kv_box[a] = boxes.kv_box[a];
+  if (boxes.usable && !boxes.q_desc.empty()) {
+    std::vector<int32_t> desc = boxes.q_desc;
+    desc.insert(desc.end(), boxes.kv_desc.begin(), boxes.kv_desc.end());
+    d.box_desc_buf = rt::cuda::empty(ctx, {int64_t(desc.size())}, rt::DType::F32);
+    DITRUN_CUDA_CHECK(cudaMemcpyAsync(d.box_desc_buf.raw_data(), desc.data(), desc.size() * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, ctx.cuda().stream));
+    d.q_box_desc = static_cast<const int32_t*>(d.box_desc_buf.raw_data());
+    d.kv_box_desc = d.q_box_desc + boxes.q_desc.size();
+  }
   return d;
 }
 
@@ -344,6 +357,11 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
   a.perm = dl.perm, a.head_perm = dl.head_perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
   a.packed_entry = dl.packed_entry, a.packed_keys = dl.packed_keys;
+  a.tma_boxes = dl.boxes_usable, a.q_box_desc = dl.q_box_desc, a.kv_box_desc = dl.kv_box_desc;
+  const TokenLayout& tokens = layout.rule.tokens;
+  a.grid_t = int(tokens.grid[0]), a.grid_h = int(tokens.grid[1]), a.grid_w = int(tokens.grid[2]);
+  a.grid_begin = int(tokens.grid_begin());
+  for (int i = 0; i < 3; ++i) a.q_box[i] = int(dl.q_box[i]), a.kv_box[i] = int(dl.kv_box[i]);
   a.scale_log2 = scale * 1.44269504088896341f;  // log2(e)
   // Heavy entries first (entry_order.h); `order` stays alive until the kernel is queued behind it.
   const rt::Tensor order = order_entries(ctx, a, int64_t(a.num_q_tiles) * heads * batch,

@@ -69,12 +69,14 @@
 
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
 #include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
+#include "sparse_attention/kernels/sparse/cuda/tma.cuh"
 #include "sparse_attention/kernels/sparse/cuda/ws_sync.cuh"
 
 namespace sattn::kernels::cuda {
@@ -285,6 +287,43 @@ __device__ __forceinline__ bool step_masks(uint64_t (&rows)[2 * H], const BlockS
   return masked;
 }
 
+// The TMA copies of q, k and v (tile_boxes.h): per operand a map of runs of tokens, [D, L, heads, batch], and
+// a map of the grid's boxes, [D, W, H, heads, batch] for images (T = 1) or [D, W, H, T, heads] for a video of
+// batch 1, each in boxes of one tile (64 channels wide: one column of swizzle atoms per copy).
+struct WsMaps {
+  CUtensorMap q_run, q_grid, k_run, k_grid, v_run, v_grid;
+};
+
+// Where one tile (ROWS layout positions) comes from: its descriptor (descs nullptr: the identity order, tile
+// i the run from token i · ROWS) as a map choice and coordinates. Looked up before the wait for the stage,
+// so that the look-ups' latency hides behind it (as the gathers' perm look-ups do).
+struct WsTmaBox {
+  bool in_grid;
+  int c1, c2, c3, c4;
+};
+template <int ROWS>
+__device__ __forceinline__ WsTmaBox ws_tma_box(const BlockSparseArgs& a, const int32_t* descs, int tile, int h, int b) {
+  const int32_t desc = descs != nullptr ? __ldg(descs + tile) : tile * ROWS;
+  WsTmaBox x{desc < 0, desc & 0x7fffffff, h, b, 0};  // bit 31: kTileBoxGridBit
+  if (x.in_grid) {
+    const int g = x.c1 - a.grid_begin, r = g / a.grid_w;
+    x.c1 = g - r * a.grid_w, x.c2 = r % a.grid_h;
+    if (a.grid_t == 1) x.c3 = h, x.c4 = b;
+    else x.c3 = r / a.grid_h, x.c4 = h;
+  }
+  return x;
+}
+
+// The tile at `x` into the tile at shared address dst, whose columns of swizzle atoms are column_bytes apart:
+// D / 64 copies, counted on bar.
+template <int D>
+__device__ __forceinline__ void ws_tma_copy(uint32_t dst, uint32_t column_bytes, const CUtensorMap& run,
+                                            const CUtensorMap& grid, const WsTmaBox& x, uint64_t* bar) {
+#pragma unroll
+  for (int col = 0; col < D / 64; ++col)
+    tma::load_5d(dst + col * column_bytes, x.in_grid ? grid : run, col * 64, x.c1, x.c2, x.c3, x.c4, bar);
+}
+
 }  // namespace sm90ws
 
 namespace {
@@ -299,9 +338,9 @@ struct WsSmem {
   static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
 };
 
-template <typename T, int D, bool kPacked>
+template <typename T, int D, bool kPacked, bool kTma>
 __global__ void __launch_bounds__(kWsThreads, 1)
-    block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong) {
+    block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong, const __grid_constant__ WsMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Tiles = sm90::Tiles<T, D, kKN>;
   using E = typename Tiles::E;
@@ -335,9 +374,11 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     return;
   }
   if (tid == 0) {
-    mbar_init(q_full, kProducerThreads);
+    // Gathers: each producer thread's arrival once its copies landed; TMA: the one thread's, and the bytes.
+    constexpr int kFills = kTma ? 1 : kProducerThreads;
+    mbar_init(q_full, kFills);
     for (int s = 0; s < S; ++s) {
-      mbar_init(k_full + s, kProducerThreads), mbar_init(v_full + s, kProducerThreads);
+      mbar_init(k_full + s, kFills), mbar_init(v_full + s, kFills);
       mbar_init(k_empty + s, kConsumerWarps), mbar_init(v_empty + s, kConsumerWarps);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -348,6 +389,40 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // ---- Producer: step j's H tiles (one set of look-ups for K and V) go to stage j % S, side by side,
     // once its previous occupant, step j - S, is released.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    constexpr uint32_t kStageBytes = Tiles::kKVElems * sizeof(T);
+    if constexpr (kTma) {
+      // Every tile is a run or a grid box (no packed slots): thread 0 copies each with D / 64 TMA boxes. A
+      // step's empty second slot gets its first tile again: masked (p = 0), and finite, as 0 · NaN is NaN.
+      if (tid != 0) return;
+      tma::expect_bytes(q_full, Tiles::kQElems * sizeof(T));
+      ws_tma_copy<D>(smem_address(qs), kBM * 128, maps.q_run, maps.q_grid, ws_tma_box<kBM>(a, a.q_box_desc, qt, h, b),
+                     q_full);
+      tma::arrive(q_full);
+      const uint32_t k_base = smem_address(ks), v_base = smem_address(vs);
+      uint32_t s_off = 0;
+      int s = 0, use = 0;
+      for (int j = 0; j < num_steps; ++j) {
+        WsTmaBox x[H];
+#pragma unroll
+        for (int e = 0; e < H; ++e)
+          x[e] = ws_tma_box<kBN>(a, a.kv_box_desc, visit.tile(a, H * j + e < visit.num_slots ? H * j + e : H * j), h, b);
+        if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
+        tma::expect_bytes(k_full + s, kStageBytes);
+#pragma unroll
+        for (int e = 0; e < H; ++e)
+          ws_tma_copy<D>(k_base + s_off + e * kBN * 128, kKN * 128, maps.k_run, maps.k_grid, x[e], k_full + s);
+        tma::arrive(k_full + s);
+        if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+        tma::expect_bytes(v_full + s, kStageBytes);
+#pragma unroll
+        for (int e = 0; e < H; ++e)
+          ws_tma_copy<D>(v_base + s_off + e * kBN * 128, kKN * 128, maps.v_run, maps.v_grid, x[e], v_full + s);
+        tma::arrive(v_full + s);
+        s_off += kStageBytes;
+        if (++s == S) s = 0, s_off = 0, ++use;
+      }
+      return;
+    }
     const int p = tid;
     const T* qg = static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[2];
     const T* kg = static_cast<const T*>(a.k) + b * a.k_stride[0] + h * a.k_stride[2];
@@ -363,7 +438,6 @@ __global__ void __launch_bounds__(kWsThreads, 1)
                          smem_address(raw_pointer_cast(&k_stage(0)(rows.row0, col))) != kHalfBytes)
       __trap();
     const uint32_t k_base = smem_address(ks), v_base = smem_address(vs);
-    constexpr uint32_t kStageBytes = Tiles::kKVElems * sizeof(T);
     // Q's and step 0's look-ups in one round trip; after that, step j+1's go out right after step j's copies,
     // before the waits for its stages: once the ring is full the producer spends its time in those waits,
     // which then hide the look-ups' latency.
@@ -438,7 +512,9 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   auto rescale_and_pack = [&](const float (&alpha)[2]) { sm90::rescale_and_pack<T, D>(o_acc, p_frag, s_acc, alpha); };
   // The copies wrote through the generic proxy, wgmma reads through the async one: the fence comes after the
   // waits that acquired the copies and before the MMAs.
-  auto acquired = [&]() { sm90::fence_generic_to_async_smem(); };
+  auto acquired = [&]() {
+    if constexpr (!kTma) sm90::fence_generic_to_async_smem();  // TMA writes through the async proxy
+  };
 
   // The schedule of block_sparse_sm90.cu (num_steps + 1 issue points; see its header for why the waits sit
   // where they do), with the barrier replaced by the stage waits and the releases. Step i's masks are read
@@ -506,21 +582,65 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-template <typename T, int D, bool kPacked>
-void launch_variant(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
+template <typename T, int D, bool kPacked, bool kTma>
+void launch_variant(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong, const WsMaps& maps) {
   constexpr int smem_bytes = WsSmem<T, D>::bytes();
   static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, kPacked>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, kPacked, kTma>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_sm90ws_kernel<T, D, kPacked><<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong);
+  block_sparse_sm90ws_kernel<T, D, kPacked, kTma>
+      <<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong, maps);
+}
+
+// The maps of one operand (base, strides in elements: batch, token, head) for ws_tma_tile, or false when its
+// strides are not the 16-byte multiples a TMA map needs (then the kernel gathers).
+bool operand_maps(tma::EncodeTiled encode, const void* base, const int64_t (&stride)[3], const BlockSparseArgs& a,
+                  int d, unsigned batch, int run_rows, const int (&box)[3], CUtensorMap* run, CUtensorMap* grid,
+                  const char* what) {
+  constexpr uint64_t elem = 2;
+  const uint64_t bs = uint64_t(stride[0]) * elem, ts = uint64_t(stride[1]) * elem, hs = uint64_t(stride[2]) * elem;
+  if (ts % 16 != 0 || hs % 16 != 0 || (batch > 1 && bs % 16 != 0) || reinterpret_cast<uintptr_t>(base) % 16 != 0)
+    return false;
+  const uint64_t batch_stride = batch > 1 ? bs : 16;  // unused with one entry, but a valid stride
+  *run = tma::make_map_5d_b16(encode, base, {uint64_t(d), uint64_t(a.seq_len), uint64_t(a.heads), batch, 1},
+                              {ts, hs, batch_stride, batch_stride}, {64, uint32_t(run_rows), 1, 1, 1}, what);
+  if (box[0] == 0) return true;  // no tile is a grid box
+  const void* grid_base = static_cast<const char*>(base) + uint64_t(a.grid_begin) * ts;
+  const uint64_t w = uint64_t(a.grid_w), hh = uint64_t(a.grid_h), t = uint64_t(a.grid_t);
+  if (t == 1)
+    *grid = tma::make_map_5d_b16(encode, grid_base, {uint64_t(d), w, hh, uint64_t(a.heads), batch},
+                                 {ts, w * ts, hs, batch_stride}, {64, uint32_t(box[2]), uint32_t(box[1]), 1, 1}, what);
+  else
+    *grid = tma::make_map_5d_b16(encode, grid_base, {uint64_t(d), w, hh, t, uint64_t(a.heads)},
+                                 {ts, w * ts, hh * w * ts, hs},
+                                 {64, uint32_t(box[2]), uint32_t(box[1]), uint32_t(box[0]), 1}, what);
+  return true;
+}
+
+// Whether every tile goes by TMA (tile_boxes.h), with the maps in *maps: the layout's tiles are runs and grid
+// boxes, no entry walks packed keys (gathered by index), a video's grid boxes come with batch 1 (a 5-D map
+// has no dimension left for the batch) and the operands' strides suit a map.
+bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
+  const char* env = std::getenv("DITRUN_WS_TMA");  // EXPERIMENT (session 22): 0 = gathers, for the A/B
+  if (env != nullptr && env[0] == '0') return false;
+  // EXPERIMENT: 3 = runs only (layouts in the identity order), grid boxes gathered.
+  if (env != nullptr && env[0] == '3' && (a.q_box[0] != 0 || a.kv_box[0] != 0)) return false;
+  if (!a.tma_boxes || a.packed_entry != nullptr) return false;
+  if ((a.q_box[0] != 0 || a.kv_box[0] != 0) && a.grid_t > 1 && batch > 1) return false;
+  const tma::EncodeTiled encode = tma::encode_tiled();
+  return operand_maps(encode, a.q, a.q_stride, a, d, batch, kBM, a.q_box, &maps->q_run, &maps->q_grid, "q") &&
+         operand_maps(encode, a.k, a.k_stride, a, d, batch, kBN, a.kv_box, &maps->k_run, &maps->k_grid, "k") &&
+         operand_maps(encode, a.v, a.v_stride, a, d, batch, kBN, a.kv_box, &maps->v_run, &maps->v_grid, "v");
 }
 
 // Layouts without packed entries (dense, GRAT, the top-k planner's) run the kernel compiled without that path:
 // on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
 template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
-  if (a.packed_entry != nullptr) launch_variant<T, D, true>(ctx, a, grid, pingpong);
-  else launch_variant<T, D, false>(ctx, a, grid, pingpong);
+  WsMaps maps{};
+  if (tma_maps(a, D, grid.z, &maps)) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
+  else if (a.packed_entry != nullptr) launch_variant<T, D, true, false>(ctx, a, grid, pingpong, maps);
+  else launch_variant<T, D, false, false>(ctx, a, grid, pingpong, maps);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Hopper's tensor memory accelerator (TMA) for the quantized warp-specialized kernel: 2-D tiles of bytes from
-// a row-major global array into a swizzled shared-memory tile, completing on an mbarrier's transaction count.
+// Hopper's tensor memory accelerator (TMA) for the warp-specialized kernels: 2-D tiles of bytes from a row-major
+// global array (the quantized kernel) or 5-D boxes of 16-bit elements (the bf16/f16 kernel) into a swizzled
+// shared-memory tile, completing on an mbarrier's transaction count.
 // One producer thread issues a whole tile, where cp.async needed 128 threads and 4 instructions each per tile
 // (block_sparse_quant_sm90ws.cu's header says what that gained).
 #pragma once
@@ -52,12 +53,46 @@ inline CUtensorMap make_map_2d(EncodeTiled encode, const void* base, uint64_t ro
   return map;
 }
 
+// A tensor map over 16-bit elements in five dimensions (dims[0] contiguous; strides in bytes of dims 1 to 4),
+// copied in boxes of box[0..4] elements with the 128-byte swizzle (box[0] = 64 elements: one swizzle atom's
+// row), the box's rows stacked in the order of its dimensions. Elements outside the dims arrive as zeros.
+// The block-sparse sm90ws kernel views q, k and v so (block_sparse_sm90ws.cu).
+inline CUtensorMap make_map_5d_b16(EncodeTiled encode, const void* base, const uint64_t (&dims)[5],
+                                   const uint64_t (&strides)[4], const uint32_t (&box)[5], const char* what) {
+  CUtensorMap map;
+  cuuint64_t d[5], st[4];
+  cuuint32_t b[5];
+  const cuuint32_t elem_strides[5] = {1, 1, 1, 1, 1};
+  for (int i = 0; i < 5; ++i) d[i] = dims[i], b[i] = box[i];
+  for (int i = 0; i < 4; ++i) st[i] = strides[i];
+  const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 5, const_cast<void*>(base), d, st, b, elem_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  // The caller checked what the map needs (16-byte aligned base and strides, extents below 2^32): a refusal
+  // is a bug there.
+  DITRUN_CHECK(r == CUDA_SUCCESS, "the TMA descriptor of ", what, " was refused (CUresult ", int(r), ") for dims ",
+               dims[0], " x ", dims[1], " x ", dims[2], " x ", dims[3], " x ", dims[4], ", strides ", strides[0], ", ",
+               strides[1], ", ", strides[2], ", ", strides[3], " bytes, box ", box[0], " x ", box[1], " x ", box[2],
+               " x ", box[3], " x ", box[4]);
+  return map;
+}
+
 // The box at (byte x, row y) of `map` into `dst`, counted on `bar` as its bytes land.
 __device__ __forceinline__ void load_2d(void* dst, const CUtensorMap& map, int x, int y, uint64_t* bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
           smem_address(dst)),
       "l"(reinterpret_cast<uint64_t>(&map)), "r"(x), "r"(y), "r"(smem_address(bar))
+      : "memory");
+}
+
+// The box at coordinates c0..c4 (elements) of a 5-D `map` into `dst`, counted on `bar` as its bytes land.
+__device__ __forceinline__ void load_5d(uint32_t dst, const CUtensorMap& map, int c0, int c1, int c2, int c3, int c4,
+                                        uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.5d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5, "
+      "%6}], [%7];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(&map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(smem_address(bar))
       : "memory");
 }
 
