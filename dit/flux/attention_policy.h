@@ -27,7 +27,8 @@ std::string attention_fit_error(const sattn::MethodSpec& method, int64_t width, 
 // runs at 0.40-0.51x cuDNN's throughput with mma.sync (docs/performance.md, run S1: Flux, Wan and
 // HunyuanVideo shapes), so visiting half of the tiles takes about as long as cuDNN visiting all of them, and
 // sparse layouts lose another 5-40% per visited tile. The warp-specialized wgmma kernel on Hopper runs at
-// 0.61-0.86x (run S15), a break-even nearer 0.6-0.7; 0.5 keeps one rule, and so one image, on every device.
+// 0.78-1.11x (docs/performance.md, session 22's sweep), a break-even nearer 0.8-0.9; 0.5 keeps one rule,
+// and so one image, on every device.
 inline constexpr double kDenseFallbackTileDensity = 0.5;
 
 // Why the structured call `p` (method, tokens and q/k/v set as the model would run it; only the tensors'

@@ -15,9 +15,16 @@
 // steps as a tile, unmasked but for the last one's tail. Masked-out keys are neither loaded nor multiplied:
 // Flux 2048² GNA 1x40x40 / 16 took 0.90x the time of the tiles (session 13). A layout without packed entries
 // runs the kernel instantiated without that path (kPacked = false).
-//  - warpgroup 0 (128 threads, setmaxnreg 56) only loads: the perm look-ups and the 16-byte cp.async row
-//    gathers of Q and of every step's K and V rows into a ring of kWsStages stages (3 at D = 128, 4 at
-//    D = 64), as far ahead of the consumers as the ring allows;
+//  - warpgroup 0 (128 threads, setmaxnreg 56) only loads, into a ring of kWsStages stages (3 at D = 128, 4 at
+//    D = 64), as far ahead of the consumers as the ring allows. Where every tile of the layout is a run of
+//    tokens or a grid box (tile_boxes.h: the identity order, and Flux's GNA and GRAT boxes) and no entry
+//    packs its keys, its thread 0 copies each tile of Q, K and V with D / 64 TMA boxes (kTma, WsMaps): maps
+//    of runs [D, L, heads, batch] and of grid boxes [D, W, H, heads, batch] (or [D, W, H, T, heads] for a
+//    video of batch 1), the tile's descriptor and coordinates read a step ahead, before the wait for the
+//    stage. Session 22: 7-11% faster than the gathers on Flux's dense, GNA and GRAT rows (reading the
+//    descriptor after the wait, on the critical path, had made the sparse rows 0-2% slower). Otherwise its
+//    128 threads do the perm look-ups and the 16-byte cp.async row gathers of Q and of every step's K and V
+//    rows;
 //  - warpgroups 1 and 2 (setmaxnreg 224) own 64 query rows each and only compute, with the sm90 kernel's
 //    intra-warpgroup overlap (issue S(i) and P(i-1)·V(i-1), wait for S(i), softmax while P·V runs). They read
 //    the partial tiles' mask words themselves (two words per thread and tile, one step ahead);
@@ -26,8 +33,9 @@
 //    H200 both settings passed every test and ping-pong took 0.98-1.01x the time without it.
 //
 // Protocol (all mbarriers in shared memory, initialized by thread 0 before the CTA's one __syncthreads):
-//   q_full            count 128: each producer thread's cp.async.mbarrier.arrive.noinc after its Q rows.
-//                     One phase; consumers wait parity 0.
+//   q_full            count 128: each producer thread's cp.async.mbarrier.arrive.noinc after its Q rows (TMA:
+//                     count 1, thread 0's arrival after its copies, with their bytes expected). The same for
+//                     k_full and v_full. One phase; consumers wait parity 0.
 //   k_full[s], v_full[s]   count 128, the same noinc arrival after a thread's K (V) rows of the step in
 //                     stage s. Step j lives in stage s = j % S (S = kWsStages) as the stage's use u = j / S; its
 //                     fill completes phase u of k_full[s] / v_full[s]; consumers wait parity u & 1.
@@ -44,7 +52,8 @@
 // and exits before any barrier is touched. Nothing else is CTA-wide after the init: the producer returns
 // when its last copies landed, the consumers' epilogue synchronizes each warpgroup alone.
 //   cp.async writes through the generic proxy and wgmma reads through the async proxy: each consumer thread
-// issues fence.proxy.async after its full-barrier wait (which acquires the copies) and before its MMAs.
+// issues fence.proxy.async after its full-barrier wait (which acquires the copies) and before its MMAs (not
+// after TMA copies, which write through the async proxy).
 //   Ping-pong: named barriers kBarTurn + c (256 threads: warpgroup c's bar.sync + the other's bar.arrive).
 // Consumer c syncs on its own barrier before each of its num_steps + 1 MMA issues and arrives on the other's
 // after it; consumer 1 arrives once on consumer 0's barrier at the start (consumer 0 goes first) and skips
@@ -69,7 +78,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
@@ -406,18 +414,16 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #pragma unroll
         for (int e = 0; e < H; ++e)
           x[e] = ws_tma_box<kBN>(a, a.kv_box_desc, visit.tile(a, H * j + e < visit.num_slots ? H * j + e : H * j), h, b);
-        if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-        tma::expect_bytes(k_full + s, kStageBytes);
+        // K, then V: wait for the stage's release, then the step's tiles into it.
+        auto fill = [&](uint64_t* empty, uint64_t* full, uint32_t base, const CUtensorMap& run, const CUtensorMap& grid) {
+          if (use > 0) mbar_wait(empty + s, (use - 1) & 1);
+          tma::expect_bytes(full + s, kStageBytes);
 #pragma unroll
-        for (int e = 0; e < H; ++e)
-          ws_tma_copy<D>(k_base + s_off + e * kBN * 128, kKN * 128, maps.k_run, maps.k_grid, x[e], k_full + s);
-        tma::arrive(k_full + s);
-        if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-        tma::expect_bytes(v_full + s, kStageBytes);
-#pragma unroll
-        for (int e = 0; e < H; ++e)
-          ws_tma_copy<D>(v_base + s_off + e * kBN * 128, kKN * 128, maps.v_run, maps.v_grid, x[e], v_full + s);
-        tma::arrive(v_full + s);
+          for (int e = 0; e < H; ++e) ws_tma_copy<D>(base + s_off + e * kBN * 128, kKN * 128, run, grid, x[e], full + s);
+          tma::arrive(full + s);
+        };
+        fill(k_empty, k_full, k_base, maps.k_run, maps.k_grid);
+        fill(v_empty, v_full, v_base, maps.v_run, maps.v_grid);
         s_off += kStageBytes;
         if (++s == S) s = 0, s_off = 0, ++use;
       }
@@ -621,10 +627,6 @@ bool operand_maps(tma::EncodeTiled encode, const void* base, const int64_t (&str
 // boxes, no entry walks packed keys (gathered by index), a video's grid boxes come with batch 1 (a 5-D map
 // has no dimension left for the batch) and the operands' strides suit a map.
 bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
-  const char* env = std::getenv("DITRUN_WS_TMA");  // EXPERIMENT (session 22): 0 = gathers, for the A/B
-  if (env != nullptr && env[0] == '0') return false;
-  // EXPERIMENT: 3 = runs only (layouts in the identity order), grid boxes gathered.
-  if (env != nullptr && env[0] == '3' && (a.q_box[0] != 0 || a.kv_box[0] != 0)) return false;
   if (!a.tma_boxes || a.packed_entry != nullptr) return false;
   if ((a.q_box[0] != 0 || a.kv_box[0] != 0) && a.grid_t > 1 && batch > 1) return false;
   const tma::EncodeTiled encode = tma::encode_tiled();
@@ -633,8 +635,9 @@ bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
          operand_maps(encode, a.v, a.v_stride, a, d, batch, kBN, a.kv_box, &maps->v_run, &maps->v_grid, "v");
 }
 
-// Layouts without packed entries (dense, GRAT, the top-k planner's) run the kernel compiled without that path:
-// on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
+// Layouts whose tiles are runs and grid boxes run the TMA instance; the others gather, and those without
+// packed entries (GRAT with border boxes, PARO's orders, the top-k planner's) run the kernel compiled without
+// that path: on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
 template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
   WsMaps maps{};
