@@ -635,9 +635,9 @@ bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
          operand_maps(encode, a.v, a.v_stride, a, d, batch, kBN, a.kv_box, &maps->v_run, &maps->v_grid, "v");
 }
 
-// Layouts whose tiles are runs and grid boxes run the TMA instance; the others gather, and those without
-// packed entries (GRAT with border boxes, PARO's orders, the top-k planner's) run the kernel compiled without
-// that path: on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
+// Layouts whose tiles are runs and grid boxes (the top-k planner's included) run the TMA instance; the others
+// gather, and those without packed entries (GRAT with border boxes, PARO's orders) run the kernel compiled
+// without that path: on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
 template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
   WsMaps maps{};

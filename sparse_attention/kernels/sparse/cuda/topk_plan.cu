@@ -165,6 +165,7 @@ UploadedLayout plan_topk(const rt::Context& ctx, const rt::Tensor& q, const rt::
   // Every partial list is empty, so the kernel never reads partial_index or the masks.
   u.partial_offsets = partial_offsets, u.partial_index = partial_offsets;
   u.partial_masks = nullptr;
+  u.boxes_usable = true;  // the identity order: every tile a run of tokens, which sm90ws copies by TMA
   u.words = size_t(words);
   return u;
 }

@@ -19,8 +19,9 @@ inline constexpr int64_t kTopkMaxKvTiles = 8192;
 
 // Plans `shape` (its tiles, seq_len, batch and heads; the CSR vectors are not read) for q, k [B, L, H, D]
 // (f32, bf16 or f16 GPU tensors, any strides; L = shape.seq_len, B and H = shape's) and returns the lists
-// as an UploadedLayout (perm = nullptr, no partial tiles; `words` = the int32 values in its buffer) for
-// block_sparse_attention_planned. CHECKs 1 <= critical <= shape.num_kv_tiles() <= kTopkMaxKvTiles.
+// as an UploadedLayout (perm = nullptr, no partial tiles, every tile a run for sm90ws's TMA copies; `words` =
+// the int32 values in its buffer) for block_sparse_attention_planned. CHECKs 1 <= critical <=
+// shape.num_kv_tiles() <= kTopkMaxKvTiles.
 UploadedLayout plan_topk(const rt::Context& ctx, const rt::Tensor& q, const rt::Tensor& k, float scale,
                          int64_t critical, const BlockLayout& shape);
 
