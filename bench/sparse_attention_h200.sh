@@ -7,7 +7,7 @@
 # which measures the kernel itself against cuDNN).
 # Every row is timed after 2 s of running it (bench-attention --steady-seconds): the H200 runs these kernels
 # at its 690 W limit, at a clock that depends on the kernel (docs/performance.md, session 12).
-# usage: bench/sparse_attention_h200.sh [REPEAT=10]; needs a CUDA build (default build-gpu/, DITRUN_BIN);
+# usage: [WARM_SECONDS=60] bench/sparse_attention_h200.sh [REPEAT=10]; needs a CUDA build (default build-gpu/, DITRUN_BIN);
 # results in $OUT (or bench-results/): a log per problem and summary.txt, every row on one line (also printed
 # last, so that a device call's output tail holds the sweep). EXTRA: more bench-attention arguments for
 # every problem, e.g. EXTRA="--quant int8-fp8pv --cudnn-fp8" adds the quantized kernel on every layout and
@@ -26,6 +26,13 @@ run() {  # name, then bench-attention arguments
   "$bin" bench-attention --repeat "$repeat" --warmup 2 "$@" ${EXTRA:-} 2>&1 | tee "$out/sparse_$name.log" ||
     echo "== $name failed"
 }
+# The GPU warm first: while it is cold cuDNN's dense attention times 8-15% faster than once warm, and our
+# kernel barely moves (docs/performance.md, session 22), so a sweep that starts cold divides its first rows
+# by a cold cuDNN. WARM_SECONDS (default 60; 0: none) of cuDNN and our kernel on Flux 2048² dense, discarded.
+if [ "${WARM_SECONDS:-60}" != 0 ]; then
+  "$bin" bench-attention --grid 1x128x128 --text 512 --heads 24 --dim 128 --method dense --repeat 1 --warmup 0 \
+    --steady-seconds "$(( ${WARM_SECONDS:-60} / 2 ))" >/dev/null 2>&1 || echo "== warm-up failed"
+fi
 run flux2048 --grid 1x128x128 --text 512 --heads 24 --dim 128 --method dense \
   --method gna:window=1x40x40,stride=1x16x16 --method gna:window=1x64x64,stride=1x16x16 \
   --method grat:variant=B,group=1x16x16 --method grat:variant=X,group=1x16x16
