@@ -643,7 +643,7 @@ namespace {
 // run or a grid box, and no packed entry (those gather their keys).
 BlockLayout tma_layout(const rt::Context& ctx, int64_t t, int64_t h, int64_t w, int64_t text, bool text_before,
                        const char* method, bool grid_boxes) {
-  MaskRule rule = grid_rule(t, h, w, text, text_before, -1);
+  const MaskRule rule = grid_rule(t, h, w, text, text_before, -1);
   const auto spec = sattn::parse_method(method);
   REQUIRE(spec);
   const BlockLayout l = sattn::plan(spec->for_tokens(rule.tokens), kBlockSparseQTile, kBlockSparseKvTile);
@@ -665,7 +665,8 @@ BlockLayout tma_layout(const rt::Context& ctx, int64_t t, int64_t h, int64_t w, 
 
 // Layouts the sm90ws kernel loads by TMA (the other kernels gather them as any layout): the identity order
 // with a ragged end (runs, read past the sequence as zeros), Flux's image boxes with text runs, over batch 2
-// and the fused-qkv views' strides, and a video's boxes across frames (GRAT over 2x8x8 groups) with short text runs after the grid.
+// and the fused-qkv views' strides, and a video's boxes across frames (GRAT over 2x8x8 groups) with short
+// text runs after the grid.
 static void case_tma_boxes(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
   KERNEL_OR_SKIP(ctx, kernel);

@@ -20,11 +20,10 @@
 //    tokens or a grid box (tile_boxes.h: the identity order, and Flux's GNA and GRAT boxes) and no entry
 //    packs its keys, its thread 0 copies each tile of Q, K and V with D / 64 TMA boxes (kTma, WsMaps): maps
 //    of runs [D, L, heads, batch] and of grid boxes [D, W, H, heads, batch] (or [D, W, H, T, heads] for a
-//    video of batch 1), the tile's descriptor and coordinates read a step ahead, before the wait for the
-//    stage. Session 22: 7-11% faster than the gathers on Flux's dense, GNA and GRAT rows (reading the
-//    descriptor after the wait, on the critical path, had made the sparse rows 0-2% slower). Otherwise its
-//    128 threads do the perm look-ups and the 16-byte cp.async row gathers of Q and of every step's K and V
-//    rows;
+//    video of batch 1), each step's descriptors and coordinates read before it waits for the step's stage.
+//    Session 22: 9-10% faster than the gathers on Flux's dense, GNA and GRAT rows (reading the descriptor
+//    after the wait, on the critical path, had made the sparse rows 0-2% slower). Otherwise its 128 threads
+//    do the perm look-ups and the 16-byte cp.async row gathers of Q and of every step's K and V rows;
 //  - warpgroups 1 and 2 (setmaxnreg 224) own 64 query rows each and only compute, with the sm90 kernel's
 //    intra-warpgroup overlap (issue S(i) and P(i-1)·V(i-1), wait for S(i), softmax while P·V runs). They read
 //    the partial tiles' mask words themselves (two words per thread and tile, one step ahead);
@@ -598,7 +597,7 @@ void launch_variant(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid,
       <<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong, maps);
 }
 
-// The maps of one operand (base, strides in elements: batch, token, head) for ws_tma_tile, or false when its
+// The maps of one operand (base, strides in elements: batch, token, head) for ws_tma_copy, or false when its
 // strides are not the 16-byte multiples a TMA map needs (then the kernel gathers).
 bool operand_maps(tma::EncodeTiled encode, const void* base, const int64_t (&stride)[3], const BlockSparseArgs& a,
                   int d, unsigned batch, int run_rows, const int (&box)[3], CUtensorMap* run, CUtensorMap* grid,
