@@ -26,7 +26,7 @@ run() {  # name, then bench-attention arguments
   "$bin" bench-attention --repeat "$repeat" --warmup 2 "$@" ${EXTRA:-} 2>&1 | tee "$out/sparse_$name.log" ||
     echo "== $name failed"
 }
-# The GPU warm first: while it is cold cuDNN's dense attention times 8-15% faster than once warm, and our
+# Warm the GPU first: while it is cold, cuDNN's dense attention times 8-16% faster than once warm, and our
 # kernel barely moves (docs/performance.md, session 22), so a sweep that starts cold divides its first rows
 # by a cold cuDNN. WARM_SECONDS (default 60; 0: none) of cuDNN and our kernel on Flux 2048² dense, discarded.
 if [ "${WARM_SECONDS:-60}" != 0 ]; then
