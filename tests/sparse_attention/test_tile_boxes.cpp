@@ -1,6 +1,8 @@
 // tile_boxes (kernels/sparse/tile_boxes.h): which tiles of a layout the sm90ws kernel loads as TMA boxes. The
 // descriptors are checked against the tokens they must name, computed here from the layout's perm.
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "sparse_attention/kernels/sparse/block_sparse.h"

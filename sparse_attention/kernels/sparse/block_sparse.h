@@ -63,7 +63,8 @@ struct UploadedLayout {
   const int32_t *packed_entry = nullptr, *packed_keys = nullptr;
   // The tiles one TMA copy loads (tile_boxes.h), for the sm90ws kernel: usable = every tile is a run of
   // tokens or a grid box; then the descriptors on the device (nullptr for the identity order) and the box
-  // shapes. Not usable (or a device-planned layout): the kernel gathers rows through perm.
+  // shapes (zeros without grid boxes). Not usable: the kernel gathers rows through perm. The top-k planner's
+  // device lists (cuda/topk_plan.h) are in the identity order and set usable themselves.
   bool boxes_usable = false;
   rt::Tensor box_desc_buf;
   const int32_t *q_box_desc = nullptr, *kv_box_desc = nullptr;
