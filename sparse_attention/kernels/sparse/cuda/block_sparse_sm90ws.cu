@@ -77,11 +77,13 @@
 
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
+#include "sparse_attention/kernels/sparse/tile_boxes.h"
 #include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
 #include "sparse_attention/kernels/sparse/cuda/tma.cuh"
 #include "sparse_attention/kernels/sparse/cuda/ws_sync.cuh"
@@ -308,9 +310,7 @@ struct WsTmaBox {
   bool in_grid;
   int c1, c2, c3, c4;
 };
-template <int ROWS>
-__device__ __forceinline__ WsTmaBox ws_tma_box(const BlockSparseArgs& a, const int32_t* descs, int tile, int h, int b) {
-  const int32_t desc = descs != nullptr ? __ldg(descs + tile) : tile * ROWS;
+__device__ __forceinline__ WsTmaBox ws_tma_box_of(const BlockSparseArgs& a, int32_t desc, int h, int b) {
   WsTmaBox x{desc < 0, desc & 0x7fffffff, h, b, 0};  // bit 31: kTileBoxGridBit
   if (x.in_grid) {
     const int g = x.c1 - a.grid_begin, r = g / a.grid_w;
@@ -319,6 +319,15 @@ __device__ __forceinline__ WsTmaBox ws_tma_box(const BlockSparseArgs& a, const i
     else x.c3 = r / a.grid_h, x.c4 = h;
   }
   return x;
+}
+// A tile's descriptor (descs nullptr: the identity order, tile i the run from token i · ROWS).
+template <int ROWS>
+__device__ __forceinline__ int32_t ws_tile_desc(const int32_t* descs, int tile) {
+  return descs != nullptr ? __ldg(descs + tile) : tile * ROWS;
+}
+template <int ROWS>
+__device__ __forceinline__ WsTmaBox ws_tma_box(const BlockSparseArgs& a, const int32_t* descs, int tile, int h, int b) {
+  return ws_tma_box_of(a, ws_tile_desc<ROWS>(descs, tile), h, b);
 }
 
 // The tile at `x` into the tile at shared address dst, whose columns of swizzle atoms are column_bytes apart:
@@ -345,10 +354,11 @@ struct WsSmem {
   static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
 };
 
-template <typename T, int D, bool kPacked, bool kTma>
+template <typename T, int D, bool kPacked, bool kTma, bool kMixed>
 __global__ void __launch_bounds__(kWsThreads, 1)
     block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong, const __grid_constant__ WsMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  static_assert(!(kTma && (kPacked || kMixed)), "the all-TMA instance has no gathers");
   using Tiles = sm90::Tiles<T, D, kKN>;
   using E = typename Tiles::E;
   constexpr int S = kWsStages<D>;
@@ -448,28 +458,63 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // which then hide the look-ups' latency.
     int32_t tok[H][kWsPasses<D, kBN>];
     int valid[H];  // rows of slot e to copy (ws_slot_tokens)
+    // kMixed: slot e of the step goes by TMA (thread 0's copies) where it is a layout tile whose descriptor
+    // desc[e] is not kTileGather; its look-ups are skipped. Every producer thread still arrives once per fill
+    // (the barriers count 128), thread 0 after it expected the TMA copies' bytes. The descriptors, not their
+    // coordinates, wait in registers: the producer has 56.
+    int32_t desc[H];
+    // Slot i's source: its descriptor (kMixed) and, for gathered slots, its rows' tokens.
+    auto look_up = [&](int e, int i) {
+      desc[e] = kTileGather;
+      if constexpr (kMixed) {
+        if (i < visit.num_real) desc[e] = ws_tile_desc<kBN>(a.kv_box_desc, visit.tile(a, i));
+      }
+      if (desc[e] == kTileGather) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, i, perm, p);
+    };
     {
       int32_t q_tok[kWsPasses<D, kBM>];
-      ws_tokens<D, kBM>(q_tok, q0, a.seq_len - 1, perm, p);
+      int32_t q_desc = kTileGather;
+      if constexpr (kMixed) q_desc = ws_tile_desc<kBM>(a.q_box_desc, qt);
+      if (q_desc == kTileGather) ws_tokens<D, kBM>(q_tok, q0, a.seq_len - 1, perm, p);
 #pragma unroll
-      for (int e = 0; e < H; ++e) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, e, perm, p);
-      WsRowCopier<D>::make(sQ, p).template copy<kBM>(smem_address(qs), qg, q_ld, q_tok, a.seq_len - q0);
+      for (int e = 0; e < H; ++e) look_up(e, e);
+      if (q_desc == kTileGather) {
+        WsRowCopier<D>::make(sQ, p).template copy<kBM>(smem_address(qs), qg, q_ld, q_tok, a.seq_len - q0);
+      } else if (p == 0) {
+        tma::expect_bytes(q_full, Tiles::kQElems * sizeof(T));
+        ws_tma_copy<D>(smem_address(qs), kBM * 128, maps.q_run, maps.q_grid, ws_tma_box_of(a, q_desc, h, b), q_full);
+      }
       mbar_arrive_on_copies(q_full);
     }
     uint32_t s_off = 0;  // step j's stage (byte offset) and use of it
     int s = 0, use = 0;
+    // One operand's step into its stage: TMA slots by thread 0 (their bytes expected first), the others by
+    // every thread's row gathers, then every thread's arrival once its copies landed.
+    auto fill = [&](uint64_t* full, uint32_t base, const void* src, uint32_t ld, const CUtensorMap& run,
+                    const CUtensorMap& grid) {
+      if constexpr (kMixed) {
+        int tma_tiles = 0;
+#pragma unroll
+        for (int e = 0; e < H; ++e) tma_tiles += desc[e] != kTileGather;
+        if (p == 0 && tma_tiles > 0) tma::expect_bytes(full, uint32_t(tma_tiles) * (kStageBytes / H));
+      }
+#pragma unroll
+      for (int e = 0; e < H; ++e) {
+        if (desc[e] == kTileGather)
+          rows.template copy<kBN>(base + s_off + e * kHalfBytes, src, ld, tok[e], valid[e]);
+        else if (p == 0)
+          ws_tma_copy<D>(base + s_off + e * kHalfBytes, kKN * 128, run, grid, ws_tma_box_of(a, desc[e], h, b), full);
+      }
+      mbar_arrive_on_copies(full);
+    };
     for (int j = 0; j < num_steps; ++j) {
       if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-#pragma unroll
-      for (int e = 0; e < H; ++e) rows.template copy<kBN>(k_base + s_off + e * kHalfBytes, kg, k_ld, tok[e], valid[e]);
-      mbar_arrive_on_copies(k_full + s);
+      fill(k_full + s, k_base, kg, k_ld, maps.k_run, maps.k_grid);
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-#pragma unroll
-      for (int e = 0; e < H; ++e) rows.template copy<kBN>(v_base + s_off + e * kHalfBytes, vg, v_ld, tok[e], valid[e]);
-      mbar_arrive_on_copies(v_full + s);
+      fill(v_full + s, v_base, vg, v_ld, maps.v_run, maps.v_grid);
       if (j + 1 < num_steps) {
 #pragma unroll
-        for (int e = 0; e < H; ++e) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, H * (j + 1) + e, perm, p);
+        for (int e = 0; e < H; ++e) look_up(e, H * (j + 1) + e);
       }
       s_off += kStageBytes;
       if (++s == S) s = 0, s_off = 0, ++use;
@@ -587,13 +632,13 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-template <typename T, int D, bool kPacked, bool kTma>
+template <typename T, int D, bool kPacked, bool kTma, bool kMixed = false>
 void launch_variant(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong, const WsMaps& maps) {
   constexpr int smem_bytes = WsSmem<T, D>::bytes();
   static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, kPacked, kTma>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, kPacked, kTma, kMixed>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_sm90ws_kernel<T, D, kPacked, kTma>
+  block_sparse_sm90ws_kernel<T, D, kPacked, kTma, kMixed>
       <<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong, maps);
 }
 
@@ -622,11 +667,11 @@ bool operand_maps(tma::EncodeTiled encode, const void* base, const int64_t (&str
   return true;
 }
 
-// Whether every tile goes by TMA (tile_boxes.h), with the maps in *maps: the layout's tiles are runs and grid
-// boxes, no entry walks packed keys (gathered by index), a video's grid boxes come with batch 1 (a 5-D map
-// has no dimension left for the batch) and the operands' strides suit a map.
+// Whether the layout's runs and grid boxes (tile_boxes.h) can go by TMA, with the maps in *maps: a video's
+// grid boxes come with batch 1 (a 5-D map has no dimension left for the batch) and the operands' strides
+// suit a map.
 bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
-  if (!a.tma_boxes || a.packed_entry != nullptr) return false;
+  if (!a.tma_boxes && !a.tma_mixed) return false;
   if ((a.q_box[0] != 0 || a.kv_box[0] != 0) && a.grid_t > 1 && batch > 1) return false;
   const tma::EncodeTiled encode = tma::encode_tiled();
   return operand_maps(encode, a.q, a.q_stride, a, d, batch, kBM, a.q_box, &maps->q_run, &maps->q_grid, "q") &&
@@ -634,14 +679,22 @@ bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
          operand_maps(encode, a.v, a.v_stride, a, d, batch, kBN, a.kv_box, &maps->v_run, &maps->v_grid, "v");
 }
 
-// Layouts whose tiles are runs and grid boxes (the top-k planner's included) run the TMA instance; the others
-// gather, and those without packed entries (GRAT with border boxes, PARO's orders) run the kernel compiled
-// without that path: on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
+// Layouts whose tiles are all runs and grid boxes (the top-k planner's included) and that pack no keys run
+// the TMA instance; layouts with some such tiles, or that pack keys, the mixed one; the others gather, and
+// those without packed entries (PARO's orders) run the kernel compiled without that path: on the H200 its
+// extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
 template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
   WsMaps maps{};
-  if (tma_maps(a, D, grid.z, &maps)) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
-  else if (a.packed_entry != nullptr) launch_variant<T, D, true, false>(ctx, a, grid, pingpong, maps);
+  const bool packed = a.packed_entry != nullptr;
+  // EXPERIMENT (session 23): DITRUN_WS_MIXED=0 gathers where the mixed instance would run.
+  const char* mixed_env = std::getenv("DITRUN_WS_MIXED");
+  const bool mixed_on = !(mixed_env != nullptr && mixed_env[0] == '0');
+  const bool maps_ok = tma_maps(a, D, grid.z, &maps);
+  if (maps_ok && a.tma_boxes && !packed) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
+  else if (maps_ok && mixed_on && packed) launch_variant<T, D, true, false, true>(ctx, a, grid, pingpong, maps);
+  else if (maps_ok && mixed_on) launch_variant<T, D, false, false, true>(ctx, a, grid, pingpong, maps);
+  else if (packed) launch_variant<T, D, true, false>(ctx, a, grid, pingpong, maps);
   else launch_variant<T, D, false, false>(ctx, a, grid, pingpong, maps);
 }
 
