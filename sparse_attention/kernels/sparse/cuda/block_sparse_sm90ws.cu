@@ -354,11 +354,11 @@ struct WsSmem {
   static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
 };
 
-template <typename T, int D, bool kPacked, bool kTma, bool kMixed>
+template <typename T, int D, bool kPacked, bool kTma, int kMixed>
 __global__ void __launch_bounds__(kWsThreads, 1)
     block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong, const __grid_constant__ WsMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  static_assert(!(kTma && (kPacked || kMixed)), "the all-TMA instance has no gathers");
+  static_assert(!(kTma && (kPacked || kMixed != 0)), "the all-TMA instance has no gathers");
   using Tiles = sm90::Tiles<T, D, kKN>;
   using E = typename Tiles::E;
   constexpr int S = kWsStages<D>;
@@ -461,20 +461,32 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // kMixed: slot e of the step goes by TMA (thread 0's copies) where it is a layout tile whose descriptor
     // desc[e] is not kTileGather; its look-ups are skipped. Every producer thread still arrives once per fill
     // (the barriers count 128), thread 0 after it expected the TMA copies' bytes. The descriptors, not their
-    // coordinates, wait in registers: the producer has 56.
-    int32_t desc[H];
-    // Slot i's source: its descriptor (kMixed) and, for gathered slots, its rows' tokens.
+    // coordinates, wait in registers: the producer has 56. They are loaded a step before the look-ups that
+    // branch on them (desc_next), so that no look-up waits for a load issued just before it.
+    int32_t desc[H], desc_next[H];
+    auto slot_desc = [&](int i) {
+      if constexpr (kMixed != 0) return i < visit.num_real ? ws_tile_desc<kBN>(a.kv_box_desc, visit.tile(a, i)) : kTileGather;
+      return kTileGather;
+    };
+#pragma unroll
+    for (int e = 0; e < H; ++e) desc_next[e] = kMixed == 1 ? slot_desc(e) : kTileGather;
+    // Slot e of the next step, i: its source (the descriptor loaded a step ago) and, for gathered slots, its
+    // rows' tokens; then the descriptor of slot e of the step after.
+    // EXPERIMENT kMixed = 2: every slot's look-ups and its descriptor together, the branch only at the copies.
     auto look_up = [&](int e, int i) {
-      desc[e] = kTileGather;
-      if constexpr (kMixed) {
-        if (i < visit.num_real) desc[e] = ws_tile_desc<kBN>(a.kv_box_desc, visit.tile(a, i));
+      if constexpr (kMixed == 2) {
+        desc[e] = slot_desc(i);
+        valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, i, perm, p);
+      } else {
+        desc[e] = desc_next[e];
+        if (desc[e] == kTileGather) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, i, perm, p);
+        if constexpr (kMixed == 1) desc_next[e] = slot_desc(i + H);
       }
-      if (desc[e] == kTileGather) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, i, perm, p);
     };
     {
       int32_t q_tok[kWsPasses<D, kBM>];
       int32_t q_desc = kTileGather;
-      if constexpr (kMixed) q_desc = ws_tile_desc<kBM>(a.q_box_desc, qt);
+      if constexpr (kMixed != 0) q_desc = ws_tile_desc<kBM>(a.q_box_desc, qt);
       if (q_desc == kTileGather) ws_tokens<D, kBM>(q_tok, q0, a.seq_len - 1, perm, p);
 #pragma unroll
       for (int e = 0; e < H; ++e) look_up(e, e);
@@ -492,7 +504,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // every thread's row gathers, then every thread's arrival once its copies landed.
     auto fill = [&](uint64_t* full, uint32_t base, const void* src, uint32_t ld, const CUtensorMap& run,
                     const CUtensorMap& grid) {
-      if constexpr (kMixed) {
+      if constexpr (kMixed != 0) {
         int tma_tiles = 0;
 #pragma unroll
         for (int e = 0; e < H; ++e) tma_tiles += desc[e] != kTileGather;
@@ -632,7 +644,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-template <typename T, int D, bool kPacked, bool kTma, bool kMixed = false>
+template <typename T, int D, bool kPacked, bool kTma, int kMixed = 0>
 void launch_variant(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong, const WsMaps& maps) {
   constexpr int smem_bytes = WsSmem<T, D>::bytes();
   static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
@@ -687,13 +699,15 @@ template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
   WsMaps maps{};
   const bool packed = a.packed_entry != nullptr;
-  // EXPERIMENT (session 23): DITRUN_WS_MIXED=0 gathers where the mixed instance would run.
+  // EXPERIMENT (session 23): DITRUN_WS_MIXED=0 gathers where the mixed instance would run; 2 its variant.
   const char* mixed_env = std::getenv("DITRUN_WS_MIXED");
-  const bool mixed_on = !(mixed_env != nullptr && mixed_env[0] == '0');
+  const int mixed = mixed_env == nullptr ? 1 : mixed_env[0] == '0' ? 0 : mixed_env[0] == '2' ? 2 : 1;
   const bool maps_ok = tma_maps(a, D, grid.z, &maps);
   if (maps_ok && a.tma_boxes && !packed) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
-  else if (maps_ok && mixed_on && packed) launch_variant<T, D, true, false, true>(ctx, a, grid, pingpong, maps);
-  else if (maps_ok && mixed_on) launch_variant<T, D, false, false, true>(ctx, a, grid, pingpong, maps);
+  else if (maps_ok && mixed == 1 && packed) launch_variant<T, D, true, false, 1>(ctx, a, grid, pingpong, maps);
+  else if (maps_ok && mixed == 1) launch_variant<T, D, false, false, 1>(ctx, a, grid, pingpong, maps);
+  else if (maps_ok && mixed == 2 && packed) launch_variant<T, D, true, false, 2>(ctx, a, grid, pingpong, maps);
+  else if (maps_ok && mixed == 2) launch_variant<T, D, false, false, 2>(ctx, a, grid, pingpong, maps);
   else if (packed) launch_variant<T, D, true, false>(ctx, a, grid, pingpong, maps);
   else launch_variant<T, D, false, false>(ctx, a, grid, pingpong, maps);
 }
