@@ -701,9 +701,11 @@ void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pi
   const bool packed = a.packed_entry != nullptr;
   // EXPERIMENT (session 23): DITRUN_WS_MIXED=0 gathers where the mixed instance would run; 2 its variant.
   const char* mixed_env = std::getenv("DITRUN_WS_MIXED");
-  const int mixed = mixed_env == nullptr ? 1 : mixed_env[0] == '0' ? 0 : mixed_env[0] == '2' ? 2 : 1;
+  const int mixed = mixed_env == nullptr ? 1 : mixed_env[0] == '0' ? 0 : mixed_env[0] == '2' ? 2 : mixed_env[0] == '3' ? 3 : 1;
   const bool maps_ok = tma_maps(a, D, grid.z, &maps);
-  if (maps_ok && a.tma_boxes && !packed) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
+  // 3 (diagnostic): the mixed instance where the all-TMA one would run.
+  if (maps_ok && mixed == 3 && !packed) launch_variant<T, D, false, false, 1>(ctx, a, grid, pingpong, maps);
+  else if (maps_ok && a.tma_boxes && !packed) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
   else if (maps_ok && mixed == 1 && packed) launch_variant<T, D, true, false, 1>(ctx, a, grid, pingpong, maps);
   else if (maps_ok && mixed == 1) launch_variant<T, D, false, false, 1>(ctx, a, grid, pingpong, maps);
   else if (maps_ok && mixed == 2 && packed) launch_variant<T, D, true, false, 2>(ctx, a, grid, pingpong, maps);
