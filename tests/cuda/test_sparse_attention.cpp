@@ -684,63 +684,6 @@ static void case_tma_boxes(sattn::SparseKernel kernel) {
 }
 BLOCK_SPARSE_CASE("tma_boxes", case_tma_boxes)
 
-namespace {
-
-// A planned layout that sm90ws runs with its mixed instance (tile_boxes.h): some tiles by TMA, the others
-// gathered through perm. Checked on the host: mixed (or usable with packed keys, which gather), and whether
-// some entry walks packed keys (`packs` 1, the instance with that path; 0 none; -1 either, printed).
-BlockLayout mixed_layout(const rt::Context& ctx, int64_t t, int64_t h, int64_t w, int64_t text, bool text_before,
-                         const char* method, int packs) {
-  const MaskRule rule = grid_rule(t, h, w, text, text_before, -1);
-  const auto spec = sattn::parse_method(method);
-  REQUIRE(spec);
-  const BlockLayout l = sattn::plan(spec->for_tokens(rule.tokens), kBlockSparseQTile, kBlockSparseKvTile);
-  const sattn::kernels::TileBoxes boxes = sattn::kernels::tile_boxes(l);
-  INFO(method << ": " << boxes.why);
-  CHECK((boxes.mixed || (boxes.usable && packs == 1)));
-#if DITRUN_WITH_CUDA
-  const sattn::kernels::cuda::UploadedLayout u = sattn::kernels::cuda::upload_layout(ctx, l);
-  CHECK(u.boxes_mixed == boxes.mixed);
-  int64_t packed = 0;
-  if (u.packed_entry != nullptr) {
-    const Tensor host = rt::to_host(ctx, u.packed_entry_buf);
-    std::vector<int32_t> entry(size_t(2 * l.entries()));
-    std::memcpy(entry.data(), host.raw_data(), entry.size() * sizeof(int32_t));
-    for (int64_t e = 0; e < l.entries(); ++e) packed += entry[size_t(2 * e + 1)] >= 0;
-  }
-  std::printf("  %s on %lldx%lldx%lld: %lld of %lld query tiles and %lld of %lld key tiles gathered, %lld entries pack\n",
-              method, (long long)t, (long long)h, (long long)w, (long long)boxes.q_gathered,
-              (long long)boxes.q_desc.size(), (long long)boxes.kv_gathered, (long long)boxes.kv_desc.size(),
-              (long long)packed);
-  if (packs >= 0) CHECK((packed > 0) == (packs == 1));
-#else
-  (void)ctx;
-#endif
-  return l;
-}
-
-}  // namespace
-
-// Layouts the sm90ws kernel loads partly by TMA: per step, each key tile that is a run or a whole box by
-// TMA, the others (border boxes, tiles across two groups, packed keys) by row gathers into the same stage.
-// A video in 3x8x8 groups (Wan2.1's: query tiles of 128 cut every other group pair) with border groups,
-// an image with border boxes and text before it (batch 2, fused-qkv strides), and GNA whose entries walk
-// packed keys, over whole boxes and with border boxes.
-static void case_tma_mixed(sattn::SparseKernel kernel) {
-  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
-  KERNEL_OR_SKIP(ctx, kernel);
-  const BlockLayout video = mixed_layout(ctx, 3, 20, 28, 0, true, "grat:variant=B,group=3x8x8", -1);
-  check_layout(ctx, make_problem(ctx, 1, video.seq_len, 3, 128, Views::Contiguous, 801), video, kernel);
-  check_layout(ctx, make_f16_problem(ctx, 1, video.seq_len, 2, 64, 802), video, kernel);
-  const BlockLayout image = mixed_layout(ctx, 1, 23, 29, 41, true, "grat:variant=B,group=1x8x16", -1);
-  check_layout(ctx, make_problem(ctx, 2, image.seq_len, 2, 128, Views::FusedQkv, 803), image, kernel);
-  const BlockLayout gna = mixed_layout(ctx, 1, 48, 64, 64, true, "gna:window=1x40x40,stride=1x16x16", 1);
-  check_layout(ctx, make_problem(ctx, 2, gna.seq_len, 2, 128, Views::Contiguous, 804), gna, kernel);
-  const BlockLayout gna_border = mixed_layout(ctx, 1, 44, 60, 40, false, "gna:window=1x40x40,stride=1x16x16", -1);
-  check_layout(ctx, make_f16_problem(ctx, 1, gna_border.seq_len, 2, 64, 805), gna_border, kernel);
-}
-BLOCK_SPARSE_CASE("tma_mixed", case_tma_mixed)
-
 TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
   // The quantized kernel with per-head perms against its CPU reference on the same values: relative L2

@@ -14,7 +14,6 @@
 
 using sattn::BlockLayout;
 using sattn::kernels::kTileBoxGridBit;
-using sattn::kernels::kTileGather;
 using sattn::kernels::TileBoxes;
 
 namespace {
@@ -43,43 +42,6 @@ int64_t check_descriptors(const BlockLayout& l, const std::vector<int32_t>& desc
     boxes += !run;
   }
   return boxes;
-}
-
-// Whether tile i's tokens (rows positions of l.perm) are a box of `shape` (t, h, w), row-major inside it.
-bool is_box(const BlockLayout& l, int64_t i, int64_t rows, const int64_t (&shape)[3]) {
-  const sattn::TokenLayout& tok = l.rule.tokens;
-  const int64_t p0 = i * rows;
-  if (p0 + rows > l.seq_len || !tok.is_grid(l.perm[size_t(p0)])) return false;
-  int64_t c0[3];
-  tok.coords(l.perm[size_t(p0)], c0);
-  for (int64_t j = 0; j < rows; ++j) {
-    const int64_t t = c0[0] + j / (shape[1] * shape[2]), h = c0[1] + (j / shape[2]) % shape[1], w = c0[2] + j % shape[2];
-    if (t >= tok.grid[0] || h >= tok.grid[1] || w >= tok.grid[2]) return false;
-    if (l.perm[size_t(p0 + j)] != tok.grid_begin() + (t * tok.grid[1] + h) * tok.grid[2] + w) return false;
-  }
-  return true;
-}
-
-// A mixed layout's descriptors: a run's first token, a box's first token with the grid bit, kTileGather
-// exactly where the tile is neither; returns how many tiles gather.
-int64_t check_mixed(const BlockLayout& l, const std::vector<int32_t>& desc, int64_t rows, const int64_t (&shape)[3]) {
-  REQUIRE(int64_t(desc.size()) == (l.seq_len + rows - 1) / rows);
-  int64_t gathered = 0;
-  for (int64_t i = 0; i < int64_t(desc.size()); ++i) {
-    const int64_t p0 = i * rows, n = std::min(rows, l.seq_len - p0);
-    bool run = true;
-    for (int64_t j = 1; j < n; ++j) run = run && l.perm[size_t(p0 + j)] == l.perm[size_t(p0)] + j;
-    INFO("tile " << i << " of " << rows);
-    if (run) {
-      CHECK(desc[size_t(i)] == l.perm[size_t(p0)]);
-    } else if (is_box(l, i, rows, shape)) {
-      CHECK(uint32_t(desc[size_t(i)]) == (uint32_t(l.perm[size_t(p0)]) | kTileBoxGridBit));
-    } else {
-      CHECK(desc[size_t(i)] == kTileGather);
-      ++gathered;
-    }
-  }
-  return gathered;
 }
 
 }  // namespace
@@ -112,41 +74,22 @@ TEST_CASE("tile_boxes.video_boxes_and_ragged_runs", "[sparse_attention]") {
   CHECK(check_descriptors(l, b.kv_desc, l.kv_tile) == 4 * 8 * 16 / 64);
 }
 
-TEST_CASE("tile_boxes.identity_mixed_and_refusals", "[sparse_attention]") {
+TEST_CASE("tile_boxes.identity_and_refusals", "[sparse_attention]") {
   {  // The natural order: usable with no descriptors (tile i is the run from token i · tile).
     const TileBoxes b = sattn::kernels::tile_boxes(planned(1, 23, 29, 41, true, "dense"));
     CHECK(b.usable);
-    CHECK_FALSE(b.mixed);
     CHECK(b.q_desc.empty());
     CHECK(b.kv_desc.empty());
   }
-  {  // Wan2.1's grid in 3x8x8 groups of 192 tokens: a query tile of 128 in every second pair cuts two groups,
-     // and the border groups (30 = 3·8 + 6 rows, 52 = 6·8 + 4 columns) mix; the key tiles of whole groups
-     // are 1x8x8 boxes. Mixed: 2/3 of the whole groups' query tiles and all their key tiles by TMA.
-    const BlockLayout l = planned(21, 30, 52, 0, true, "grat:variant=B,group=3x8x8");
-    const TileBoxes b = sattn::kernels::tile_boxes(l);
+  {  // Wan2.1's grid in 3x8x8 groups of 192 tokens: a query tile of 128 cuts a group into a non-box.
+    const TileBoxes b = sattn::kernels::tile_boxes(planned(21, 30, 52, 0, true, "grat:variant=B,group=3x8x8"));
     CHECK_FALSE(b.usable);
-    CHECK(b.mixed);
     CHECK(b.why.find("is not a box of the grid") != std::string::npos);
-    CHECK((b.q_box[0] == 2 && b.q_box[1] == 8 && b.q_box[2] == 8));
-    CHECK((b.kv_box[0] == 1 && b.kv_box[1] == 8 && b.kv_box[2] == 8));
-    const int64_t whole = 7 * 3 * 6 * 192;  // tokens in whole groups
-    const int64_t q_gathered = check_mixed(l, b.q_desc, l.q_tile, b.q_box);
-    const int64_t kv_gathered = check_mixed(l, b.kv_desc, l.kv_tile, b.kv_box);
-    CHECK(q_gathered == b.q_gathered);
-    CHECK(kv_gathered == b.kv_gathered);
-    CHECK(int64_t(b.q_desc.size()) - q_gathered == whole / 192);  // two boxes per pair of whole groups
-    CHECK(int64_t(b.kv_desc.size()) - kv_gathered == whole / 64);
-    CHECK(kv_gathered > 0);
+    CHECK(b.q_desc.empty());
   }
   {  // Border boxes: the 23x29 grid is not a multiple of GRAT's 1x8x16 groups, so some tiles mix groups.
-    const BlockLayout l = planned(1, 23, 29, 41, true, "grat:variant=B,group=1x8x16");
-    const TileBoxes b = sattn::kernels::tile_boxes(l);
+    const TileBoxes b = sattn::kernels::tile_boxes(planned(1, 23, 29, 41, true, "grat:variant=B,group=1x8x16"));
     CHECK_FALSE(b.usable);
-    CHECK(b.mixed);
-    CHECK(check_mixed(l, b.q_desc, l.q_tile, b.q_box) == b.q_gathered);
-    CHECK(check_mixed(l, b.kv_desc, l.kv_tile, b.kv_box) == b.kv_gathered);
-    CHECK(b.kv_gathered > 0);
   }
   {  // Two perm sets (PARO's per-head orders): not usable.
     BlockLayout l = planned(1, 16, 32, 64, true, "grat:variant=B,group=1x8x16");
@@ -156,8 +99,6 @@ TEST_CASE("tile_boxes.identity_mixed_and_refusals", "[sparse_attention]") {
     l.head_perm = {0, 1};
     const TileBoxes b = sattn::kernels::tile_boxes(l);
     CHECK_FALSE(b.usable);
-    CHECK_FALSE(b.mixed);
-    CHECK(b.q_desc.empty());
     CHECK(b.why == "the layout has 2 perm sets");
   }
 }

@@ -62,11 +62,10 @@ struct UploadedLayout {
   rt::Tensor packed_entry_buf, packed_keys_buf;
   const int32_t *packed_entry = nullptr, *packed_keys = nullptr;
   // The tiles one TMA copy loads (tile_boxes.h), for the sm90ws kernel: usable = every tile is a run of
-  // tokens or a grid box; mixed = some key tiles are (the others, kTileGather, are gathered through perm);
-  // then the descriptors on the device (nullptr for the identity order) and the box shapes (zeros without
-  // grid boxes). Neither: the kernel gathers every row through perm. The top-k planner's device lists
-  // (cuda/topk_plan.h) are in the identity order and set usable themselves.
-  bool boxes_usable = false, boxes_mixed = false;
+  // tokens or a grid box; then the descriptors on the device (nullptr for the identity order) and the box
+  // shapes (zeros without grid boxes). Not usable: the kernel gathers rows through perm. The top-k planner's
+  // device lists (cuda/topk_plan.h) are in the identity order and set usable themselves.
+  bool boxes_usable = false;
   rt::Tensor box_desc_buf;
   const int32_t *q_box_desc = nullptr, *kv_box_desc = nullptr;
   int64_t q_box[3] = {0, 0, 0}, kv_box[3] = {0, 0, 0};

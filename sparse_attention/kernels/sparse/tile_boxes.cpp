@@ -1,64 +1,51 @@
 #include "sparse_attention/kernels/sparse/tile_boxes.h"
 
 #include <algorithm>
-#include <climits>
 
 namespace sattn::kernels {
 
 namespace {
 
-// Why tile `i` of `rows` positions of the order `perm` is neither a run nor a grid box of the shape `box`
-// (the first box tile's, set here), or "" with its descriptor in *desc.
-std::string classify_tile(const TokenLayout& tokens, const int32_t* perm, int64_t seq_len, int64_t rows, int64_t i,
-                          int32_t* desc, int64_t (&box)[3]) {
-  const int64_t p0 = i * rows, n = std::min(rows, seq_len - p0);
-  const int32_t* tok = perm + p0;
-  bool run = true;
-  for (int64_t j = 1; j < n && run; ++j) run = tok[j] == tok[0] + j;
-  if (run) {
-    *desc = tok[0];
-    return "";
-  }
-  const auto fail = [&](const char* what) {
-    return "tile " + std::to_string(i) + " of " + std::to_string(rows) + " positions " + what;
-  };
-  if (n < rows) return fail("is short and not a run of tokens");
-  int64_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX}, hi[3] = {-1, -1, -1};
-  for (int64_t j = 0; j < n; ++j) {
-    if (!tokens.is_grid(tok[j])) return fail("mixes text and grid tokens");
-    int64_t c[3];
-    tokens.coords(tok[j], c);
-    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], c[a]), hi[a] = std::max(hi[a], c[a]);
-  }
-  const int64_t shape[3] = {hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1};
-  if (shape[0] * shape[1] * shape[2] != rows) return fail("is not a box of the grid");
-  if (box[0] != 0 && !std::equal(shape, shape + 3, box)) return fail("is a box of another shape than the first");
-  // Row-major (t, h, w) inside the box, as the re-layouts order it and a TMA box lands.
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t t = lo[0] + j / (shape[1] * shape[2]), h = lo[1] + (j / shape[2]) % shape[1],
-                  w = lo[2] + j % shape[2];
-    if (tok[j] != tokens.grid_begin() + (t * tokens.grid[1] + h) * tokens.grid[2] + w)
-      return fail("is a box whose tokens are not row-major inside it");
-  }
-  if (box[0] == 0) std::copy(shape, shape + 3, box);
-  *desc = int32_t(uint32_t(tok[0]) | kTileBoxGridBit);
-  return "";
-}
-
-// Every tile's descriptor into *desc (kTileGather for a tile that is neither); returns how many those are
-// and the first one's reason in *why.
-int64_t classify(const TokenLayout& tokens, const int32_t* perm, int64_t seq_len, int64_t rows,
-                 std::vector<int32_t>* desc, int64_t (&box)[3], std::string* why) {
+// Classifies the tiles of `rows` positions of the order `perm` (seq_len entries): fills desc and box, or
+// returns why a tile is neither a run nor a grid box of the one shape.
+std::string classify(const TokenLayout& tokens, const int32_t* perm, int64_t seq_len, int64_t rows,
+                     std::vector<int32_t>* desc, int64_t (&box)[3]) {
   const int64_t tiles = (seq_len + rows - 1) / rows;
   desc->assign(size_t(tiles), 0);
-  int64_t gathered = 0;
   for (int64_t i = 0; i < tiles; ++i) {
-    const std::string reason = classify_tile(tokens, perm, seq_len, rows, i, &(*desc)[size_t(i)], box);
-    if (reason.empty()) continue;
-    (*desc)[size_t(i)] = kTileGather;
-    if (gathered++ == 0 && why->empty()) *why = reason;
+    const int64_t p0 = i * rows, n = std::min(rows, seq_len - p0);
+    const int32_t* tok = perm + p0;
+    bool run = true;
+    for (int64_t j = 1; j < n && run; ++j) run = tok[j] == tok[0] + j;
+    if (run) {
+      (*desc)[size_t(i)] = tok[0];
+      continue;
+    }
+    const auto fail = [&](const char* what) {
+      return "tile " + std::to_string(i) + " of " + std::to_string(rows) + " positions " + what;
+    };
+    if (n < rows) return fail("is short and not a run of tokens");
+    int64_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX}, hi[3] = {-1, -1, -1};
+    for (int64_t j = 0; j < n; ++j) {
+      if (!tokens.is_grid(tok[j])) return fail("mixes text and grid tokens");
+      int64_t c[3];
+      tokens.coords(tok[j], c);
+      for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], c[a]), hi[a] = std::max(hi[a], c[a]);
+    }
+    const int64_t shape[3] = {hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1};
+    if (shape[0] * shape[1] * shape[2] != rows) return fail("is not a box of the grid");
+    if (box[0] == 0) std::copy(shape, shape + 3, box);
+    if (!std::equal(shape, shape + 3, box)) return fail("is a box of another shape than the first");
+    // Row-major (t, h, w) inside the box, as the re-layouts order it and a TMA box lands.
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t t = lo[0] + j / (shape[1] * shape[2]), h = lo[1] + (j / shape[2]) % shape[1],
+                    w = lo[2] + j % shape[2];
+      if (tok[j] != tokens.grid_begin() + (t * tokens.grid[1] + h) * tokens.grid[2] + w)
+        return fail("is a box whose tokens are not row-major inside it");
+    }
+    (*desc)[size_t(i)] = int32_t(uint32_t(tok[0]) | kTileBoxGridBit);
   }
-  return gathered;
+  return "";
 }
 
 }  // namespace
@@ -73,17 +60,11 @@ TileBoxes tile_boxes(const BlockLayout& layout) {
     b.why = "the layout has " + std::to_string(layout.perm_sets()) + " perm sets";
     return b;
   }
-  // Token indices with bit 31 free and kTileGather unambiguous.
-  if (layout.seq_len >= int64_t(INT32_MAX)) {
-    b.why = "the sequence of " + std::to_string(layout.seq_len) + " tokens is too long for the descriptors";
-    return b;
-  }
-  const TokenLayout& tokens = layout.rule.tokens;
-  b.q_gathered = classify(tokens, layout.perm.data(), layout.seq_len, layout.q_tile, &b.q_desc, b.q_box, &b.why);
-  b.kv_gathered = classify(tokens, layout.perm.data(), layout.seq_len, layout.kv_tile, &b.kv_desc, b.kv_box, &b.why);
-  b.usable = b.q_gathered == 0 && b.kv_gathered == 0;
-  b.mixed = !b.usable && b.kv_gathered < int64_t(b.kv_desc.size());
-  if (!b.usable && !b.mixed) b.q_desc.clear(), b.kv_desc.clear();
+  b.why = classify(layout.rule.tokens, layout.perm.data(), layout.seq_len, layout.q_tile, &b.q_desc, b.q_box);
+  if (b.why.empty())
+    b.why = classify(layout.rule.tokens, layout.perm.data(), layout.seq_len, layout.kv_tile, &b.kv_desc, b.kv_box);
+  b.usable = b.why.empty();
+  if (!b.usable) b.q_desc.clear(), b.kv_desc.clear();
   return b;
 }
 

@@ -15,28 +15,21 @@ namespace sattn::kernels {
 
 // A tile's descriptor: its first natural token, with this bit set when the tile is a grid box (else a run).
 inline constexpr uint32_t kTileBoxGridBit = 0x80000000u;
-// The descriptor of a tile that is neither (it mixes boxes, or text and grid, or is a box of another shape
-// than the first): the sm90ws kernel's mixed instance gathers its rows through perm.
-inline constexpr int32_t kTileGather = -1;
 
 struct TileBoxes {
   // Every query tile and every key tile of the layout is a run or a grid box (of one shape per tile size).
   bool usable = false;
-  // Not usable, but with one perm set and some key tiles that are runs or boxes: per tile TMA or gathers.
-  bool mixed = false;
   std::string why;  // when not usable: the first tile that is neither, in words
   // The grid boxes' shapes (t, h, w) for query tiles and key tiles; zeros where no tile is a grid box.
   int64_t q_box[3] = {0, 0, 0}, kv_box[3] = {0, 0, 0};
-  // Per tile, its descriptor (kTileBoxGridBit | first token, the first token of a run, or kTileGather).
-  // Empty for the identity order, where tile i is the run from token i · tile, and where neither usable
-  // nor mixed.
+  // Per tile, its descriptor (kTileBoxGridBit | first token, or the first token of a run). Empty for the
+  // identity order, where tile i is the run from token i · tile.
   std::vector<int32_t> q_desc, kv_desc;
-  int64_t q_gathered = 0, kv_gathered = 0;  // tiles with kTileGather
 };
 
 // The classification of `layout`'s tiles (q_tile and kv_tile positions each; the last tile may be shorter,
 // and is a run whose copy reads past its positions: rows past the sequence end arrive as zeros, other rows
-// are finite tokens its masks leave out). Layouts with more than one perm set are neither usable nor mixed.
+// are finite tokens its masks leave out). Layouts with more than one perm set are not usable.
 TileBoxes tile_boxes(const BlockLayout& layout);
 
 }  // namespace sattn::kernels

@@ -320,9 +320,9 @@ UploadedLayout upload_layout(const rt::Context& ctx, const BlockLayout& layout) 
     d.packed_keys = static_cast<const int32_t*>(d.packed_keys_buf.raw_data());
   }
   const TileBoxes boxes = tile_boxes(layout);
-  d.boxes_usable = boxes.usable, d.boxes_mixed = boxes.mixed;
+  d.boxes_usable = boxes.usable;
   for (int a = 0; a < 3; ++a) d.q_box[a] = boxes.q_box[a], d.kv_box[a] = boxes.kv_box[a];
-  if ((boxes.usable || boxes.mixed) && !boxes.q_desc.empty()) {
+  if (boxes.usable && !boxes.q_desc.empty()) {
     std::vector<int32_t> desc = boxes.q_desc;
     desc.insert(desc.end(), boxes.kv_desc.begin(), boxes.kv_desc.end());
     d.box_desc_buf = rt::cuda::empty(ctx, {int64_t(desc.size())}, rt::DType::F32);
@@ -357,7 +357,7 @@ rt::Tensor run(const rt::Context& ctx, const AttentionParams& p, const BlockLayo
   a.perm = dl.perm, a.head_perm = dl.head_perm, a.full_offsets = dl.full_offsets, a.full_index = dl.full_index;
   a.partial_offsets = dl.partial_offsets, a.partial_index = dl.partial_index, a.partial_masks = dl.partial_masks;
   a.packed_entry = dl.packed_entry, a.packed_keys = dl.packed_keys;
-  a.tma_boxes = dl.boxes_usable, a.tma_mixed = dl.boxes_mixed, a.q_box_desc = dl.q_box_desc, a.kv_box_desc = dl.kv_box_desc;
+  a.tma_boxes = dl.boxes_usable, a.q_box_desc = dl.q_box_desc, a.kv_box_desc = dl.kv_box_desc;
   const TokenLayout& tokens = layout.rule.tokens;
   a.grid_t = int(tokens.grid[0]), a.grid_h = int(tokens.grid[1]), a.grid_w = int(tokens.grid[2]);
   a.grid_begin = int(tokens.grid_begin());

@@ -29,12 +29,11 @@ struct BlockSparseArgs {
   // (packed_keys.h). nullptr: no entry packs.
   const int32_t* packed_entry;
   const int32_t* packed_keys;  // natural token indices
-  // sm90ws only: tiles copied as TMA boxes (tile_boxes.h; UploadedLayout's boxes). tma_boxes: every tile;
-  // tma_mixed: the tiles whose descriptor is not kTileGather; neither: every tile is gathered through perm.
-  // Descriptors nullptr: the identity order (tile i is the run from token i · tile). The grid's extents and
-  // first token turn a grid box's first token into its coordinates; the box shapes (t, h, w) are the
-  // host's, for the tensor maps.
-  bool tma_boxes, tma_mixed;
+  // sm90ws only: tiles copied as TMA boxes (tile_boxes.h; UploadedLayout's boxes). tma_boxes = false: every
+  // tile is gathered through perm. Descriptors nullptr: the identity order (tile i is the run from token
+  // i · tile). The grid's extents and first token turn a grid box's first token into its coordinates; the
+  // box shapes (t, h, w) are the host's, for the tensor maps.
+  bool tma_boxes;
   const int32_t* q_box_desc;
   const int32_t* kv_box_desc;
   int grid_t, grid_h, grid_w, grid_begin;

@@ -77,13 +77,11 @@
 
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
 
 #include "cuda/common.cuh"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_state.h"
 #include "sparse_attention/kernels/sparse/cuda/block_sparse_sm90.h"
-#include "sparse_attention/kernels/sparse/tile_boxes.h"
 #include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
 #include "sparse_attention/kernels/sparse/cuda/tma.cuh"
 #include "sparse_attention/kernels/sparse/cuda/ws_sync.cuh"
@@ -310,7 +308,9 @@ struct WsTmaBox {
   bool in_grid;
   int c1, c2, c3, c4;
 };
-__device__ __forceinline__ WsTmaBox ws_tma_box_of(const BlockSparseArgs& a, int32_t desc, int h, int b) {
+template <int ROWS>
+__device__ __forceinline__ WsTmaBox ws_tma_box(const BlockSparseArgs& a, const int32_t* descs, int tile, int h, int b) {
+  const int32_t desc = descs != nullptr ? __ldg(descs + tile) : tile * ROWS;
   WsTmaBox x{desc < 0, desc & 0x7fffffff, h, b, 0};  // bit 31: kTileBoxGridBit
   if (x.in_grid) {
     const int g = x.c1 - a.grid_begin, r = g / a.grid_w;
@@ -319,15 +319,6 @@ __device__ __forceinline__ WsTmaBox ws_tma_box_of(const BlockSparseArgs& a, int3
     else x.c3 = r / a.grid_h, x.c4 = h;
   }
   return x;
-}
-// A tile's descriptor (descs nullptr: the identity order, tile i the run from token i · ROWS).
-template <int ROWS>
-__device__ __forceinline__ int32_t ws_tile_desc(const int32_t* descs, int tile) {
-  return descs != nullptr ? __ldg(descs + tile) : tile * ROWS;
-}
-template <int ROWS>
-__device__ __forceinline__ WsTmaBox ws_tma_box(const BlockSparseArgs& a, const int32_t* descs, int tile, int h, int b) {
-  return ws_tma_box_of(a, ws_tile_desc<ROWS>(descs, tile), h, b);
 }
 
 // The tile at `x` into the tile at shared address dst, whose columns of swizzle atoms are column_bytes apart:
@@ -354,11 +345,10 @@ struct WsSmem {
   static constexpr int bytes() { return sm90::Tiles<T, D, kKN>::smem_bytes(kStages) + 8 * kBarriers; }
 };
 
-template <typename T, int D, bool kPacked, bool kTma, int kMixed>
+template <typename T, int D, bool kPacked, bool kTma>
 __global__ void __launch_bounds__(kWsThreads, 1)
     block_sparse_sm90ws_kernel(const BlockSparseArgs a, const bool pingpong, const __grid_constant__ WsMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  static_assert(!(kTma && (kPacked || kMixed != 0)), "the all-TMA instance has no gathers");
   using Tiles = sm90::Tiles<T, D, kKN>;
   using E = typename Tiles::E;
   constexpr int S = kWsStages<D>;
@@ -458,75 +448,28 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // which then hide the look-ups' latency.
     int32_t tok[H][kWsPasses<D, kBN>];
     int valid[H];  // rows of slot e to copy (ws_slot_tokens)
-    // kMixed: slot e of the step goes by TMA (thread 0's copies) where it is a layout tile whose descriptor
-    // desc[e] is not kTileGather; its look-ups are skipped. Every producer thread still arrives once per fill
-    // (the barriers count 128), thread 0 after it expected the TMA copies' bytes. The descriptors, not their
-    // coordinates, wait in registers: the producer has 56. They are loaded a step before the look-ups that
-    // branch on them (desc_next), so that no look-up waits for a load issued just before it.
-    int32_t desc[H], desc_next[H];
-    auto slot_desc = [&](int i) {
-      if constexpr (kMixed != 0) return i < visit.num_real ? ws_tile_desc<kBN>(a.kv_box_desc, visit.tile(a, i)) : kTileGather;
-      return kTileGather;
-    };
-#pragma unroll
-    for (int e = 0; e < H; ++e) desc_next[e] = kMixed == 1 ? slot_desc(e) : kTileGather;
-    // Slot e of the next step, i: its source (the descriptor loaded a step ago) and, for gathered slots, its
-    // rows' tokens; then the descriptor of slot e of the step after.
-    // EXPERIMENT kMixed = 2: every slot's look-ups and its descriptor together, the branch only at the copies.
-    auto look_up = [&](int e, int i) {
-      if constexpr (kMixed == 2) {
-        desc[e] = slot_desc(i);
-        valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, i, perm, p);
-      } else {
-        desc[e] = desc_next[e];
-        if (desc[e] == kTileGather) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, i, perm, p);
-        if constexpr (kMixed == 1) desc_next[e] = slot_desc(i + H);
-      }
-    };
     {
       int32_t q_tok[kWsPasses<D, kBM>];
-      int32_t q_desc = kTileGather;
-      if constexpr (kMixed != 0) q_desc = ws_tile_desc<kBM>(a.q_box_desc, qt);
-      if (q_desc == kTileGather) ws_tokens<D, kBM>(q_tok, q0, a.seq_len - 1, perm, p);
+      ws_tokens<D, kBM>(q_tok, q0, a.seq_len - 1, perm, p);
 #pragma unroll
-      for (int e = 0; e < H; ++e) look_up(e, e);
-      if (q_desc == kTileGather) {
-        WsRowCopier<D>::make(sQ, p).template copy<kBM>(smem_address(qs), qg, q_ld, q_tok, a.seq_len - q0);
-      } else if (p == 0) {
-        tma::expect_bytes(q_full, Tiles::kQElems * sizeof(T));
-        ws_tma_copy<D>(smem_address(qs), kBM * 128, maps.q_run, maps.q_grid, ws_tma_box_of(a, q_desc, h, b), q_full);
-      }
+      for (int e = 0; e < H; ++e) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, e, perm, p);
+      WsRowCopier<D>::make(sQ, p).template copy<kBM>(smem_address(qs), qg, q_ld, q_tok, a.seq_len - q0);
       mbar_arrive_on_copies(q_full);
     }
     uint32_t s_off = 0;  // step j's stage (byte offset) and use of it
     int s = 0, use = 0;
-    // One operand's step into its stage: TMA slots by thread 0 (their bytes expected first), the others by
-    // every thread's row gathers, then every thread's arrival once its copies landed.
-    auto fill = [&](uint64_t* full, uint32_t base, const void* src, uint32_t ld, const CUtensorMap& run,
-                    const CUtensorMap& grid) {
-      if constexpr (kMixed != 0) {
-        int tma_tiles = 0;
-#pragma unroll
-        for (int e = 0; e < H; ++e) tma_tiles += desc[e] != kTileGather;
-        if (p == 0 && tma_tiles > 0) tma::expect_bytes(full, uint32_t(tma_tiles) * (kStageBytes / H));
-      }
-#pragma unroll
-      for (int e = 0; e < H; ++e) {
-        if (desc[e] == kTileGather)
-          rows.template copy<kBN>(base + s_off + e * kHalfBytes, src, ld, tok[e], valid[e]);
-        else if (p == 0)
-          ws_tma_copy<D>(base + s_off + e * kHalfBytes, kKN * 128, run, grid, ws_tma_box_of(a, desc[e], h, b), full);
-      }
-      mbar_arrive_on_copies(full);
-    };
     for (int j = 0; j < num_steps; ++j) {
       if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
-      fill(k_full + s, k_base, kg, k_ld, maps.k_run, maps.k_grid);
+#pragma unroll
+      for (int e = 0; e < H; ++e) rows.template copy<kBN>(k_base + s_off + e * kHalfBytes, kg, k_ld, tok[e], valid[e]);
+      mbar_arrive_on_copies(k_full + s);
       if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
-      fill(v_full + s, v_base, vg, v_ld, maps.v_run, maps.v_grid);
+#pragma unroll
+      for (int e = 0; e < H; ++e) rows.template copy<kBN>(v_base + s_off + e * kHalfBytes, vg, v_ld, tok[e], valid[e]);
+      mbar_arrive_on_copies(v_full + s);
       if (j + 1 < num_steps) {
 #pragma unroll
-        for (int e = 0; e < H; ++e) look_up(e, H * (j + 1) + e);
+        for (int e = 0; e < H; ++e) valid[e] = ws_slot_tokens<D, kPacked>(tok[e], a, visit, H * (j + 1) + e, perm, p);
       }
       s_off += kStageBytes;
       if (++s == S) s = 0, s_off = 0, ++use;
@@ -644,13 +587,13 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-template <typename T, int D, bool kPacked, bool kTma, int kMixed = 0>
+template <typename T, int D, bool kPacked, bool kTma>
 void launch_variant(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong, const WsMaps& maps) {
   constexpr int smem_bytes = WsSmem<T, D>::bytes();
   static_assert(smem_bytes <= 227 * 1024, "Hopper's shared memory per block");
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, kPacked, kTma, kMixed>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_sm90ws_kernel<T, D, kPacked, kTma>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_sm90ws_kernel<T, D, kPacked, kTma, kMixed>
+  block_sparse_sm90ws_kernel<T, D, kPacked, kTma>
       <<<grid, kWsThreads, smem_bytes, ctx.cuda().stream>>>(a, pingpong, maps);
 }
 
@@ -679,11 +622,11 @@ bool operand_maps(tma::EncodeTiled encode, const void* base, const int64_t (&str
   return true;
 }
 
-// Whether the layout's runs and grid boxes (tile_boxes.h) can go by TMA, with the maps in *maps: a video's
-// grid boxes come with batch 1 (a 5-D map has no dimension left for the batch) and the operands' strides
-// suit a map.
+// Whether every tile goes by TMA (tile_boxes.h), with the maps in *maps: the layout's tiles are runs and grid
+// boxes, no entry walks packed keys (gathered by index), a video's grid boxes come with batch 1 (a 5-D map
+// has no dimension left for the batch) and the operands' strides suit a map.
 bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
-  if (!a.tma_boxes && !a.tma_mixed) return false;
+  if (!a.tma_boxes || a.packed_entry != nullptr) return false;
   if ((a.q_box[0] != 0 || a.kv_box[0] != 0) && a.grid_t > 1 && batch > 1) return false;
   const tma::EncodeTiled encode = tma::encode_tiled();
   return operand_maps(encode, a.q, a.q_stride, a, d, batch, kBM, a.q_box, &maps->q_run, &maps->q_grid, "q") &&
@@ -691,26 +634,14 @@ bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
          operand_maps(encode, a.v, a.v_stride, a, d, batch, kBN, a.kv_box, &maps->v_run, &maps->v_grid, "v");
 }
 
-// Layouts whose tiles are all runs and grid boxes (the top-k planner's included) and that pack no keys run
-// the TMA instance; layouts with some such tiles, or that pack keys, the mixed one; the others gather, and
-// those without packed entries (PARO's orders) run the kernel compiled without that path: on the H200 its
-// extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
+// Layouts whose tiles are runs and grid boxes (the top-k planner's included) run the TMA instance; the others
+// gather, and those without packed entries (GRAT with border boxes, PARO's orders) run the kernel compiled
+// without that path: on the H200 its extra instructions cost GRAT-B at Flux 2048² 2.5% (session 13, same-call A/B).
 template <typename T, int D>
 void launch(const rt::Context& ctx, const BlockSparseArgs& a, dim3 grid, bool pingpong) {
   WsMaps maps{};
-  const bool packed = a.packed_entry != nullptr;
-  // EXPERIMENT (session 23): DITRUN_WS_MIXED=0 gathers where the mixed instance would run; 2 its variant.
-  const char* mixed_env = std::getenv("DITRUN_WS_MIXED");
-  const int mixed = mixed_env == nullptr ? 1 : mixed_env[0] == '0' ? 0 : mixed_env[0] == '2' ? 2 : mixed_env[0] == '3' ? 3 : 1;
-  const bool maps_ok = tma_maps(a, D, grid.z, &maps);
-  // 3 (diagnostic): the mixed instance where the all-TMA one would run.
-  if (maps_ok && mixed == 3 && !packed) launch_variant<T, D, false, false, 1>(ctx, a, grid, pingpong, maps);
-  else if (maps_ok && a.tma_boxes && !packed) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
-  else if (maps_ok && mixed == 1 && packed) launch_variant<T, D, true, false, 1>(ctx, a, grid, pingpong, maps);
-  else if (maps_ok && mixed == 1) launch_variant<T, D, false, false, 1>(ctx, a, grid, pingpong, maps);
-  else if (maps_ok && mixed == 2 && packed) launch_variant<T, D, true, false, 2>(ctx, a, grid, pingpong, maps);
-  else if (maps_ok && mixed == 2) launch_variant<T, D, false, false, 2>(ctx, a, grid, pingpong, maps);
-  else if (packed) launch_variant<T, D, true, false>(ctx, a, grid, pingpong, maps);
+  if (tma_maps(a, D, grid.z, &maps)) launch_variant<T, D, false, true>(ctx, a, grid, pingpong, maps);
+  else if (a.packed_entry != nullptr) launch_variant<T, D, true, false>(ctx, a, grid, pingpong, maps);
   else launch_variant<T, D, false, false>(ctx, a, grid, pingpong, maps);
 }
 
