@@ -51,7 +51,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -172,7 +171,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, bool MI>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -308,24 +307,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t q_lo = __shfl_sync(0xffffffffu, uint32_t(q_desc0), 0),
                  q_hi = __shfl_sync(0xffffffffu, uint32_t(q_desc0 >> 32), 0);
   Tensor s_u32 = recast<uint32_t>(s_acc);  // the s32 accumulators as the MMA's 32-bit operands
-  // EXPERIMENT (MI, session 23): S's accumulators start at kMagicBits, so that the s32 MMA leaves the floats
-  // kMagic + s (exact integer adds) and the softmax needs no conversion (softmax_rows_pmax).
-  auto fill_magic = [&]() {
-    if constexpr (MI) {
-#pragma unroll
-      for (int v = 0; v < kKN / 2; ++v) s_u32(v) = kMagicBits;
-    }
-  };
   auto issue_s = [&](int st) {
     Tensor k_desc = thr_s.partition_fragment_B(k_stage(st));
-    fill_magic();
     warpgroup_fence_operand(s_acc);
     warpgroup_arrive();
 #pragma unroll
     for (int kb = 0; kb < size<2>(k_desc); ++kb) {
       const uint64_t kd = uint64_t(k_desc(0, 0, kb));
       const uint32_t off = uint32_t(kd) - uint32_t(uint64_t(k_desc(0, 0, 0)));
-      wgmma_ss<typename TL::OpS>((uint64_t(q_hi) << 32) | (q_lo + off), kd, s_u32, !MI && kb == 0);
+      wgmma_ss<typename TL::OpS>((uint64_t(q_hi) << 32) | (q_lo + off), kd, s_u32, kb == 0);
     }
     warpgroup_commit_batch();
   };
@@ -340,15 +330,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     float d[TPS];
 #pragma unroll
     for (int e = 0; e < TPS; ++e) d[e] = q_dequant * ks[e];
-    if constexpr (!MI) {
 #pragma unroll
-      for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;  // s(v) = kMagic + s_acc(v)
-    }
+    for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;  // s(v) = kMagic + s_acc(v)
     if (masked) sm90::apply_key_masks(s, rows, t);
     float first[2] = {1.f, 1.f};
     if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, m, l, first);
-    if constexpr (MI) softmax_rows_pmax<TPS>(s, s_u32, d, m, l, alpha);
-    else softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
+    softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
     alpha[0] *= first[0], alpha[1] *= first[1];
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
@@ -449,7 +436,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <typename T, int D, bool MI>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -461,9 +448,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, MI>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, MI><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -471,15 +458,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 23): DITRUN_QWS_MI=1 runs the magic-initialized S with P's row max.
-  const char* mi_env = std::getenv("DITRUN_QWS_MI");
-  if (mi_env != nullptr && mi_env[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true>(ctx, a, grid) : launch<__half, 64, true>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, true>(ctx, a, grid) : launch<__half, 128, true>(ctx, a, grid);
-  } else {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, false>(ctx, a, grid) : launch<__half, 64, false>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, false>(ctx, a, grid) : launch<__half, 128, false>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 

@@ -111,51 +111,6 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
   for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
 }
 
-// EXPERIMENT (session 23): softmax_rows on S accumulated from kMagicBits (no conversion), with the row's
-// maximum taken on P after the exp2s rather than on the scores before them. P = 448·2^(s·d - m - kHeadroom)
-// exceeds 448 exactly where a score exceeds m + kHeadroom (the lazy rule), up to the exp2's rounding; then
-// m moves to the step's max, m + log2(pmax / P_ref) with P_ref = 448·2^-kHeadroom, and that row's P is
-// scaled by P_ref / pmax (its maximum lands on P_ref, as the move's exp2(m_old - m_new) puts it).
-template <int TPS, class S, class SU>
-__device__ __forceinline__ void softmax_rows_pmax(S& x, SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
-                                                  float (&alpha)[2]) {
-  constexpr int kSCols = decltype(cute::size(x))::value / 4;
-  constexpr int kTileCols = kSCols / TPS;
-  constexpr float kPRef = 448.f / float(1 << int(kHeadroom));
-  float pmax[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float ref = m[r] == -INFINITY ? 0.f : m[r];
-    float bias[TPS];
-#pragma unroll
-    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], ref + kHeadroom - kLog2PScale);
-    int mi = 0;  // P >= 0: its bits order as the floats
-#pragma unroll
-    for (int n = 0; n < kSCols; ++n) {
-      const int v = 4 * n + 2 * r, h = n / kTileCols;
-      x(v) = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
-      x(v + 1) = flash::fast_exp2(fmaf(x(v + 1), d[h], -bias[h]));
-      mi = __vimax3_s32(mi, int(xu(v)), int(xu(v + 1)));
-    }
-    float mx = __int_as_float(mi);
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    pmax[r] = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-  }
-  alpha[0] = alpha[1] = 1.f;
-  if (__any_sync(0xffffffffu, pmax[0] > 448.f || pmax[1] > 448.f)) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      if (!(pmax[r] > 448.f)) continue;
-      alpha[r] = __fdividef(kPRef, pmax[r]);
-      m[r] += __log2f(pmax[r] / kPRef);
-#pragma unroll
-      for (int n = 0; n < kSCols; ++n) x(4 * n + 2 * r) *= alpha[r], x(4 * n + 2 * r + 1) *= alpha[r];
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
-}
-
 // The lazy rule's move of m before softmax_rows, for steps lazy_in_range cannot bound (a row's first
 // steps, or a jump in the scores): afterwards every score is within m + kHeadroom, so softmax_rows's exp2s
 // stay finite and it moves m no further. l follows; alpha returns O's factor exp2(m_old - m_new).
