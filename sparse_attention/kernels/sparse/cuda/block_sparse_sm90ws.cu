@@ -17,10 +17,12 @@
 // runs the kernel instantiated without that path (kPacked = false).
 //  - warpgroup 0 (128 threads, setmaxnreg 56) only loads, into a ring of kWsStages stages (3 at D = 128, 4 at
 //    D = 64), as far ahead of the consumers as the ring allows. Where every tile of the layout is a run of
-//    tokens or a grid box (tile_boxes.h: the identity order, and Flux's GNA and GRAT boxes) and no entry
-//    packs its keys, its thread 0 copies each tile of Q, K and V with D / 64 TMA boxes (kTma, WsMaps): maps
-//    of runs [D, L, heads, batch] and of grid boxes [D, W, H, heads, batch] (or [D, W, H, T, heads] for a
-//    video of batch 1), each step's descriptors and coordinates read before it waits for the step's stage.
+//    tokens or a grid box (tile_boxes.h: the identity order, and Flux's GNA and GRAT boxes) and the layout
+//    has no partial tile (with one, upload_layout sets packed_entry, as only the device knows which entries
+//    pack: HunyuanVideo's padded text makes one even in dense), its thread 0 copies each tile of Q, K and V
+//    with D / 64 TMA boxes (kTma, WsMaps): maps of runs [D, L, heads, batch] and of grid boxes
+//    [D, W, H, heads, batch] (or [D, W, H, T, heads] for a video of batch 1), each step's descriptors and
+//    coordinates read before it waits for the step's stage.
 //    Session 22: 9-10% faster than the gathers on Flux's dense, GNA and GRAT rows (reading the descriptor
 //    after the wait, on the critical path, had made the sparse rows 0-2% slower). Otherwise its 128 threads
 //    do the perm look-ups and the 16-byte cp.async row gathers of Q and of every step's K and V rows;
@@ -623,8 +625,9 @@ bool operand_maps(tma::EncodeTiled encode, const void* base, const int64_t (&str
 }
 
 // Whether every tile goes by TMA (tile_boxes.h), with the maps in *maps: the layout's tiles are runs and grid
-// boxes, no entry walks packed keys (gathered by index), a video's grid boxes come with batch 1 (a 5-D map
-// has no dimension left for the batch) and the operands' strides suit a map.
+// boxes, the layout has no partial tile (packed_entry set: entries may walk packed keys, which are gathered
+// by index), a video's grid boxes come with batch 1 (a 5-D map has no dimension left for the batch) and the
+// operands' strides suit a map.
 bool tma_maps(const BlockSparseArgs& a, int d, unsigned batch, WsMaps* maps) {
   if (!a.tma_boxes || a.packed_entry != nullptr) return false;
   if ((a.q_box[0] != 0 || a.kv_box[0] != 0) && a.grid_t > 1 && batch > 1) return false;
