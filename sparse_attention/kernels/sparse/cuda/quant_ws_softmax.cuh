@@ -11,6 +11,7 @@
 
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
+#include "sparse_attention/kernels/sparse/cuda/quant_mma.cuh"
 
 namespace sattn::kernels::cuda::quant_ws {
 
@@ -109,6 +110,145 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
+}
+
+// EXPERIMENT (session 23, not yet run): softmax_rows that also packs P into the P·V operand p as it goes,
+// so that the 48 F2FP of the pack issue under the exp2s instead of after the softmax (the MUFU and F2FP do
+// not share a pipe, docs/performance.md session 23). p is the previous step's P·V operand until `retire`
+// (the caller's wait for that P·V) runs, after row 0's exp2s and its lazy decision: the warp-uniform branch
+// of that decision keeps ptxas from hoisting the wait above the exp2s. Row r's P lands in the 32-bit words
+// 4kb + r and 4kb + 2 + r (quant_sm90::pack_p's layout). Each row's decision is softmax_rows's: a row's m
+// moves where its step max exceeds it by more than kHeadroom.
+template <int TPS, class S, class SU, class P, class Retire>
+__device__ __forceinline__ void softmax_rows_packing(S& x, SU& xu, const float (&d)[TPS], float (&m)[2],
+                                                     float (&l)[2], float (&alpha)[2], P& p, Retire&& retire) {
+  constexpr int kSCols = decltype(cute::size(x))::value / 4;
+  constexpr int kTileCols = kSCols / TPS;
+  constexpr int kBlocks = kSCols / 4;  // k-blocks of 32 keys
+  uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float ref = m[r] == -INFINITY ? 0.f : m[r];
+    float bias[TPS], mh[TPS];
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], ref + kHeadroom - kLog2PScale);
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
+#pragma unroll
+    for (int n = 0; n < kSCols; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int v = 4 * n + 2 * r + c, h = n / kTileCols;
+        x(v) = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
+      }
+    const float mx = step_row_max(mh, d);
+    alpha[r] = 1.f;
+    if (__any_sync(0xffffffffu, mx > m[r] + kHeadroom)) {
+      // lazy_max with m finite (as in softmax_rows)
+      if (mx > m[r] + kHeadroom) {
+        alpha[r] = flash::fast_exp2(m[r] - mx);
+        m[r] = mx;
+#pragma unroll
+        for (int n = 0; n < kSCols; ++n) x(4 * n + 2 * r) *= alpha[r], x(4 * n + 2 * r + 1) *= alpha[r];
+      }
+    }
+    if (r == 0) {
+      retire();
+      cute::warpgroup_fence_operand(p);
+    }
+#pragma unroll
+    for (int kb = 0; kb < kBlocks; ++kb)
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        const int n = 4 * kb + 2 * jj;
+        w[4 * kb + 2 * jj + r] =
+            pack_e4m3x4(x(4 * n + 2 * r), x(4 * n + 2 * r + 1), x(4 * (n + 1) + 2 * r), x(4 * (n + 1) + 2 * r + 1));
+      }
+    l[r] *= alpha[r];
+  }
+  cute::warpgroup_fence_operand(p);
+}
+
+// EXPERIMENT (session 23, not yet run), DITRUN_QWS_FUSE=2: as softmax_rows_packing, but row 1's step max
+// and lazy decision come first (integer work that ptxas can overlap with row 0's exp2s), so that row 1's
+// exp2s already run against its final m and each of its P words is packed as soon as its four values exist:
+// no rescale and no second pass for row 1. Its P is then exp2 against the moved m directly where
+// softmax_rows scales exp2 against the old m by alpha (quant_attention_cpu's own order), so a moved row
+// can differ from the landed kernel's in P's last rounding.
+template <int TPS, class S, class SU, class P, class Retire>
+__device__ __forceinline__ void softmax_rows_packing2(S& x, SU& xu, const float (&d)[TPS], float (&m)[2],
+                                                      float (&l)[2], float (&alpha)[2], P& p, Retire&& retire) {
+  constexpr int kSCols = decltype(cute::size(x))::value / 4;
+  constexpr int kTileCols = kSCols / TPS;
+  constexpr int kBlocks = kSCols / 4;  // k-blocks of 32 keys
+  uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
+  float mh1[TPS];
+#pragma unroll
+  for (int h = 0; h < TPS; ++h) mh1[h] = tile_row_max<TPS>(xu, 1, h);
+  const float mx1 = step_row_max(mh1, d);
+  // Row 0: exp2s against the running max, its own max alongside, the rare rescale, then its pack once the
+  // previous P·V has retired.
+  {
+    const float ref = m[0] == -INFINITY ? 0.f : m[0];
+    float bias[TPS], mh[TPS];
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], ref + kHeadroom - kLog2PScale);
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, 0, h);
+#pragma unroll
+    for (int n = 0; n < kSCols; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int v = 4 * n + c, h = n / kTileCols;
+        x(v) = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
+      }
+    const float mx = step_row_max(mh, d);
+    alpha[0] = 1.f;
+    if (__any_sync(0xffffffffu, mx > m[0] + kHeadroom)) {
+      if (mx > m[0] + kHeadroom) {
+        alpha[0] = flash::fast_exp2(m[0] - mx);
+        m[0] = mx;
+#pragma unroll
+        for (int n = 0; n < kSCols; ++n) x(4 * n) *= alpha[0], x(4 * n + 1) *= alpha[0];
+      }
+    }
+    retire();
+    cute::warpgroup_fence_operand(p);
+#pragma unroll
+    for (int kb = 0; kb < kBlocks; ++kb)
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        const int n = 4 * kb + 2 * jj;
+        w[4 * kb + 2 * jj] = pack_e4m3x4(x(4 * n), x(4 * n + 1), x(4 * (n + 1)), x(4 * (n + 1) + 1));
+      }
+    l[0] *= alpha[0];
+  }
+  // Row 1: m moved first by the lazy rule (m finite here, or the step all masked: then nothing moves).
+  {
+    const bool move = mx1 > m[1] + kHeadroom;
+    alpha[1] = flash::fast_exp2(move ? m[1] - mx1 : 0.f);  // exactly 1 when m stays
+    if (move) m[1] = mx1;
+    const float ref = m[1] == -INFINITY ? 0.f : m[1];
+    float bias[TPS];
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], ref + kHeadroom - kLog2PScale);
+#pragma unroll
+    for (int kb = 0; kb < kBlocks; ++kb)
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        const int n = 4 * kb + 2 * jj, h = n / kTileCols;
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const int v = 4 * (n + q) + 2 + c;
+            x(v) = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
+          }
+        w[4 * kb + 2 * jj + 1] = pack_e4m3x4(x(4 * n + 2), x(4 * n + 3), x(4 * (n + 1) + 2), x(4 * (n + 1) + 3));
+      }
+    l[1] *= alpha[1];
+  }
+  cute::warpgroup_fence_operand(p);
 }
 
 // The lazy rule's move of m before softmax_rows, for steps lazy_in_range cannot bound (a row's first
