@@ -51,7 +51,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -172,7 +171,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, int FU>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -336,10 +335,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (masked) sm90::apply_key_masks(s, rows, t);
     float first[2] = {1.f, 1.f};
     if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, m, l, first);
-    // EXPERIMENT (FU): P packed inside the softmax, after the wait that retires the previous step's P·V.
-    if constexpr (FU == 1) softmax_rows_packing<TPS>(s, s_u32, d, m, l, alpha, p_frag, [] { warpgroup_wait<0>(); });
-    else if constexpr (FU == 2) softmax_rows_packing2<TPS>(s, s_u32, d, m, l, alpha, p_frag, [] { warpgroup_wait<0>(); });
-    else softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
+    softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
     alpha[0] *= first[0], alpha[1] *= first[1];
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
@@ -358,7 +354,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                    : "+f"(l[r]), "+f"(o_acc(kSum + 2 * r)), "+f"(o_acc(kSum + 2 * r + 1))
                    : "f"(alpha[r]));
     }
-    if constexpr (FU == 0) quant_sm90::pack_p<true, true>(s, p_frag);
+    quant_sm90::pack_p<true, true>(s, p_frag);
   };
   // The k scales and norms of stage st into registers before the stage is released: lane 0 reads them (its
   // arrive orders its own loads before the release) and hands them to the other lanes.
@@ -440,7 +436,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <typename T, int D, int FU>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -452,9 +448,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, FU>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, FU><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -462,20 +458,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT: DITRUN_QWS_FUSE=1 packs P inside the softmax (softmax_rows_packing), 2 with row 1 decided
-  // first (softmax_rows_packing2).
-  const char* fuse_env = std::getenv("DITRUN_QWS_FUSE");
-  const int fuse = fuse_env == nullptr ? 0 : fuse_env[0] == '1' ? 1 : fuse_env[0] == '2' ? 2 : 0;
-  if (fuse == 1) {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, 1>(ctx, a, grid) : launch<__half, 64, 1>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, 1>(ctx, a, grid) : launch<__half, 128, 1>(ctx, a, grid);
-  } else if (fuse == 2) {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, 2>(ctx, a, grid) : launch<__half, 64, 2>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, 2>(ctx, a, grid) : launch<__half, 128, 2>(ctx, a, grid);
-  } else {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, 0>(ctx, a, grid) : launch<__half, 64, 0>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, 0>(ctx, a, grid) : launch<__half, 128, 0>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 
