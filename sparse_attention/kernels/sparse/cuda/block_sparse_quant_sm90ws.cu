@@ -171,7 +171,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS>
+template <typename T, int D, int TPS, bool kCodes>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -335,7 +335,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (masked) sm90::apply_key_masks(s, rows, t);
     float first[2] = {1.f, 1.f};
     if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, m, l, first);
-    softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
+    if constexpr (kCodes) softmax_rows_codes<TPS>(s, s_u32, d, m, l, alpha);
+    else softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
     alpha[0] *= first[0], alpha[1] *= first[1];
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
@@ -354,7 +355,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                    : "+f"(l[r]), "+f"(o_acc(kSum + 2 * r)), "+f"(o_acc(kSum + 2 * r + 1))
                    : "f"(alpha[r]));
     }
-    quant_sm90::pack_p<true, true>(s, p_frag);
+    if constexpr (kCodes) pack_codes(s, p_frag);
+    else quant_sm90::pack_p<true, true>(s, p_frag);
   };
   // The k scales and norms of stage st into registers before the stage is released: lane 0 reads them (its
   // arrive orders its own loads before the release) and hands them to the other lanes.
@@ -436,7 +438,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <typename T, int D>
+template <typename T, int D, bool kCodes>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -448,9 +450,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kCodes>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps, kCodes><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -458,8 +460,16 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
-  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
+  // EXPERIMENT (session 24): DITRUN_QWS_CODES=1 runs softmax_rows_codes (P's codes without exp2).
+  const char* codes_env = std::getenv("DITRUN_QWS_CODES");
+  if (codes_env != nullptr && codes_env[0] == '1') {
+    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true>(ctx, a, grid) : launch<__half, 64, true>(ctx, a, grid);
+    else bf16 ? launch<__nv_bfloat16, 128, true>(ctx, a, grid) : launch<__half, 128, true>(ctx, a, grid);
+  } else if (d == 64) {
+    bf16 ? launch<__nv_bfloat16, 64, false>(ctx, a, grid) : launch<__half, 64, false>(ctx, a, grid);
+  } else {
+    bf16 ? launch<__nv_bfloat16, 128, false>(ctx, a, grid) : launch<__half, 128, false>(ctx, a, grid);
+  }
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 

@@ -111,6 +111,89 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
   for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
 }
 
+// EXPERIMENT (session 24, DITRUN_QWS_CODES=1): P's e4m3 codes straight from the exp2's argument, with no
+// exp2 and no conversion. e4m3's code 8e + k means 2^(e-7)·(1 + k/8), so round(8·y + 56) for P = 2^y is
+// the code of the chord between the powers of two around 2^y (Mitchell's approximation: at most 6.2% over
+// 2^y, and P·V's ones rows sum the same P, so each row's weights stay normalized). kCodeOffset centres
+// that bias on the rounding. The code comes out of one saturating FFMA (t = code / 2^15, clamped to
+// [0, 1]: below code 0 is p = 0, masked scores' -inf too) and one add of 1.5·2^8, whose ulp is 2^-15: the
+// code lands in the float's low bits, and pack_codes gathers the low bytes.
+inline constexpr float kCodeMagic = 384.f;
+inline constexpr float kCodeOffset = -0.35f;
+
+__device__ __forceinline__ float fma_sat(float a, float b, float c) {
+  float y;
+  asm("fma.rn.sat.f32 %0, %1, %2, %3;\n" : "=f"(y) : "f"(a), "f"(b), "f"(c));
+  return y;
+}
+
+// softmax_rows with codes in place of P (the floats kCodeMagic + code / 2^15). A row whose max moves
+// shifts its codes by 8·(m_new - m_old), a second rounding as softmax_rows's p · alpha is.
+template <int TPS, class S, class SU>
+__device__ __forceinline__ void softmax_rows_codes(S& x, SU& xu, const float (&d)[TPS], float (&m)[2],
+                                                   float (&l)[2], float (&alpha)[2]) {
+  constexpr int kSCols = decltype(cute::size(x))::value / 4;
+  constexpr int kTileCols = kSCols / TPS;
+  constexpr float kT = 1.f / 4096.f;  // 8 / 2^15: log2 units to t
+  float mx[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float ref = m[r] == -INFINITY ? 0.f : m[r];
+    float dt[TPS], bias[TPS], mh[TPS];
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) {
+      dt[h] = d[h] * kT;
+      bias[h] = fmaf(kMagic, dt[h], (ref + kHeadroom - kLog2PScale) * kT - (56.f + kCodeOffset) / 32768.f);
+    }
+#pragma unroll
+    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
+#pragma unroll
+    for (int n = 0; n < kSCols; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int v = 4 * n + 2 * r + c, h = n / kTileCols;
+        x(v) = __fadd_rn(fma_sat(x(v), dt[h], -bias[h]), kCodeMagic);
+      }
+    mx[r] = step_row_max(mh, d);
+  }
+  alpha[0] = alpha[1] = 1.f;
+  if (__any_sync(0xffffffffu, mx[0] > m[0] + kHeadroom || mx[1] > m[1] + kHeadroom)) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];
+      alpha[r] = flash::fast_exp2(m[r] - m_new);
+      const float shift = (m_new - m[r]) * kT;
+      m[r] = m_new;
+#pragma unroll
+      for (int n = 0; n < kSCols; ++n)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int v = 4 * n + 2 * r + c;
+          x(v) = __fadd_rn(fma_sat(__fsub_rn(x(v), kCodeMagic), 1.f, -shift), kCodeMagic);
+        }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
+}
+
+// pack_p's A fragments from softmax_rows_codes's floats: each P byte is its float's low byte.
+template <class S, class P>
+__device__ __forceinline__ void pack_codes(const S& s, P& p) {
+  uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
+  constexpr int kBlocks = decltype(cute::size(s))::value / 16;
+  auto bits = [&](int v) { return __float_as_uint(s(v)); };
+#pragma unroll
+  for (int kb = 0; kb < kBlocks; ++kb)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int n = 4 * kb + 2 * (j / 2), r = j % 2;
+      const uint32_t lo = __byte_perm(bits(4 * n + 2 * r), bits(4 * n + 2 * r + 1), 0x0040);
+      const uint32_t hi = __byte_perm(bits(4 * (n + 1) + 2 * r), bits(4 * (n + 1) + 2 * r + 1), 0x0040);
+      w[4 * kb + j] = __byte_perm(lo, hi, 0x5410);
+    }
+}
+
 // The lazy rule's move of m before softmax_rows, for steps lazy_in_range cannot bound (a row's first
 // steps, or a jump in the scores): afterwards every score is within m + kHeadroom, so softmax_rows's exp2s
 // stay finite and it moves m no further. l follows; alpha returns O's factor exp2(m_old - m_new).
