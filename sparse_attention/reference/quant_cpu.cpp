@@ -108,6 +108,13 @@ float round_e4m3(float x) {
   return std::copysign(r, x);
 }
 
+float e4m3_from_log2(float y) {
+  if (!(y > -16.f)) return 0.f;  // code 0 already from y = -7.02; also -inf and NaN
+  const int code = int(std::clamp(std::nearbyint(8.f * y + (56.f + kQuantCodeOffset)), 0.f, 126.f));
+  const int e = code >> 3, k = code & 7;
+  return e == 0 ? std::ldexp(float(k), -9) : std::ldexp(1.f + float(k) / 8.f, e - 7);
+}
+
 rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p, const BlockLayout& layout,
                                AttnQuant quant, const QuantReferenceOptions& opt) {
   CHECK(p.q.device().is_cpu() && p.q.dtype() == rt::DType::F32, "quant_attention_cpu: CPU f32 tensors, got ", p.q.str());
@@ -139,6 +146,8 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
   // The lazy max's headroom in the natural-log units of s, and P's scale below it.
   const float headroom = float(opt.max_headroom_log2) * 0.693147180559945f;
   const float p_step_scale = std::ldexp(p_scale, -opt.max_headroom_log2);
+  const bool p_codes = opt.quantize_p && opt.p_codes && quant_pv_fp8(quant);
+  const float log2_p_step_scale = std::log2(p_step_scale);
   ctx.parallel_for(pr.b * pr.h * nq, [&](int64_t i0, int64_t i1) {
     std::vector<float> s(static_cast<size_t>(kv * group)), acc(static_cast<size_t>(DV)), tile_acc(static_cast<size_t>(DV));
     std::vector<int32_t> tiles;
@@ -190,7 +199,10 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
             for (int64_t j = 0; j < n; ++j) {
               const float pj = std::exp(st[j] - m);
               float pq = pj * p_step_scale;
-              if (opt.quantize_p && quant != AttnQuant::None) pq = quant_pv_fp8(quant) ? round_e4m3(pq) : std::nearbyint(pq);
+              if (p_codes)
+                pq = e4m3_from_log2((st[j] - m) * 1.44269504088896341f + log2_p_step_scale);
+              else if (opt.quantize_p && quant != AttnQuant::None)
+                pq = quant_pv_fp8(quant) ? round_e4m3(pq) : std::nearbyint(pq);
               l += opt.sum_quantized_p ? pq / p_step_scale : pj;
               if (pq == 0.f) continue;
               const float* vrow = o.v.data() + (k0 + j) * DV;

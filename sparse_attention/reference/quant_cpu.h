@@ -26,6 +26,9 @@ struct QuantReferenceOptions {
   // (quant_sum_quantized_p, block_sparse_quant.h): a kernel that sums each step's P on the tensor core (ones
   // under Vᵀ) normalizes by what it multiplied.
   bool sum_quantized_p = false;
+  // P's e4m3 code from log2 P (quant_p_codes, block_sparse_quant.h; e4m3_from_log2) instead of P rounded
+  // to nearest (round_e4m3). FP8 P·V only; u8 P ignores it.
+  bool p_codes = false;
 };
 
 // Attention over the tiles `layout` lists (as block_layout_attention_cpu) with quantized operands:
@@ -33,7 +36,7 @@ struct QuantReferenceOptions {
 // kQuantKBlock, v per channel; then per query row the key tiles are visited in the kernel's order (the
 // full list, then the partial list) with an online softmax in f32: per step of options.tiles_per_step
 // tiles S from the integer dot products, the running max updated from the step, P = exp(S - max)
-// quantized (255·P to u8, or 448·P to e4m3), each tile's P·V summed exactly and added to the rescaled
+// quantized (255·P to u8, or 448·P to e4m3, or its code from log2 P with options.p_codes), each tile's P·V summed exactly and added to the rescaled
 // accumulator; at the end the V scale and 1/(P scale · sum of the unquantized P) are applied.
 // quant = None: no quantization anywhere (the result equals block_layout_attention_cpu up to f32
 // rounding). A row that attends no key outputs zeros.
@@ -48,5 +51,9 @@ double quant_error(const rt::Context& ctx, const AttentionParams& p, const Block
 
 // Round-to-nearest-even to an FP8 e4m3 (FN) value, saturating at ±448 (cvt.rn.satfinite.e4m3x2.f32).
 float round_e4m3(float x);
+
+// The e4m3 value of the code clamp(round(8·y + 56 + kQuantCodeOffset), 0, 126) (quant.h): P = 2^y by
+// Mitchell's approximation, 0 below 2^-7 (y = -inf too), at most 448 for y <= log2 448.
+float e4m3_from_log2(float y);
 
 }  // namespace sattn::reference

@@ -105,6 +105,7 @@ sattn::reference::QuantReferenceOptions reference_options(sattn::SparseKernel ra
   o.tiles_per_step = sattn::kernels::quant_tiles_per_step(ran, dim);
   o.max_headroom_log2 = sattn::kernels::quant_max_headroom(ran);
   o.sum_quantized_p = sattn::kernels::quant_sum_quantized_p(ran);
+  o.p_codes = sattn::kernels::quant_p_codes(ran);
   return o;
 }
 

@@ -704,6 +704,7 @@ TEST_CASE("sparse_attention.per_head_perms_quantized_kernel", "[cuda]") {
     options.tiles_per_step = sattn::kernels::quant_tiles_per_step(*ran, p.cpu.q.size(3));
     options.max_headroom_log2 = sattn::kernels::quant_max_headroom(*ran);
     options.sum_quantized_p = sattn::kernels::quant_sum_quantized_p(*ran);
+    options.p_codes = sattn::kernels::quant_p_codes(*ran);
     const Tensor want = sattn::reference::quant_attention_cpu(test::cpu_context(), p.cpu, l, quant, options);
     const test::Diff d = test::compare(got, want);
     std::printf("  per-head perms, %s (%s kernel): %s\n", sattn::attn_quant_name(quant), sattn::sparse_kernel_name(*ran),

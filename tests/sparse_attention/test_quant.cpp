@@ -125,6 +125,30 @@ TEST_CASE("quant.round_e4m3", "[quant]") {
   CHECK(round_e4m3(432.f) == 448.f);     // tie between 416 and 448: 448 (mantissa 6) is even
 }
 
+// e4m3_from_log2 (the sm90ws kernel's P codes, quant.h). Bounds from the construction: the code is
+// 8y + 56 moved by the rounding and kQuantCodeOffset, d in [-0.85, 0.15], and its value is Mitchell's chord,
+// 1 to 1.0615 times 2^(code / 8 - 7); a code step is at most 1/8 of the value (at the bottom of a binade),
+// so value / 2^y lies in [1 - 0.85/8, 1.0615 · (1 + 0.15/8)] = [0.894, 1.082] for normal values.
+TEST_CASE("quant.e4m3 codes from log2 P", "[quant]") {
+  using sattn::reference::e4m3_from_log2;
+  for (int y = -6; y <= 8; ++y) CHECK(e4m3_from_log2(float(y)) == std::ldexp(1.f, y));  // powers of two exact
+  CHECK(e4m3_from_log2(std::log2(448.f)) == 448.f);
+  CHECK(e4m3_from_log2(9.5f) == 448.f);  // clamped to code 126, never NaN's 127
+  CHECK(e4m3_from_log2(-7.2f) == 0.f);
+  CHECK(e4m3_from_log2(-INFINITY) == 0.f);
+  CHECK(e4m3_from_log2(-6.5f) == std::ldexp(4.f, -9));  // a subnormal: code round(-52 + 55.65) = 4
+  float prev = 0.f, lo = 2.f, hi = 0.f;
+  for (float y = -6.f; y <= std::log2(448.f); y += 1.f / 1024.f) {
+    const float v = e4m3_from_log2(y);
+    CHECK(v >= prev);  // monotone
+    prev = v;
+    lo = std::min(lo, v / std::exp2(y)), hi = std::max(hi, v / std::exp2(y));
+  }
+  std::printf("  e4m3 codes from log2 P: value / 2^y in [%.4f, %.4f] over y in [-6, log2 448]\n", lo, hi);
+  CHECK(lo >= 0.894f);
+  CHECK(hi <= 1.082f);
+}
+
 TEST_CASE("quant.none equals the f32 layout reference", "[quant]") {
   for (int64_t d : {64, 128}) {
     const BlockLayout l = gna_layout(15, 18, 30, 22);
@@ -178,10 +202,14 @@ TEST_CASE("quant.random inputs error bounds", "[quant]") {
       const double int8 = sattn::reference::quant_error(ctx(), p, c.layout, AttnQuant::Int8);
       const double fp8 = sattn::reference::quant_error(ctx(), p, c.layout, AttnQuant::Int8Fp8Pv);
       const double int4 = sattn::reference::quant_error(ctx(), p, c.layout, AttnQuant::Int4);
-      std::printf("  quant error %s D=%lld: int8 %.2e, int8-fp8pv %.2e, int4 %.2e\n", c.name, (long long)d, int8, fp8,
-                  int4);
+      sattn::reference::QuantReferenceOptions codes;
+      codes.p_codes = true;
+      const double fp8_codes = sattn::reference::quant_error(ctx(), p, c.layout, AttnQuant::Int8Fp8Pv, codes);
+      std::printf("  quant error %s D=%lld: int8 %.2e, int8-fp8pv %.2e (P codes from log2 P: %.2e), int4 %.2e\n",
+                  c.name, (long long)d, int8, fp8, fp8_codes, int4);
       CHECK(int8 < 2e-2);
       CHECK(fp8 < 5e-2);
+      CHECK(fp8_codes < 5e-2);
       CHECK(int4 < 3e-1);
     }
 }

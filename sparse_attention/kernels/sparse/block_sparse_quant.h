@@ -39,6 +39,12 @@ constexpr int quant_max_headroom(SparseKernel selected) { return selected == Spa
 // of ones under Vᵀ (session 21: 3-7% faster than the softmax's FADDs); the others sum the f32 p.
 constexpr bool quant_sum_quantized_p(SparseKernel selected) { return selected == SparseKernel::Sm90Ws; }
 
+// Whether the quantized kernel `selected` makes P's e4m3 codes from log2 P (kQuantCodeOffset, quant.h; its
+// CPU reference is quant_attention_cpu with p_codes): Sm90Ws takes each code from one saturating FFMA and
+// one add, with no exp2 and no conversion (session 24: 13-15% faster; 4.1e-2 from the bf16 kernel against
+// 3.7e-2 with exp2 and P rounded to nearest); the others round exp2's P to nearest.
+constexpr bool quant_p_codes(SparseKernel selected) { return selected == SparseKernel::Sm90Ws; }
+
 namespace cuda {
 
 // Quantized block-sparse attention, in two steps on the context's stream:
