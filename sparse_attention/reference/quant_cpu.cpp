@@ -16,6 +16,8 @@ namespace sattn::reference {
 
 namespace {
 
+constexpr float kLog2e = 1.44269504088896341f;
+
 // One (batch, head) in layout order: row `pos` of q/k/v is natural token perm[pos].
 struct Operands {
   std::vector<float> q, k, v;              // [L, D], [L, D], [L, Dv]: quantized values (or raw for None)
@@ -187,7 +189,10 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
             }
           }
           if (mt == -INFINITY) continue;  // nothing allowed in these tiles: no change
-          const float m_new = m == -INFINITY || mt > m + headroom ? std::max(m, mt) : m;
+          float m_new = m == -INFINITY || mt > m + headroom ? std::max(m, mt) : m;
+          // With P's codes a finite max moves by whole code steps (1/8 in log2 units) to at least the step's
+          // max, as the kernel does, so that the codes made against the old max move exactly.
+          if (p_codes && m != -INFINITY && m_new != m) m_new = m + std::ceil(8.f * (mt - m) * kLog2e) / (8.f * kLog2e);
           const float alpha = std::exp(m - m_new);  // 0 while nothing was attended (m = -inf)
           m = m_new;
           l *= alpha;
@@ -200,7 +205,7 @@ rt::Tensor quant_attention_cpu(const rt::Context& ctx, const AttentionParams& p,
               const float pj = std::exp(st[j] - m);
               float pq = pj * p_step_scale;
               if (p_codes)
-                pq = e4m3_from_log2((st[j] - m) * 1.44269504088896341f + log2_p_step_scale);
+                pq = e4m3_from_log2((st[j] - m) * kLog2e + log2_p_step_scale);
               else if (opt.quantize_p && quant != AttnQuant::None)
                 pq = quant_pv_fp8(quant) ? round_e4m3(pq) : std::nearbyint(pq);
               l += opt.sum_quantized_p ? pq / p_step_scale : pj;

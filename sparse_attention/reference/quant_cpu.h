@@ -27,7 +27,8 @@ struct QuantReferenceOptions {
   // under Vᵀ) normalizes by what it multiplied.
   bool sum_quantized_p = false;
   // P's e4m3 code from log2 P (quant_p_codes, block_sparse_quant.h; e4m3_from_log2) instead of P rounded
-  // to nearest (round_e4m3). FP8 P·V only; u8 P ignores it.
+  // to nearest (round_e4m3); a finite running max then moves by whole code steps (1/8 in log2 units), to
+  // the step's max or just past it. FP8 P·V only; u8 P ignores it.
   bool p_codes = false;
 };
 

@@ -16,29 +16,32 @@
 //                 integer add;
 //      masks (sm90_steps.cuh), then softmax_rows (quant_ws_softmax.cuh): the f32 online softmax with
 //                 the dequantization q_scale(32 rows)·k_scale(tile)·scale·log2(e) (each tile of a step
-//                 has its own k scale) and P's scale folded into each score's exp2 argument; its running
+//                 has its own k scale) and P's scale folded into each score's FFMA; it makes P's e4m3
+//                 codes from log2 P without exp2 (quant_p_codes; session 24: 13-15% faster); its running
 //                 max is lazy (it moves only when a step's max exceeds it by more than 2 in log2 units, a
-//                 factor 4 in p; P = 448/4·p at the max), so every exp2 runs against the max before the
-//                 step, interleaved with the max (session 19: 4-5% faster dense), except where
+//                 factor 4 in p; P = 448/4·p at the max), so every code is made against the max before
+//                 the step, interleaved with the max (session 19: 4-5% faster dense), except where
 //                 lazy_in_range cannot bound the step: then lazy_max_first moves the max first;
 //      O += P·V   wgmma m64n(D+8)k32 e4m3·e4m3 -> f32 straight into O (P from registers, Vᵀ K-major),
 //                 O rescaled by alpha first, as the bf16 kernel does: no second accumulator (S kKN/2 + P
 //                 kKN/8 + O (D+8)/2 registers: 96 + 24 + 68 at D = 128). Vᵀ's 8 rows past its D channels
 //                 are ones, so columns D..D+7 of O sum the step's P (the row sum l, see Numerics);
 //  - epilogue: o · v_scale(channel) / (row sum of P), rows scattered through perm (quant_sm90::store_rows).
-// Numerics (docs/performance.md, sessions 14 to 21):
+// Numerics (docs/performance.md, sessions 14 to 24):
 //  - P is quantized against the running max of the step's TPS tiles; the mma.sync and sm90 kernels update
 //    it per tile. The two round P differently: 0.8-1.2% apart (relative L2) at the same distance to exact
 //    attention. So the CPU reference is quant_attention_cpu with tiles_per_step = TPS (quant_tiles_per_step).
 //  - The tensor core adds each step's P·V into O·alpha directly; the other kernels sum each tile in a fresh
 //    accumulator first. Flushing O into an f32 copy every 1 to 8 steps left the distance to the reference
 //    unchanged to 1e-5 on the GPU tests' problems, so there is no second accumulator.
-//  - exp2(s·d - m - 2 + log2 448) is 448/4·p up to ex2.approx's error, and s·d is one FFMA rounding instead
-//    of a multiply's and an add's: the same e4m3 codes as the reference's except at rare rounding ties
-//    (the bias kMagic·d + m + 2 - log2 448 is rounded once: within 2^-24·kMagic·d, under one unit of s·d;
-//    softmax_rows's rows whose max moved within the step take one more rounding, p · exp2(m_old - m_new)).
-//  - The lazy max is quant_attention_cpu's max_headroom_log2 = 2 (quant_max_headroom): the reference
-//    makes the same choice per row and step, which path ran does not matter.
+//  - P's code is round(8·(s·d - m - 2 + log2 448) + 56 + kQuantCodeOffset) clamped to [0, 126]: the
+//    e4m3 value of Mitchell's chord through the powers of two around P = 448/4·p, 1 to 1.062 times P before
+//    the rounding (quant.h). The reference's p_codes (quant_p_codes) takes the same codes except at rare
+//    rounding ties: s·dt is one FFMA rounding, and the bias (kMagic·d + m + 2 - log2 448)/4096 is rounded
+//    once, within 2^-24·kMagic·dt (under one unit of s·dt). Against the bf16 kernel 4.1e-2 relative L2,
+//    where exp2 and P rounded to nearest were 3.7e-2; the embedded model's images moved by under 0.05 dB.
+//  - The lazy max is quant_attention_cpu's max_headroom_log2 = 2 (quant_max_headroom), moved by whole code
+//    steps: the reference makes the same choice per row and step, which path ran does not matter.
 //  - l sums P on the tensor core, one step at a time: after each P·V retires, each thread adds its rows'
 //    sums (columns D..D+7, which hold the rows' whole sums) to l and zeroes them, so no FP8 accumulation
 //    carries more than one step's sum (session 16 carried the whole row's and lost long rows: 0.43 relative
@@ -171,7 +174,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, bool kCodes>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -335,8 +338,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (masked) sm90::apply_key_masks(s, rows, t);
     float first[2] = {1.f, 1.f};
     if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, m, l, first);
-    if constexpr (kCodes) softmax_rows_codes<TPS>(s, s_u32, d, m, l, alpha);
-    else softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
+    softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
     alpha[0] *= first[0], alpha[1] *= first[1];
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
@@ -355,8 +357,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                    : "+f"(l[r]), "+f"(o_acc(kSum + 2 * r)), "+f"(o_acc(kSum + 2 * r + 1))
                    : "f"(alpha[r]));
     }
-    if constexpr (kCodes) pack_codes(s, p_frag);
-    else quant_sm90::pack_p<true, true>(s, p_frag);
+    pack_codes(s, p_frag);
   };
   // The k scales and norms of stage st into registers before the stage is released: lane 0 reads them (its
   // arrive orders its own loads before the release) and hands them to the other lanes.
@@ -438,7 +439,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <typename T, int D, bool kCodes>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -450,9 +451,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kCodes>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kCodes><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -460,16 +461,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 24): DITRUN_QWS_CODES=1 runs softmax_rows_codes (P's codes without exp2).
-  const char* codes_env = std::getenv("DITRUN_QWS_CODES");
-  if (codes_env != nullptr && codes_env[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true>(ctx, a, grid) : launch<__half, 64, true>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, true>(ctx, a, grid) : launch<__half, 128, true>(ctx, a, grid);
-  } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, false>(ctx, a, grid) : launch<__half, 64, false>(ctx, a, grid);
-  } else {
-    bf16 ? launch<__nv_bfloat16, 128, false>(ctx, a, grid) : launch<__half, 128, false>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 

@@ -1,9 +1,10 @@
 // The online softmax of the int8-fp8pv warp-specialized kernel (block_sparse_quant_sm90ws.cu), per consumer
 // thread: its two rows of a step's S, TPS key tiles side by side (sm90_tile.cuh's wgmma accumulator
-// layout), held as the floats kMagic + s. softmax_rows starts the exp2s against the running max before
-// the step's max is known; where lazy_in_range cannot bound the step, lazy_max_first moves the max first.
-// The running max is lazy (quant_max_headroom): the CPU reference, quant_attention_cpu with
-// max_headroom_log2, makes the same choice per row and step.
+// layout), held as the floats kMagic + s. softmax_rows makes P's e4m3 codes straight from the exp2's
+// argument (quant_p_codes: no exp2, no conversion) against the running max before the step's max is known;
+// where lazy_in_range cannot bound the step, lazy_max_first moves the max first. The running max is lazy
+// (quant_max_headroom) and moves by whole code steps (lazy_max): the CPU reference, quant_attention_cpu
+// with max_headroom_log2 and p_codes, makes the same choices per row and step.
 #pragma once
 #include <cstdint>
 
@@ -14,12 +15,12 @@
 
 namespace sattn::kernels::cuda::quant_ws {
 
-// log2(448): P·V takes P as e4m3(448·2^-kHeadroom·p) = e4m3(exp2(s - m - kHeadroom + kLog2PScale)).
+// log2(448): P·V takes P = 448·2^-kHeadroom·p = exp2(s - m - kHeadroom + kLog2PScale) as its e4m3 code.
 inline constexpr float kLog2PScale = 8.807354922057604f;
 
 // 1.5 · 2^23. An s32 score s plus this float's bits is the float kMagic + s exactly while |s| < 2^22 (at
 // D = 128, |s| <= 128 · 127² < 2^21): the conversion is an integer add where I2F issues at a quarter rate,
-// and kMagic · d joins the exp2's bias (session 16: 2% of the kernel's time).
+// and kMagic · d joins the code's bias (session 16: 2% of the kernel's time).
 inline constexpr float kMagic = 12582912.f;
 inline constexpr uint32_t kMagicBits = 0x4B400000u;
 
@@ -37,10 +38,12 @@ __device__ __forceinline__ float step_row_max(const float (&mh)[TPS], const floa
   return fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
 }
 
-// The lazy rule (quant_max_headroom): the running max m moves to the step's max mx only when nothing was
-// attended before or mx exceeds m by more than kHeadroom.
+// The lazy rule (quant_max_headroom): the running max m moves only when nothing was attended before (to the
+// step's max mx) or mx exceeds m by more than kHeadroom: then by the whole code steps (1/8 in log2 units)
+// that reach mx, so that the codes already made against m move by whole steps, exactly (softmax_rows).
+__device__ __forceinline__ float code_steps_to(float m, float mx) { return ceilf((mx - m) * 8.f); }
 __device__ __forceinline__ float lazy_max(float m, float mx) {
-  return m == -INFINITY || mx > m + kHeadroom ? fmaxf(m, mx) : m;
+  return m == -INFINITY ? mx : mx > m + kHeadroom ? m + code_steps_to(m, mx) * 0.125f : m;
 }
 
 // The row's maximum of tile h's floats kMagic + s by their bits (Hopper's three-input integer max, VIMNMX3,
@@ -56,70 +59,14 @@ __device__ __forceinline__ float tile_row_max(const SU& xu, int r, int h) {
   return __int_as_float(mi);
 }
 
-// The online softmax of sm90::softmax_rows on the step's S as the floats kMagic + s (masked scores -inf),
-// leaving P in x and l rescaled (P·V sums P on the tensor core: the kernel adds the step's sum to l once
-// that P·V retired, session 21), with the exp2s started before the step's max is known: each score's
-// max, FFMA and exp2 interleave (the ALU's and the MUFU's work overlap), against the running max m.
-// Tile h of the step's TPS (S columns 64h..64h+63) is dequantized by d[h] (q scale · its k scale · scale ·
-// log2 e) and P's scale folded into each score's exp2 argument, so each score costs one FFMA and no
-// multiply; the row max is taken per tile on the floats and scaled once. m in log2 units. The running max
-// is lazy (kHeadroom): it moves only when the step's max exceeds it by more than kHeadroom, and then that
-// row's P is scaled by exp2(m_old - m_new) (rare after a row's first steps); P is 448·2^-kHeadroom·exp2(s·d
-// - m), at most 448. Where lazy_in_range cannot bound the step, lazy_max_first moves m before this runs.
-// Session 19: 4-5% faster dense than taking the max first; session 20: masked steps too (GNA 1-3%).
-template <int TPS, class S, class SU>
-__device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
-                                             float (&alpha)[2]) {
-  constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: kSCols / TPS per tile
-  constexpr int kTileCols = kSCols / TPS;
-  float mx[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    // m = -inf: nothing attended yet nor in this step (lazy_max_first ran), so every p is 0 against any
-    // finite reference.
-    const float ref = m[r] == -INFINITY ? 0.f : m[r];
-    float bias[TPS], mh[TPS];
-    // s·d - p_ref = x·d - (kMagic·d + p_ref) with p_ref = ref + kHeadroom - kLog2PScale: the bias is rounded
-    // once, within 2^-24·kMagic·d (under one unit of s·d).
-#pragma unroll
-    for (int h = 0; h < TPS; ++h) bias[h] = fmaf(kMagic, d[h], ref + kHeadroom - kLog2PScale);
-#pragma unroll
-    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
-#pragma unroll
-    for (int n = 0; n < kSCols; ++n)
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int v = 4 * n + 2 * r + c, h = n / kTileCols;
-        x(v) = flash::fast_exp2(fmaf(x(v), d[h], -bias[h]));
-      }
-    mx[r] = step_row_max(mh, d);
-  }
-  alpha[0] = alpha[1] = 1.f;
-  if (__any_sync(0xffffffffu, mx[0] > m[0] + kHeadroom || mx[1] > m[1] + kHeadroom)) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      // lazy_max, with m finite here: after lazy_max_first no row's max moves, so this runs only where
-      // lazy_in_range held, which needs every row's m finite.
-      const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];
-      alpha[r] = flash::fast_exp2(m[r] - m_new);
-      m[r] = m_new;
-#pragma unroll
-      for (int n = 0; n < kSCols; ++n) x(4 * n + 2 * r) *= alpha[r], x(4 * n + 2 * r + 1) *= alpha[r];
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
-}
-
-// EXPERIMENT (session 24, DITRUN_QWS_CODES=1): P's e4m3 codes straight from the exp2's argument, with no
-// exp2 and no conversion. e4m3's code 8e + k means 2^(e-7)·(1 + k/8), so round(8·y + 56) for P = 2^y is
-// the code of the chord between the powers of two around 2^y (Mitchell's approximation: at most 6.2% over
-// 2^y, and P·V's ones rows sum the same P, so each row's weights stay normalized). kCodeOffset centres
-// that bias on the rounding. The code comes out of one saturating FFMA (t = code / 2^15, clamped to
-// [0, 1]: below code 0 is p = 0, masked scores' -inf too) and one add of 1.5·2^8, whose ulp is 2^-15: the
-// code lands in the float's low bits, and pack_codes gathers the low bytes.
+// P's codes (quant_p_codes): e4m3's code 8e + k means 2^(e-7)·(1 + k/8), so for P = 2^y the code
+// round(8y + 56 + kQuantCodeOffset) (quant.h) is Mitchell's chord between the powers of two around P, at
+// most 6.2% above it (P·V's ones rows sum the same P, so each row's weights stay normalized). Each code
+// comes from one saturating FFMA, t = code / 2^15 clamped to [0, 1] (below code 0 P is 0, and so are
+// masked scores' -inf), and one add of kCodeMagic = 1.5·2^8, whose ulp is 2^-15: the code lands in the
+// float's low bits, and pack_codes gathers their low bytes. Session 24: 13-15% faster than an exp2 per
+// score and e4m3 rounding to nearest (F2FP), at 4.1e-2 from the bf16 kernel instead of 3.7e-2.
 inline constexpr float kCodeMagic = 384.f;
-inline constexpr float kCodeOffset = -0.35f;
 
 __device__ __forceinline__ float fma_sat(float a, float b, float c) {
   float y;
@@ -127,23 +74,33 @@ __device__ __forceinline__ float fma_sat(float a, float b, float c) {
   return y;
 }
 
-// softmax_rows with codes in place of P (the floats kCodeMagic + code / 2^15). A row whose max moves
-// shifts its codes by 8·(m_new - m_old), a second rounding as softmax_rows's p · alpha is.
+// The online softmax on the step's S as the floats kMagic + s (masked scores -inf), leaving P's codes in x
+// (the floats kCodeMagic + code / 2^15) and l rescaled (P·V sums P on the tensor core: the kernel adds the
+// step's sum to l once that P·V retired, session 21), with the codes made before the step's max is known:
+// each score's max and FFMA interleave, against the running max m. Tile h of the step's TPS (S columns
+// 64h..64h+63) is dequantized by d[h] (q scale · its k scale · scale · log2 e) and P's scale folded into
+// the bias, so each score costs one FFMA.SAT and one FADD; the row max is taken per tile on the floats and
+// scaled once. m in log2 units. Where the step's max exceeds m by more than kHeadroom, m moves by whole
+// code steps (lazy_max), and that row's codes move by the same steps, exactly (rare after a row's first
+// steps). Where lazy_in_range cannot bound the step, lazy_max_first moves m before this runs.
 template <int TPS, class S, class SU>
-__device__ __forceinline__ void softmax_rows_codes(S& x, SU& xu, const float (&d)[TPS], float (&m)[2],
-                                                   float (&l)[2], float (&alpha)[2]) {
+__device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
+                                             float (&alpha)[2]) {
   constexpr int kSCols = decltype(cute::size(x))::value / 4;
   constexpr int kTileCols = kSCols / TPS;
   constexpr float kT = 1.f / 4096.f;  // 8 / 2^15: log2 units to t
   float mx[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
+    // m = -inf: nothing attended yet nor in this step (lazy_max_first ran), so every code is 0.
     const float ref = m[r] == -INFINITY ? 0.f : m[r];
     float dt[TPS], bias[TPS], mh[TPS];
 #pragma unroll
     for (int h = 0; h < TPS; ++h) {
+      // t = (8·(s·d - ref - kHeadroom + kLog2PScale) + 56 + kQuantCodeOffset) / 2^15 = x·dt - bias; the bias
+      // is rounded once, within 2^-24·kMagic·dt (under one unit of s·dt).
       dt[h] = d[h] * kT;
-      bias[h] = fmaf(kMagic, dt[h], (ref + kHeadroom - kLog2PScale) * kT - (56.f + kCodeOffset) / 32768.f);
+      bias[h] = fmaf(kMagic, dt[h], (ref + kHeadroom - kLog2PScale) * kT - (56.f + kQuantCodeOffset) / 32768.f);
     }
 #pragma unroll
     for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
@@ -160,10 +117,13 @@ __device__ __forceinline__ void softmax_rows_codes(S& x, SU& xu, const float (&d
   if (__any_sync(0xffffffffu, mx[0] > m[0] + kHeadroom || mx[1] > m[1] + kHeadroom)) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const float m_new = mx[r] > m[r] + kHeadroom ? mx[r] : m[r];
-      alpha[r] = flash::fast_exp2(m[r] - m_new);
-      const float shift = (m_new - m[r]) * kT;
-      m[r] = m_new;
+      // lazy_max, with m finite here: after lazy_max_first no row's max moves, so this runs only where
+      // lazy_in_range held, which needs every row's m finite. A code moves by whole steps: t - shift is
+      // exact, and so is the add.
+      const float steps = mx[r] > m[r] + kHeadroom ? code_steps_to(m[r], mx[r]) : 0.f;
+      alpha[r] = flash::fast_exp2(steps * -0.125f);
+      const float shift = steps * (1.f / 32768.f);
+      m[r] += steps * 0.125f;
 #pragma unroll
       for (int n = 0; n < kSCols; ++n)
 #pragma unroll
@@ -177,7 +137,8 @@ __device__ __forceinline__ void softmax_rows_codes(S& x, SU& xu, const float (&d
   for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
 }
 
-// pack_p's A fragments from softmax_rows_codes's floats: each P byte is its float's low byte.
+// P as P·V's A fragments (quant_sm90::pack_p's bytes) from softmax_rows's floats: each byte is its float's
+// low byte, the code.
 template <class S, class P>
 __device__ __forceinline__ void pack_codes(const S& s, P& p) {
   uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
@@ -195,8 +156,8 @@ __device__ __forceinline__ void pack_codes(const S& s, P& p) {
 }
 
 // The lazy rule's move of m before softmax_rows, for steps lazy_in_range cannot bound (a row's first
-// steps, or a jump in the scores): afterwards every score is within m + kHeadroom, so softmax_rows's exp2s
-// stay finite and it moves m no further. l follows; alpha returns O's factor exp2(m_old - m_new).
+// steps, or a jump in the scores): afterwards every score is within m + kHeadroom, so softmax_rows's codes
+// stay at most 126 (448) and it moves m no further. l follows; alpha returns O's factor exp2(m_old - m_new).
 template <int TPS, class SU>
 __device__ __forceinline__ void lazy_max_first(const SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
                                                float (&alpha)[2]) {
@@ -212,13 +173,14 @@ __device__ __forceinline__ void lazy_max_first(const SU& xu, const float (&d)[TP
   }
 }
 
-// Whether softmax_rows may run on the step without lazy_max_first (warp-uniform): every row's exp2
-// argument s·d - m - kHeadroom + log2 448 must stay finite however the step's scores fall. By
-// Cauchy-Schwarz a row's |s| <= ‖q8 row‖₂ · ‖k8 key‖₂ <= qn[r] · kn[e] (kn: the tile's largest key norm,
-// from the pre-pass), so s·d <= qn[r] · max_e(kn[e] · d[e]); a bound 100 over m keeps every exp2 under
-// 2^107 and a step's sum finite. Rows without a running max (m = -inf) fail it too. For N(0, 1)-like q and
-// k the bound is about 19σ (log2 units) for logits of standard deviation σ, so the check holds up to σ ≈ 7
-// (session 19).
+// Whether softmax_rows may run on the step without lazy_max_first (warp-uniform): every row's code
+// 8·(s·d - m - kHeadroom + log2 448) + 56 must stay below t's saturation at 2^15 however the step's scores
+// fall, so that a move shifts codes that were not clamped. By Cauchy-Schwarz a row's |s| <= ‖q8 row‖₂ ·
+// ‖k8 key‖₂ <= qn[r] · kn[e] (kn: the tile's largest key norm, from the pre-pass), so s·d <= qn[r] ·
+// max_e(kn[e] · d[e]); a bound 100 over m keeps every code under 8 · 107 + 56 (it was set for the exp2s
+// this softmax had before session 24, under 2^107). Rows without a running max (m = -inf) fail it too.
+// For N(0, 1)-like q and k the bound is about 19σ (log2 units) for logits of standard deviation σ, so the
+// check holds up to σ ≈ 7 (session 19).
 template <int TPS>
 __device__ __forceinline__ bool lazy_in_range(const float (&qn)[2], const float (&kn)[TPS], const float (&d)[TPS],
                                               const float (&m)[2]) {
