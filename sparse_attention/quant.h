@@ -13,7 +13,8 @@
 //   Int8      "int8":       INT8 Q/K; P·V in integers (PARO style): P = exp(s - running max) in [0, 1]
 //                           as u8 round(255·P), V as s8 (max|v| -> 127); exact int32 products per tile.
 //   Int8Fp8Pv "int8-fp8pv": INT8 Q/K; P·V in FP8 e4m3 (SageAttention2): P scaled into [0, 448] (e4m3's
-//                           largest value), V per channel scaled to max|v| -> 448; f32 products per tile.
+//                           largest value; Hopper's sm90ws kernel takes its code from log2 P, see
+//                           kQuantCodeOffset), V per channel scaled to max|v| -> 448; f32 products per tile.
 //   Int4      "int4":       INT4 Q/K (scale max|x| / 7, values in [-7, 7]) with Int8's integer P·V (no
 //                           conversion to FP8 in the inner loop). On the GPU the 4-bit values are held in
 //                           s8 and multiplied by the INT8 kernel: Hopper (sm_90) has no INT4 tensor-core MMA,

@@ -285,8 +285,8 @@ static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionPar
 }
 
 // Which quantized kernel runs (select_block_sparse_quant_kernel, the dispatch's rule) and, on Hopper, what it
-// buys against the bf16 kernel (docs/performance.md, session 23's sweep: the warp-specialized FP8 P·V kernel
-// at 1.45-1.81x the bf16 kernel's speed, 1.14-1.77x with its pre-pass; session 14: the wgmma INT8 one at
+// buys against the bf16 kernel (docs/performance.md, session 24's sweep: the warp-specialized FP8 P·V kernel
+// at 1.63-2.06x the bf16 kernel's speed, 1.23-2.02x with its pre-pass; session 14: the wgmma INT8 one at
 // 0.7-0.9x).
 static std::string quant_kernel_note(const rt::Context& ctx, const AttentionParams& p) {
 #if DITRUN_WITH_CUDA
@@ -296,7 +296,7 @@ static std::string quant_kernel_note(const rt::Context& ctx, const AttentionPara
   if (!k) return " (cannot run: " + why + ")";
   switch (*k) {
     case SparseKernel::Sm90Ws:
-      return " sm90ws warp-specialized wgmma (on Hopper 1.4-1.8x the bf16 sm90ws kernel's speed, 1.1-1.8x with the "
+      return " sm90ws warp-specialized wgmma (on Hopper 1.6-2.1x the bf16 sm90ws kernel's speed, 1.2-2.0x with the "
              "quantization pre-pass)";
     case SparseKernel::Sm90:
       return " sm90 wgmma (on Hopper 1.1-1.5x the time of the bf16 sm90ws kernel: quant= gives its numerics, not "

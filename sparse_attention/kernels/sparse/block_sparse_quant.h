@@ -41,7 +41,7 @@ constexpr bool quant_sum_quantized_p(SparseKernel selected) { return selected ==
 
 // Whether the quantized kernel `selected` makes P's e4m3 codes from log2 P (kQuantCodeOffset, quant.h; its
 // CPU reference is quant_attention_cpu with p_codes): Sm90Ws takes each code from one saturating FFMA and
-// one add, with no exp2 and no conversion (session 24: 13-15% faster; 4.1e-2 from the bf16 kernel against
+// one add, with no exp2 and no conversion (session 24: 9-14% faster; 4.1e-2 from the bf16 kernel against
 // 3.7e-2 with exp2 and P rounded to nearest); the others round exp2's P to nearest.
 constexpr bool quant_p_codes(SparseKernel selected) { return selected == SparseKernel::Sm90Ws; }
 

@@ -17,7 +17,7 @@
 //      masks (sm90_steps.cuh), then softmax_rows (quant_ws_softmax.cuh): the f32 online softmax with
 //                 the dequantization q_scale(32 rows)·k_scale(tile)·scale·log2(e) (each tile of a step
 //                 has its own k scale) and P's scale folded into each score's FFMA; it makes P's e4m3
-//                 codes from log2 P without exp2 (quant_p_codes; session 24: 13-15% faster); its running
+//                 codes from log2 P without exp2 (quant_p_codes; session 24: 9-14% faster); its running
 //                 max is lazy (it moves only when a step's max exceeds it by more than 2 in log2 units, a
 //                 factor 4 in p; P = 448/4·p at the max), so every code is made against the max before
 //                 the step, interleaved with the max (session 19: 4-5% faster dense), except where
