@@ -111,7 +111,7 @@ float round_e4m3(float x) {
 }
 
 float e4m3_from_log2(float y) {
-  if (!(y > -16.f)) return 0.f;  // code 0 already from y = -7.02; also -inf and NaN
+  if (!(y > -16.f)) return 0.f;  // code 0 already from y = -6.89; also -inf and NaN
   const int code = int(std::clamp(std::nearbyint(8.f * y + (56.f + kQuantCodeOffset)), 0.f, 126.f));
   const int e = code >> 3, k = code & 7;
   return e == 0 ? std::ldexp(float(k), -9) : std::ldexp(1.f + float(k) / 8.f, e - 7);

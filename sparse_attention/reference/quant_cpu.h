@@ -37,8 +37,9 @@ struct QuantReferenceOptions {
 // kQuantKBlock, v per channel; then per query row the key tiles are visited in the kernel's order (the
 // full list, then the partial list) with an online softmax in f32: per step of options.tiles_per_step
 // tiles S from the integer dot products, the running max updated from the step, P = exp(S - max)
-// quantized (255·P to u8, or 448·P to e4m3, or its code from log2 P with options.p_codes), each tile's P·V summed exactly and added to the rescaled
-// accumulator; at the end the V scale and 1/(P scale · sum of the unquantized P) are applied.
+// quantized (255·P to u8, or 448·P to e4m3, or its code from log2 P with options.p_codes), each tile's P·V
+// summed exactly and added to the rescaled accumulator; at the end the V scale and 1/(P scale · sum of the
+// unquantized P) are applied.
 // quant = None: no quantization anywhere (the result equals block_layout_attention_cpu up to f32
 // rounding). A row that attends no key outputs zeros.
 // p: CPU f32, self-attention over layout.seq_len tokens, no bias or causal mask.
@@ -54,7 +55,7 @@ double quant_error(const rt::Context& ctx, const AttentionParams& p, const Block
 float round_e4m3(float x);
 
 // The e4m3 value of the code clamp(round(8·y + 56 + kQuantCodeOffset), 0, 126) (quant.h): P = 2^y by
-// Mitchell's approximation, 0 below 2^-7 (y = -inf too), at most 448 for y <= log2 448.
+// Mitchell's approximation, 0 for y <= -6.89 (and -inf), 448 from y = log2 448 up.
 float e4m3_from_log2(float y);
 
 }  // namespace sattn::reference

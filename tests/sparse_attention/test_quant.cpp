@@ -126,9 +126,10 @@ TEST_CASE("quant.round_e4m3", "[quant]") {
 }
 
 // e4m3_from_log2 (the sm90ws kernel's P codes, quant.h). Bounds from the construction: the code is
-// 8y + 56 moved by the rounding and kQuantCodeOffset, d in [-0.85, 0.15], and its value is Mitchell's chord,
-// 1 to 1.0615 times 2^(code / 8 - 7); a code step is at most 1/8 of the value (at the bottom of a binade),
-// so value / 2^y lies in [1 - 0.85/8, 1.0615 · (1 + 0.15/8)] = [0.894, 1.082] for normal values.
+// 8y + 56 + d, d in [-0.85, 0.15] (kQuantCodeOffset -0.35 and the rounding's half step), and a code's value
+// is Mitchell's chord, 1 to 1.0615 times 2^(code / 8 - 7); a code step is at most 1/8 of the value (at the
+// bottom of a binade), so value / 2^y lies in [1 - 0.85/8, 1.0615 · (1 + 0.15/8)] = [0.894, 1.082] for
+// normal values.
 TEST_CASE("quant.e4m3 codes from log2 P", "[quant]") {
   using sattn::reference::e4m3_from_log2;
   for (int y = -6; y <= 8; ++y) CHECK(e4m3_from_log2(float(y)) == std::ldexp(1.f, y));  // powers of two exact
@@ -185,6 +186,7 @@ TEST_CASE("quant.exactly representable operands equal the f32 layout reference",
 //                                    D=128: int8 1.44e-2, int8-fp8pv 3.49e-2, int4 2.17e-1
 //   L=1000 dense (ragged last tile)  D=64:  int8 1.85e-2, int8-fp8pv 3.94e-2, int4 2.34e-1
 //                                    D=128: int8 1.80e-2, int8-fp8pv 3.74e-2, int4 2.36e-1
+//   int8-fp8pv with P's codes from log2 P (p_codes, session 24): 4.09e-2, 4.09e-2, 4.51e-2, 4.27e-2
 // Random scores are the hard case (flat softmax rows: every score error and every small P counts). Budget
 // of int8, roughly: Q/K rounding (step max|x|/127 ~ 0.03 sigma for Gaussian blocks) moves each score by
 // ~1.3e-2, V and P rounding add ~0.7e-2 each. e4m3 rounds P and V to 3 mantissa bits (~2e-2 each), and
@@ -210,6 +212,7 @@ TEST_CASE("quant.random inputs error bounds", "[quant]") {
       CHECK(int8 < 2e-2);
       CHECK(fp8 < 5e-2);
       CHECK(fp8_codes < 5e-2);
+      CHECK(fp8_codes < 1.2 * fp8);  // the codes cost at most a fifth more error than P rounded to nearest
       CHECK(int4 < 3e-1);
     }
 }
@@ -295,6 +298,32 @@ TEST_CASE("quant.lazy running max", "[quant]") {
   eager.quantize_p = lazy.quantize_p = false;
   CHECK(rel_l2(sattn::reference::quant_attention_cpu(ctx(), p, l, quant, lazy),
                sattn::reference::quant_attention_cpu(ctx(), p, l, quant, eager)) <= kTol);
+}
+
+// P's codes from log2 P (p_codes, the sm90ws kernel's numerics) with the lazy max, whose moves then land on
+// whole code steps past the step's max: as far from exact attention as the codes with the exact running max
+// (within 10%), and apart from them by less than that error. Logits of standard deviation 3 make the max
+// move after a row's first step too.
+TEST_CASE("quant.P codes with the lazy running max", "[quant]") {
+  const BlockLayout l = dense_layout(1000);
+  AttentionParams p = random_qkv(1, l.seq_len, 2, 64, 79);
+  std::vector<float> q = p.q.to_vector();
+  for (float& x : q) x *= 3.f;
+  p.q = rt::Tensor::from_vector(q, {1, l.seq_len, 2, 64});
+  const rt::Tensor exact = sattn::reference::block_layout_attention_cpu(ctx(), p, l);
+  sattn::reference::QuantReferenceOptions eager;
+  eager.tiles_per_step = 3;
+  eager.p_codes = true;
+  sattn::reference::QuantReferenceOptions lazy = eager;
+  lazy.max_headroom_log2 = 2;
+  const rt::Tensor want = sattn::reference::quant_attention_cpu(ctx(), p, l, AttnQuant::Int8Fp8Pv, eager);
+  const rt::Tensor got = sattn::reference::quant_attention_cpu(ctx(), p, l, AttnQuant::Int8Fp8Pv, lazy);
+  const double err_eager = rel_l2(want, exact), err_lazy = rel_l2(got, exact), apart = rel_l2(got, want);
+  std::printf("  int8-fp8pv P codes, headroom 2: %.2e from the exact max; error %.2e (exact max: %.2e)\n", apart,
+              err_lazy, err_eager);
+  CHECK(apart > 0.0);
+  CHECK(apart < err_eager);
+  CHECK(std::fabs(err_lazy - err_eager) < 0.1 * err_eager);
 }
 
 TEST_CASE("quant.k smoothing", "[quant]") {
