@@ -357,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                    : "+f"(l[r]), "+f"(o_acc(kSum + 2 * r)), "+f"(o_acc(kSum + 2 * r + 1))
                    : "f"(alpha[r]));
     }
-    pack_codes(s, p_frag);
+    quant_sm90::pack_p<true, true>(s, p_frag);  // the codes softmax_rows left
   };
   // The k scales and norms of stage st into registers before the stage is released: lane 0 reads them (its
   // arrive orders its own loads before the release) and hands them to the other lanes.

@@ -82,11 +82,19 @@ __device__ __forceinline__ void copy_tile(E* tile, int offset, const uint8_t* sr
   for (int i = 0; i < ROWS / kPass; ++i) cp_async_16(to + i * kPass * ROW_BYTES, from + i * kPass * ld, true);
 }
 
+// The low bytes of four words, a's in the lowest (three PRMTs).
+__device__ __forceinline__ uint32_t low_bytes4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  const uint32_t lo = __byte_perm(a, b, 0x0040), hi = __byte_perm(c, d, 0x0040);
+  return __byte_perm(lo, hi, 0x5410);
+}
+
 // pack_p4<false> (four P values as u8 round(255·p), x0 in the lowest byte) without F2I, which issues at a
 // quarter of the rate: 255·p rounded to f32 as there, then added to 1.5 · 2^23, which rounds it to an
 // integer (to nearest even, as __float2uint_rn) in the float's low mantissa bits. The same bytes for p in
 // [0, 1], where pack_p4's clamp to 255 never acts (the softmax's p = exp2(s - max) <= 1). __fmul_rn and
-// __fadd_rn keep the two roundings apart (a fused multiply-add would round once).
+// __fadd_rn keep the two roundings apart (a fused multiply-add would round once). low_bytes4's PRMTs are
+// spelled out: called through it, ptxas scheduled the sm90 int8 kernel differently (356 SASS lines moved,
+// session 24, not timed), so the measured form stays.
 __device__ __forceinline__ uint32_t pack_u8x4(float x0, float x1, float x2, float x3) {
   auto level = [](float p) { return __float_as_uint(__fadd_rn(__fmul_rn(p, 255.f), 12582912.f)); };
   const uint32_t lo = __byte_perm(level(x0), level(x1), 0x0040), hi = __byte_perm(level(x2), level(x3), 0x0040);
@@ -97,10 +105,10 @@ __device__ __forceinline__ uint32_t pack_u8x4(float x0, float x1, float x2, floa
 // (pack_p4; pack_u8x4 for u8): register j of k-block kb takes the thread's row r = j % 2 in S columns 2t, 2t+1 of the n8
 // blocks n = 4kb + 2 (j / 2) and n + 1. So byte 4t + i of each 16 keys is key 8 (i / 2) + 2t + i % 2, the
 // order the pre-pass stored V's keys in (v_key): the mma.sync kernel's order serves wgmma unchanged.
-// SCALED: s already holds 448·p (FP8 only; block_sparse_quant_sm90ws.cu folds the scale into the exp2).
-template <bool FP8, bool SCALED = false, class S, class P>
+// CODES: s already holds each P's e4m3 code in its low byte (FP8 only; quant_ws_softmax.cuh's softmax_rows).
+template <bool FP8, bool CODES = false, class S, class P>
 __device__ __forceinline__ void pack_p(const S& s, P& p) {
-  static_assert(FP8 || !SCALED, "pre-scaled P is e4m3");
+  static_assert(FP8 || !CODES, "codes are e4m3");
   uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
   constexpr int kBlocks = decltype(cute::size(s))::value / 16;  // k-blocks of 32 keys (one or two key tiles)
 #pragma unroll
@@ -110,8 +118,9 @@ __device__ __forceinline__ void pack_p(const S& s, P& p) {
       const int n = 4 * kb + 2 * (j / 2), r = j % 2;
       const float x0 = s(4 * n + 2 * r), x1 = s(4 * n + 2 * r + 1), x2 = s(4 * (n + 1) + 2 * r),
                   x3 = s(4 * (n + 1) + 2 * r + 1);
-      w[4 * kb + j] = SCALED ? pack_e4m3x4(x0, x1, x2, x3)
-                             : FP8 ? pack_p4<true>(x0, x1, x2, x3) : pack_u8x4(x0, x1, x2, x3);
+      w[4 * kb + j] = CODES ? low_bytes4(__float_as_uint(x0), __float_as_uint(x1), __float_as_uint(x2),
+                                         __float_as_uint(x3))
+                            : FP8 ? pack_p4<true>(x0, x1, x2, x3) : pack_u8x4(x0, x1, x2, x3);
     }
 }
 

@@ -64,7 +64,7 @@ __device__ __forceinline__ float tile_row_max(const SU& xu, int r, int h) {
 // most 6.2% above it (P·V's ones rows sum the same P, so each row's weights stay normalized). Each code
 // comes from one saturating FFMA, t = code / 2^15 clamped to [0, 1] (below code 0 P is 0, and so are
 // masked scores' -inf), and one add of kCodeMagic = 1.5·2^8, whose ulp is 2^-15: the code lands in the
-// float's low bits, and pack_codes gathers their low bytes. Session 24: 9-14% faster than an exp2 per
+// float's low bits, and quant_sm90::pack_p<true, true> gathers their low bytes. Session 24: 9-14% faster than an exp2 per
 // score and e4m3 rounding to nearest (F2FP), at 4.1e-2 from the bf16 kernel instead of 3.7e-2.
 inline constexpr float kCodeMagic = 384.f;
 
@@ -136,24 +136,6 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) l[r] *= alpha[r];
-}
-
-// P as P·V's A fragments (quant_sm90::pack_p's bytes) from softmax_rows's floats: each byte is its float's
-// low byte, the code.
-template <class S, class P>
-__device__ __forceinline__ void pack_codes(const S& s, P& p) {
-  uint32_t* w = reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(p.data()));
-  constexpr int kBlocks = decltype(cute::size(s))::value / 16;
-  auto bits = [&](int v) { return __float_as_uint(s(v)); };
-#pragma unroll
-  for (int kb = 0; kb < kBlocks; ++kb)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int n = 4 * kb + 2 * (j / 2), r = j % 2;
-      const uint32_t lo = __byte_perm(bits(4 * n + 2 * r), bits(4 * n + 2 * r + 1), 0x0040);
-      const uint32_t hi = __byte_perm(bits(4 * (n + 1) + 2 * r), bits(4 * (n + 1) + 2 * r + 1), 0x0040);
-      w[4 * kb + j] = __byte_perm(lo, hi, 0x5410);
-    }
 }
 
 // The lazy rule's move of m before softmax_rows, for steps lazy_in_range cannot bound (a row's first
