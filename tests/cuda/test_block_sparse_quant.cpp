@@ -263,6 +263,34 @@ static void case_dense_and_an_empty_query_tile(sattn::SparseKernel kernel) {
 }
 QUANT_CASE("dense_and_an_empty_query_tile", case_dense_and_an_empty_query_tile)
 
+// Tiny scores on partial tiles: q and k of the GNA layout scaled by 2^-6, so that kMagic·d (log2 units) is
+// under 1 at D = 128 and 64. The sm90ws kernel leaves a masked key's s32 value in place (magic_floats), a
+// denormal read as the score -kMagic, which only a positive code bias keeps at code 0: here the bias is
+// not positive and the kernel must set those keys to -inf itself.
+static void case_tiny_scores_on_partial_tiles(sattn::SparseKernel kernel) {
+  DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
+  KERNEL_OR_SKIP(ctx, kernel);
+  const MaskRule rule = gna_rule();
+  const BlockLayout l = sattn::plan(rule, kBlockSparseQTile, kBlockSparseKvTile);
+  REQUIRE_FALSE(l.partial_index.empty());
+  for (int64_t d : {64, 128}) {
+    INFO("D=" << d);
+    const int64_t n = rule.tokens.seq_len(), heads = 3;
+    rt::TorchGenerator gen(260 + d);
+    Problem p;
+    auto tiny = [&]() {
+      std::vector<float> x = gen.randn({2, n, heads, d}).to_vector();
+      for (float& e : x) e *= 1.f / 64.f;
+      return Tensor::from_vector(x, {2, n, heads, d});
+    };
+    p.cpu.q = tiny(), p.cpu.k = tiny(), p.cpu.v = gen.randn({2, n, heads, d});
+    p.gpu.q = rt::to_ctx(ctx, p.cpu.q), p.gpu.k = rt::to_ctx(ctx, p.cpu.k), p.gpu.v = rt::to_ctx(ctx, p.cpu.v);
+    p.cpu.q = rt::to_host(ctx, p.gpu.q), p.cpu.k = rt::to_host(ctx, p.gpu.k), p.cpu.v = rt::to_host(ctx, p.gpu.v);
+    check_quant(ctx, p, l, AttnQuant::Int8Fp8Pv, kernel);
+  }
+}
+QUANT_CASE("tiny_scores_on_partial_tiles", case_tiny_scores_on_partial_tiles)
+
 // A long row on the kernels' default: 8,192 keys in 43 three-tile steps for the warp-specialized kernel, whose
 // tensor core adds every step's FP8 P·V into the running O (about 22 bits per addition, not f32). Against
 // the reference with its step, the case-(a) bound still holds; the distance is printed.
