@@ -54,7 +54,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -175,7 +174,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, bool kMaskAdd>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -334,17 +333,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     float d[TPS];
 #pragma unroll
     for (int e = 0; e < TPS; ++e) d[e] = q_dequant * ks[e];
-    // EXPERIMENT (session 25): DITRUN_QWS_MASKADD=0 applies the masks as -inf after the add, as landed.
-    if constexpr (kMaskAdd) {
-      magic_floats<TPS>(s_u32, rows, masked, t);  // s(v) = kMagic + s_acc(v), the masks with it
-    } else {
 #pragma unroll
-      for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;
-      if (masked) sm90::apply_key_masks(s, rows, t);
-    }
+    for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;  // s(v) = kMagic + s_acc(v)
+    if (masked) sm90::apply_key_masks(s, rows, t);
     float first[2] = {1.f, 1.f};
-    if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, kMaskAdd && masked, m, l, first);
-    softmax_rows<TPS>(s, s_u32, d, kMaskAdd && masked, m, l, alpha);
+    if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, m, l, first);
+    softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
     alpha[0] *= first[0], alpha[1] *= first[1];
   };
   auto rescale_and_pack = [&](const float (&alpha)[2]) {
@@ -445,7 +439,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <typename T, int D, bool kMaskAdd>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -457,9 +451,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kMaskAdd>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kMaskAdd><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -467,16 +461,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 25): DITRUN_QWS_MASKADD=0 runs the landed masks (-inf after the add).
-  const char* env = std::getenv("DITRUN_QWS_MASKADD");
-  if (env != nullptr && env[0] == '0') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, false>(ctx, a, grid) : launch<__half, 64, false>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, false>(ctx, a, grid) : launch<__half, 128, false>(ctx, a, grid);
-  } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, true>(ctx, a, grid) : launch<__half, 64, true>(ctx, a, grid);
-  } else {
-    bf16 ? launch<__nv_bfloat16, 128, true>(ctx, a, grid) : launch<__half, 128, true>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 

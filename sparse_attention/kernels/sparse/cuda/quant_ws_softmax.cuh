@@ -12,7 +12,6 @@
 
 #include "sparse_attention/kernels/sparse/block_sparse_quant.h"
 #include "sparse_attention/kernels/sparse/cuda/flash_softmax.cuh"
-#include "sparse_attention/kernels/sparse/cuda/sm90_steps.cuh"
 
 namespace sattn::kernels::cuda::quant_ws {
 
@@ -47,44 +46,17 @@ __device__ __forceinline__ float lazy_max(float m, float mx) {
   return m == -INFINITY ? mx : mx > m + kHeadroom ? m + code_steps_to(m, mx) * 0.125f : m;
 }
 
-// Every float kMagic + s is at least kMagic - 2^21 (|s| < 2^21 at D = 128); a masked key's value (magic_floats)
-// is a denormal or a NaN as a float, so this threshold tells them apart.
-inline constexpr float kMaskedBelow = kMagic / 2.f;
-
-// S's s32 values as the floats kMagic + s, by an integer add (kMagic). On a masked step (sm90::key_masks)
-// only the allowed keys get the add, one predicated IADD each: a masked key keeps its s32 s, as a float a
-// denormal (s >= 0) or a NaN (s < 0). Each is below every score for tile_row_max (as integers), and
-// softmax_rows's FFMA.SAT makes code 0 of both (a NaN saturates to 0; a denormal reads as the score
-// -kMagic, whose code is 0 wherever the bias is positive, and softmax_rows sets them to -inf where it is
-// not). Applying the masks as -inf after the add cost an R2P per two keys and a SEL per key besides.
-template <int TPS, class SU>
-__device__ __forceinline__ void magic_floats(SU& xu, const uint64_t (&rows)[2 * TPS], bool masked, int t) {
-  if (masked) {
-    sm90::for_each_key(rows, t, [&](int v, uint64_t word, int bit) {
-      // The test and the add in one asm: as C++, ptxas if-converts the add into an add and a SEL.
-      asm("{\n .reg .pred p;\n .reg .b32 k;\n and.b32 k, %1, %2;\n setp.ne.b32 p, k, 0;\n @p add.u32 %0, %0, %3;\n}\n"
-          : "+r"(xu(v))
-          : "r"(uint32_t(word >> (bit & 32))), "r"(1u << (bit % 32)), "n"(kMagicBits));
-    });
-  } else {
-#pragma unroll
-    for (int v = 0; v < decltype(cute::size(xu))::value; ++v) xu(v) += kMagicBits;
-  }
-}
-
 // The row's maximum of tile h's floats kMagic + s by their bits (Hopper's three-input integer max, VIMNMX3,
 // half the instructions of FMNMX): kMagic + s are positive floats, whose bit patterns order as the floats
-// do, and a masked key's s (magic_floats) is a smaller integer. On a masked step a row whose keys are all
-// masked gets -inf.
+// do, and a masked score's -inf is a negative integer.
 template <int TPS, class SU>
-__device__ __forceinline__ float tile_row_max(const SU& xu, int r, int h, bool masked) {
+__device__ __forceinline__ float tile_row_max(const SU& xu, int r, int h) {
   constexpr int kTileCols = decltype(cute::size(xu))::value / 4 / TPS;
   int mi = int(0xff800000u);  // -inf
 #pragma unroll
   for (int n = h * kTileCols; n < (h + 1) * kTileCols; ++n)
     mi = __vimax3_s32(mi, int(xu(4 * n + 2 * r)), int(xu(4 * n + 2 * r + 1)));
-  const float mf = __int_as_float(mi);
-  return masked && !(mf >= kMaskedBelow) ? -INFINITY : mf;
+  return __int_as_float(mi);
 }
 
 // P's codes (quant_p_codes): e4m3's code 8e + k means 2^(e-7)·(1 + k/8), so for P = 2^y the code
@@ -113,8 +85,8 @@ __device__ __forceinline__ float fma_sat(float a, float b, float c) {
 // steps). Where lazy_in_range cannot bound the step, lazy_max_first moves m before this runs.
 // Session 19: 4-5% faster dense than taking the max first; session 20: masked steps too (GNA 1-3%).
 template <int TPS, class S, class SU>
-__device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS], bool masked, float (&m)[2],
-                                             float (&l)[2], float (&alpha)[2]) {
+__device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
+                                             float (&alpha)[2]) {
   constexpr int kSCols = decltype(cute::size(x))::value / 4;  // n8 column groups: kSCols / TPS per tile
   constexpr int kTileCols = kSCols / TPS;
   constexpr float kT = 1.f / 4096.f;  // 8 / 2^15: log2 units to t
@@ -132,23 +104,7 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
       bias[h] = fmaf(kMagic, dt[h], (ref + kHeadroom - kLog2PScale) * kT - (56.f + kQuantCodeOffset) / 32768.f);
     }
 #pragma unroll
-    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h, masked);
-    if (masked) {
-      // A masked key's denormal reads as the score -kMagic (magic_floats): code 0 needs bias > 0, which
-      // fails only for tiny scales (kMagic·d + m under 14 in log2 units: |q|·|k| maxima under about 0.14)
-      // or a running max far below 0. There, -inf for those keys (tested: block_sparse_quant.*tiny_scores).
-      float b = bias[0];
-#pragma unroll
-      for (int h = 1; h < TPS; ++h) b = fminf(b, bias[h]);
-      if (__any_sync(0xffffffffu, !(b > 1e-30f)))
-#pragma unroll
-        for (int n = 0; n < kSCols; ++n)
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            const int v = 4 * n + 2 * r + c;
-            if (!(x(v) >= kMaskedBelow)) x(v) = -INFINITY;
-          }
-    }
+    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
 #pragma unroll
     for (int n = 0; n < kSCols; ++n)
 #pragma unroll
@@ -186,13 +142,13 @@ __device__ __forceinline__ void softmax_rows(S& x, SU& xu, const float (&d)[TPS]
 // steps, or a jump in the scores): afterwards every score is within m + kHeadroom, so softmax_rows's codes
 // stay at most 126 (448) and it moves m no further. l follows; alpha returns O's factor exp2(m_old - m_new).
 template <int TPS, class SU>
-__device__ __forceinline__ void lazy_max_first(const SU& xu, const float (&d)[TPS], bool masked, float (&m)[2],
-                                               float (&l)[2], float (&alpha)[2]) {
+__device__ __forceinline__ void lazy_max_first(const SU& xu, const float (&d)[TPS], float (&m)[2], float (&l)[2],
+                                               float (&alpha)[2]) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float mh[TPS];
 #pragma unroll
-    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h, masked);
+    for (int h = 0; h < TPS; ++h) mh[h] = tile_row_max<TPS>(xu, r, h);
     const float m_new = lazy_max(m[r], step_row_max(mh, d));
     alpha[r] = flash::fast_exp2(m[r] - (m_new == -INFINITY ? 0.f : m_new));  // m = -inf: l is 0, O is 0
     m[r] = m_new;

@@ -71,29 +71,20 @@ __device__ __forceinline__ bool key_masks(uint64_t (&rows)[2], const Args& a, co
   return partial || ragged_tile;
 }
 
-// f(v, word, bit) for each of a thread's 16·N S values (t = lane % 4): its key is allowed where bit `bit` of
-// `word` is set. Value v is key 8 * (v / 4) + 2t + v % 2, and rows[2h + r] is row r's mask word of keys
-// 64h..64h+63 (one layout tile, or several side by side). The thread's shift by 2t is done once per word,
-// so every bit position is a constant.
-template <int N, class F>
-__device__ __forceinline__ void for_each_key(const uint64_t (&rows)[N], int t, F&& f) {
+// -inf for the S values of keys the masks leave out (t = lane % 4): value v is key 8 * (v / 4) + 2t + v % 2,
+// and rows[2h + r] is row r's mask word of keys 64h..64h+63 (one layout tile, or sm90ws's two side by side).
+// The thread's shift by 2t is done once per word, so every remaining shift is a constant.
+template <class S, int N>
+__device__ __forceinline__ void apply_key_masks(S& s, const uint64_t (&rows)[N], int t) {
+  static_assert(decltype(cute::size(s))::value == 16 * N, "a mask word per row per 64 keys");
   uint64_t x[N];
 #pragma unroll
   for (int w = 0; w < N; ++w) x[w] = rows[w] >> (2 * t);
 #pragma unroll
   for (int v = 0; v < 16 * N; ++v) {
-    const int n = v / 4, r = (v / 2) % 2;
-    f(v, x[2 * (n / 8) + r], 8 * (n % 8) + v % 2);
+    const int n = v / 4, r = (v / 2) % 2, bit = 8 * (n % 8) + v % 2;
+    if (!((x[2 * (n / 8) + r] >> bit) & 1)) s(v) = -INFINITY;
   }
-}
-
-// -inf for the S values of keys the masks leave out (for_each_key's map; ptxas reads two bits per R2P).
-template <class S, int N>
-__device__ __forceinline__ void apply_key_masks(S& s, const uint64_t (&rows)[N], int t) {
-  static_assert(decltype(cute::size(s))::value == 16 * N, "a mask word per row per 64 keys");
-  for_each_key(rows, t, [&](int v, uint64_t word, int bit) {
-    if (!((word >> bit) & 1)) s(v) = -INFINITY;
-  });
 }
 
 // Online softmax over one key tile on a thread's S accumulators (two rows r, 16 or 32 values each, see
