@@ -263,10 +263,11 @@ static void case_dense_and_an_empty_query_tile(sattn::SparseKernel kernel) {
 }
 QUANT_CASE("dense_and_an_empty_query_tile", case_dense_and_an_empty_query_tile)
 
-// Tiny scores on partial tiles: q and k of the GNA layout scaled by 2^-6, so that kMagic·d (log2 units) is
-// under 1 at D = 128 and 64. The sm90ws kernel leaves a masked key's s32 value in place (magic_floats), a
-// denormal read as the score -kMagic, which only a positive code bias keeps at code 0: here the bias is
-// not positive and the kernel must set those keys to -inf itself.
+// Tiny scores on partial tiles: q and k of the GNA layout scaled by 2^-6, so that the quantization scales
+// are about 5e-4 and a row's scores (log2 units) spread by well under one code step. Every allowed key then
+// gets nearly the same weight, and a masked key that leaked in would weigh as much. Session 25 measured a
+// masked step that left masked keys' s32 values in place (code 0 only while the code's bias is positive,
+// with -inf as a fallback below it); this case exercised that fallback and stays for the landed masks.
 static void case_tiny_scores_on_partial_tiles(sattn::SparseKernel kernel) {
   DITRUN_GPU_OR_SKIP(ctx, DType::BF16);
   KERNEL_OR_SKIP(ctx, kernel);
