@@ -54,7 +54,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -175,7 +174,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, bool kEarly>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -213,38 +212,6 @@ __global__ void __launch_bounds__(kThreads, 1)
                            head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, kBM, a.seq_len);
     return;
   }
-  // The producer's step j: its tiles into stage st once step j - S released it (use: the stage's round).
-  const int q_row = int(bh * a.padded_len + q0), k_row = int(bh * a.padded_len), v_row = int(bh * D);
-  const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
-  const float* k_norm = a.k_norm + bh * (a.padded_len / kBN);
-  auto produce = [&](int st, int use, const int (&tiles_j)[TPS]) {
-    int tj[TPS];
-#pragma unroll
-    for (int e = 0; e < TPS; ++e) tj[e] = e == 0 || tiles_j[e] >= 0 ? tiles_j[e] : tiles_j[0];
-    if (use > 0) mbar_wait(k_empty + st, (use - 1) & 1);
-    tma::expect_bytes(k_full + st, TL::kKBytes);
-#pragma unroll
-    for (int e = 0; e < TPS; ++e)
-      tma::load_2d(ks + st * TL::kKBytes + e * kBN * D, maps.k, 0, k_row + tj[e] * kBN, k_full + st);
-#pragma unroll
-    for (int e = 0; e < TPS; ++e) {
-      k_scales[TPS * st + e] = __ldg(k_scale + tj[e]);
-      k_norms[TPS * st + e] = __ldg(k_norm + tj[e]);
-    }
-    tma::arrive(k_full + st);  // releases the scales' stores
-    if (use > 0) mbar_wait(v_empty + st, (use - 1) & 1);
-    tma::expect_bytes(v_full + st, TL::kVLoadBytes);
-#pragma unroll
-    for (int e = 0; e < TPS; ++e)
-      tma::load_2d(vs + st * TL::kVBytes + e * TL::kVRows * kBN, maps.vt, tj[e] * kBN, v_row, v_full + st);
-    tma::arrive(v_full + st);
-  };
-  // EXPERIMENT (session 25, kEarly): thread 0 issues Q's load and step 0's before the V fill and the CTA
-  // barrier (its tile look-ups before the barriers' set-up), off the entry's critical path.
-  int tj0[TPS];
-  if (kEarly && tid == 0)
-#pragma unroll
-    for (int e = 0; e < TPS; ++e) tj0[e] = tiles.at(e);
   if (tid == 0) {
     mbar_init(q_full, 1);  // the producer's one thread, and the TMA's bytes
     for (int s = 0; s < S; ++s) {
@@ -252,12 +219,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(k_empty + s, kConsumerWarps), mbar_init(v_empty + s, kConsumerWarps);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    if (kEarly) {
-      tma::expect_bytes(q_full, TL::kQBytes);
-      tma::load_2d(qs, maps.q, 0, q_row, q_full);
-      tma::arrive(q_full);
-      produce(0, 0, tj0);
-    }
   }
   {
     // Rows D..D+7 of every Vᵀ column [D + 8, 64] of every stage: e4m3 1.0 (0x38; the swizzle only permutes
@@ -279,19 +240,37 @@ __global__ void __launch_bounds__(kThreads, 1)
     // An empty slot past the entry's last tile gets the step's first tile again: its keys are masked (p = 0),
     // and V must hold finite values, as 0 · NaN is NaN.
     if (tid != 0) return;
-    if (!kEarly) {
-      tma::expect_bytes(q_full, TL::kQBytes);
-      tma::load_2d(qs, maps.q, 0, q_row, q_full);
-      tma::arrive(q_full);
-    }
-    int st = 0, use = 0;
-    if (kEarly && ++st == S) st = 0, ++use;
-    for (int j = kEarly ? 1 : 0; j < num_steps; ++j) {
+    const int q_row = int(bh * a.padded_len + q0), k_row = int(bh * a.padded_len), v_row = int(bh * D);
+    tma::expect_bytes(q_full, TL::kQBytes);
+    tma::load_2d(qs, maps.q, 0, q_row, q_full);
+    tma::arrive(q_full);
+    const float* k_scale = a.k_scale + bh * (a.padded_len / kBN);
+    const float* k_norm = a.k_norm + bh * (a.padded_len / kBN);
+    int s = 0, use = 0;
+    for (int j = 0; j < num_steps; ++j) {
       int tj[TPS];
 #pragma unroll
       for (int e = 0; e < TPS; ++e) tj[e] = tiles.at(TPS * j + e);  // -1 past the entry's last tile
-      produce(st, use, tj);
-      if (++st == S) st = 0, ++use;
+#pragma unroll
+      for (int e = 1; e < TPS; ++e) tj[e] = tj[e] >= 0 ? tj[e] : tj[0];
+      if (use > 0) mbar_wait(k_empty + s, (use - 1) & 1);
+      tma::expect_bytes(k_full + s, TL::kKBytes);
+#pragma unroll
+      for (int e = 0; e < TPS; ++e)
+        tma::load_2d(ks + s * TL::kKBytes + e * kBN * D, maps.k, 0, k_row + tj[e] * kBN, k_full + s);
+#pragma unroll
+      for (int e = 0; e < TPS; ++e) {
+        k_scales[TPS * s + e] = __ldg(k_scale + tj[e]);
+        k_norms[TPS * s + e] = __ldg(k_norm + tj[e]);
+      }
+      tma::arrive(k_full + s);  // releases the scales' stores
+      if (use > 0) mbar_wait(v_empty + s, (use - 1) & 1);
+      tma::expect_bytes(v_full + s, TL::kVLoadBytes);
+#pragma unroll
+      for (int e = 0; e < TPS; ++e)
+        tma::load_2d(vs + s * TL::kVBytes + e * TL::kVRows * kBN, maps.vt, tj[e] * kBN, v_row, v_full + s);
+      tma::arrive(v_full + s);
+      if (++s == S) s = 0, ++use;
     }
     return;
   }
@@ -318,18 +297,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int row_base = cw * 64 + ((ctid / 32) % 4) * 16 + lane / 4, t = lane % 4;
   const int ragged = ragged_position(a, tiles);
   const float q_dequant = a.q_scale[bh * (a.padded_len / kQScaleRows) + (q0 + row_base) / kQScaleRows] * a.scale_log2;
-  // EXPERIMENT (session 25, kEarly): the epilogue's look-ups now, off its critical path: the natural tokens
-  // of the thread's two rows, and v_scale's lines into L1.
-  int32_t row_token[2] = {-1, -1};
-  if constexpr (kEarly) {
-    const int32_t* order = head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h);
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int pos = q0 + row_base + 8 * r;
-      if (pos < a.seq_len) row_token[r] = int32_t(natural_token(order, pos));
-    }
-    if (lane < D / 32) asm volatile("prefetch.global.L1 [%0];\n" ::"l"(a.v_scale + bh * D + 32 * lane));
-  }
 
   int k_st = 0, k_par = 0, v_st = 0, v_par = 0, old_st = 0;
   auto take_turn = [&]() { bar_sync(kBarTurn + cw, 256); };
@@ -462,23 +429,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int r = 0; r < 2; ++r) l[r] += o_acc(kSum + 2 * r);  // the last step's sums
   }
   // l holds each row's whole sum of P at P's scale: no shuffles and no inv_p_scale.
-  if constexpr (kEarly) {
-    quant_sm90::store_token_rows<T, D>(o_acc, l, a.v_scale + bh * D,
-                                       static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                                       int64_t(a.heads) * D, row_token, t);
-  } else {
-    quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
-                                       static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                                       int64_t(a.heads) * D,
-                                       head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
-                                       row_base, t);
-  }
+  quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
+                                     static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
+                                     int64_t(a.heads) * D,
+                                     head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
+                                     row_base, t);
 #else
   __trap();  // not built for this device: block_sparse_sm90_device_refusal refuses it before any launch
 #endif
 }
 
-template <typename T, int D, bool kEarly>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -490,9 +451,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kEarly>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kEarly><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -500,17 +461,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 25): DITRUN_QWS_EARLY=1 runs kEarly (the entry's first loads and the epilogue's
-  // look-ups early).
-  const char* env = std::getenv("DITRUN_QWS_EARLY");
-  if (env != nullptr && env[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true>(ctx, a, grid) : launch<__half, 64, true>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, true>(ctx, a, grid) : launch<__half, 128, true>(ctx, a, grid);
-  } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, false>(ctx, a, grid) : launch<__half, 64, false>(ctx, a, grid);
-  } else {
-    bf16 ? launch<__nv_bfloat16, 128, false>(ctx, a, grid) : launch<__half, 128, false>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 

@@ -151,23 +151,4 @@ __device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], cons
   }
 }
 
-// store_rows with whole row sums (l) at P's scale, to rows already looked up: token[r] is the natural token
-// of the thread's row r (row_base + 8r), -1 past the sequence end. EXPERIMENT (session 25, kEarly).
-template <typename T, int D, class O>
-__device__ __forceinline__ void store_token_rows(const O& o, const float (&l)[2], const float* v_scale, T* out,
-                                                 int64_t out_ld, const int32_t (&token)[2], int t) {
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
-    if (token[r] < 0) continue;
-    T* row = out + int64_t(token[r]) * out_ld;
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      const int c = 8 * n + 2 * t;
-      *reinterpret_cast<uint32_t*>(row + c) = pack2<T>(o(4 * n + 2 * r) * __ldg(v_scale + c) * inv,
-                                                       o(4 * n + 2 * r + 1) * __ldg(v_scale + c + 1) * inv);
-    }
-  }
-}
-
 }  // namespace sattn::kernels::cuda::quant_sm90
