@@ -87,7 +87,7 @@ inline constexpr int kThreads = 384, kProducerThreads = 128, kConsumerWarps = 8;
 // spilled 48 bytes into their loop, at 232 it did not, and 240 was 5% faster still (session 15, call 2).
 inline constexpr int kProducerRegs = 24, kConsumerRegs = 240;
 static_assert(128 * kProducerRegs + 256 * kConsumerRegs == 64512, "the launch's register pool");
-inline constexpr int kBarTurn = 1;
+inline constexpr int kBarTurn = 1, kBarStore = 3;  // named barriers 1-2 and 3-4 (0 is __syncthreads)
 inline constexpr int kStages = 4;
 inline constexpr int kQScaleRows = 32;
 
@@ -195,7 +195,7 @@ __device__ __forceinline__ void trace_at(int slot, unsigned long long value, boo
   }
 }
 
-template <typename T, int D, int TPS, bool kTrace>
+template <typename T, int D, int TPS, bool kTrace, bool kStaged>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -464,11 +464,29 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   trace_at<kTrace>(10, clock64(), tracer);
   // l holds each row's whole sum of P at P's scale: no shuffles and no inv_p_scale.
-  quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
-                                     static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                                     int64_t(a.heads) * D,
-                                     head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
-                                     row_base, t);
+  if constexpr (kStaged) {
+    // EXPERIMENT (session 25, DITRUN_QWS_STAGED=1): each warpgroup stages its 64 rows in a K stage no MMA
+    // reads any more, then stores 16-byte chunks (sm90::store_staged, as the bf16 kernel does). The stages of
+    // steps num_steps - 2 and num_steps - 3 (never loaded where there are fewer steps): the other warpgroup
+    // retired its S of those steps before this one's last turn, and the producer loads nothing after the
+    // last step.
+    using E = typename sm90::CuteElement<T>::type;
+    using OTile = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<_64, Int<D>>{}));
+    static_assert(64 * D * sizeof(T) <= TL::kKBytes, "a warpgroup's output rows fit a K stage");
+    static_assert(S >= 3, "two K stages besides the last step's");
+    Tensor sO = make_tensor(make_smem_ptr(reinterpret_cast<E*>(ks + ((k_st + S - 1 - cw) % S) * TL::kKBytes)), OTile{});
+    quant_sm90::stage_scaled_rows<T, D>(o_acc, l, a.v_scale + bh * D, sO, row_base - 64 * cw, t);
+    bar_sync(kBarStore + cw, 128);
+    sm90::store_staged<T, D>(sO, static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
+                             int64_t(a.heads) * D, head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h),
+                             q0 + 64 * cw, a.seq_len, 0, 64, ctid % 128, 128);
+  } else {
+    quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
+                                       static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
+                                       int64_t(a.heads) * D,
+                                       head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
+                                       row_base, t);
+  }
   trace_at<kTrace>(11, clock64(), tracer);
   trace_at<kTrace>(12, global_ns(), tracer);
   if constexpr (kTrace) {
@@ -520,7 +538,7 @@ void print_trace(const rt::Context& ctx, dim3 grid) {
   std::fprintf(stderr, " SM gap between CTAs %.0f ns over %d\n", gap / std::max(gaps, 1), gaps);
 }
 
-template <typename T, int D, bool kTrace>
+template <typename T, int D, bool kTrace, bool kStaged>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -532,9 +550,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kTrace>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kTrace, kStaged>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kTrace><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps, kTrace, kStaged><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
   if (kTrace) print_trace(ctx, grid);
 }
 
@@ -543,15 +561,19 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 25): DITRUN_QWS_TRACE=1 runs kTrace.
-  const char* env = std::getenv("DITRUN_QWS_TRACE");
-  if (env != nullptr && env[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true>(ctx, a, grid) : launch<__half, 64, true>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, true>(ctx, a, grid) : launch<__half, 128, true>(ctx, a, grid);
+  // EXPERIMENT (session 25): DITRUN_QWS_TRACE=1 runs kTrace, DITRUN_QWS_STAGED=1 kStaged (not both).
+  const char* trace = std::getenv("DITRUN_QWS_TRACE");
+  const char* staged = std::getenv("DITRUN_QWS_STAGED");
+  if (trace != nullptr && trace[0] == '1') {
+    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true, false>(ctx, a, grid) : launch<__half, 64, true, false>(ctx, a, grid);
+    else bf16 ? launch<__nv_bfloat16, 128, true, false>(ctx, a, grid) : launch<__half, 128, true, false>(ctx, a, grid);
+  } else if (staged != nullptr && staged[0] == '1') {
+    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, false, true>(ctx, a, grid) : launch<__half, 64, false, true>(ctx, a, grid);
+    else bf16 ? launch<__nv_bfloat16, 128, false, true>(ctx, a, grid) : launch<__half, 128, false, true>(ctx, a, grid);
   } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, false>(ctx, a, grid) : launch<__half, 64, false>(ctx, a, grid);
+    bf16 ? launch<__nv_bfloat16, 64, false, false>(ctx, a, grid) : launch<__half, 64, false, false>(ctx, a, grid);
   } else {
-    bf16 ? launch<__nv_bfloat16, 128, false>(ctx, a, grid) : launch<__half, 128, false>(ctx, a, grid);
+    bf16 ? launch<__nv_bfloat16, 128, false, false>(ctx, a, grid) : launch<__half, 128, false, false>(ctx, a, grid);
   }
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
