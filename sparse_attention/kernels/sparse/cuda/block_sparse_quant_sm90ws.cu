@@ -53,12 +53,7 @@
 #define CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED 1
 #include <cuda_runtime_api.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <map>
-#include <vector>
 #include <type_traits>
 #include <utility>
 
@@ -87,7 +82,7 @@ inline constexpr int kThreads = 384, kProducerThreads = 128, kConsumerWarps = 8;
 // spilled 48 bytes into their loop, at 232 it did not, and 240 was 5% faster still (session 15, call 2).
 inline constexpr int kProducerRegs = 24, kConsumerRegs = 240;
 static_assert(128 * kProducerRegs + 256 * kConsumerRegs == 64512, "the launch's register pool");
-inline constexpr int kBarTurn = 1, kBarStore = 3;  // named barriers 1-2 and 3-4 (0 is __syncthreads)
+inline constexpr int kBarTurn = 1;
 inline constexpr int kStages = 4;
 inline constexpr int kQScaleRows = 32;
 
@@ -179,23 +174,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-// EXPERIMENT (session 25, kTrace): per-CTA timestamps of the entry's phases, read back by launch().
-constexpr int kTraceCtas = 8192, kTraceSlots = 16;
-__device__ unsigned long long g_qws_trace[kTraceCtas * kTraceSlots];
-__device__ __forceinline__ unsigned long long global_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-template <bool kTrace>
-__device__ __forceinline__ void trace_at(int slot, unsigned long long value, bool who) {
-  if constexpr (kTrace) {
-    const int cta = int(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z));
-    if (who && cta < kTraceCtas) g_qws_trace[cta * kTraceSlots + slot] = value;
-  }
-}
-
-template <typename T, int D, int TPS, bool kTrace, bool kStaged>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -222,12 +201,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     return make_tensor(make_smem_ptr(reinterpret_cast<float_e4m3_t*>(vs + s * TL::kVBytes)), typename TL::Vt{});
   };
 
-  const unsigned long long trace_g0 = kTrace ? global_ns() : 0ull, trace_c0 = kTrace ? clock64() : 0ull;
   const auto [qt, h, b] = cta_entry(a);
   const int tid = int(threadIdx.x), lane = tid % 32;
-  const bool tracer = tid == kProducerThreads;  // consumer warpgroup 0's first thread
-  trace_at<kTrace>(0, trace_g0, tracer);
-  trace_at<kTrace>(1, trace_c0, tracer);
   const int q0 = qt * kBM;
   const int64_t bh = int64_t(b) * a.heads + h;
   const EntryTiles tiles = entry_tiles(a, b, h, qt);
@@ -258,7 +233,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   }
   __syncthreads();
-  trace_at<kTrace>(2, clock64(), tracer);
 
   if (tid < kProducerThreads) {
     // ---- Producer: step j's tiles into stage j % S once step j - S released it (sm90ws's protocol).
@@ -400,17 +374,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
 
-  int trace_masked = 0;
   if (cw == 1) bar_arrive_if(kBarTurn, 256, true);  // consumer 0 takes the first turn
   // A step's masks are read right after its S MMA is issued (its wait hides their latency), as
   // block_sparse_quant_sm90.cu does: sm90ws's one-step-ahead masks would hold eight more registers.
   float alpha[2];
   {  // i = 0: S(0) alone
     mbar_wait(q_full, 0);
-    trace_at<kTrace>(3, clock64(), tracer);
     q_row_norms<D>(qn, qs, row_base, t);
     mbar_wait(k_full + 0, 0);
-    trace_at<kTrace>(4, clock64(), tracer);
     take_turn();
     issue_s(0);
     give_turn(false);
@@ -421,8 +392,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     stage_scales(ks, kn, 0);
     mbar_arrive_warp(k_empty + 0, lane);
     softmax(ks, kn, rows, masked, alpha);
-    trace_masked += masked;
-    trace_at<kTrace>(5, clock64(), tracer);
   }
   for (int i = 1; i < num_steps; ++i) {
     old_st = v_st, v_st = k_st, v_par = k_par;
@@ -443,10 +412,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     stage_scales(ks, kn, k_st);
     mbar_arrive_warp(k_empty + k_st, lane);
     softmax(ks, kn, rows, masked, alpha);
-    trace_masked += masked;
-    if (i <= 3) trace_at<kTrace>(5 + i, clock64(), tracer);
   }
-  trace_at<kTrace>(9, clock64(), tracer);
   {  // the last step's P·V
     const int last_st = k_st, last_par = k_par;
     warpgroup_wait<0>();
@@ -462,83 +428,18 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int r = 0; r < 2; ++r) l[r] += o_acc(kSum + 2 * r);  // the last step's sums
   }
-  trace_at<kTrace>(10, clock64(), tracer);
   // l holds each row's whole sum of P at P's scale: no shuffles and no inv_p_scale.
-  if constexpr (kStaged) {
-    // EXPERIMENT (session 25, DITRUN_QWS_STAGED=1): each warpgroup stages its 64 rows in a K stage no MMA
-    // reads any more, then stores 16-byte chunks (sm90::store_staged, as the bf16 kernel does). The stages of
-    // steps num_steps - 2 and num_steps - 3 (never loaded where there are fewer steps): the other warpgroup
-    // retired its S of those steps before this one's last turn, and the producer loads nothing after the
-    // last step.
-    using E = typename sm90::CuteElement<T>::type;
-    using OTile = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<_64, Int<D>>{}));
-    static_assert(64 * D * sizeof(T) <= TL::kKBytes, "a warpgroup's output rows fit a K stage");
-    static_assert(S >= 3, "two K stages besides the last step's");
-    Tensor sO = make_tensor(make_smem_ptr(reinterpret_cast<E*>(ks + ((k_st + S - 1 - cw) % S) * TL::kKBytes)), OTile{});
-    quant_sm90::stage_scaled_rows<T, D>(o_acc, l, a.v_scale + bh * D, sO, row_base - 64 * cw, t);
-    bar_sync(kBarStore + cw, 128);
-    sm90::store_staged<T, D>(sO, static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                             int64_t(a.heads) * D, head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h),
-                             q0 + 64 * cw, a.seq_len, 0, 64, ctid % 128, 128);
-  } else {
-    quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
-                                       static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                                       int64_t(a.heads) * D,
-                                       head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
-                                       row_base, t);
-  }
-  trace_at<kTrace>(11, clock64(), tracer);
-  trace_at<kTrace>(12, global_ns(), tracer);
-  if constexpr (kTrace) {
-    unsigned smid;
-    asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
-    trace_at<kTrace>(13, smid | (unsigned long long)num_steps << 16 | (unsigned long long)trace_masked << 40, tracer);
-    trace_at<kTrace>(14, clock64(), tid == kProducerThreads + 128);
-    trace_at<kTrace>(15, global_ns(), tid == kProducerThreads + 128);
-  }
+  quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
+                                     static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
+                                     int64_t(a.heads) * D,
+                                     head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
+                                     row_base, t);
 #else
   __trap();  // not built for this device: block_sparse_sm90_device_refusal refuses it before any launch
 #endif
 }
 
-// EXPERIMENT (session 25): DITRUN_QWS_TRACE=1 reads back the per-CTA timestamps and prints the phases'
-// means (cycles) over the CTAs of at least 5 steps, and the gap between consecutive CTAs on one SM.
-void print_trace(const rt::Context& ctx, dim3 grid) {
-  DITRUN_CUDA_CHECK(cudaStreamSynchronize(ctx.cuda().stream));
-  const int n = int(std::min<unsigned>(grid.x * grid.y * grid.z, kTraceCtas));
-  std::vector<unsigned long long> t(size_t(n) * kTraceSlots);
-  DITRUN_CUDA_CHECK(cudaMemcpyFromSymbol(t.data(), g_qws_trace, t.size() * sizeof(unsigned long long)));
-  const char* names[] = {"entry->sync", "sync->Q", "Q->K0", "K0->step0 done", "step1", "step2", "step3",
-                         "mean later step", "last P.V", "store", "wg1 store end - wg0"};
-  double sum[11] = {}, steps = 0, masked = 0, dur = 0;
-  int cnt = 0;
-  std::map<unsigned, std::vector<std::pair<unsigned long long, unsigned long long>>> per_sm;
-  for (int c = 0; c < n; ++c) {
-    const unsigned long long* x = t.data() + size_t(c) * kTraceSlots;
-    const int ns = int((x[13] >> 16) & 0xffffff);
-    per_sm[unsigned(x[13] & 0xffff)].push_back({x[0], std::max(x[12], x[15])});
-    if (ns < 5) continue;
-    ++cnt;
-    const double d[11] = {double(x[2] - x[1]), double(x[3] - x[2]), double(x[4] - x[3]), double(x[5] - x[4]),
-                          double(x[6] - x[5]), double(x[7] - x[6]), double(x[8] - x[7]),
-                          double(x[9] - x[8]) / (ns - 4), double(x[10] - x[9]), double(x[11] - x[10]),
-                          double(int64_t(x[14] - x[11]))};
-    for (int i = 0; i < 11; ++i) sum[i] += d[i];
-    steps += ns, masked += double(x[13] >> 40), dur += double(x[12] - x[0]);
-  }
-  double gap = 0;
-  int gaps = 0;
-  for (auto& [sm, v] : per_sm) {
-    std::sort(v.begin(), v.end());
-    for (size_t i = 1; i < v.size(); ++i) gap += double(int64_t(v[i].first - v[i - 1].second)), ++gaps;
-  }
-  std::fprintf(stderr, "qws trace: %d CTAs of >= 5 steps (of %d), mean steps %.1f, masked %.1f, CTA %.0f ns;", cnt,
-               n, steps / std::max(cnt, 1), masked / std::max(cnt, 1), dur / std::max(cnt, 1));
-  for (int i = 0; i < 11; ++i) std::fprintf(stderr, " %s %.0f;", names[i], sum[i] / std::max(cnt, 1));
-  std::fprintf(stderr, " SM gap between CTAs %.0f ns over %d\n", gap / std::max(gaps, 1), gaps);
-}
-
-template <typename T, int D, bool kTrace, bool kStaged>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -550,10 +451,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kTrace, kStaged>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kTrace, kStaged><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
-  if (kTrace) print_trace(ctx, grid);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -561,20 +461,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 25): DITRUN_QWS_TRACE=1 runs kTrace, DITRUN_QWS_STAGED=1 kStaged (not both).
-  const char* trace = std::getenv("DITRUN_QWS_TRACE");
-  const char* staged = std::getenv("DITRUN_QWS_STAGED");
-  if (trace != nullptr && trace[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true, false>(ctx, a, grid) : launch<__half, 64, true, false>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, true, false>(ctx, a, grid) : launch<__half, 128, true, false>(ctx, a, grid);
-  } else if (staged != nullptr && staged[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, false, true>(ctx, a, grid) : launch<__half, 64, false, true>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, false, true>(ctx, a, grid) : launch<__half, 128, false, true>(ctx, a, grid);
-  } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, false, false>(ctx, a, grid) : launch<__half, 64, false, false>(ctx, a, grid);
-  } else {
-    bf16 ? launch<__nv_bfloat16, 128, false, false>(ctx, a, grid) : launch<__half, 128, false, false>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 

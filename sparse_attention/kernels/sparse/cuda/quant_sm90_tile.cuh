@@ -151,22 +151,4 @@ __device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], cons
   }
 }
 
-// store_rows's values for whole row sums (kWholeSums, P's scale 1) into sO, a warpgroup's [64, D] staging
-// tile in shared memory (sm90::Tiles' swizzled row layout, so the 32-bit writes hit 32 banks), the thread's
-// rows `row` and row + 8 of it; sm90::store_staged then stores whole 16-byte chunks.
-template <typename T, int D, class O, class OTile>
-__device__ __forceinline__ void stage_scaled_rows(const O& o, const float (&l)[2], const float* v_scale, OTile& sO,
-                                                  int row, int t) {
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      const int c = 8 * n + 2 * t;
-      *reinterpret_cast<uint32_t*>(cute::raw_pointer_cast(&sO(row + 8 * r, c))) =
-          pack2<T>(o(4 * n + 2 * r) * __ldg(v_scale + c) * inv, o(4 * n + 2 * r + 1) * __ldg(v_scale + c + 1) * inv);
-    }
-  }
-}
-
 }  // namespace sattn::kernels::cuda::quant_sm90
