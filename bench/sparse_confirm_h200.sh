@@ -4,8 +4,8 @@
 #      reference are on record too;
 #   2. the embedded trained model: full attention against GNA 1x10x10 and GRAT-X 1x2x2, bf16 and int8-fp8pv,
 #      48 held-out prompts, PSNR against full;
-#   3. the sweep (kernel only and end to end, bf16 against int8-fp8pv, cuDNN and FlexAttention) after 30 s of
-#      warm-up.
+#   3. the sweep (bench/sparse_attention_h200.sh: our bf16 kernel against cuDNN dense, and int8-fp8pv against
+#      our bf16 kernel, kernel only and end to end) after 30 s of warm-up.
 # Writes $OUT/confirm.txt, $OUT/tests.txt, $OUT/compare.txt, $OUT/report.json and $OUT/sweep.tgz.
 # Usage (repository root, on the device machine, carrying .devdeps and third_party/cudnn-frontend):
 #   bash bench/sparse_confirm_h200.sh [OUT]
