@@ -54,7 +54,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -175,7 +174,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, int kAhead>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -381,11 +380,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   // 25's trace measured a masked step at about 1,000 cycles over an unmasked one, of which the masks'
   // instructions explain about 300 (docs/performance.md, session 25: loading them a step ahead is next).
   float alpha[2];
-  // EXPERIMENT (session 25, kAhead, DITRUN_QWS_AHEAD): each step's masks are loaded earlier than after its S
-  // issue, so that more of the step's waits hide their latency: 1, right after the previous step's softmax
-  // (step i's masks are then dead); 2, after the previous step's P is packed (the pack's registers free).
-  uint64_t rows[2 * TPS];
-  bool masked;
   {  // i = 0: S(0) alone
     mbar_wait(q_full, 0);
     q_row_norms<D>(qn, qs, row_base, t);
@@ -393,13 +387,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     take_turn();
     issue_s(0);
     give_turn(false);
-    masked = step_masks<TPS>(rows, a, tiles, 0, ragged, row_base);
+    uint64_t rows[2 * TPS];
+    const bool masked = step_masks<TPS>(rows, a, tiles, 0, ragged, row_base);
     warpgroup_wait<0>();
     float ks[TPS], kn[TPS];
     stage_scales(ks, kn, 0);
     mbar_arrive_warp(k_empty + 0, lane);
     softmax(ks, kn, rows, masked, alpha);
-    if (kAhead == 1 && num_steps > 1) masked = step_masks<TPS>(rows, a, tiles, 1, ragged, row_base);
   }
   for (int i = 1; i < num_steps; ++i) {
     old_st = v_st, v_st = k_st, v_par = k_par;
@@ -407,20 +401,19 @@ __global__ void __launch_bounds__(kThreads, 1)
     warpgroup_wait<0>();  // P(i-2)·V(i-2) retired
     if (i >= 2) mbar_arrive_warp(v_empty + old_st, lane);
     rescale_and_pack(alpha);  // step i-1's
-    if (kAhead == 2) masked = step_masks<TPS>(rows, a, tiles, i, ragged, row_base);
     mbar_wait(k_full + k_st, k_par);
     mbar_wait(v_full + v_st, v_par);
     take_turn();
     issue_s(k_st);
     issue_pv(v_st);
     give_turn(false);
-    if (kAhead == 0) masked = step_masks<TPS>(rows, a, tiles, i, ragged, row_base);
+    uint64_t rows[2 * TPS];
+    const bool masked = step_masks<TPS>(rows, a, tiles, i, ragged, row_base);
     warpgroup_wait<1>();  // S(i) retired; P(i-1)·V(i-1) runs on during the softmax
     float ks[TPS], kn[TPS];
     stage_scales(ks, kn, k_st);
     mbar_arrive_warp(k_empty + k_st, lane);
     softmax(ks, kn, rows, masked, alpha);
-    if (kAhead == 1 && i + 1 < num_steps) masked = step_masks<TPS>(rows, a, tiles, i + 1, ragged, row_base);
   }
   {  // the last step's P·V
     const int last_st = k_st, last_par = k_par;
@@ -448,7 +441,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <typename T, int D, int kAhead>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -460,9 +453,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kAhead>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kAhead><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -470,20 +463,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 25): DITRUN_QWS_AHEAD=1 or 2 runs kAhead (each step's masks loaded earlier).
-  const char* env = std::getenv("DITRUN_QWS_AHEAD");
-  const int ahead = env != nullptr && (env[0] == '1' || env[0] == '2') ? env[0] - '0' : 0;
-  if (ahead == 1) {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, 1>(ctx, a, grid) : launch<__half, 64, 1>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, 1>(ctx, a, grid) : launch<__half, 128, 1>(ctx, a, grid);
-  } else if (ahead == 2) {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, 2>(ctx, a, grid) : launch<__half, 64, 2>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, 2>(ctx, a, grid) : launch<__half, 128, 2>(ctx, a, grid);
-  } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, 0>(ctx, a, grid) : launch<__half, 64, 0>(ctx, a, grid);
-  } else {
-    bf16 ? launch<__nv_bfloat16, 128, 0>(ctx, a, grid) : launch<__half, 128, 0>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 
