@@ -54,7 +54,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -162,50 +161,6 @@ __device__ __forceinline__ int ragged_position(const QuantArgs& a, const EntryTi
   return -1;
 }
 
-// EXPERIMENT (session 26, DITRUN_QWS_MASKS=1): sm90::apply_key_masks as a predicated multiply by -inf on the
-// FP32 pipe. The landed form's SELs, like its R2Ps, issue on the half-rate integer pipe (ptxas gives them a
-// stall of 2): about 440 cycles a masked step per warp at D = 128, and a scheduler runs one warp of each
-// consumer warpgroup. x = kMagic + s > 0 here, so x · -inf is -inf, as the SEL gave. The bit test sits in
-// the asm so that ptxas cannot if-convert the multiply into a multiply and a SEL.
-// Eight values in one asm statement, so that ptxas can set their predicates with one R2P: flag j of
-// `flags` (bit 24 + j) keeps value j.
-__device__ __forceinline__ void mask8_to_neg_inf(float& x0, float& x1, float& x2, float& x3, float& x4, float& x5,
-                                                 float& x6, float& x7, uint32_t flags) {
-  asm("{\n .reg .pred p<8>;\n .reg .b32 b<8>;\n"
-      " and.b32 b0, %8, 0x01000000;\n and.b32 b1, %8, 0x02000000;\n and.b32 b2, %8, 0x04000000;\n"
-      " and.b32 b3, %8, 0x08000000;\n and.b32 b4, %8, 0x10000000;\n and.b32 b5, %8, 0x20000000;\n"
-      " and.b32 b6, %8, 0x40000000;\n and.b32 b7, %8, 0x80000000;\n"
-      " setp.eq.u32 p0, b0, 0;\n setp.eq.u32 p1, b1, 0;\n setp.eq.u32 p2, b2, 0;\n setp.eq.u32 p3, b3, 0;\n"
-      " setp.eq.u32 p4, b4, 0;\n setp.eq.u32 p5, b5, 0;\n setp.eq.u32 p6, b6, 0;\n setp.eq.u32 p7, b7, 0;\n"
-      " @p0 mul.f32 %0, %0, 0fFF800000;\n @p1 mul.f32 %1, %1, 0fFF800000;\n"
-      " @p2 mul.f32 %2, %2, 0fFF800000;\n @p3 mul.f32 %3, %3, 0fFF800000;\n"
-      " @p4 mul.f32 %4, %4, 0fFF800000;\n @p5 mul.f32 %5, %5, 0fFF800000;\n"
-      " @p6 mul.f32 %6, %6, 0fFF800000;\n @p7 mul.f32 %7, %7, 0fFF800000;\n}\n"
-      : "+f"(x0), "+f"(x1), "+f"(x2), "+f"(x3), "+f"(x4), "+f"(x5), "+f"(x6), "+f"(x7)
-      : "r"(flags));
-}
-
-// Each 32-bit half's eight flags (bits 8k + c, k < 4, c < 2, after the thread's shift by 2t) gathered into
-// byte 3 at bit 24 + 2k + c by one AND and one multiply: the product's other terms land in disjoint 2-bit
-// fields below bit 24 or above bit 31, so nothing carries into it. Value v is key 8(v / 4) + 2t + v % 2 of
-// row (v / 2) % 2: a half's eight values are v = 4n + 2r + c for its four n.
-template <class S, int N>
-__device__ __forceinline__ void apply_key_masks_fmul(S& s, const uint64_t (&rows)[N], int t) {
-  static_assert(decltype(cute::size(s))::value == 16 * N, "a mask word per row per 64 keys");
-#pragma unroll
-  for (int w = 0; w < N; ++w) {
-    const uint64_t y = rows[w] >> (2 * t);
-    const int r = w % 2, n0 = 8 * (w / 2);
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const uint32_t f = (uint32_t(y >> (32 * half)) & 0x03030303u) * 0x01041040u;
-      const int n = n0 + 4 * half;
-      mask8_to_neg_inf(s(4 * n + 2 * r), s(4 * n + 2 * r + 1), s(4 * n + 4 + 2 * r), s(4 * n + 5 + 2 * r),
-                       s(4 * n + 8 + 2 * r), s(4 * n + 9 + 2 * r), s(4 * n + 12 + 2 * r), s(4 * n + 13 + 2 * r), f);
-    }
-  }
-}
-
 }  // namespace quant_ws
 
 namespace {
@@ -219,7 +174,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, int kMasks>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -380,10 +335,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int e = 0; e < TPS; ++e) d[e] = q_dequant * ks[e];
 #pragma unroll
     for (int v = 0; v < kKN / 2; ++v) s_u32(v) += kMagicBits;  // s(v) = kMagic + s_acc(v)
-    if (masked) {
-      if constexpr (kMasks == 1) apply_key_masks_fmul(s, rows, t);
-      else sm90::apply_key_masks(s, rows, t);
-    }
+    if (masked) sm90::apply_key_masks(s, rows, t);
     float first[2] = {1.f, 1.f};
     if (!lazy_in_range(qn, kn, d, m)) lazy_max_first<TPS>(s_u32, d, m, l, first);
     softmax_rows<TPS>(s, s_u32, d, m, l, alpha);
@@ -489,7 +441,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-template <typename T, int D, int kMasks>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -501,9 +453,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kMasks>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kMasks><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -511,16 +463,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 26): DITRUN_QWS_MASKS=1 runs apply_key_masks_fmul.
-  const char* env = std::getenv("DITRUN_QWS_MASKS");
-  if (env != nullptr && env[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, 1>(ctx, a, grid) : launch<__half, 64, 1>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, 1>(ctx, a, grid) : launch<__half, 128, 1>(ctx, a, grid);
-  } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, 0>(ctx, a, grid) : launch<__half, 64, 0>(ctx, a, grid);
-  } else {
-    bf16 ? launch<__nv_bfloat16, 128, 0>(ctx, a, grid) : launch<__half, 128, 0>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 
