@@ -54,7 +54,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -175,7 +174,7 @@ struct TmaMaps {
   CUtensorMap q, k, vt;
 };
 
-template <typename T, int D, int TPS, bool kLean>
+template <typename T, int D, int TPS>
 __global__ void __launch_bounds__(kThreads, 1)
     block_sparse_quant_sm90ws_kernel(const QuantArgs a, const __grid_constant__ TmaMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -432,24 +431,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int r = 0; r < 2; ++r) l[r] += o_acc(kSum + 2 * r);  // the last step's sums
   }
   // l holds each row's whole sum of P at P's scale: no shuffles and no inv_p_scale.
-  if constexpr (kLean)
-    quant_sm90::store_rows_lean<T, D>(o_acc, l, a.v_scale + bh * D,
-                                      static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                                      int64_t(a.heads) * D,
-                                      head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
-                                      row_base, t);
-  else
-    quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
-                                       static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
-                                       int64_t(a.heads) * D,
-                                       head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
-                                       row_base, t);
+  quant_sm90::store_rows<T, D, true>(o_acc, l, a.v_scale + bh * D, 1.f,
+                                     static_cast<T*>(a.out) + (int64_t(b) * a.seq_len * a.heads + h) * D,
+                                     int64_t(a.heads) * D,
+                                     head_order(a.perm, a.head_perm, a.layout_heads, a.seq_len, h), q0, a.seq_len,
+                                     row_base, t);
 #else
   __trap();  // not built for this device: block_sparse_sm90_device_refusal refuses it before any launch
 #endif
 }
 
-template <typename T, int D, bool kLean>
+template <typename T, int D>
 void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   constexpr int kTps = quant_tiles_per_step(SparseKernel::Sm90Ws, D);
   constexpr int smem_bytes = Tiles<D, kTps>::smem_bytes();
@@ -461,9 +453,9 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
   const TmaMaps maps{tma::make_map_2d(encode, a.q8, D, rows, D, kBM, D, "q8"),
                      tma::make_map_2d(encode, a.k8, D, rows, D, kBN, D, "k8"),
                      tma::make_map_2d(encode, a.vt8, uint64_t(a.padded_len), rows / a.padded_len * D, kBN, D, 64, "vt8")};
-  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps, kLean>,
+  DITRUN_CUDA_CHECK(cudaFuncSetAttribute(block_sparse_quant_sm90ws_kernel<T, D, kTps>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-  block_sparse_quant_sm90ws_kernel<T, D, kTps, kLean><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
+  block_sparse_quant_sm90ws_kernel<T, D, kTps><<<grid, kThreads, smem_bytes, ctx.cuda().stream>>>(a, maps);
 }
 
 }  // namespace
@@ -471,16 +463,8 @@ void launch(const rt::Context& ctx, const QuantArgs& a, dim3 grid) {
 void launch_block_sparse_quant_sm90ws(const rt::Context& ctx, const QuantArgs& a, bool bf16, int d, unsigned q_tiles,
                                       unsigned heads, unsigned batch) {
   const dim3 grid{q_tiles, heads, batch};
-  // EXPERIMENT (session 26): DITRUN_QWS_LEAN=1 runs store_rows_lean.
-  const char* env = std::getenv("DITRUN_QWS_LEAN");
-  if (env != nullptr && env[0] == '1') {
-    if (d == 64) bf16 ? launch<__nv_bfloat16, 64, true>(ctx, a, grid) : launch<__half, 64, true>(ctx, a, grid);
-    else bf16 ? launch<__nv_bfloat16, 128, true>(ctx, a, grid) : launch<__half, 128, true>(ctx, a, grid);
-  } else if (d == 64) {
-    bf16 ? launch<__nv_bfloat16, 64, false>(ctx, a, grid) : launch<__half, 64, false>(ctx, a, grid);
-  } else {
-    bf16 ? launch<__nv_bfloat16, 128, false>(ctx, a, grid) : launch<__half, 128, false>(ctx, a, grid);
-  }
+  if (d == 64) bf16 ? launch<__nv_bfloat16, 64>(ctx, a, grid) : launch<__half, 64>(ctx, a, grid);
+  else bf16 ? launch<__nv_bfloat16, 128>(ctx, a, grid) : launch<__half, 128>(ctx, a, grid);
   rt::cuda::check_launch(ctx, "block_sparse_attention_quant (sm90ws)");
 }
 

@@ -151,29 +151,4 @@ __device__ __forceinline__ void store_rows(const O& o, const float (&l)[2], cons
   }
 }
 
-// EXPERIMENT (session 26, DITRUN_QWS_LEAN=1, the sm90ws kernel only): store_rows<kWholeSums = true> with
-// the thread's v_scale channels loaded once for both rows, as 8-byte pairs (channels 8n + 2t and 8n + 2t + 1),
-// and each row's stores at constant offsets from one pointer. In the landed form's SASS each of a row's 16
-// stores and 32 v_scale loads computes its own 64-bit address (LEA, LEA.HI.X, sign extensions): about 480
-// instructions a row at D = 128, the bulk of the 4,600-cycle store phase in session 25's trace.
-template <typename T, int D, class O>
-__device__ __forceinline__ void store_rows_lean(const O& o, const float (&l)[2], const float* v_scale, T* out,
-                                                int64_t out_ld, const int32_t* perm, int q0, int seq_len,
-                                                int row_base, int t) {
-  const float2* vs = reinterpret_cast<const float2*>(v_scale + 2 * t);
-  float2 scale[D / 8];
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n) scale[n] = __ldg(vs + 4 * n);
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
-    const int pos = q0 + row_base + 8 * r;
-    if (pos >= seq_len) continue;
-    uint32_t* row = reinterpret_cast<uint32_t*>(out + natural_token(perm, pos) * out_ld + 2 * t);
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-      row[4 * n] = pack2<T>(o(4 * n + 2 * r) * scale[n].x * inv, o(4 * n + 2 * r + 1) * scale[n].y * inv);
-  }
-}
-
 }  // namespace sattn::kernels::cuda::quant_sm90
