@@ -375,10 +375,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
 
   if (cw == 1) bar_arrive_if(kBarTurn, 256, true);  // consumer 0 takes the first turn
-  // A step's masks are read right after its S MMA is issued, as block_sparse_quant_sm90.cu does: sm90ws's
-  // one-step-ahead masks would hold twelve more registers. The S wait does not seem to hide them: session
-  // 25's trace measured a masked step at about 1,000 cycles over an unmasked one, of which the masks'
-  // instructions explain about 300 (docs/performance.md, session 25: loading them a step ahead is next).
+  // A step's masks are read right after its S MMA is issued, as block_sparse_quant_sm90.cu does. Loading them
+  // a step ahead, and applying them as predicated FP32 multiplies instead of SELs, gained nothing
+  // (docs/performance.md, session 26).
   float alpha[2];
   {  // i = 0: S(0) alone
     mbar_wait(q_full, 0);
