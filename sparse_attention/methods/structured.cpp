@@ -286,8 +286,8 @@ static std::string sparse_kernel_note(const rt::Context& ctx, const AttentionPar
 
 // Which quantized kernel runs (select_block_sparse_quant_kernel, the dispatch's rule) and, on Hopper, what it
 // buys against the bf16 kernel (docs/performance.md, the sweeps of sessions 24 and 25: the warp-specialized
-// FP8 P·V kernel at 1.60-2.06x the bf16 kernel's speed, 1.21-2.02x with its pre-pass; session 14: the wgmma INT8 one at
-// 0.7-0.9x).
+// FP8 P·V kernel at 1.60-2.06x the bf16 kernel's speed, 1.21-2.02x with its pre-pass; session 14: the wgmma
+// INT8 one at 0.7-0.9x).
 static std::string quant_kernel_note(const rt::Context& ctx, const AttentionParams& p) {
 #if DITRUN_WITH_CUDA
   std::string why;

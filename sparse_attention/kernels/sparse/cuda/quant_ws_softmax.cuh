@@ -64,8 +64,9 @@ __device__ __forceinline__ float tile_row_max(const SU& xu, int r, int h) {
 // most 6.2% above it (P·V's ones rows sum the same P, so each row's weights stay normalized). Each code
 // comes from one saturating FFMA, t = code / 2^15 clamped to [0, 1] (below code 0 P is 0, and so are
 // masked scores' -inf), and one add of kCodeMagic = 1.5·2^8, whose ulp is 2^-15: the code lands in the
-// float's low bits, and quant_sm90::pack_p<true, true> gathers their low bytes. Session 24: 9-14% faster than an exp2 per
-// score and e4m3 rounding to nearest (F2FP), at 4.1e-2 from the bf16 kernel instead of 3.7e-2.
+// float's low bits, and quant_sm90::pack_p<true, true> gathers their low bytes. Session 24: 9-14% faster
+// than an exp2 per score and e4m3 rounding to nearest (F2FP), at 4.1e-2 from the bf16 kernel instead of
+// 3.7e-2.
 inline constexpr float kCodeMagic = 384.f;
 
 __device__ __forceinline__ float fma_sat(float a, float b, float c) {
